@@ -1,0 +1,105 @@
+/* json.c: jansson helpers. */
+#include "base/common.h"
+
+#include "base/json.h"
+
+/* Depth check without recursion: count brackets outside strings. */
+static bool json_depth_ok(const char *p, size_t n)
+{
+    int depth = 0;
+    bool in_str = false;
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = false;
+            continue;
+        }
+        if (c == '"')
+            in_str = true;
+        else if (c == '[' || c == '{') {
+            if (++depth > LOCO_JSON_MAX_DEPTH)
+                return false;
+        } else if (c == ']' || c == '}')
+            depth--;
+    }
+    return true;
+}
+
+json_t *json_parse(const char *p, size_t n, loco_err *err)
+{
+    if (!json_depth_ok(p, n)) {
+        loco_err_set(err, LOCO_ERR_INVALID, "invalid JSON: nesting deeper than %d levels",
+                     LOCO_JSON_MAX_DEPTH);
+        return NULL;
+    }
+    json_error_t je;
+    json_t *v = json_loadb(p, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+    if (!v)
+        loco_err_set(err, LOCO_ERR_INVALID, "invalid JSON at line %d column %d (byte %d): %s",
+                     je.line, je.column, je.position, je.text);
+    return v;
+}
+
+const char *json_get_str(const json_t *obj, const char *key)
+{
+    json_t *v = json_is_object(obj) ? json_object_get(obj, key) : NULL;
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+bool json_get_long(const json_t *obj, const char *key, long *out_v)
+{
+    json_t *v = json_is_object(obj) ? json_object_get(obj, key) : NULL;
+    if (json_is_integer(v)) {
+        json_int_t x = json_integer_value(v);
+        if (x < LONG_MIN || x > LONG_MAX)
+            return false;
+        *out_v = (long)x;
+        return true;
+    }
+    if (json_is_real(v)) {
+        double d = json_real_value(v);
+        if (d != (double)(long)d)
+            return false;
+        *out_v = (long)d;
+        return true;
+    }
+    return false;
+}
+
+bool json_get_double(const json_t *obj, const char *key, double *out_v)
+{
+    json_t *v = json_is_object(obj) ? json_object_get(obj, key) : NULL;
+    if (!json_is_number(v))
+        return false;
+    *out_v = json_number_value(v);
+    return true;
+}
+
+bool json_get_bool(const json_t *obj, const char *key, bool *out_v)
+{
+    json_t *v = json_is_object(obj) ? json_object_get(obj, key) : NULL;
+    if (!json_is_boolean(v))
+        return false;
+    *out_v = json_is_true(v);
+    return true;
+}
+
+static int json_buf_cb(const char *p, size_t n, void *data)
+{
+    return buf_append((buf *)data, p, n) ? -1 : 0;
+}
+
+loco_status json_append(buf *b, const json_t *v)
+{
+    if (json_dump_callback(v, json_buf_cb, b, JSON_COMPACT | JSON_ENCODE_ANY) != 0)
+        return LOCO_ERR_NOMEM;
+    return LOCO_OK;
+}
+
+char *json_to_string(const json_t *v)
+{
+    return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+}

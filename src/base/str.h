@@ -1,0 +1,42 @@
+/* str.h: checked number parsing, glob patterns, random ids, shell quoting, small string
+ * helpers. Pure functions: no state, no printing. */
+#ifndef LOCO_STR_H
+#define LOCO_STR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "base/buf.h"
+#include "base/status.h"
+
+/* Parses all of s as a base-10 integer in [min, max]; LOCO_ERR_INVALID otherwise. */
+loco_status str_parse_long(const char *s, long min, long max, long *out_v);
+/* Parses all of s as a finite double in [min, max]. */
+loco_status str_parse_double(const char *s, double min, double max, double *out_v);
+/* Parses "true/false/1/0/yes/no/on/off" (case-insensitive). */
+loco_status str_parse_bool(const char *s, bool *out_v);
+
+/* True when name matches any pattern of the comma-separated list (fnmatch(3) globs,
+ * case-insensitive, surrounding spaces ignored). */
+bool str_glob_list_match(const char *patterns, const char *name);
+
+/* Writes prefix + 24 random lowercase hex/alnum characters into out (size >= prefix+25).
+ * Uses getrandom(2); falls back to a time/counter mix only if the kernel refuses. */
+void str_random_id(const char *prefix, char *out, size_t out_size);
+
+/* Appends s as one POSIX shell word in single quotes (' becomes '\''). */
+loco_status str_shell_quote(buf *b, const char *s);
+
+bool str_starts_with(const char *s, const char *prefix);
+bool str_ends_with(const char *s, const char *suffix);
+/* Finds needle in hay[0..n); NULL when absent. */
+const char *str_memmem(const char *hay, size_t n, const char *needle);
+/* Length of the longest suffix of s[0..n) that is a proper prefix of pat (for
+ * holding back partial tags while streaming). */
+size_t str_partial_suffix(const char *s, size_t n, const char *pat);
+/* True when s[0..n) is valid UTF-8. */
+bool str_utf8_valid(const char *s, size_t n);
+/* Length of the longest prefix of s[0..n) that does not end inside a UTF-8 sequence. */
+size_t str_utf8_complete_len(const char *s, size_t n);
+
+#endif
