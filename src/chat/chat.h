@@ -15,8 +15,9 @@ typedef enum {
     CHAT_ROLE_SYSTEM = 0, /* a role:"system" message inside messages (not the top system) */
     CHAT_ROLE_USER,
     CHAT_ROLE_ASSISTANT,
-    CHAT_ROLE_TOOL, /* OpenAI role:"tool" (blocks are CHAT_BLOCK_TOOL_RESULT) */
 } chat_role;
+/* Tool results always live in USER messages as CHAT_BLOCK_TOOL_RESULT blocks: the OpenAI
+ * parser folds consecutive role:"tool" messages into one user message. */
 
 typedef enum {
     CHAT_BLOCK_TEXT = 0,

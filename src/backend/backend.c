@@ -1,0 +1,44 @@
+/* backend.c: the backend interface dispatch and shared helpers. */
+#include "base/common.h"
+
+#include "backend/backend.h"
+
+loco_status backend_complete(backend *b, const chat_request *req, const backend_call *call,
+                             chat_event_fn cb, void *ctx, backend_result *out, loco_err *err)
+{
+    backend_result local;
+    if (!out)
+        out = &local;
+    memset(out, 0, sizeof(*out));
+    backend_call none;
+    if (!call) {
+        memset(&none, 0, sizeof(none));
+        call = &none;
+    }
+    return b->ops->complete(b, req, call, cb, ctx, out, err);
+}
+
+loco_status backend_health(backend *b, loco_err *err)
+{
+    return b->ops->health(b, err);
+}
+
+void backend_free(backend *b)
+{
+    if (b)
+        b->ops->free(b);
+}
+
+char *backend_join_url(const char *base, const char *path)
+{
+    size_t bl = strlen(base);
+    while (bl && base[bl - 1] == '/')
+        bl--;
+    while (*path == '/')
+        path++;
+    size_t n = bl + 1 + strlen(path) + 1;
+    char *s = malloc(n);
+    if (s)
+        snprintf(s, n, "%.*s/%s", (int)bl, base, path);
+    return s;
+}

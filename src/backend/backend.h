@@ -1,0 +1,81 @@
+/* backend.h: one interface for every model server: complete(conversation, params) ->
+ * stream of neutral events (chat/chat.h). Implementations: openai-http (llama-server, vLLM,
+ * Ollama, loco; optionally speaking the qwen <tool_call> text dialect) and anthropic-http
+ * (the cloud). The engine backend joins when the engine lands. */
+#ifndef LOCO_BACKEND_H
+#define LOCO_BACKEND_H
+
+#include <stdbool.h>
+
+#include "base/status.h"
+#include "chat/chat.h"
+#include "net/http_client.h"
+
+typedef struct backend backend;
+
+/* Per-call options; every field may be left zero. */
+typedef struct {
+    const volatile int *cancel;    /* nonzero aborts the call with LOCO_ERR_CANCELLED */
+    long connect_timeout_ms;       /* 0: the backend's default */
+    long idle_timeout_ms;          /* no byte for this long aborts with LOCO_ERR_TIMEOUT; 0: default */
+    const char *model;             /* model name to send; NULL: req->model */
+    const char *const *headers;    /* extra "Name: value" headers, NULL-terminated; may be NULL */
+    /* qwen dialect only: a tool call that cannot be parsed even after repair. */
+    loco_status (*on_bad_call)(void *ctx, const char *raw, size_t n, const char *reason);
+    void *bad_call_ctx;
+} backend_call;
+
+/* What a finished (or failed) call learned, filled by backend_complete. */
+typedef struct {
+    int http_status;        /* upstream HTTP status, 0 when none */
+    bool context_overflow;  /* the upstream said the prompt does not fit */
+    bool got_events;        /* at least one event reached the callback */
+    size_t bad_calls;       /* qwen dialect: tool calls reported to on_bad_call */
+    size_t repaired_calls;  /* qwen dialect: tool calls that needed repair */
+} backend_result;
+
+typedef struct {
+    const char *kind; /* "openai", "anthropic" */
+    loco_status (*complete)(backend *b, const chat_request *req, const backend_call *call,
+                            chat_event_fn cb, void *ctx, backend_result *out, loco_err *err);
+    loco_status (*health)(backend *b, loco_err *err);
+    void (*free)(backend *b);
+} backend_ops;
+
+struct backend {
+    const backend_ops *ops;
+    char *url; /* base URL, owned */
+};
+
+/* Streams req through b into cb. LOCO_OK once a whole answer arrived (MESSAGE_END seen);
+ * LOCO_ERR_UNAVAILABLE (cannot connect), LOCO_ERR_TIMEOUT, LOCO_ERR_UPSTREAM (error status:
+ * out->http_status set, err holds the upstream message), LOCO_ERR_OVERFLOW (context overflow),
+ * LOCO_ERR_CANCELLED, or the callback's own status. req is borrowed. */
+loco_status backend_complete(backend *b, const chat_request *req, const backend_call *call,
+                             chat_event_fn cb, void *ctx, backend_result *out, loco_err *err);
+/* Quick liveness probe (GET of the server's health or models endpoint). */
+loco_status backend_health(backend *b, loco_err *err);
+void backend_free(backend *b); /* NULL ok */
+
+typedef struct {
+    bool qwen_text;              /* render tool calls/results as <tool_call>/<tool_response> text
+                                    and parse them back out of the answer */
+    const char *system_prompt;   /* qwen_text: replaces the system (copied) */
+    const char *api_key;         /* sent as Authorization: Bearer; may be NULL (copied) */
+    long default_idle_timeout_ms;
+} backend_openai_opts;
+
+/* An OpenAI-compatible server at base_url (before /v1). client is borrowed and must outlive
+ * the backend. */
+loco_status backend_openai_new(http_client *client, const char *base_url,
+                               const backend_openai_opts *opts, backend **out, loco_err *err);
+
+/* An Anthropic-compatible server at base_url (requests go to base_url/v1/messages). api_key is
+ * sent as Authorization: Bearer and x-api-key (copied; may be NULL). */
+loco_status backend_anthropic_new(http_client *client, const char *base_url, const char *api_key,
+                                  backend **out, loco_err *err);
+
+/* Joins base and path without doubling or dropping the '/' (malloc'd; NULL on failure). */
+char *backend_join_url(const char *base, const char *path);
+
+#endif

@@ -1,0 +1,452 @@
+/* gateway.c: the gateway's HTTP endpoints and the routing decision (local, cloud, fallback)
+ * for POST /v1/messages and POST /v1/chat/completions. */
+#include "base/common.h"
+
+#include "base/json.h"
+#include "base/log.h"
+#include "base/str.h"
+#include "gateway/gateway_int.h"
+
+#define GW_DEFAULT_MAX_BODY ((size_t)32 << 20)
+
+static bool has_cloud(const gateway *gw)
+{
+    return gw->cloud_key && gw->cloud_key[0];
+}
+
+/* Anthropic error body into a JSON response, used before any exchange exists. */
+static void send_anth_error(http_response *resp, int status, const char *type, const char *msg)
+{
+    buf b;
+    buf_init(&b, BUF_UNLIMITED);
+    chat_anth_write_error(&b, type, msg);
+    http_response_send(resp, status, "application/json", buf_str(&b), b.len);
+    buf_release(&b);
+}
+
+static bool authorized(const gateway *gw, const http_request *req)
+{
+    if (!gw->auth_token || !gw->auth_token[0])
+        return true;
+    const char *k = http_request_header(req, "x-api-key");
+    if (k && !strcmp(k, gw->auth_token))
+        return true;
+    const char *a = http_request_header(req, "authorization");
+    if (a && !strncasecmp(a, "Bearer ", 7) && !strcmp(a + 7, gw->auth_token))
+        return true;
+    return false;
+}
+
+/* The decision and the answer for one parsed request, shared by both fronts. */
+static void serve_request(exchange *ex, chat_request *req)
+{
+    gateway *gw = ex->gw;
+    ex->model = req->model;
+    ex->stream = req->stream;
+    if (ex->front == FRONT_ANTHROPIC)
+        chat_anth_sse_init(&ex->aw, ex->model, &ex->out);
+    else
+        chat_oai_sse_init(&ex->ow, ex->model, ex->include_usage, &ex->out);
+
+    bool local = gw->pool && str_glob_list_match(gw->local_models, req->model);
+    const char *reason = NULL;
+    long est = 0;
+    if (local) {
+        est = gw_estimate_tokens(gw, req);
+        ex->est_input_tokens = est;
+        size_t turns = chat_request_assistant_turns(req);
+        if ((long)turns >= gw->cfg.max_local_turns && has_cloud(gw))
+            reason = "turn_limit";
+        else if (chat_request_has_media(req) && has_cloud(gw))
+            reason = "media";
+        else if (est > gw->cfg.local_ctx)
+            reason = "context";
+        else if (!pool_any_healthy(gw->pool))
+            reason = "local_down";
+        if (!reason) {
+            if (gw_local_route(ex, req) == LOCAL_DONE)
+                return;
+            reason = ex->reason;
+        } else {
+            snprintf(ex->reason, sizeof(ex->reason), "%s", reason);
+        }
+    }
+    if (local && !has_cloud(gw)) {
+        /* nowhere to fall back to: answer the way Claude Code understands */
+        char msg[200];
+        ex->route = "local";
+        if (!strcmp(reason, "context") || !strcmp(reason, "context_overflow")) {
+            snprintf(msg, sizeof(msg), "prompt is too long: %ld tokens > %ld maximum", est,
+                     gw->cfg.local_ctx);
+            ex_send_error(ex, 400, "invalid_request_error", msg);
+        } else if (!strcmp(reason, "local_timeout")) {
+            ex_send_error(ex, 504, "api_error",
+                          "the local model server timed out and no cloud key is set for "
+                          "fallback (set OPENROUTER_API_KEY or --cloud-key-env)");
+        } else if (!strcmp(reason, "local_down")) {
+            ex_send_error(ex, 503, "api_error",
+                          "the local model server is unreachable and no cloud key is set for "
+                          "fallback: start it (e.g. llama-server --port 8080) or set "
+                          "OPENROUTER_API_KEY");
+        } else {
+            snprintf(msg, sizeof(msg),
+                     "the local model could not answer (%s) and no cloud key is set for "
+                     "fallback",
+                     reason);
+            ex_send_error(ex, 502, "api_error", msg);
+        }
+        return;
+    }
+    const char *model = NULL;
+    if (local) {
+        ex->route = "fallback";
+        model = gw->fallback_model;
+        log_msg(gw->cfg.log, LOG_INFO, "req=%s falling back to the cloud (%s): model %s",
+                ex->id, reason, model);
+    } else {
+        ex->route = "cloud";
+        if (!has_cloud(gw)) {
+            ex_send_error(ex, 401, "authentication_error",
+                          "no cloud API key: set OPENROUTER_API_KEY (or the variable named by "
+                          "--cloud-key-env) in the environment or .env");
+            return;
+        }
+    }
+    if (ex->front == FRONT_ANTHROPIC)
+        gw_cloud_passthrough(ex, ex->hreq->body, ex->hreq->body_len, model);
+    else
+        gw_cloud_events(ex, req, model ? model : req->model);
+}
+
+static void record_exchange(exchange *ex, const chat_request *req)
+{
+    gateway *gw = ex->gw;
+    if (!gw->rec || !ex->answer_ok || !req)
+        return;
+    loco_err err;
+    loco_err_clear(&err);
+    const char *model = !strcmp(ex->route, "fallback") ? gw->fallback_model : ex->model;
+    if (record_exchange(gw->rec, req, &ex->answer, ex->route,
+                        strcmp(ex->route, "fallback") ? NULL : ex->reason, model, ex->id, &err))
+        log_msg(gw->cfg.log, LOG_WARN, "req=%s not recorded: %s", ex->id, err.msg);
+}
+
+static void handle_completion(gateway *gw, const http_request *hreq, http_response *resp,
+                              gw_front front)
+{
+    exchange ex;
+    ex_init(&ex, gw, hreq, resp, front, front == FRONT_ANTHROPIC ? "messages" : "chat_completions");
+    metrics_inflight(gw->metrics, 1);
+    chat_request *req = NULL;
+    loco_err err;
+    loco_err_clear(&err);
+    loco_status rc = front == FRONT_ANTHROPIC
+                         ? chat_anth_parse_request(hreq->body, hreq->body_len, &req, &err)
+                         : chat_oai_parse_request(hreq->body, hreq->body_len, &req, &err);
+    if (rc) {
+        ex_send_error(&ex, 400, "invalid_request_error", err.msg);
+    } else {
+        if (front == FRONT_OPENAI)
+            ex.include_usage = chat_oai_request_wants_usage(hreq->body, hreq->body_len);
+        serve_request(&ex, req);
+    }
+    ex_finish(&ex);
+    record_exchange(&ex, req);
+    metrics_inflight(gw->metrics, -1);
+    chat_request_free(req);
+    ex_release(&ex);
+}
+
+/* count_tokens: the local estimate for local models; the cloud's count otherwise, falling back
+ * to the estimate when the cloud cannot answer. */
+static void handle_count_tokens(gateway *gw, const http_request *hreq, http_response *resp)
+{
+    chat_request *req = NULL;
+    loco_err err;
+    loco_err_clear(&err);
+    if (chat_anth_parse_request(hreq->body, hreq->body_len, &req, &err)) {
+        send_anth_error(resp, 400, "invalid_request_error", err.msg);
+        return;
+    }
+    long n = gw_estimate_tokens(gw, req);
+    if (!str_glob_list_match(gw->local_models, req->model)) {
+        /* not the local tokenizer: estimate from the raw body the way the cloud would see it */
+        n = (long)(hreq->body_len / 4) + 1;
+    }
+    char body[64];
+    int len = snprintf(body, sizeof(body), "{\"input_tokens\":%ld}", n);
+    http_response_send(resp, 200, "application/json", body, (size_t)len);
+    chat_request_free(req);
+}
+
+static void handle_models(gateway *gw, http_response *resp)
+{
+    json_t *data = json_array();
+    const char *ids[3] = {"claude-haiku-4-5-20251001", gw->fallback_model, NULL};
+    for (size_t i = 0; ids[i]; i++) {
+        json_t *m = json_object();
+        json_object_set_new(m, "id", json_string(ids[i]));
+        json_object_set_new(m, "type", json_string("model"));
+        json_object_set_new(m, "object", json_string("model"));
+        json_object_set_new(m, "display_name", json_string(i == 0 ? "LocoOperator-4B (local)"
+                                                                   : ids[i]));
+        json_object_set_new(m, "created_at", json_string("2026-01-01T00:00:00Z"));
+        json_object_set_new(m, "created", json_integer(1767225600));
+        json_object_set_new(m, "owned_by", json_string(i == 0 ? "loco" : "cloud"));
+        json_array_append_new(data, m);
+    }
+    json_t *root = json_object();
+    json_object_set_new(root, "object", json_string("list"));
+    json_object_set_new(root, "data", data);
+    json_object_set_new(root, "has_more", json_false());
+    json_object_set_new(root, "first_id", json_string(ids[0]));
+    json_object_set_new(root, "last_id", json_string(ids[1]));
+    char *s = json_to_string(root);
+    http_response_send(resp, 200, "application/json", s ? s : "{}", s ? strlen(s) : 2);
+    free(s);
+    json_decref(root);
+}
+
+static void handle_health(gateway *gw, http_response *resp)
+{
+    json_t *root = json_object();
+    json_t *local = json_array();
+    bool any = false;
+    for (size_t i = 0; gw->pool && i < pool_size(gw->pool); i++) {
+        json_t *m = json_object();
+        bool up = pool_healthy(gw->pool, (int)i);
+        any |= up;
+        json_object_set_new(m, "url", json_string(pool_url(gw->pool, (int)i)));
+        json_object_set_new(m, "healthy", json_boolean(up));
+        json_object_set_new(m, "in_flight", json_integer(pool_in_flight(gw->pool, (int)i)));
+        json_array_append_new(local, m);
+    }
+    json_object_set_new(root, "status", json_string(any ? "ok" : "degraded"));
+    json_object_set_new(root, "local", local);
+    json_t *cloud = json_object();
+    json_object_set_new(cloud, "url", json_string(gw->cloud_url));
+    json_object_set_new(cloud, "key_set", json_boolean(has_cloud(gw)));
+    json_object_set_new(root, "cloud", cloud);
+    json_object_set_new(root, "in_flight", json_integer(atomic_load(&gw->in_flight)));
+    char *s = json_to_string(root);
+    http_response_send(resp, 200, "application/json", s ? s : "{}", s ? strlen(s) : 2);
+    free(s);
+    json_decref(root);
+}
+
+static void handle_metrics(gateway *gw, http_response *resp)
+{
+    for (size_t i = 0; gw->pool && i < pool_size(gw->pool); i++)
+        metrics_backend(gw->metrics, pool_url(gw->pool, (int)i), pool_healthy(gw->pool, (int)i),
+                        pool_in_flight(gw->pool, (int)i));
+    buf b;
+    buf_init(&b, BUF_UNLIMITED);
+    metrics_render(gw->metrics, &b);
+    http_response_send(resp, 200, "text/plain; version=0.0.4; charset=utf-8", buf_str(&b), b.len);
+    buf_release(&b);
+}
+
+static void handler(void *ctx, const http_request *req, http_response *resp)
+{
+    gateway *gw = ctx;
+    const char *m = req->method;
+    const char *p = req->path;
+    bool post = !strcmp(m, "POST");
+    bool get = !strcmp(m, "GET") || !strcmp(m, "HEAD");
+    if (get && (!strcmp(p, "/health") || !strcmp(p, "/healthz"))) {
+        handle_health(gw, resp);
+        return;
+    }
+    if (!authorized(gw, req)) {
+        send_anth_error(resp, 401, "authentication_error",
+                        "invalid or missing API key: send the --auth-token value as x-api-key "
+                        "or Authorization: Bearer");
+        return;
+    }
+    if (get && !strcmp(p, "/metrics")) {
+        handle_metrics(gw, resp);
+        return;
+    }
+    if (get && !strcmp(p, "/v1/models")) {
+        handle_models(gw, resp);
+        return;
+    }
+    bool messages = !strcmp(p, "/v1/messages");
+    bool chat = !strcmp(p, "/v1/chat/completions");
+    bool count = !strcmp(p, "/v1/messages/count_tokens");
+    if (!post && (messages || chat || count)) {
+        http_response_add_header(resp, "Allow", "POST");
+        send_anth_error(resp, 405, "invalid_request_error", "this endpoint takes POST");
+        return;
+    }
+    if (count) {
+        handle_count_tokens(gw, req, resp);
+        return;
+    }
+    if (!messages && !chat) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "no such endpoint: %s %.200s", m, p);
+        send_anth_error(resp, 404, "not_found_error", msg);
+        return;
+    }
+    int n = atomic_fetch_add(&gw->in_flight, 1);
+    if (n >= (int)gw->cfg.max_concurrency) {
+        atomic_fetch_sub(&gw->in_flight, 1);
+        send_anth_error(resp, 529, "overloaded_error",
+                        "loco is at its concurrency limit; retry shortly");
+        return;
+    }
+    handle_completion(gw, req, resp, messages ? FRONT_ANTHROPIC : FRONT_OPENAI);
+    atomic_fetch_sub(&gw->in_flight, 1);
+}
+
+static char *dup_opt(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static char *header_line(const char *name, const char *value)
+{
+    size_t n = strlen(name) + strlen(value ? value : "") + 3;
+    char *s = malloc(n);
+    if (s)
+        snprintf(s, n, "%s: %s", name, value ? value : "");
+    return s;
+}
+
+loco_status gateway_start(const gateway_config *cfg, gateway **out, loco_err *err)
+{
+    gateway *gw = calloc(1, sizeof(*gw));
+    if (!gw)
+        return loco_err_set(err, LOCO_ERR_NOMEM, "out of memory");
+    gw->cfg = *cfg;
+    atomic_init(&gw->in_flight, 0);
+    loco_status rc = LOCO_OK;
+    gw->listen_host = strdup(cfg->listen_host ? cfg->listen_host : "127.0.0.1");
+    gw->cloud_url = strdup(cfg->cloud_url ? cfg->cloud_url : "https://openrouter.ai/api");
+    gw->cloud_key = dup_opt(cfg->cloud_key);
+    gw->local_models = strdup(cfg->local_models ? cfg->local_models : "claude-haiku-*,*haiku*");
+    gw->fallback_model = strdup(cfg->fallback_model ? cfg->fallback_model
+                                                    : "qwen/qwen3-coder-next");
+    gw->record_dir = dup_opt(cfg->record_dir);
+    gw->auth_token = dup_opt(cfg->auth_token);
+    gw->system_prompt = strdup(cfg->system_prompt ? cfg->system_prompt : "");
+    gw->cloud_messages_url = backend_join_url(gw->cloud_url, "/v1/messages");
+    gw->cloud_count_url = backend_join_url(gw->cloud_url, "/v1/messages/count_tokens");
+    gw->bearer_header = malloc(strlen(cfg->cloud_key ? cfg->cloud_key : "") + 32);
+    if (gw->bearer_header)
+        snprintf(gw->bearer_header, strlen(cfg->cloud_key ? cfg->cloud_key : "") + 32,
+                 "Authorization: Bearer %s", cfg->cloud_key ? cfg->cloud_key : "");
+    gw->key_header = header_line("x-api-key", cfg->cloud_key);
+    if (!gw->cfg.max_body)
+        gw->cfg.max_body = GW_DEFAULT_MAX_BODY;
+    if (gw->cfg.ping_interval_ms == 0)
+        gw->cfg.ping_interval_ms = 5000;
+    if (gw->cfg.local_idle_timeout_ms <= 0)
+        gw->cfg.local_idle_timeout_ms = 600000;
+    if (!gw->cfg.max_concurrency)
+        gw->cfg.max_concurrency = 256;
+    if (gw->cfg.max_local_turns <= 0)
+        gw->cfg.max_local_turns = 10;
+    if (gw->cfg.local_ctx <= 0)
+        gw->cfg.local_ctx = 51200;
+    gw->local_urls = calloc(cfg->n_local_urls + 1, sizeof(char *));
+    bool ok = gw->listen_host && gw->cloud_url && gw->local_models && gw->fallback_model &&
+              gw->system_prompt && gw->cloud_messages_url && gw->cloud_count_url &&
+              gw->bearer_header && gw->key_header && gw->local_urls &&
+              (!cfg->cloud_key || gw->cloud_key) && (!cfg->record_dir || gw->record_dir) &&
+              (!cfg->auth_token || gw->auth_token);
+    for (size_t i = 0; ok && i < cfg->n_local_urls; i++) {
+        gw->local_urls[i] = strdup(cfg->local_urls[i]);
+        ok = gw->local_urls[i] != NULL;
+    }
+    buf e413;
+    buf_init(&e413, BUF_UNLIMITED);
+    char msg413[160];
+    snprintf(msg413, sizeof(msg413), "request body is larger than the limit of %zu bytes",
+             gw->cfg.max_body);
+    chat_anth_write_error(&e413, "request_too_large", msg413);
+    gw->error_413 = buf_take(&e413, NULL);
+    gw->metrics = metrics_new();
+    if (!ok || !gw->error_413 || !gw->metrics) {
+        rc = loco_err_set(err, LOCO_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    rc = http_client_new(&gw->client, err);
+    if (rc)
+        goto fail;
+    if (cfg->n_local_urls) {
+        backend_openai_opts bo;
+        memset(&bo, 0, sizeof(bo));
+        bo.qwen_text = true;
+        bo.system_prompt = gw->system_prompt;
+        bo.default_idle_timeout_ms = gw->cfg.local_idle_timeout_ms;
+        rc = pool_new(gw->client, (const char *const *)gw->local_urls, cfg->n_local_urls, &bo,
+                      cfg->log, &gw->pool, err);
+        if (rc)
+            goto fail;
+        rc = pool_start_health(gw->pool, cfg->health_interval_ms, err);
+        if (rc)
+            goto fail;
+    }
+    rc = backend_anthropic_new(gw->client, gw->cloud_url, gw->cloud_key, &gw->cloud, err);
+    if (rc)
+        goto fail;
+    if (gw->record_dir) {
+        rc = record_open(gw->record_dir, gw->system_prompt, &gw->rec, err);
+        if (rc)
+            goto fail;
+    }
+    http_server_config sc;
+    memset(&sc, 0, sizeof(sc));
+    sc.host = gw->listen_host;
+    sc.port = cfg->listen_port;
+    sc.max_body = gw->cfg.max_body;
+    sc.error_body_413 = gw->error_413;
+    sc.max_connections = 1024;
+    sc.connection_timeout_s = 900;
+    sc.handler = handler;
+    sc.handler_ctx = gw;
+    rc = http_server_start(&sc, &gw->server, err);
+    if (rc)
+        goto fail;
+    *out = gw;
+    return LOCO_OK;
+fail:
+    gateway_stop(gw);
+    return rc;
+}
+
+int gateway_port(const gateway *gw)
+{
+    return http_server_port(gw->server);
+}
+
+void gateway_stop(gateway *gw)
+{
+    if (!gw)
+        return;
+    http_server_stop(gw->server);
+    pool_free(gw->pool);
+    backend_free(gw->cloud);
+    record_close(gw->rec);
+    http_client_free(gw->client);
+    metrics_free(gw->metrics);
+    for (size_t i = 0; gw->local_urls && gw->local_urls[i]; i++)
+        free(gw->local_urls[i]);
+    free(gw->local_urls);
+    free(gw->listen_host);
+    free(gw->cloud_url);
+    free(gw->cloud_key);
+    free(gw->local_models);
+    free(gw->fallback_model);
+    free(gw->record_dir);
+    free(gw->auth_token);
+    free(gw->system_prompt);
+    free(gw->cloud_messages_url);
+    free(gw->cloud_count_url);
+    free(gw->bearer_header);
+    free(gw->key_header);
+    free(gw->error_413);
+    free(gw);
+}

@@ -1,0 +1,45 @@
+/* gateway.h: `loco serve`: the Anthropic Messages API (and an OpenAI-compatible front) that
+ * Claude Code points ANTHROPIC_BASE_URL at. Routes by model name to the local model pool or
+ * the cloud, converts formats both ways, falls back to the cloud, records and measures. */
+#ifndef LOCO_GATEWAY_H
+#define LOCO_GATEWAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "base/log.h"
+#include "base/status.h"
+
+typedef struct {
+    const char *listen_host;         /* default "127.0.0.1" */
+    int listen_port;                 /* 0: ephemeral (see gateway_port) */
+    const char *const *local_urls;   /* OpenAI-compatible servers: the local pool */
+    size_t n_local_urls;
+    const char *cloud_url;           /* Anthropic-compatible base; requests go to URL/v1/messages */
+    const char *cloud_key;           /* the key's value (never logged); NULL/"": no cloud */
+    const char *local_models;        /* comma-separated globs of model names served locally */
+    const char *fallback_model;      /* model name sent to the cloud on fallback */
+    long max_local_turns;            /* assistant turns >= this go to the cloud */
+    long local_ctx;                  /* estimated prompt tokens above this go to the cloud */
+    const char *record_dir;          /* NULL: no recording */
+    const char *auth_token;          /* NULL: no client authentication */
+    const char *system_prompt;       /* the local model's training system prompt (text) */
+    size_t max_body;                 /* request body limit in bytes (default 32 MiB) */
+    long ping_interval_ms;           /* streaming: commit + ping after this long without an
+                                        answer, then ping at this interval (default 5000) */
+    long local_idle_timeout_ms;      /* no byte from the local server for this long: give up
+                                        (default 600000) */
+    long health_interval_ms;         /* pool probes (default 5000) */
+    unsigned max_concurrency;        /* requests in flight beyond this get 529 (default 256) */
+    const loco_log *log;             /* request lines and warnings; may be NULL */
+} gateway_config;
+
+typedef struct gateway gateway;
+
+/* Starts listening. cfg and everything it points to is copied. */
+loco_status gateway_start(const gateway_config *cfg, gateway **out, loco_err *err);
+int gateway_port(const gateway *gw);
+/* Stops accepting, waits for in-flight requests, frees; NULL ok. */
+void gateway_stop(gateway *gw);
+
+#endif
