@@ -29,7 +29,7 @@ loco_status buf_append(buf *b, const void *p, size_t n);
 loco_status buf_appends(buf *b, const char *s);
 loco_status buf_appendc(buf *b, char c);
 loco_status buf_appendf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-loco_status buf_vappendf(buf *b, const char *fmt, va_list ap);
+loco_status buf_vappendf(buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Appends s as a JSON string literal (quotes included), escaping as RFC 8259 says. */
 loco_status buf_append_json_str(buf *b, const char *s, size_t n);
 /* Removes the first n bytes (n <= len). */

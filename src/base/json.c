@@ -61,7 +61,7 @@ bool json_get_long(const json_t *obj, const char *key, long *out_v)
     }
     if (json_is_real(v)) {
         double d = json_real_value(v);
-        if (d != (double)(long)d)
+        if (!(d >= -9.2e18 && d <= 9.2e18) || d != (double)(long)d)
             return false;
         *out_v = (long)d;
         return true;

@@ -62,7 +62,7 @@ typedef struct {
     arena mem; /* owns every string and array below */
 
     const char *model;
-    const char *system; /* top-level system text (blocks joined with "\n"), or NULL */
+    const char *system; /* top-level system text (blocks joined with "\n\n"), or NULL */
     chat_message *msgs;
     size_t n_msgs;
     size_t cap_msgs;

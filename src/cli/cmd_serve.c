@@ -8,6 +8,7 @@
 #include "base/str.h"
 #include "cli/cli.h"
 #include "cli/options.h"
+#include "cli/prompt.h"
 #include "gateway/gateway.h"
 
 #define SERVE_MAX_LOCAL 64
@@ -42,8 +43,8 @@ static void serve_usage(FILE *out)
             "                           [LOCO_PING_INTERVAL]\n"
             "  --local-timeout S        give up on a silent local server after S s (600)\n"
             "                           [LOCO_LOCAL_TIMEOUT]\n"
-            "  --system-prompt FILE     the local model's system prompt\n"
-            "                           (prompts/local_system.txt) [LOCO_SYSTEM_PROMPT]\n"
+            "  --system-prompt FILE     the local model's system prompt (built in: the\n"
+            "                           training prompt) [LOCO_SYSTEM_PROMPT]\n"
             "  --env-file FILE          read settings from FILE instead of ./.env\n"
             "  --verbose                also log debug lines\n"
             "  -h, --help               this help\n");
@@ -57,42 +58,6 @@ static sigset_t serve_signals(void)
     sigaddset(&set, SIGTERM);
     return set;
 }
-
-/* Finds the default system prompt: next to the binary's share dir or the source tree. */
-static const char *default_prompt_path(void)
-{
-    static const char *candidates[] = {
-        "prompts/local_system.txt",
-        "/usr/local/share/loco/prompts/local_system.txt",
-        "/usr/share/loco/prompts/local_system.txt",
-    };
-    for (size_t i = 0; i < LOCO_ARRAY_LEN(candidates); i++) {
-        if (file_exists(candidates[i]))
-            return candidates[i];
-    }
-    return NULL;
-}
-
-/* The training prompt is compiled in as the last resort so loco runs from anywhere. */
-static const char builtin_prompt[] =
-    "You are a Claude agent, built on Anthropic's Claude Agent SDK.\n"
-    "You are an interactive agent that helps users with software engineering tasks. Use the "
-    "instructions below and the tools available to you to assist the user.\n"
-    "\n"
-    "# Using your tools\n"
-    " - To read files use Read\n"
-    " - To search for files use Glob\n"
-    " - To search the content of files use Grep\n"
-    " - To run shell commands use Bash\n"
-    " - To write files use Write\n"
-    " - To edit files use Edit\n"
-    "\n"
-    "For each tool call, output a JSON object within <tool_call></tool_call> tags:\n"
-    "<tool_call>\n"
-    "{\"name\": <tool-name>, \"arguments\": <args-json-object>}\n"
-    "</tool_call>\n"
-    "\n"
-    "Tool results will be provided in <tool_response></tool_response> tags.";
 
 static bool parse_listen(const char *s, char *host, size_t host_size, int *port)
 {
@@ -235,8 +200,6 @@ int cmd_serve(int argc, char **argv)
     const char *key_env = pick(f.cloud_key_env, &env, "LOCO_CLOUD_KEY_ENV", "OPENROUTER_API_KEY");
     const char *key = cli_env_get(&env, key_env);
     const char *prompt_path = pick(f.prompt_file, &env, "LOCO_SYSTEM_PROMPT", NULL);
-    if (!prompt_path)
-        prompt_path = default_prompt_path();
     loco_err err;
     loco_err_clear(&err);
     if (prompt_path) {
@@ -245,7 +208,7 @@ int cmd_serve(int argc, char **argv)
             goto out;
         }
     } else {
-        buf_appends(&prompt, builtin_prompt);
+        buf_appends(&prompt, cli_local_system_prompt);
     }
 
     loco_log log = {cli_log_sink, NULL, f.verbose ? LOG_DEBUG : LOG_INFO};

@@ -118,7 +118,7 @@ static void serve_request(exchange *ex, chat_request *req)
         gw_cloud_events(ex, req, model ? model : req->model);
 }
 
-static void record_exchange(exchange *ex, const chat_request *req)
+static void record_answer(exchange *ex, const chat_request *req)
 {
     gateway *gw = ex->gw;
     if (!gw->rec || !ex->answer_ok || !req)
@@ -151,7 +151,7 @@ static void handle_completion(gateway *gw, const http_request *hreq, http_respon
         serve_request(&ex, req);
     }
     ex_finish(&ex);
-    record_exchange(&ex, req);
+    record_answer(&ex, req);
     metrics_inflight(gw->metrics, -1);
     chat_request_free(req);
     ex_release(&ex);

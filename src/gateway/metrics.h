@@ -1,0 +1,50 @@
+/* metrics.h: the gateway's counters, gauges and histograms, rendered as Prometheus text
+ * exposition (version 0.0.4) for GET /metrics. Part of gateway/; one mutex guards all. */
+#ifndef LOCO_GATEWAY_METRICS_H
+#define LOCO_GATEWAY_METRICS_H
+
+#include <stdbool.h>
+
+#include "base/buf.h"
+#include "base/status.h"
+
+/* Distinct label sets one metric family keeps; past it new label sets are counted under
+ * the family's overflow set (every label "other"), so a hostile or buggy caller cannot
+ * grow memory or the /metrics page without bound. */
+#define METRICS_MAX_SERIES 512
+/* Backends tracked by loco_backend_up / loco_backend_in_flight; more are ignored. */
+#define METRICS_MAX_BACKENDS 64
+/* Bytes of one label value kept (longer values are cut on a UTF-8 boundary). */
+#define METRICS_MAX_LABEL 256
+
+typedef struct metrics metrics;
+
+/* New empty registry; NULL on allocation failure. Free with metrics_free. */
+metrics *metrics_new(void);
+/* NULL does nothing. */
+void metrics_free(metrics *m);
+
+/* Records one finished request (all strings borrowed; NULL reads as ""):
+ *   loco_requests_total{endpoint,route,status} += 1;
+ *   loco_fallbacks_total{reason} += 1 when route is "fallback" (reason "" -> "unknown");
+ *   loco_tokens_total{route,direction="input"|"output"} += in/out tokens when >= 0;
+ *   loco_request_duration_seconds{route} observes total_ms / 1000 when >= 0;
+ *   loco_time_to_first_byte_seconds{route} observes ttfb_ms / 1000 when >= 0.
+ * endpoint e.g. "messages", "chat_completions", "count_tokens"; route "local" | "cloud" |
+ * "fallback" | "none"; status the HTTP status sent. Thread-safe; m NULL does nothing. */
+void metrics_request_done(metrics *m, const char *endpoint, const char *route,
+                          const char *reason, int status, long in_tokens, long out_tokens,
+                          double ttfb_ms, double total_ms);
+/* loco_requests_in_flight += delta (+1 on arrival, -1 when done). Thread-safe. */
+void metrics_inflight(metrics *m, int delta);
+/* One tool call the gateway passed on or rejected; counted under exactly one outcome of
+ * loco_tool_calls_total, the first that applies: bad, repaired, mapped, ok. Thread-safe. */
+void metrics_tool_call(metrics *m, bool repaired, bool bad, bool mapped);
+/* Sets loco_backend_up{url} (1/0) and loco_backend_in_flight{url}. Thread-safe. */
+void metrics_backend(metrics *m, const char *url, bool healthy, int in_flight);
+
+/* Appends the whole exposition to out (HELP and TYPE lines for every family, series sorted
+ * by their label text). LOCO_ERR_LIMIT / LOCO_ERR_NOMEM from out; then out holds a prefix. */
+loco_status metrics_render(metrics *m, buf *out);
+
+#endif
