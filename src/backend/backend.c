@@ -18,6 +18,14 @@ loco_status backend_complete(backend *b, const chat_request *req, const backend_
     return b->ops->complete(b, req, call, cb, ctx, out, err);
 }
 
+loco_status backend_count_tokens(backend *b, const chat_request *req, long *out_n,
+                                 loco_err *err)
+{
+    if (!b->ops->count_tokens)
+        return loco_err_set(err, LOCO_ERR_UNSUPPORTED, "%s cannot count tokens", b->url);
+    return b->ops->count_tokens(b, req, out_n, err);
+}
+
 loco_status backend_health(backend *b, loco_err *err)
 {
     return b->ops->health(b, err);

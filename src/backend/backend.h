@@ -32,6 +32,8 @@ typedef struct {
     bool got_events;        /* at least one event reached the callback */
     size_t bad_calls;       /* qwen dialect: tool calls reported to on_bad_call */
     size_t repaired_calls;  /* qwen dialect: tool calls that needed repair */
+    long prompt_tokens;     /* prompt size the upstream reported with an overflow, else 0 */
+    long context_tokens;    /* context size the upstream reported with an overflow, else 0 */
 } backend_result;
 
 typedef struct {
@@ -39,6 +41,9 @@ typedef struct {
     loco_status (*complete)(backend *b, const chat_request *req, const backend_call *call,
                             chat_event_fn cb, void *ctx, backend_result *out, loco_err *err);
     loco_status (*health)(backend *b, loco_err *err);
+    /* exact prompt tokens of req as the server's tokenizer sees it; LOCO_ERR_UNSUPPORTED when
+     * the server cannot tell */
+    loco_status (*count_tokens)(backend *b, const chat_request *req, long *out_n, loco_err *err);
     void (*free)(backend *b);
 } backend_ops;
 
@@ -53,6 +58,10 @@ struct backend {
  * LOCO_ERR_CANCELLED, or the callback's own status. req is borrowed. */
 loco_status backend_complete(backend *b, const chat_request *req, const backend_call *call,
                              chat_event_fn cb, void *ctx, backend_result *out, loco_err *err);
+/* Exact prompt token count from the server (llama-server's /tokenize for the openai backend
+ * in qwen mode, count_tokens for anthropic). LOCO_ERR_UNSUPPORTED when it cannot tell. */
+loco_status backend_count_tokens(backend *b, const chat_request *req, long *out_n,
+                                 loco_err *err);
 /* Quick liveness probe (GET of the server's health or models endpoint). */
 loco_status backend_health(backend *b, loco_err *err);
 void backend_free(backend *b); /* NULL ok */

@@ -14,6 +14,7 @@ typedef struct {
     char *chat_url;
     char *health_url;
     char *models_url;
+    char *tokenize_url;
     char *system_prompt;
     char *auth_header;
     bool qwen_text;
@@ -88,6 +89,19 @@ static loco_status on_sse(void *ctx, const char *event, const char *data, size_t
     openai_call *c = ctx;
     LOCO_UNUSED(event);
     return chat_oai_stream_feed(&c->reader, data, len, c->err);
+}
+
+/* llama-server's overflow error carries the sizes: {"error":{"n_prompt_tokens":N,"n_ctx":M}} */
+static void overflow_sizes(const char *body, size_t n, backend_result *out)
+{
+    json_t *root = json_parse(body, n, NULL);
+    json_t *e = json_is_object(root) ? json_object_get(root, "error") : NULL;
+    long v;
+    if (json_get_long(e, "n_prompt_tokens", &v) && v > 0)
+        out->prompt_tokens = v;
+    if (json_get_long(e, "n_ctx", &v) && v > 0)
+        out->context_tokens = v;
+    json_decref(root);
 }
 
 static loco_status openai_complete(backend *base, const chat_request *req,
@@ -173,6 +187,8 @@ static loco_status openai_complete(backend *base, const chat_request *req,
         goto out;
     if (status >= 300) {
         out->context_overflow = chat_oai_error_is_context_overflow(buf_str(&x.body), x.body.len);
+        if (out->context_overflow)
+            overflow_sizes(buf_str(&x.body), x.body.len, out);
         char msg[300];
         chat_oai_error_message(buf_str(&x.body), x.body.len, msg, sizeof(msg));
         rc = loco_err_set(err, out->context_overflow ? LOCO_ERR_OVERFLOW : LOCO_ERR_UPSTREAM,
@@ -241,6 +257,90 @@ static loco_status openai_health(backend *base, loco_err *err)
     return rc;
 }
 
+/* The prompt as ChatML text, the way a Qwen chat template lays out a text-only conversation. */
+static loco_status chatml(const chat_request *r, buf *out)
+{
+    static const char *roles[] = {"system", "user", "assistant"};
+    loco_status rc = LOCO_OK;
+    if (r->system)
+        rc = buf_appendf(out, "<|im_start|>system\n%s<|im_end|>\n", r->system);
+    for (size_t i = 0; !rc && i < r->n_msgs; i++) {
+        const chat_message *m = &r->msgs[i];
+        rc = buf_appendf(out, "<|im_start|>%s\n", roles[m->role]);
+        for (size_t j = 0; !rc && j < m->n_blocks; j++) {
+            if (m->blocks[j].text)
+                rc = buf_appends(out, m->blocks[j].text);
+        }
+        if (!rc)
+            rc = buf_appends(out, "<|im_end|>\n");
+    }
+    if (!rc)
+        rc = buf_appends(out, "<|im_start|>assistant\n");
+    return rc;
+}
+
+/* llama-server's POST /tokenize on the rendered prompt: exact for the model it serves. */
+static loco_status openai_count_tokens(backend *base, const chat_request *req, long *out_n,
+                                       loco_err *err)
+{
+    backend_openai *b = (backend_openai *)base;
+    if (!b->qwen_text)
+        return loco_err_set(err, LOCO_ERR_UNSUPPORTED, "token counts need the qwen dialect");
+    chat_request *rendered = NULL;
+    loco_status rc = chat_qwen_render(req, b->system_prompt, &rendered, err);
+    if (rc)
+        return rc;
+    buf text, body;
+    buf_init(&text, BUF_UNLIMITED);
+    buf_init(&body, BUF_UNLIMITED);
+    rc = chatml(rendered, &text);
+    if (!rc)
+        rc = buf_appends(&body, "{\"add_special\":false,\"parse_special\":true,\"content\":");
+    if (!rc)
+        rc = buf_append_json_str(&body, text.data ? text.data : "", text.len);
+    if (!rc)
+        rc = buf_appendc(&body, '}');
+    chat_request_free(rendered);
+    buf_release(&text);
+    if (rc) {
+        buf_release(&body);
+        return loco_err_set(err, rc, "cannot build the tokenize request");
+    }
+    backend_xfer x;
+    backend_xfer_init(&x, NULL, NULL, err);
+    const char *headers[3] = {"Content-Type: application/json", b->auth_header, NULL};
+    http_client_request hr;
+    memset(&hr, 0, sizeof(hr));
+    hr.method = "POST";
+    hr.url = b->tokenize_url;
+    hr.headers = headers;
+    hr.body = buf_str(&body);
+    hr.body_len = body.len;
+    hr.connect_timeout_ms = 2000;
+    hr.total_timeout_ms = 30000;
+    hr.on_headers = backend_xfer_on_headers;
+    hr.on_data = backend_xfer_on_data;
+    hr.ctx = &x;
+    int status = 0;
+    rc = http_client_do(b->client, &hr, &status, err);
+    if (!rc && status != 200)
+        rc = loco_err_set(err, LOCO_ERR_UNSUPPORTED, "%s answered HTTP %d", b->tokenize_url,
+                          status);
+    if (!rc) {
+        json_t *root = json_parse(buf_str(&x.body), x.body.len, err);
+        json_t *tokens = json_is_object(root) ? json_object_get(root, "tokens") : NULL;
+        if (json_is_array(tokens))
+            *out_n = (long)json_array_size(tokens);
+        else
+            rc = loco_err_set(err, LOCO_ERR_UNSUPPORTED, "%s gave no token list",
+                              b->tokenize_url);
+        json_decref(root);
+    }
+    backend_xfer_release(&x);
+    buf_release(&body);
+    return rc;
+}
+
 static void openai_free(backend *base)
 {
     backend_openai *b = (backend_openai *)base;
@@ -248,6 +348,7 @@ static void openai_free(backend *base)
     free(b->chat_url);
     free(b->health_url);
     free(b->models_url);
+    free(b->tokenize_url);
     free(b->system_prompt);
     free(b->auth_header);
     free(b);
@@ -257,6 +358,7 @@ static const backend_ops openai_ops = {
     .kind = "openai",
     .complete = openai_complete,
     .health = openai_health,
+    .count_tokens = openai_count_tokens,
     .free = openai_free,
 };
 
@@ -272,10 +374,11 @@ loco_status backend_openai_new(http_client *client, const char *base_url,
     b->chat_url = backend_join_url(base_url, "/v1/chat/completions");
     b->health_url = backend_join_url(base_url, "/health");
     b->models_url = backend_join_url(base_url, "/v1/models");
+    b->tokenize_url = backend_join_url(base_url, "/tokenize");
     b->qwen_text = opts && opts->qwen_text;
     b->idle_timeout_ms = opts && opts->default_idle_timeout_ms ? opts->default_idle_timeout_ms
                                                                 : 600000;
-    bool ok = b->base.url && b->chat_url && b->health_url && b->models_url;
+    bool ok = b->base.url && b->chat_url && b->health_url && b->models_url && b->tokenize_url;
     if (ok && opts && opts->system_prompt) {
         b->system_prompt = strdup(opts->system_prompt);
         ok = b->system_prompt != NULL;

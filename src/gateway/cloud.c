@@ -149,7 +149,9 @@ void gw_cloud_passthrough(exchange *ex, const char *body, size_t len, const char
     int status = 0;
     loco_err err;
     loco_err_clear(&err);
+    ex_start_pinger(ex); /* pings until the cloud's first byte; notices a client gone */
     loco_status rc = http_client_do(gw->client, &hr, &status, &err);
+    ex_stop_pinger(ex);
     if (rc == LOCO_OK && p.relay_error) {
         char msg[400];
         json_t *j = json_parse(buf_str(&p.err_body), p.err_body.len, NULL);

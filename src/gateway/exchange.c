@@ -111,7 +111,7 @@ static void *pinger_main(void *arg)
         }
         double now = clock_now_ms();
         double since = ex->committed ? now - ex->last_write : now - ex->t0;
-        if (since >= (double)interval)
+        if (ex->stream && interval > 0 && since >= (double)interval)
             ping_locked(ex);
     }
     pthread_mutex_unlock(&ex->mu);
@@ -120,7 +120,7 @@ static void *pinger_main(void *arg)
 
 void ex_start_pinger(exchange *ex)
 {
-    if (!ex->stream || ex->pinger_running || ex->gw->cfg.ping_interval_ms <= 0)
+    if (ex->pinger_running)
         return;
     ex->pinger_stop = false;
     if (pthread_create(&ex->pinger, NULL, pinger_main, ex) == 0)

@@ -52,6 +52,10 @@ static void serve_request(exchange *ex, chat_request *req)
     const char *reason = NULL;
     long est = 0;
     if (local) {
+        if (!req->has_temperature) {
+            req->has_temperature = true; /* LocoOperator's recommended sampling */
+            req->temperature = 0.7;
+        }
         est = gw_estimate_tokens(gw, req);
         ex->est_input_tokens = est;
         size_t turns = chat_request_assistant_turns(req);
@@ -76,8 +80,11 @@ static void serve_request(exchange *ex, chat_request *req)
         char msg[200];
         ex->route = "local";
         if (!strcmp(reason, "context") || !strcmp(reason, "context_overflow")) {
-            snprintf(msg, sizeof(msg), "prompt is too long: %ld tokens > %ld maximum", est,
-                     gw->cfg.local_ctx);
+            long n = ex->overflow_prompt > 0 ? ex->overflow_prompt : est;
+            long max = ex->overflow_ctx > 0 ? ex->overflow_ctx : gw->cfg.local_ctx;
+            if (n <= max)
+                n = max + 1; /* the server said it does not fit: never claim it does */
+            snprintf(msg, sizeof(msg), "prompt is too long: %ld tokens > %ld maximum", n, max);
             ex_send_error(ex, 400, "invalid_request_error", msg);
         } else if (!strcmp(reason, "local_timeout")) {
             ex_send_error(ex, 504, "api_error",
@@ -157,8 +164,71 @@ static void handle_completion(gateway *gw, const http_request *hreq, http_respon
     ex_release(&ex);
 }
 
-/* count_tokens: the local estimate for local models; the cloud's count otherwise, falling back
- * to the estimate when the cloud cannot answer. */
+/* count_tokens: local models are counted by a pool member's tokenizer (llama-server's
+ * /tokenize on the rendered prompt), cloud models by the cloud's own count_tokens; either
+ * falls back to the estimate when the upstream cannot tell. */
+typedef struct {
+    int status;
+    buf body;
+} count_xfer;
+
+static loco_status count_on_headers(void *ctx, int status, const char *content_type)
+{
+    LOCO_UNUSED(content_type);
+    ((count_xfer *)ctx)->status = status;
+    return LOCO_OK;
+}
+
+static loco_status count_on_data(void *ctx, const char *p, size_t n)
+{
+    return buf_append(&((count_xfer *)ctx)->body, p, n);
+}
+
+static bool cloud_count(gateway *gw, const http_request *hreq, long *out_n)
+{
+    if (!has_cloud(gw))
+        return false;
+    char version[512];
+    const char *v = http_request_header(hreq, "anthropic-version");
+    snprintf(version, sizeof(version), "anthropic-version: %s", v ? v : "2023-06-01");
+    const char *headers[] = {"Content-Type: application/json", gw->bearer_header,
+                             gw->key_header, version, NULL};
+    count_xfer x;
+    x.status = 0;
+    buf_init(&x.body, 1 << 20);
+    http_client_request hr;
+    memset(&hr, 0, sizeof(hr));
+    hr.method = "POST";
+    hr.url = gw->cloud_count_url;
+    hr.headers = headers;
+    hr.body = hreq->body;
+    hr.body_len = hreq->body_len;
+    hr.connect_timeout_ms = 5000;
+    hr.total_timeout_ms = 30000;
+    hr.on_headers = count_on_headers;
+    hr.on_data = count_on_data;
+    hr.ctx = &x;
+    int status = 0;
+    bool ok = false;
+    if (http_client_do(gw->client, &hr, &status, NULL) == LOCO_OK && status == 200) {
+        json_t *root = json_parse(buf_str(&x.body), x.body.len, NULL);
+        ok = json_get_long(root, "input_tokens", out_n);
+        json_decref(root);
+    }
+    buf_release(&x.body);
+    return ok;
+}
+
+static bool local_count(gateway *gw, const chat_request *req, long *out_n)
+{
+    int m = gw->pool ? pool_acquire(gw->pool, 0) : -1;
+    if (m < 0)
+        return false;
+    bool ok = backend_count_tokens(pool_backend(gw->pool, m), req, out_n, NULL) == LOCO_OK;
+    pool_release(gw->pool, m, false);
+    return ok;
+}
+
 static void handle_count_tokens(gateway *gw, const http_request *hreq, http_response *resp)
 {
     chat_request *req = NULL;
@@ -168,13 +238,21 @@ static void handle_count_tokens(gateway *gw, const http_request *hreq, http_resp
         send_anth_error(resp, 400, "invalid_request_error", err.msg);
         return;
     }
-    long n = gw_estimate_tokens(gw, req);
-    if (!str_glob_list_match(gw->local_models, req->model)) {
-        /* not the local tokenizer: estimate from the raw body the way the cloud would see it */
-        n = (long)(hreq->body_len / 4) + 1;
+    long n = 0;
+    const char *how = "estimate";
+    if (str_glob_list_match(gw->local_models, req->model) && gw->pool) {
+        if (local_count(gw, req, &n))
+            how = "local";
+        else
+            n = gw_estimate_tokens(gw, req);
+    } else if (cloud_count(gw, hreq, &n)) {
+        how = "cloud";
+    } else {
+        n = gw_estimate_tokens(gw, req);
     }
     char body[64];
     int len = snprintf(body, sizeof(body), "{\"input_tokens\":%ld}", n);
+    http_response_add_header(resp, "X-Loco-Token-Count", how);
     http_response_send(resp, 200, "application/json", body, (size_t)len);
     chat_request_free(req);
 }

@@ -77,6 +77,8 @@ typedef struct {
     chat_anth_sse_writer aw;
     chat_oai_sse_writer ow;
     long est_input_tokens;   /* reported in message_start until the real count arrives */
+    long overflow_prompt;    /* prompt tokens the local server reported with an overflow */
+    long overflow_ctx;       /* its context size */
 
     /* for the log line, metrics and the recording */
     int status;
@@ -91,9 +93,10 @@ typedef struct {
 void ex_init(exchange *ex, gateway *gw, const http_request *hreq, http_response *resp,
              gw_front front, const char *endpoint);
 void ex_release(exchange *ex);
-/* Starts the pinger: after cfg.ping_interval_ms without a committed answer the exchange
- * commits (200, SSE) and sends a ping, then pings whenever the stream has been quiet that
- * long. Only for streaming exchanges. */
+/* Starts the pinger thread. It notices a client that went away (setting cancel, which aborts
+ * the upstream request) and, for streaming exchanges, after cfg.ping_interval_ms without a
+ * committed answer commits (200, SSE) and sends a ping, then pings whenever the stream has
+ * been quiet that long. */
 void ex_start_pinger(exchange *ex);
 void ex_stop_pinger(exchange *ex);
 /* Streams one neutral event to the client through the front's SSE writer (committing the

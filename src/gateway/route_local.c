@@ -150,6 +150,16 @@ static loco_status finish_call(local_sink *s, const char *id)
         buf_release(&mapped);
         return rc;
     }
+    const chat_request *r = s->req;
+    if ((r->tool_choice == CHAT_TOOL_CHOICE_NONE ||
+         (r->tool_choice == CHAT_TOOL_CHOICE_TOOL && r->tool_choice_name &&
+          strcmp(out_name, r->tool_choice_name))) &&
+        !s->released) {
+        s->unusable = true;
+        snprintf(s->why, sizeof(s->why), "tool_choice forbids a call to %s", out_name);
+        buf_release(&mapped);
+        return SINK_ABORT;
+    }
     if (act == RECONCILE_MAPPED) {
         args = buf_str(&mapped);
         args_len = mapped.len;
@@ -215,6 +225,13 @@ static loco_status sink_on_event(void *ctx, const chat_event *ev)
         return finish_call(s, id);
     }
     case CHAT_EV_MESSAGE_END: {
+        if (s->calls_out == 0 && !s->released &&
+            (s->req->tool_choice == CHAT_TOOL_CHOICE_ANY ||
+             s->req->tool_choice == CHAT_TOOL_CHOICE_TOOL)) {
+            s->unusable = true;
+            snprintf(s->why, sizeof(s->why), "tool_choice requires a tool call and none came");
+            return SINK_ABORT;
+        }
         s->ended = true;
         chat_event end = *ev;
         if (s->calls_out > 0 && end.stop != CHAT_STOP_MAX_TOKENS)
@@ -333,6 +350,8 @@ local_outcome gw_local_route(exchange *ex, const chat_request *req)
             continue; /* retry once, on the same or another member */
         }
         if (rc == LOCO_ERR_OVERFLOW) {
+            ex->overflow_prompt = res.prompt_tokens;
+            ex->overflow_ctx = res.context_tokens;
             sink_release(&s);
             snprintf(ex->reason, sizeof(ex->reason), "context_overflow");
             return LOCAL_FALLBACK;
