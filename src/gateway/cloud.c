@@ -168,7 +168,7 @@ void gw_cloud_passthrough(exchange *ex, const char *body, size_t len, const char
         ex->answer_ok = status < 300 && !ex->answer.failed;
         ex->in_tokens = ex->answer.usage.input_tokens;
         ex->out_tokens = ex->answer.usage.output_tokens;
-    } else if (rc == LOCO_ERR_CANCELLED || ex->cancel) {
+    } else if (rc == LOCO_ERR_CANCELLED || __atomic_load_n(&ex->cancel, __ATOMIC_ACQUIRE)) {
         snprintf(ex->reason + strlen(ex->reason), sizeof(ex->reason) - strlen(ex->reason), "%s",
                  ex->reason[0] ? ",client_gone" : "client_gone");
     } else {
@@ -239,7 +239,7 @@ void gw_cloud_events(exchange *ex, const chat_request *req, const char *model)
             chat_answer_init(&s.whole, GW_ANSWER_MAX);
         }
         ex->answer_ok = true;
-    } else if (rc == LOCO_ERR_CANCELLED || ex->cancel) {
+    } else if (rc == LOCO_ERR_CANCELLED || __atomic_load_n(&ex->cancel, __ATOMIC_ACQUIRE)) {
         snprintf(ex->reason, sizeof(ex->reason), "client_gone");
     } else {
         log_msg(gw->cfg.log, LOG_WARN, "req=%s cloud request failed: %s", ex->id, err.msg);

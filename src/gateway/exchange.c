@@ -65,7 +65,7 @@ static loco_status write_locked(exchange *ex, const char *p, size_t n)
     loco_status rc = http_response_write(ex->resp, p, n);
     ex->last_write = clock_now_ms();
     if (rc) {
-        ex->cancel = 1;
+        __atomic_store_n(&ex->cancel, 1, __ATOMIC_RELEASE);
         return LOCO_ERR_CANCELLED;
     }
     return LOCO_OK;
@@ -73,10 +73,10 @@ static loco_status write_locked(exchange *ex, const char *p, size_t n)
 
 static void ping_locked(exchange *ex)
 {
-    if (ex->ended || ex->raw_mode || ex->cancel)
+    if (ex->ended || ex->raw_mode || __atomic_load_n(&ex->cancel, __ATOMIC_ACQUIRE))
         return;
     if (commit_locked(ex)) {
-        ex->cancel = 1;
+        __atomic_store_n(&ex->cancel, 1, __ATOMIC_RELEASE);
         return;
     }
     if (ex->front == FRONT_ANTHROPIC) {
@@ -106,7 +106,7 @@ static void *pinger_main(void *arg)
         if (ex->pinger_stop)
             break;
         if (http_response_client_gone(ex->resp)) {
-            ex->cancel = 1;
+            __atomic_store_n(&ex->cancel, 1, __ATOMIC_RELEASE);
             continue;
         }
         double now = clock_now_ms();
@@ -284,7 +284,7 @@ void ex_finish(exchange *ex)
     double now = clock_now_ms();
     double ttfb = ex->t_first ? ex->t_first - ex->t0 : now - ex->t0;
     double total = now - ex->t0;
-    if (ex->cancel && ex->status == 200)
+    if (__atomic_load_n(&ex->cancel, __ATOMIC_ACQUIRE) && ex->status == 200)
         snprintf(ex->reason + strlen(ex->reason), sizeof(ex->reason) - strlen(ex->reason),
                  "%sclient_gone", ex->reason[0] ? "," : "");
     log_msg(gw->cfg.log, LOG_INFO,

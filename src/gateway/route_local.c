@@ -198,7 +198,7 @@ static loco_status finish_call(local_sink *s, const char *id)
 static loco_status sink_on_event(void *ctx, const chat_event *ev)
 {
     local_sink *s = ctx;
-    if (s->ex->cancel)
+    if (__atomic_load_n(&s->ex->cancel, __ATOMIC_ACQUIRE))
         return LOCO_ERR_CANCELLED;
     switch (ev->type) {
     case CHAT_EV_MESSAGE_START:
@@ -325,7 +325,7 @@ local_outcome gw_local_route(exchange *ex, const chat_request *req)
             sink_release(&s);
             return LOCAL_DONE;
         }
-        if (rc == LOCO_ERR_CANCELLED || ex->cancel) {
+        if (rc == LOCO_ERR_CANCELLED || __atomic_load_n(&ex->cancel, __ATOMIC_ACQUIRE)) {
             sink_release(&s);
             snprintf(ex->reason, sizeof(ex->reason), "client_gone");
             return LOCAL_DONE;
