@@ -15,7 +15,9 @@ static void setup_usage(FILE *out)
             "\n"
             "Writes .claude/settings.local.json for Claude Code: ANTHROPIC_BASE_URL (the gateway),\n"
             "ANTHROPIC_AUTH_TOKEN (the cloud key from .env), ANTHROPIC_API_KEY \"\", and the\n"
-            "default opus/sonnet/haiku model names (haiku is served by the local model).\n"
+            "default opus/sonnet/haiku model names (haiku is served by the local model), and\n"
+            ".claude/agents/Explore.md, which runs Claude Code's Explore sub-agent on the haiku\n"
+            "model (Claude Code 2.1 otherwise runs it on the main model, never reaching loco).\n"
             "\n"
             "options:\n"
             "  --env-file FILE        where the key is (.env)\n"
@@ -24,7 +26,8 @@ static void setup_usage(FILE *out)
             "  --base-url URL         gateway URL (http://127.0.0.1:9091)\n"
             "  --main-model NAME      opus and sonnet model (qwen/qwen3-coder-next)\n"
             "  --haiku-model NAME     sub-agent model (claude-haiku-4-5-20251001)\n"
-            "  --force                overwrite an existing settings file\n"
+            "  --no-agent             do not write .claude/agents/Explore.md\n"
+            "  --force                overwrite existing files\n"
             "  -h, --help             this help\n");
 }
 
@@ -34,6 +37,39 @@ static bool placeholder_key(const char *k)
            !strcmp(k, "sk-or-v1-...") || !strcmp(k, "xxx");
 }
 
+/* Claude Code's Explore sub-agent, pinned to the haiku model so its requests reach the local
+ * route, and offered the tools LocoOperator-4B was trained on. */
+static const char explore_agent[] =
+    "---\n"
+    "name: Explore\n"
+    "description: Fast read-only codebase explorer, run by the local LocoOperator-4B model "
+    "through loco. Use it to find files, search code and answer questions about the "
+    "codebase; give it one clear question and the paths that matter. It does not edit files.\n"
+    "tools: Read, Grep, Glob, Bash\n"
+    "model: haiku\n"
+    "---\n"
+    "You are a file search specialist. Explore the codebase read-only with Read, Grep, Glob "
+    "and Bash (never write, move or delete files), use absolute paths, and answer with the "
+    "facts you found and the file paths (with line numbers) that support them. No emojis.\n";
+
+static int write_agent(const char *dir, bool force)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/.claude/agents/Explore.md", dir);
+    if (file_exists(path) && !force) {
+        printf("Kept %s (exists; --force replaces it)\n", path);
+        return 0;
+    }
+    loco_err err;
+    loco_err_clear(&err);
+    if (file_write_atomic(path, explore_agent, sizeof(explore_agent) - 1, 0644, &err)) {
+        fprintf(stderr, "loco setup: %s\n", err.msg);
+        return 1;
+    }
+    printf("Generated %s\n", path);
+    return 0;
+}
+
 int cmd_setup(int argc, char **argv)
 {
     const char *env_file = NULL, *key_env = "OPENROUTER_API_KEY", *dir = ".";
@@ -41,6 +77,7 @@ int cmd_setup(int argc, char **argv)
     const char *main_model = "qwen/qwen3-coder-next";
     const char *haiku_model = "claude-haiku-4-5-20251001";
     bool force = false;
+    bool agent = true;
     for (int i = 1; i < argc; i++) {
         bool bad = false;
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -49,6 +86,10 @@ int cmd_setup(int argc, char **argv)
         }
         if (!strcmp(argv[i], "--force")) {
             force = true;
+            continue;
+        }
+        if (!strcmp(argv[i], "--no-agent")) {
+            agent = false;
             continue;
         }
         if (cli_flag_value(argc, argv, &i, "--env-file", &env_file, &bad) ||
@@ -129,5 +170,7 @@ int cmd_setup(int argc, char **argv)
         return 1;
     }
     printf("Generated %s\n", path);
+    if (agent)
+        return write_agent(dir, force);
     return 0;
 }

@@ -122,7 +122,7 @@ function subagentInput(tool, opts) {
   };
   if ('subagent_type' in props) input.subagent_type = 'Explore';
   const models = (props.model && props.model.enum) || [];
-  if (models.includes('haiku')) input.model = 'haiku';
+  if (models.includes('haiku') && !opts.noModel) input.model = 'haiku';
   if ('run_in_background' in props) input.run_in_background = false;
   return input;
 }

@@ -4,7 +4,7 @@
 // Code must really execute. Run: node --test tests/integration/claude_code.test.mjs
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -133,13 +133,23 @@ function lastUserText(body) {
 
 // One scenario: the local stand-in's sub-agent makes one tool call (`variant`)
 // and answers with the marker it finds in the tool output.
-async function scenario(t, variant) {
+async function scenario(t, variant, mode = {}) {
   const claude = findClaude();
   assert.ok(claude, 'Claude Code is not installed: run `npm ci` in tests/ (or set CLAUDE_BIN)');
   assert.ok(fs.existsSync(LOCO_BIN), `no loco binary at ${LOCO_BIN}: build it first (or set LOCO_BIN)`);
   const marker = `LOCO_MARKER_${variant}${crypto.randomBytes(4).toString('hex')}`;
   const env = makeRepo(marker);
-  const opts = { repo: env.repo, file: env.file, variant };
+  const opts = { repo: env.repo, file: env.file, variant, noModel: !!mode.setup };
+  if (mode.setup) {
+    // `loco setup` in the project: its .claude/agents/Explore.md pins the Explore
+    // sub-agent to haiku (and offers Grep/Glob), so the main agent need not name a model.
+    fs.writeFileSync(path.join(env.repo, '.env'), 'OPENROUTER_API_KEY=sk-or-v1-test\n');
+    const r = spawnSync(LOCO_BIN, ['setup', '--dir', env.repo], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `loco setup failed: ${r.stderr}`);
+    assert.ok(fs.existsSync(path.join(env.repo, '.claude', 'agents', 'Explore.md')));
+    // the settings point at a fixed port; the test's own env vars take precedence
+    fs.rmSync(path.join(env.repo, '.claude', 'settings.local.json'));
+  }
   const cloud = await startCloud(opts);
   const local = await startLocal(opts);
   const port = await freePort();
@@ -206,3 +216,5 @@ async function scenario(t, variant) {
 test('Claude Code sub-agent on the local route: Read', { timeout: 60000 }, (t) => scenario(t, 'read'));
 test('Claude Code sub-agent on the local route: Bash', { timeout: 60000 }, (t) => scenario(t, 'bash'));
 test('Claude Code sub-agent on the local route: Grep mapped onto Bash', { timeout: 60000 }, (t) => scenario(t, 'grep'));
+test('Claude Code with loco setup: Explore runs on haiku without the main agent naming a model', { timeout: 60000 },
+  (t) => scenario(t, 'grep', { setup: true }));

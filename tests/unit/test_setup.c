@@ -86,6 +86,15 @@ static void test_setup_writes_and_refuses_overwrite(void **state)
     assert_string_equal(json_string_value(json_object_get(env, "ANTHROPIC_DEFAULT_SONNET_MODEL")),
                         "qwen/qwen3-coder-next");
     json_decref(root);
+    char agent[160];
+    snprintf(agent, sizeof(agent), "%s/.claude/agents/Explore.md", dir);
+    buf b;
+    buf_init(&b, 1 << 16);
+    assert_int_equal(file_read_all(agent, &b, NULL), LOCO_OK);
+    assert_non_null(strstr(b.data, "\nmodel: haiku\n"));
+    assert_non_null(strstr(b.data, "\nname: Explore\n"));
+    assert_non_null(strstr(b.data, "\ntools: Read, Grep, Glob, Bash\n"));
+    buf_release(&b);
 
     write_env("OPENROUTER_API_KEY=sk-or-v1-second\n");
     assert_int_equal(run_setup(false), 1); /* exists: refused */
