@@ -167,8 +167,15 @@ static loco_status dotenv_add(dotenv *env, const char *k, size_t kn, const char 
     if (!nv)
         return LOCO_ERR_NOMEM;
     env->values = nv;
-    char *key = strndup(k, kn);
-    char *val = strndup(v, vn);
+    char *key = malloc(kn + 1);
+    char *val = malloc(vn + 1);
+    if (key && val) {
+        /* the input need not be NUL-terminated: copy exactly, never scan */
+        memcpy(key, k, kn);
+        key[kn] = '\0';
+        memcpy(val, v, vn);
+        val[vn] = '\0';
+    }
     if (!key || !val) {
         free(key);
         free(val);

@@ -27,6 +27,10 @@ void str_random_id(const char *prefix, char *out, size_t out_size);
 /* Appends s as one POSIX shell word in single quotes (' becomes '\''). */
 loco_status str_shell_quote(buf *b, const char *s);
 
+/* malloc'd copy of exactly n bytes of s plus a NUL; s need not be NUL-terminated (unlike
+ * strndup, nothing past s[n-1] is read). NULL on allocation failure. */
+char *str_ndup(const char *s, size_t n);
+
 bool str_starts_with(const char *s, const char *prefix);
 bool str_ends_with(const char *s, const char *suffix);
 /* Finds needle in hay[0..n); NULL when absent. */

@@ -1,6 +1,7 @@
 /* chat.c: the neutral conversation model, its constructors, and the answer accumulator. */
 #include "base/common.h"
 
+#include "base/str.h"
 #include "chat/chat.h"
 
 /* A request holds at most this much text (bodies are limited before parsing anyway). */
@@ -343,7 +344,7 @@ loco_status chat_answer_on_event(void *ctx, const chat_event *ev)
         free(a->error_type);
         free(a->error_message);
         a->error_type = dup_or_null(ev->error_type);
-        a->error_message = ev->text ? strndup(ev->text, ev->len) : NULL;
+        a->error_message = ev->text ? str_ndup(ev->text, ev->len) : NULL;
         return LOCO_OK;
     case CHAT_EV_PING:
         return LOCO_OK;

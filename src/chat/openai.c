@@ -1198,7 +1198,7 @@ static loco_status set_once(char **slot, const char *s, loco_err *err)
 {
     if (*slot || !s || !*s)
         return LOCO_OK;
-    *slot = strndup(s, CHAT_OAI_MAX_ID);
+    *slot = str_ndup(s, strnlen(s, CHAT_OAI_MAX_ID));
     return *slot ? LOCO_OK : loco_err_set(err, LOCO_ERR_NOMEM, "out of memory");
 }
 

@@ -738,7 +738,7 @@ static json_t *xml_value(const chat_qwen_parser *p, const char *tool, const char
 static char *dup_trimmed(const char *s, size_t n)
 {
     trim(&s, &n);
-    return n && str_utf8_valid(s, n) && !memchr(s, '\0', n) ? strndup(s, n) : NULL;
+    return n && str_utf8_valid(s, n) && !memchr(s, '\0', n) ? str_ndup(s, n) : NULL;
 }
 
 /* Position of the first of the tags in s[0..n), n when none. */

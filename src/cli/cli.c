@@ -12,6 +12,7 @@ typedef struct {
 static const cli_command commands[] = {
     {"serve", cmd_serve, "run the gateway Claude Code points ANTHROPIC_BASE_URL at"},
     {"setup", cmd_setup, "write .claude/settings.local.json from .env"},
+    {"model", cmd_model, "inspect and build GGUF model files"},
 };
 
 static void usage(FILE *out)

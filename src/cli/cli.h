@@ -10,5 +10,6 @@ int cli_main(int argc, char **argv);
  * subcommand name. */
 int cmd_serve(int argc, char **argv);
 int cmd_setup(int argc, char **argv);
+int cmd_model(int argc, char **argv);
 
 #endif

