@@ -563,7 +563,8 @@ static loco_status read_alignment(parser *p)
     if (i < 0)
         return LOCO_OK;
     uint64_t a;
-    if (g->kvs[i].type == GGUF_TYPE_BOOL || !gguf_get_u64(g, i, &a) || !is_pow2(a) || a > GGUF_MAX_ALIGNMENT)
+    if (g->kvs[i].type == GGUF_TYPE_BOOL || !gguf_get_u64(g, i, &a) || !is_pow2(a) ||
+        a > GGUF_MAX_ALIGNMENT)
         return p_fail(p, LOCO_ERR_INVALID,
                       "general.alignment must be a power of two up to %u (metadata entry %" PRId64
                       ", type %s)",
@@ -728,7 +729,7 @@ static loco_status parse_tensors(parser *p, uint64_t n)
 static loco_status parse_file(gguf *g, loco_err *err)
 {
     parser p = {g, 0, err};
-    uint64_t n_tensors, n_kv;
+    uint64_t n_tensors = 0, n_kv = 0;
     loco_status rc = parse_header(&p, &n_tensors, &n_kv);
     if (!rc)
         rc = parse_kvs(&p, n_kv);
@@ -1593,7 +1594,8 @@ static loco_status write_head(gguf_writer *w, sink *s, loco_err *err)
 loco_status gguf_writer_put(gguf_writer *w, const void *p, size_t n, loco_err *err)
 {
     if (!w->filling)
-        return loco_err_set(err, LOCO_ERR_INVALID, "gguf_writer_put called outside a fill callback");
+        return loco_err_set(err, LOCO_ERR_INVALID,
+                            "gguf_writer_put called outside a fill callback");
     if (n > w->fill_left)
         return loco_err_set(err, LOCO_ERR_INVALID,
                             "tensor data overflow: %zu bytes given, %" PRIu64 " expected", n,

@@ -740,10 +740,17 @@ static float dot_q4_0(int64_t n, const void *vw, const void *va)
     const block_q8_0 *y = va;
     float sumf = 0;
     for (int64_t i = 0; i < n / QK4_0; i++) {
+        /* Unpacked first: GCC 12 -O2 -march=native (AVX-512) miscompiles the fused loop
+         * (ggml's generic q4_0 dot hits the same bug). */
+        int8_t v[QK4_0];
+        for (int j = 0; j < QK4_0 / 2; j++) {
+            v[j] = (int8_t)((x[i].qs[j] & 0x0F) - 8);
+            v[j + QK4_0 / 2] = (int8_t)((x[i].qs[j] >> 4) - 8);
+        }
         int sumi0 = 0, sumi1 = 0;
         for (int j = 0; j < QK4_0 / 2; j++) {
-            sumi0 += ((x[i].qs[j] & 0x0F) - 8) * y[i].qs[j];
-            sumi1 += ((x[i].qs[j] >> 4) - 8) * y[i].qs[j + QK4_0 / 2];
+            sumi0 += v[j] * y[i].qs[j];
+            sumi1 += v[j + QK4_0 / 2] * y[i].qs[j + QK4_0 / 2];
         }
         const int sumi = sumi0 + sumi1;
         sumf += sumi * h2f(x[i].d) * h2f(y[i].d);

@@ -1,0 +1,597 @@
+/* qwen3.c: Qwen3 forward pass. Numerics follow llama.cpp's CPU graph so greedy output matches
+ * it token for token: activations are quantized to the weight's dot-product type before every
+ * matmul, the KV cache is F16 (queries and attention weights are rounded to F16 for their dot
+ * products, as ggml's mul_mat does), RMSNorm sums in double, RoPE angles advance by repeated
+ * multiplication, softmax sums in double. */
+#include "base/common.h"
+
+#include <math.h>
+#include <sys/mman.h>
+
+#include "engine/qwen3.h"
+#include "engine/quant.h"
+
+struct qwen3_ctx {
+    const qwen3_model *m;
+    tpool *pool;
+    uint32_t n_ctx;
+    uint32_t n_batch;
+    uint32_t past;
+    int32_t *tokens;    /* (n_ctx) tokens in the cache */
+    uint16_t *k_cache;  /* (layer, n_ctx, kv_dim) fp16 */
+    uint16_t *v_cache;  /* (layer, n_ctx, kv_dim) fp16 */
+    size_t kv_bytes;    /* size of each cache mapping */
+    /* scratch, allocated once */
+    float *x;           /* (n_batch, n_embd) residual stream */
+    float *xn;          /* (n_batch, max(n_embd, q_dim)) normalised input / attention output */
+    uint8_t *act;       /* (n_batch, act_stride) quantized activations */
+    size_t act_stride;  /* bytes per token row of act */
+    float *q;           /* (n_batch, q_dim) */
+    float *k;           /* (n_batch, kv_dim) */
+    float *v;           /* (n_batch, kv_dim) */
+    float *attn;        /* (n_batch, q_dim) attention output */
+    float *gate;        /* (n_batch, n_ff) */
+    float *up;          /* (n_batch, n_ff) */
+    float *proj;        /* (n_batch, n_embd) output of wo / down */
+    float *scores;      /* (threads, n_ctx) attention scores per worker */
+    uint16_t *qh;       /* (threads, head_dim) query rounded to fp16 per worker */
+    uint16_t *wh;       /* (threads, n_ctx) attention weights rounded to fp16 per worker */
+    int32_t n_threads;
+};
+
+/* ---------------------------------------------------------------- loading */
+
+static loco_status get_weight(const gguf *g, const char *name, int64_t ne0, int64_t ne1,
+                              bool matrix, qwen3_weight *w, loco_err *err)
+{
+    const gguf_tensor *t = gguf_find_tensor(g, name);
+    if (!t)
+        return loco_err_set(err, LOCO_ERR_INVALID, "%s: tensor '%s' is missing", gguf_name(g),
+                            name);
+    int64_t t1 = t->n_dims >= 2 ? t->ne[1] : 1;
+    if (t->ne[0] != ne0 || t1 != ne1 || t->ne[2] != 1 || t->ne[3] != 1)
+        return loco_err_set(err, LOCO_ERR_INVALID,
+                            "%s: tensor '%s' has shape [%" PRId64 ", %" PRId64
+                            "], expected [%" PRId64 ", %" PRId64 "]",
+                            gguf_name(g), name, t->ne[0], t1, ne0, ne1);
+    if (matrix && !quant_type_supported(t->type))
+        return loco_err_set(err, LOCO_ERR_UNSUPPORTED,
+                            "%s: tensor '%s' has type %s, which loco cannot compute with "
+                            "(supported: %s)",
+                            gguf_name(g), name, ggml_type_name(t->type),
+                            ggml_type_supported_list());
+    if (!matrix && t->type != GGML_TYPE_F32)
+        return loco_err_set(err, LOCO_ERR_UNSUPPORTED,
+                            "%s: norm tensor '%s' has type %s; expected F32", gguf_name(g), name,
+                            ggml_type_name(t->type));
+    w->name = t->name;
+    w->data = t->data;
+    w->type = t->type;
+    w->ne0 = ne0;
+    w->ne1 = ne1;
+    w->row_bytes = ggml_type_row_size(t->type, (uint64_t)ne0);
+    return LOCO_OK;
+}
+
+static uint32_t key_u32(const gguf *g, const char *key, uint32_t def, bool *found)
+{
+    uint32_t v = def;
+    int64_t i = gguf_find_key(g, key);
+    *found = i >= 0 && gguf_get_u32(g, i, &v);
+    return *found ? v : def;
+}
+
+static loco_status read_hparams(const gguf *g, qwen3_hparams *hp, loco_err *err)
+{
+    const char *arch = NULL;
+    loco_status rc = gguf_require_str(g, "general.architecture", &arch, err);
+    if (rc)
+        return rc;
+    if (strcmp(arch, "qwen3"))
+        return loco_err_set(err, LOCO_ERR_UNSUPPORTED,
+                            "%s: architecture '%s' is not supported (loco runs qwen3)",
+                            gguf_name(g), arch);
+    struct {
+        const char *key;
+        uint32_t *out;
+    } req[] = {
+        {"qwen3.block_count", &hp->n_layer},
+        {"qwen3.embedding_length", &hp->n_embd},
+        {"qwen3.attention.head_count", &hp->n_head},
+        {"qwen3.feed_forward_length", &hp->n_ff},
+    };
+    for (size_t i = 0; i < LOCO_ARRAY_LEN(req); i++) {
+        rc = gguf_require_u32(g, req[i].key, req[i].out, err);
+        if (rc)
+            return rc;
+    }
+    bool found;
+    hp->n_head_kv = key_u32(g, "qwen3.attention.head_count_kv", hp->n_head, &found);
+    hp->head_dim = key_u32(g, "qwen3.attention.key_length",
+                           hp->n_head ? hp->n_embd / hp->n_head : 0, &found);
+    uint32_t vlen = key_u32(g, "qwen3.attention.value_length", hp->head_dim, &found);
+    hp->n_ctx_train = key_u32(g, "qwen3.context_length", 0, &found);
+    hp->rope_base = 10000.0f;
+    int64_t i = gguf_find_key(g, "qwen3.rope.freq_base");
+    if (i >= 0)
+        gguf_get_f32(g, i, &hp->rope_base);
+    rc = gguf_require_f32(g, "qwen3.attention.layer_norm_rms_epsilon", &hp->rms_eps, err);
+    if (rc)
+        return rc;
+    if (!hp->n_layer || hp->n_layer > 1024 || !hp->n_embd || hp->n_embd > 65536 ||
+        !hp->n_head || hp->n_head > 1024 || !hp->n_head_kv || hp->n_head % hp->n_head_kv ||
+        !hp->head_dim || hp->head_dim > 1024 || hp->head_dim % 2 || vlen != hp->head_dim ||
+        !hp->n_ff || hp->n_ff > 1u << 20)
+        return loco_err_set(err, LOCO_ERR_INVALID,
+                            "%s: inconsistent hyperparameters (layers %u, embd %u, heads %u/%u, "
+                            "head dim %u, value dim %u, ffn %u)",
+                            gguf_name(g), hp->n_layer, hp->n_embd, hp->n_head, hp->n_head_kv,
+                            hp->head_dim, vlen, hp->n_ff);
+    return LOCO_OK;
+}
+
+loco_status qwen3_load(const gguf *g, qwen3_model **out, loco_err *err)
+{
+    qwen3_model *m = calloc(1, sizeof(*m));
+    if (!m)
+        return loco_err_set(err, LOCO_ERR_NOMEM, "out of memory");
+    m->file = g;
+    qwen3_hparams *hp = &m->hp;
+    loco_status rc = read_hparams(g, hp, err);
+    if (rc)
+        goto fail;
+    const gguf_tensor *emb = gguf_find_tensor(g, "token_embd.weight");
+    if (!emb) {
+        rc = loco_err_set(err, LOCO_ERR_INVALID, "%s: tensor 'token_embd.weight' is missing",
+                          gguf_name(g));
+        goto fail;
+    }
+    if (emb->n_dims != 2 || emb->ne[1] <= 0 || emb->ne[1] > (1 << 24)) {
+        rc = loco_err_set(err, LOCO_ERR_INVALID, "%s: token_embd.weight has a bad shape",
+                          gguf_name(g));
+        goto fail;
+    }
+    hp->n_vocab = (uint32_t)emb->ne[1];
+    int64_t E = hp->n_embd, V = hp->n_vocab;
+    int64_t qd = (int64_t)hp->n_head * hp->head_dim, kvd = (int64_t)hp->n_head_kv * hp->head_dim;
+    rc = get_weight(g, "token_embd.weight", E, V, true, &m->tok_embd, err);
+    if (!rc)
+        rc = get_weight(g, "output_norm.weight", E, 1, false, &m->output_norm, err);
+    if (rc)
+        goto fail;
+    if (gguf_find_tensor(g, "output.weight"))
+        rc = get_weight(g, "output.weight", E, V, true, &m->output, err);
+    else
+        m->output = m->tok_embd; /* tied embeddings */
+    if (rc)
+        goto fail;
+    m->layers = calloc(hp->n_layer, sizeof(qwen3_layer));
+    if (!m->layers) {
+        rc = loco_err_set(err, LOCO_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (uint32_t l = 0; l < hp->n_layer && !rc; l++) {
+        qwen3_layer *L = &m->layers[l];
+        struct {
+            const char *suffix;
+            qwen3_weight *w;
+            int64_t ne0, ne1;
+            bool matrix;
+        } ts[] = {
+            {"attn_norm", &L->attn_norm, E, 1, false},
+            {"attn_q", &L->wq, E, qd, true},
+            {"attn_k", &L->wk, E, kvd, true},
+            {"attn_v", &L->wv, E, kvd, true},
+            {"attn_output", &L->wo, qd, E, true},
+            {"attn_q_norm", &L->q_norm, hp->head_dim, 1, false},
+            {"attn_k_norm", &L->k_norm, hp->head_dim, 1, false},
+            {"ffn_norm", &L->ffn_norm, E, 1, false},
+            {"ffn_gate", &L->gate, E, hp->n_ff, true},
+            {"ffn_up", &L->up, E, hp->n_ff, true},
+            {"ffn_down", &L->down, hp->n_ff, E, true},
+        };
+        for (size_t i = 0; i < LOCO_ARRAY_LEN(ts) && !rc; i++) {
+            char name[96];
+            snprintf(name, sizeof(name), "blk.%u.%s.weight", l, ts[i].suffix);
+            rc = get_weight(g, name, ts[i].ne0, ts[i].ne1, ts[i].matrix, ts[i].w, err);
+        }
+    }
+    if (rc)
+        goto fail;
+    /* every matrix's row length must be a whole number of its blocks */
+    *out = m;
+    return LOCO_OK;
+fail:
+    qwen3_free(m);
+    return rc;
+}
+
+void qwen3_free(qwen3_model *m)
+{
+    if (!m)
+        return;
+    free(m->layers);
+    free(m);
+}
+
+/* ---------------------------------------------------------------- context */
+
+static void *map_zeroed(size_t n)
+{
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+loco_status qwen3_ctx_new(const qwen3_model *m, uint32_t n_ctx, uint32_t n_batch, tpool *pool,
+                          qwen3_ctx **out, loco_err *err)
+{
+    const qwen3_hparams *hp = &m->hp;
+    if (n_ctx == 0 || n_ctx > (1u << 24))
+        return loco_err_set(err, LOCO_ERR_INVALID, "context size %u is out of range", n_ctx);
+    if (n_batch == 0)
+        n_batch = 1;
+    if (n_batch > n_ctx)
+        n_batch = n_ctx;
+    qwen3_ctx *c = calloc(1, sizeof(*c));
+    if (!c)
+        return loco_err_set(err, LOCO_ERR_NOMEM, "out of memory");
+    c->m = m;
+    c->pool = pool;
+    c->n_ctx = n_ctx;
+    c->n_batch = n_batch;
+    c->n_threads = pool ? tpool_threads(pool) : 1;
+    size_t E = hp->n_embd, F = hp->n_ff;
+    size_t qd = (size_t)hp->n_head * hp->head_dim, kvd = (size_t)hp->n_head_kv * hp->head_dim;
+    size_t widest = E > qd ? E : qd;
+    if (F > widest)
+        widest = F;
+    c->kv_bytes = (size_t)hp->n_layer * n_ctx * kvd * sizeof(uint16_t);
+    c->k_cache = map_zeroed(c->kv_bytes);
+    c->v_cache = map_zeroed(c->kv_bytes);
+    /* the widest activation row of any type: F32 is the largest encoding */
+    c->act_stride = (ggml_type_row_size(GGML_TYPE_F32, widest) + 63) & ~(size_t)63;
+    c->tokens = calloc(n_ctx, sizeof(int32_t));
+    c->x = calloc(n_batch * E, sizeof(float));
+    c->xn = calloc(n_batch * widest, sizeof(float));
+    c->act = aligned_alloc(64, n_batch * c->act_stride);
+    c->q = calloc(n_batch * qd, sizeof(float));
+    c->k = calloc(n_batch * kvd, sizeof(float));
+    c->v = calloc(n_batch * kvd, sizeof(float));
+    c->attn = calloc(n_batch * qd, sizeof(float));
+    c->gate = calloc(n_batch * F, sizeof(float));
+    c->up = calloc(n_batch * F, sizeof(float));
+    c->proj = calloc(n_batch * E, sizeof(float));
+    c->scores = calloc((size_t)c->n_threads * n_ctx, sizeof(float));
+    c->qh = calloc((size_t)c->n_threads * hp->head_dim, sizeof(uint16_t));
+    c->wh = calloc((size_t)c->n_threads * n_ctx, sizeof(uint16_t));
+    if (!c->k_cache || !c->v_cache || !c->tokens || !c->x || !c->xn || !c->act || !c->q ||
+        !c->k || !c->v || !c->attn || !c->gate || !c->up || !c->proj || !c->scores || !c->qh ||
+        !c->wh) {
+        qwen3_ctx_free(c);
+        return loco_err_set(err, LOCO_ERR_NOMEM,
+                            "cannot allocate a context of %u tokens (KV cache %.1f GiB): use a "
+                            "smaller --ctx",
+                            n_ctx, 2.0 * (double)((size_t)hp->n_layer * n_ctx * kvd * 2) /
+                                       (1024.0 * 1024.0 * 1024.0));
+    }
+    *out = c;
+    return LOCO_OK;
+}
+
+void qwen3_ctx_free(qwen3_ctx *c)
+{
+    if (!c)
+        return;
+    if (c->k_cache)
+        munmap(c->k_cache, c->kv_bytes);
+    if (c->v_cache)
+        munmap(c->v_cache, c->kv_bytes);
+    free(c->tokens);
+    free(c->x);
+    free(c->xn);
+    free(c->act);
+    free(c->q);
+    free(c->k);
+    free(c->v);
+    free(c->attn);
+    free(c->gate);
+    free(c->up);
+    free(c->proj);
+    free(c->scores);
+    free(c->qh);
+    free(c->wh);
+    free(c);
+}
+
+uint32_t qwen3_ctx_size(const qwen3_ctx *c)
+{
+    return c->n_ctx;
+}
+
+uint32_t qwen3_ctx_past(const qwen3_ctx *c)
+{
+    return c->past;
+}
+
+void qwen3_ctx_truncate(qwen3_ctx *c, uint32_t n)
+{
+    if (n < c->past)
+        c->past = n;
+}
+
+int32_t qwen3_ctx_token(const qwen3_ctx *c, uint32_t i)
+{
+    return i < c->past ? c->tokens[i] : -1;
+}
+
+/* ---------------------------------------------------------------- kernels */
+
+/* y = x / sqrt(mean(x^2) + eps) * w, summing squares in double as ggml does. */
+static void rms_norm(const float *x, const float *w, float *y, int64_t n, float eps)
+{
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        sum += (double)(x[i] * x[i]);
+    const float mean = (float)(sum / (double)n);
+    const float scale = 1.0f / sqrtf(mean + eps);
+    for (int64_t i = 0; i < n; i++)
+        y[i] = (x[i] * scale) * w[i];
+}
+
+/* NeoX rotation of one head: element i pairs with i + d/2; the angle advances by repeated
+ * multiplication with base^(-2/d), as ggml's rope cache does. */
+static void rope_neox(float *v, uint32_t d, uint32_t pos, float base)
+{
+    const float theta_scale = powf(base, -2.0f / (float)d);
+    float theta = (float)pos;
+    uint32_t half = d / 2;
+    for (uint32_t i = 0; i < half; i++) {
+        const float c = cosf(theta), s = sinf(theta);
+        const float a = v[i], b = v[i + half];
+        v[i] = a * c - b * s;
+        v[i + half] = a * s + b * c;
+        theta *= theta_scale;
+    }
+}
+
+static float silu(float x)
+{
+    return x / (1.0f + expf(-x));
+}
+
+/* f16 x f16 dot with double accumulation (ggml's reference ggml_vec_dot_f16). */
+static float dot_f16(const uint16_t *a, const uint16_t *b, uint32_t n)
+{
+    double s = 0.0;
+    for (uint32_t i = 0; i < n; i++)
+        s += (double)(fp16_to_f32(a[i]) * fp16_to_f32(b[i]));
+    return (float)s;
+}
+
+/* ---------------------------------------------------------------- parallel matmul */
+
+typedef struct {
+    const qwen3_weight *w;
+    const uint8_t *act;
+    size_t act_stride;
+    uint32_t n_tokens;
+    float *out;
+    size_t out_stride;
+    int64_t rows_per_task;
+} matmul_job;
+
+static void matmul_task(void *ctx, int32_t task, int32_t thread)
+{
+    LOCO_UNUSED(thread);
+    const matmul_job *j = ctx;
+    int64_t rb = (int64_t)task * j->rows_per_task;
+    int64_t re = rb + j->rows_per_task;
+    if (re > j->w->ne1)
+        re = j->w->ne1;
+    if (rb >= re)
+        return;
+    quant_matmul(j->w->type, j->w->data, j->w->ne1, j->w->ne0, j->act, j->n_tokens,
+                 j->act_stride, j->out, j->out_stride, rb, re);
+}
+
+/* Quantizes the rows of in (n_tokens x w->ne0, stride in_stride floats) to w's activation type
+ * into c->act. */
+static void prepare_act(qwen3_ctx *c, const qwen3_weight *w, const float *in, size_t in_stride,
+                        uint32_t n_tokens)
+{
+    ggml_type at = quant_act_type(w->type);
+    for (uint32_t t = 0; t < n_tokens; t++)
+        quant_quantize_act(at, in + t * in_stride, c->act + t * c->act_stride, w->ne0);
+}
+
+/* out[t * out_stride + r] = W row r . act row t, rows split over the pool. */
+static void matmul(qwen3_ctx *c, const qwen3_weight *w, uint32_t n_tokens, float *out,
+                   size_t out_stride)
+{
+    matmul_job j = {w, c->act, c->act_stride, n_tokens, out, out_stride, 0};
+    int64_t tasks = (int64_t)c->n_threads * 4;
+    if (tasks > w->ne1)
+        tasks = w->ne1;
+    if (tasks < 1)
+        tasks = 1;
+    j.rows_per_task = (w->ne1 + tasks - 1) / tasks;
+    /* keep tasks a multiple of 4 rows where possible (SIMD kernels like it) */
+    j.rows_per_task = (j.rows_per_task + 3) & ~(int64_t)3;
+    int32_t n_tasks = (int32_t)((w->ne1 + j.rows_per_task - 1) / j.rows_per_task);
+    if (c->pool && n_tasks > 1)
+        tpool_run(c->pool, n_tasks, matmul_task, &j);
+    else
+        for (int32_t t = 0; t < n_tasks; t++)
+            matmul_task(&j, t, 0);
+}
+
+/* ---------------------------------------------------------------- attention */
+
+typedef struct {
+    qwen3_ctx *c;
+    uint32_t layer;
+    uint32_t n_tokens;
+    uint32_t pos0;
+} attn_job;
+
+/* One (token, head) pair: scores over the causal window, softmax, weighted sum of V. */
+static void attn_task(void *ctx, int32_t task, int32_t thread)
+{
+    const attn_job *j = ctx;
+    qwen3_ctx *c = j->c;
+    const qwen3_hparams *hp = &c->m->hp;
+    uint32_t H = hp->n_head, d = hp->head_dim;
+    uint32_t t = (uint32_t)task / H, h = (uint32_t)task % H;
+    uint32_t kvh = h / (H / hp->n_head_kv);
+    size_t kvd = (size_t)hp->n_head_kv * d;
+    uint32_t pos = j->pos0 + t;
+    uint32_t n_kv = pos + 1;
+    const uint16_t *K = c->k_cache + (size_t)j->layer * c->n_ctx * kvd + (size_t)kvh * d;
+    const uint16_t *Vc = c->v_cache + (size_t)j->layer * c->n_ctx * kvd + (size_t)kvh * d;
+    float *s = c->scores + (size_t)thread * c->n_ctx;
+    uint16_t *qh = c->qh + (size_t)thread * d;
+    uint16_t *wh = c->wh + (size_t)thread * c->n_ctx;
+    const float *q = c->q + (size_t)t * H * d + (size_t)h * d;
+    for (uint32_t i = 0; i < d; i++)
+        qh[i] = fp16_from_f32(q[i]);
+    const float scale = 1.0f / sqrtf((float)d);
+    float mx = -INFINITY;
+    for (uint32_t p = 0; p < n_kv; p++) {
+        s[p] = dot_f16(K + (size_t)p * kvd, qh, d) * scale;
+        if (s[p] > mx)
+            mx = s[p];
+    }
+    double sum = 0.0;
+    for (uint32_t p = 0; p < n_kv; p++) {
+        float e = expf(s[p] - mx);
+        s[p] = e;
+        sum += (double)e;
+    }
+    const float inv = (float)(1.0 / sum);
+    for (uint32_t p = 0; p < n_kv; p++)
+        wh[p] = fp16_from_f32(s[p] * inv);
+    float *o = c->attn + (size_t)t * H * d + (size_t)h * d;
+    for (uint32_t i = 0; i < d; i++) {
+        double acc = 0.0;
+        for (uint32_t p = 0; p < n_kv; p++)
+            acc += (double)(fp16_to_f32(Vc[(size_t)p * kvd + i]) * fp16_to_f32(wh[p]));
+        o[i] = (float)acc;
+    }
+}
+
+/* ---------------------------------------------------------------- forward */
+
+static loco_status embed(qwen3_ctx *c, const int32_t *tokens, uint32_t n, loco_err *err)
+{
+    const qwen3_model *m = c->m;
+    for (uint32_t t = 0; t < n; t++) {
+        if (tokens[t] < 0 || (uint32_t)tokens[t] >= m->hp.n_vocab)
+            return loco_err_set(err, LOCO_ERR_INVALID, "token id %d is outside the vocabulary (%u)",
+                                tokens[t], m->hp.n_vocab);
+        const uint8_t *row = (const uint8_t *)m->tok_embd.data +
+                             (size_t)tokens[t] * m->tok_embd.row_bytes;
+        quant_dequantize_row(m->tok_embd.type, row, c->x + (size_t)t * m->hp.n_embd,
+                             m->hp.n_embd);
+    }
+    return LOCO_OK;
+}
+
+static void layer_forward(qwen3_ctx *c, uint32_t l, uint32_t n, uint32_t pos0)
+{
+    const qwen3_hparams *hp = &c->m->hp;
+    const qwen3_layer *L = &c->m->layers[l];
+    size_t E = hp->n_embd, d = hp->head_dim, F = hp->n_ff;
+    size_t qd = hp->n_head * d, kvd = hp->n_head_kv * d;
+
+    for (uint32_t t = 0; t < n; t++)
+        rms_norm(c->x + t * E, L->attn_norm.data, c->xn + t * E, (int64_t)E, hp->rms_eps);
+    prepare_act(c, &L->wq, c->xn, E, n); /* wq, wk, wv share the input and its encoding */
+    matmul(c, &L->wq, n, c->q, qd);
+    if (quant_act_type(L->wk.type) != quant_act_type(L->wq.type))
+        prepare_act(c, &L->wk, c->xn, E, n);
+    matmul(c, &L->wk, n, c->k, kvd);
+    if (quant_act_type(L->wv.type) != quant_act_type(L->wk.type))
+        prepare_act(c, &L->wv, c->xn, E, n);
+    matmul(c, &L->wv, n, c->v, kvd);
+
+    uint16_t *kc = c->k_cache + (size_t)l * c->n_ctx * kvd;
+    uint16_t *vc = c->v_cache + (size_t)l * c->n_ctx * kvd;
+    for (uint32_t t = 0; t < n; t++) {
+        uint32_t pos = pos0 + t;
+        for (uint32_t h = 0; h < hp->n_head; h++) {
+            float *qv = c->q + t * qd + h * d;
+            rms_norm(qv, L->q_norm.data, qv, (int64_t)d, hp->rms_eps);
+            rope_neox(qv, (uint32_t)d, pos, hp->rope_base);
+        }
+        for (uint32_t h = 0; h < hp->n_head_kv; h++) {
+            float *kv = c->k + t * kvd + h * d;
+            rms_norm(kv, L->k_norm.data, kv, (int64_t)d, hp->rms_eps);
+            rope_neox(kv, (uint32_t)d, pos, hp->rope_base);
+        }
+        for (size_t i = 0; i < kvd; i++) {
+            kc[(size_t)pos * kvd + i] = fp16_from_f32(c->k[t * kvd + i]);
+            vc[(size_t)pos * kvd + i] = fp16_from_f32(c->v[t * kvd + i]);
+        }
+    }
+    attn_job aj = {c, l, n, pos0};
+    int32_t tasks = (int32_t)(n * hp->n_head);
+    if (c->pool && tasks > 1)
+        tpool_run(c->pool, tasks, attn_task, &aj);
+    else
+        for (int32_t t = 0; t < tasks; t++)
+            attn_task(&aj, t, 0);
+
+    prepare_act(c, &L->wo, c->attn, qd, n);
+    matmul(c, &L->wo, n, c->proj, E);
+    for (size_t i = 0; i < n * E; i++)
+        c->x[i] += c->proj[i];
+
+    for (uint32_t t = 0; t < n; t++)
+        rms_norm(c->x + t * E, L->ffn_norm.data, c->xn + t * E, (int64_t)E, hp->rms_eps);
+    prepare_act(c, &L->gate, c->xn, E, n);
+    matmul(c, &L->gate, n, c->gate, F);
+    if (quant_act_type(L->up.type) != quant_act_type(L->gate.type))
+        prepare_act(c, &L->up, c->xn, E, n);
+    matmul(c, &L->up, n, c->up, F);
+    for (size_t i = 0; i < n * F; i++)
+        c->gate[i] = silu(c->gate[i]) * c->up[i];
+    prepare_act(c, &L->down, c->gate, F, n);
+    matmul(c, &L->down, n, c->proj, E);
+    for (size_t i = 0; i < n * E; i++)
+        c->x[i] += c->proj[i];
+}
+
+static void output_logits(qwen3_ctx *c, const float *x, float *logits)
+{
+    const qwen3_model *m = c->m;
+    rms_norm(x, m->output_norm.data, c->xn, m->hp.n_embd, m->hp.rms_eps);
+    prepare_act(c, &m->output, c->xn, m->hp.n_embd, 1);
+    matmul(c, &m->output, 1, logits, m->hp.n_vocab);
+}
+
+loco_status qwen3_eval(qwen3_ctx *c, const int32_t *tokens, uint32_t n, float *out_logits,
+                       loco_err *err)
+{
+    if (n == 0)
+        return LOCO_OK;
+    if ((uint64_t)c->past + n > c->n_ctx)
+        return loco_err_set(err, LOCO_ERR_OVERFLOW,
+                            "the context is full: %u tokens in it + %u new > %u (raise --ctx)",
+                            c->past, n, c->n_ctx);
+    uint32_t done = 0;
+    while (done < n) {
+        uint32_t b = n - done < c->n_batch ? n - done : c->n_batch;
+        loco_status rc = embed(c, tokens + done, b, err);
+        if (rc)
+            return rc;
+        for (uint32_t l = 0; l < c->m->hp.n_layer; l++)
+            layer_forward(c, l, b, c->past);
+        memcpy(c->tokens + c->past, tokens + done, b * sizeof(int32_t));
+        c->past += b;
+        done += b;
+        if (done == n && out_logits)
+            output_logits(c, c->x + (size_t)(b - 1) * c->m->hp.n_embd, out_logits);
+    }
+    return LOCO_OK;
+}

@@ -1,0 +1,89 @@
+/* qwen3.h: the Qwen3 architecture over a GGUF file: hyperparameters and weights read from the
+ * mapping (never copied), a per-sequence context with its KV cache, and the forward pass
+ * (batched prompt processing, one-token decode). Part of the engine layer. */
+#ifndef LOCO_QWEN3_H
+#define LOCO_QWEN3_H
+
+#include <stdint.h>
+
+#include "base/status.h"
+#include "engine/ggml_types.h"
+#include "engine/gguf.h"
+#include "engine/threadpool.h"
+
+typedef struct {
+    uint32_t n_layer;    /* qwen3.block_count */
+    uint32_t n_embd;     /* qwen3.embedding_length */
+    uint32_t n_head;     /* qwen3.attention.head_count */
+    uint32_t n_head_kv;  /* qwen3.attention.head_count_kv */
+    uint32_t head_dim;   /* qwen3.attention.key_length (default n_embd / n_head) */
+    uint32_t n_ff;       /* qwen3.feed_forward_length */
+    uint32_t n_vocab;    /* rows of token_embd */
+    uint32_t n_ctx_train;/* qwen3.context_length */
+    float rope_base;     /* qwen3.rope.freq_base (default 10000) */
+    float rms_eps;       /* qwen3.attention.layer_norm_rms_epsilon */
+} qwen3_hparams;
+
+/* A weight matrix inside the mapping: ne0 values per row (the input dim), ne1 rows. */
+typedef struct {
+    const char *name;
+    const void *data;
+    ggml_type type;
+    int64_t ne0;
+    int64_t ne1;
+    size_t row_bytes;
+} qwen3_weight;
+
+typedef struct {
+    qwen3_weight attn_norm; /* (n_embd) f32 */
+    qwen3_weight wq;        /* (n_embd -> n_head*head_dim) */
+    qwen3_weight wk;        /* (n_embd -> n_head_kv*head_dim) */
+    qwen3_weight wv;        /* (n_embd -> n_head_kv*head_dim) */
+    qwen3_weight wo;        /* (n_head*head_dim -> n_embd) */
+    qwen3_weight q_norm;    /* (head_dim) f32 */
+    qwen3_weight k_norm;    /* (head_dim) f32 */
+    qwen3_weight ffn_norm;  /* (n_embd) f32 */
+    qwen3_weight gate;      /* (n_embd -> n_ff) */
+    qwen3_weight up;        /* (n_embd -> n_ff) */
+    qwen3_weight down;      /* (n_ff -> n_embd) */
+} qwen3_layer;
+
+typedef struct {
+    qwen3_hparams hp;
+    const gguf *file;        /* borrowed: must outlive the model */
+    qwen3_weight tok_embd;   /* (n_embd) x n_vocab */
+    qwen3_weight output_norm;/* (n_embd) f32 */
+    qwen3_weight output;     /* (n_embd) x n_vocab: token_embd when the file ties them */
+    qwen3_layer *layers;     /* n_layer, owned */
+} qwen3_model;
+
+/* Reads the architecture from g (borrowed; it must outlive the model). Every tensor is checked
+ * for presence, shape and a supported type; errors name the tensor. Caller frees with
+ * qwen3_free. */
+loco_status qwen3_load(const gguf *g, qwen3_model **out, loco_err *err);
+void qwen3_free(qwen3_model *m); /* NULL ok */
+
+typedef struct qwen3_ctx qwen3_ctx;
+
+/* A sequence context: KV cache for n_ctx positions (F16, like llama.cpp's default, mapped
+ * lazily so untouched positions cost no memory) and scratch for batches of up to n_batch
+ * tokens, all allocated here; the forward pass allocates nothing. pool is borrowed (NULL:
+ * single-threaded). */
+loco_status qwen3_ctx_new(const qwen3_model *m, uint32_t n_ctx, uint32_t n_batch, tpool *pool,
+                          qwen3_ctx **out, loco_err *err);
+void qwen3_ctx_free(qwen3_ctx *c); /* NULL ok */
+uint32_t qwen3_ctx_size(const qwen3_ctx *c);
+/* Tokens in the cache. */
+uint32_t qwen3_ctx_past(const qwen3_ctx *c);
+/* Forgets every position from n on (n <= past): how a prefix is reused. */
+void qwen3_ctx_truncate(qwen3_ctx *c, uint32_t n);
+/* The token at cache position i (i < past). */
+int32_t qwen3_ctx_token(const qwen3_ctx *c, uint32_t i);
+
+/* Runs tokens[0..n) at positions past..past+n-1 (in batches of n_batch) and, when out_logits
+ * is non-NULL, writes the logits of the last token (n_vocab floats). LOCO_ERR_OVERFLOW naming
+ * both sizes when past+n exceeds the context; LOCO_ERR_INVALID for an id outside the vocab. */
+loco_status qwen3_eval(qwen3_ctx *c, const int32_t *tokens, uint32_t n, float *out_logits,
+                       loco_err *err);
+
+#endif
