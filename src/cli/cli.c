@@ -12,6 +12,8 @@ typedef struct {
 static const cli_command commands[] = {
     {"serve", cmd_serve, "run the gateway Claude Code points ANTHROPIC_BASE_URL at"},
     {"setup", cmd_setup, "write .claude/settings.local.json from .env"},
+    {"run", cmd_run, "run a GGUF model with the built-in engine and stream its answer"},
+    {"tokenize", cmd_tokenize, "print the token ids of a text with a model's tokenizer"},
     {"model", cmd_model, "inspect and build GGUF model files"},
 };
 

@@ -10,6 +10,10 @@ int cli_main(int argc, char **argv);
  * subcommand name. */
 int cmd_serve(int argc, char **argv);
 int cmd_setup(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 int cmd_model(int argc, char **argv);
+/* `loco model synth` (cmd_model_synth.c), dispatched by cmd_model. */
+int cmd_model_synth(int argc, char **argv);
 
 #endif

@@ -20,6 +20,8 @@ static int model_info(int argc, char **argv);
 static const model_sub model_subs[] = {
     {"info", model_info, "print a GGUF file's architecture, sizes, tensor types, tokenizer "
                          "and chat template summary"},
+    {"synth", cmd_model_synth, "write a Qwen3 GGUF with deterministic random weights and a "
+                               "real tokenizer"},
 };
 
 static void model_usage(FILE *out)

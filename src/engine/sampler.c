@@ -212,6 +212,37 @@ static void sort_top(cand *c, int32_t n, int32_t m)
     qsort(c, (size_t)m, sizeof *c, cand_cmp);
 }
 
+/* Restores the min-heap order (worst candidate at the root) below position i of h[0..k). */
+static void sift_down(cand *h, int32_t k, int32_t i)
+{
+    for (;;) {
+        int32_t l = 2 * i + 1, r = l + 1, w = i;
+        if (l < k && before(&h[w], &h[l]))
+            w = l;
+        if (r < k && before(&h[w], &h[r]))
+            w = r;
+        if (w == i)
+            return;
+        swap(&h[i], &h[w]);
+        i = w;
+    }
+}
+
+/* Keeps the k first candidates, sorted, in c[0..k); the rest of c is overwritten. A min-heap of
+ * k entries over one pass: most candidates cost one comparison with the heap's root. */
+static void keep_top_k(cand *c, int32_t n, int32_t k)
+{
+    for (int32_t i = k / 2; i-- > 0;)
+        sift_down(c, k, i);
+    for (int32_t i = k; i < n; i++) {
+        if (before(&c[i], &c[0])) {
+            c[0] = c[i];
+            sift_down(c, k, 0);
+        }
+    }
+    qsort(c, (size_t)k, sizeof *c, cand_cmp);
+}
+
 static int32_t argmax(const cand *c, int32_t n)
 {
     int32_t best = 0;
@@ -226,7 +257,7 @@ static double softmax_sum(const cand *c, int32_t n, float max)
 {
     double sum = 0;
     for (int32_t i = 0; i < n; i++)
-        sum += exp((double)c[i].logit - max);
+        sum += expf(c[i].logit - max);
     return sum;
 }
 
@@ -243,7 +274,7 @@ static int32_t top_p(cand *c, int32_t n, bool *sorted, float p)
         double cum = 0;
         *sorted = true; /* c[0..m) is sorted now, so is every prefix of it */
         for (int32_t i = 0; i < m; i++) {
-            cum += exp((double)c[i].logit - max) / total;
+            cum += expf(c[i].logit - max) / total;
             if (cum >= p)
                 return i + 1;
         }
@@ -267,24 +298,48 @@ static int32_t min_p(cand *c, int32_t n, bool sorted, float p)
     return kept > 0 ? kept : 1;
 }
 
-static int32_t draw(sampler *s, const cand *c, int32_t n)
+/* Draws from softmax(c[i].logit); c[i].logit is replaced by its unnormalised weight. */
+static int32_t draw(sampler *s, cand *c, int32_t n)
 {
     float max = c[argmax(c, n)].logit;
-    double sum = softmax_sum(c, n, max);
+    double sum = 0;
+    for (int32_t i = 0; i < n; i++) {
+        c[i].logit = expf(c[i].logit - max);
+        sum += c[i].logit;
+    }
     double u = rng_uniform(&s->rng) * sum;
     double cum = 0;
     for (int32_t i = 0; i < n; i++) {
-        cum += exp((double)c[i].logit - max);
+        cum += c[i].logit;
         if (u < cum)
             return c[i].id;
     }
     return c[n - 1].id;
 }
 
+/* Greedy without penalties: the argmax of the caller's logits, no copy. */
+static loco_status greedy_plain(const sampler *s, const float *logits, int32_t *out_token,
+                                loco_err *err)
+{
+    int32_t best = 0;
+    for (int32_t i = 0; i < s->n_vocab; i++) {
+        if (isnan(logits[i]))
+            return loco_err_set(err, LOCO_ERR_INVALID, "sampler: logit %" PRId32 " is NaN", i);
+        if (logits[i] > logits[best])
+            best = i;
+    }
+    if (isinf(logits[best]) && logits[best] < 0)
+        return loco_err_set(err, LOCO_ERR_INVALID, "sampler: every logit is -inf");
+    *out_token = best;
+    return LOCO_OK;
+}
+
 loco_status sampler_sample(sampler *s, const float *logits, int32_t *out_token, loco_err *err)
 {
     cand *c = s->cand;
     int32_t n = s->n_vocab;
+    if (s->p.temperature <= 0 && !penalties_on(&s->p))
+        return greedy_plain(s, logits, out_token, err);
     for (int32_t i = 0; i < n; i++) {
         if (isnan(logits[i]))
             return loco_err_set(err, LOCO_ERR_INVALID, "sampler: logit %" PRId32 " is NaN", i);
@@ -301,7 +356,7 @@ loco_status sampler_sample(sampler *s, const float *logits, int32_t *out_token, 
     }
     bool sorted = false;
     if (s->p.top_k > 0 && s->p.top_k < n) {
-        sort_top(c, n, s->p.top_k);
+        keep_top_k(c, n, s->p.top_k);
         n = s->p.top_k;
         sorted = true;
     }

@@ -6,6 +6,7 @@
 #include "engine/tokenizer.h"
 
 #include "base/json.h"
+#include "engine/gguf.h"
 #include "engine/unicode_data.h"
 
 #define CP_EOF 0xFFFFFFFFu     /* past the end of the text */
@@ -1334,5 +1335,105 @@ out:
     json_decref(root);
     if (st)
         tok_vocab_release(v);
+    return st;
+}
+
+/* ---------------------------------------------------------------- GGUF metadata */
+
+/* A required STRING array; its strings are pointed to (in the mapping) with lengths. */
+static loco_status gguf_strings(const gguf *g, const char *key, bool required, const char ***out_s,
+                                size_t **out_lens, size_t *out_n, loco_err *err)
+{
+    *out_s = NULL, *out_lens = NULL, *out_n = 0;
+    int64_t k = gguf_find_key(g, key);
+    if (k < 0)
+        return required ? loco_err_set(err, LOCO_ERR_NOT_FOUND, "%s: missing metadata key '%s'",
+                                       gguf_name(g), key)
+                        : LOCO_OK;
+    const gguf_arr *a = gguf_get_arr(g, k);
+    if (!a || a->elem_type != GGUF_TYPE_STRING)
+        return loco_err_set(err, LOCO_ERR_INVALID, "%s: metadata key '%s' is not a string array",
+                            gguf_name(g), key);
+    if (a->count > TOK_MAX_MERGES)
+        return loco_err_set(err, LOCO_ERR_LIMIT, "%s: '%s' has %" PRIu64 " entries",
+                            gguf_name(g), key, a->count);
+    *out_s = malloc((a->count + 1) * sizeof(char *));
+    *out_lens = malloc((a->count + 1) * sizeof(size_t));
+    if (!*out_s || !*out_lens)
+        return loco_err_set(err, LOCO_ERR_NOMEM, "out of memory");
+    for (uint64_t i = 0; i < a->count; i++) {
+        (*out_s)[i] = gguf_arr_get_str(a, i, &(*out_lens)[i]);
+        if (!(*out_s)[i])
+            return loco_err_set(err, LOCO_ERR_INVALID, "%s: '%s'[%" PRIu64 "] is unreadable",
+                                gguf_name(g), key, i);
+    }
+    *out_n = (size_t)a->count;
+    return LOCO_OK;
+}
+
+static loco_status gguf_token_types(const gguf *g, size_t n, int32_t **out_types, loco_err *err)
+{
+    *out_types = NULL;
+    int64_t k = gguf_find_key(g, "tokenizer.ggml.token_type");
+    if (k < 0)
+        return LOCO_OK;
+    const gguf_arr *a = gguf_get_arr(g, k);
+    if (!a || a->count != n)
+        return loco_err_set(err, LOCO_ERR_INVALID,
+                            "%s: tokenizer.ggml.token_type is not an array of %zu integers",
+                            gguf_name(g), n);
+    *out_types = malloc((n + 1) * sizeof(int32_t));
+    if (!*out_types)
+        return loco_err_set(err, LOCO_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        int64_t v;
+        if (!gguf_arr_get_i64(a, i, &v))
+            return loco_err_set(err, LOCO_ERR_INVALID, "%s: tokenizer.ggml.token_type[%zu]",
+                                gguf_name(g), i);
+        (*out_types)[i] = v >= 0 && v <= TOK_TYPE_BYTE ? (int32_t)v : TOK_TYPE_UNDEFINED;
+    }
+    return LOCO_OK;
+}
+
+loco_status tok_from_gguf(const gguf *g, bool nfc, tok **out_t, loco_err *err)
+{
+    *out_t = NULL;
+    const char *model = NULL, *pre = NULL;
+    loco_status st = gguf_require_str(g, "tokenizer.ggml.model", &model, err);
+    if (st)
+        return st;
+    if (strcmp(model, "gpt2") != 0)
+        return loco_err_set(err, LOCO_ERR_UNSUPPORTED,
+                            "%s: tokenizer model '%s' is not supported (only gpt2 byte-level BPE)",
+                            gguf_name(g), model);
+    st = gguf_require_str(g, "tokenizer.ggml.pre", &pre, err);
+    if (st)
+        return st;
+    if (strcmp(pre, "qwen2") != 0)
+        return loco_err_set(err, LOCO_ERR_UNSUPPORTED,
+                            "%s: pre-tokenizer '%s' is not supported (only qwen2)", gguf_name(g),
+                            pre);
+    tok_config cfg = {.nfc = nfc};
+    const char **tokens = NULL, **merges = NULL;
+    size_t *token_lens = NULL, *merge_lens = NULL;
+    int32_t *types = NULL;
+    st = gguf_strings(g, "tokenizer.ggml.tokens", true, &tokens, &token_lens, &cfg.n_tokens, err);
+    if (!st)
+        st = gguf_strings(g, "tokenizer.ggml.merges", false, &merges, &merge_lens, &cfg.n_merges,
+                          err);
+    if (!st)
+        st = gguf_token_types(g, cfg.n_tokens, &types, err);
+    if (!st) {
+        cfg.tokens = tokens, cfg.token_lens = token_lens, cfg.types = types;
+        cfg.merges = merges, cfg.merge_lens = merge_lens;
+        st = tok_new(&cfg, out_t, err);
+        if (st)
+            loco_err_wrap(err, "%s", gguf_name(g));
+    }
+    free(tokens);
+    free(token_lens);
+    free(merges);
+    free(merge_lens);
+    free(types);
     return st;
 }

@@ -94,6 +94,16 @@ void tok_vocab_release(tok_vocab *v);
 /* Fills cfg with pointers borrowed from v (valid while v lives). */
 void tok_vocab_config(const tok_vocab *v, tok_config *cfg);
 
+typedef struct gguf gguf; /* engine/gguf.h */
+
+/* Builds the tokenizer of an open GGUF model from its metadata: tokenizer.ggml.model must be
+ * "gpt2" and tokenizer.ggml.pre "qwen2" (the only pre-tokenizer implemented), with
+ * tokenizer.ggml.tokens, .merges and optionally .token_type (absent: all NORMAL). GGUF does
+ * not record the HF normalizer: nfc = true reproduces HF tokenizers (Qwen's tokenizer.json
+ * applies NFC), false reproduces llama.cpp (no normalisation); they differ only on non-NFC
+ * input. Strings are copied, so g may be closed afterwards. Errors name the file and key. */
+loco_status tok_from_gguf(const gguf *g, bool nfc, tok **out_t, loco_err *err);
+
 /* tok_encode flags. */
 #define TOK_PARSE_SPECIAL 1u /* match added tokens (CONTROL, USER_DEFINED) in the text first */
 
