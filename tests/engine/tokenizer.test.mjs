@@ -15,7 +15,7 @@ import { loadReference, encode, chunksOf } from './tokenizer_ref.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO_ROOT = path.resolve(HERE, '..', '..');
-const TOOL = process.env.LOCO_TOOL_TOKENIZE || path.join(REPO_ROOT, 'build', 'tool_tokenize');
+const TOOL = process.env.LOCO_TOOL_TOKENIZE || path.join(path.resolve(REPO_ROOT, process.env.LOCO_BUILD_DIR || 'build'), 'tool_tokenize');
 const CORPUS = path.join(HERE, 'corpus');
 const FIRST_ADDED_ID = 151643;
 
