@@ -13,7 +13,8 @@ import {
   gateway, post, get, parseSSE, checkAnthropicStream, textOf, toolCallsIn, toolResponsesIn,
   metricSum, deadUrl, waitFor, sleep, LOCAL_SYSTEM_PROMPT, DEFAULT_FALLBACK_MODEL, CLOUD_KEY, HAIKU, SONNET,
 } from './helpers.mjs';
-import { llamaContextOverflow, cloudError } from './standins.mjs';
+import { llamaContextOverflow, cloudError, startLocal, startCloud } from './standins.mjs';
+import { startLoco } from './helpers.mjs';
 
 const T = { timeout: 30000 };
 
@@ -944,5 +945,46 @@ describe('--record', () => {
     assert.ok(lines[0].includes('Where is main defined in /repo?'));
     assert.ok(lines[0].includes('Find main'), 'the answer (a Bash call) is recorded');
     assert.ok(/"local"/.test(lines[0]), 'the route is labelled');
+  });
+});
+
+describe('settings', () => {
+  test('settings come from .env and the environment; the environment beats .env, flags beat both', T, async (t) => {
+    const local = await startLocal();
+    const cloud = await startCloud({ base: '/api' });
+    const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'loco-env-'));
+    fs.writeFileSync(path.join(cwd, '.env'), [
+      '# settings for loco serve',
+      `LOCO_LOCAL_URL=${local.url}`,
+      `LOCO_CLOUD_URL="${cloud.url}/api"`,
+      'LOCO_CLOUD_KEY_ENV=MY_CLOUD_KEY',
+      'MY_CLOUD_KEY=sk-from-dotenv-123',
+      'LOCO_LOCAL_MODELS=dotenv-local-*',
+      'LOCO_FALLBACK_MODEL=dotenv-fallback',
+      '',
+    ].join('\n'));
+    const loco = await startLoco({ cwd, key: null, env: { LOCO_LOCAL_MODELS: 'env-local-*' }, args: ['--fallback-model', 'flag-fallback'] });
+    t.after(async () => { await loco.stop(); await local.stop(); await cloud.stop(); fs.rmSync(cwd, { recursive: true, force: true }); });
+
+    // the environment's LOCO_LOCAL_MODELS wins over .env's
+    local.enqueue('Local answer.');
+    let r = await post(`${loco.url}/v1/messages`, ask({ model: 'env-local-1' }));
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.equal(local.requests.length, 1);
+    // so a name matching only .env's pattern goes to the cloud, with the key named in .env
+    cloud.enqueue({ text: CLOUD_TEXT });
+    r = await post(`${loco.url}/v1/messages`, ask({ model: 'dotenv-local-1' }));
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.equal(cloud.requests.length, 1);
+    assert.equal(cloud.requests[0].headers.authorization, 'Bearer sk-from-dotenv-123');
+    assert.equal(cloud.requests[0].body.model, 'dotenv-local-1');
+    // the --fallback-model flag wins over .env's LOCO_FALLBACK_MODEL
+    local.enqueue(llamaContextOverflow());
+    cloud.enqueue({ text: CLOUD_TEXT });
+    r = await post(`${loco.url}/v1/messages`, ask({ model: 'env-local-2' }));
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.equal(cloud.requests.length, 2);
+    assert.equal(cloud.requests[1].body.model, 'flag-fallback');
+    assert.ok(!loco.log().includes('sk-from-dotenv-123'), 'the key must not be logged');
   });
 });
