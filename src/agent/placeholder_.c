@@ -1,3 +1,0 @@
-/* agent layer placeholder: keeps the library non-empty until the tools land. */
-int loco_agent_placeholder_(void);
-int loco_agent_placeholder_(void) { return 0; }
