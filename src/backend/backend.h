@@ -1,11 +1,13 @@
 /* backend.h: one interface for every model server: complete(conversation, params) ->
  * stream of neutral events (chat/chat.h). Implementations: openai-http (llama-server, vLLM,
  * Ollama, loco; optionally speaking the qwen <tool_call> text dialect) and anthropic-http
- * (the cloud). The engine backend joins when the engine lands. */
+ * (the cloud), engine (the in-process Qwen3 engine) and hybrid (local first, cloud fallback
+ * by the gateway's rules in backend/policy.h). */
 #ifndef LOCO_BACKEND_H
 #define LOCO_BACKEND_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "base/status.h"
 #include "chat/chat.h"
@@ -34,10 +36,16 @@ typedef struct {
     size_t repaired_calls;  /* qwen dialect: tool calls that needed repair */
     long prompt_tokens;     /* prompt size the upstream reported with an overflow, else 0 */
     long context_tokens;    /* context size the upstream reported with an overflow, else 0 */
+    /* hybrid only (NULL elsewhere): "local" or "fallback" (the cloud served), and for a
+     * fallback the reason ("turn_limit", "media", "context", "takeover", "bad_tool_call",
+     * "unmappable_tool", "context_overflow", "local_timeout", "local_down", "local_error");
+     * static strings. */
+    const char *route;
+    const char *reason;
 } backend_result;
 
 typedef struct {
-    const char *kind; /* "openai", "anthropic" */
+    const char *kind; /* "openai", "anthropic", "engine", "hybrid" */
     loco_status (*complete)(backend *b, const chat_request *req, const backend_call *call,
                             chat_event_fn cb, void *ctx, backend_result *out, loco_err *err);
     loco_status (*health)(backend *b, loco_err *err);
@@ -83,6 +91,44 @@ loco_status backend_openai_new(http_client *client, const char *base_url,
  * sent as Authorization: Bearer and x-api-key (copied; may be NULL). */
 loco_status backend_anthropic_new(http_client *client, const char *base_url, const char *api_key,
                                   backend **out, loco_err *err);
+
+typedef struct {
+    const char *model_path;    /* GGUF file (Qwen3 architecture); required */
+    long ctx;                  /* context size in tokens (0: 51200) */
+    int threads;               /* 0: every CPU this process may use */
+    long batch;                /* prompt tokens per forward batch (0: 256) */
+    const char *system_prompt; /* replaces req->system (copied); NULL keeps req->system */
+    bool template_tools;       /* list req->tools in the chat template's tools section, as a
+                                  plain Qwen3 model needs; LocoOperator-4B was trained without
+                                  it (the tools are described in its system prompt) */
+    bool nfc;                  /* NFC-normalise text like HF tokenizers (false: as llama.cpp) */
+    uint64_t seed;             /* sampling seed; call k of the backend uses seed + k */
+} backend_engine_opts;
+
+/* The in-process engine (docs/internals/backends.md): maps the GGUF once and owns one
+ * sequence context whose KV cache is reused across calls by token prefix, so an agent turn
+ * only computes the tokens added since the previous turn. Tool calls are parsed out of the
+ * model's text as openai-http does in qwen_text mode. One backend is one sequence: concurrent
+ * complete() calls are serialised by a mutex. opts is borrowed (strings copied). */
+loco_status backend_engine_new(const backend_engine_opts *opts, backend **out, loco_err *err);
+
+typedef struct {
+    long max_local_turns;       /* assistant turns >= this go to the cloud (0: 10) */
+    long local_ctx;             /* estimated prompt tokens above this go to the cloud (0: 51200) */
+    const char *fallback_model; /* model name the cloud is asked for (copied; NULL: the call's) */
+    const char *system_prompt;  /* what the local model sees as system, for the size estimate
+                                   (copied; NULL: req->system) */
+} backend_hybrid_opts;
+
+/* Local first, cloud fallback with the gateway's rules (backend/policy.h). local and cloud
+ * are borrowed and must outlive the hybrid backend (so one hybrid per agent run is cheap);
+ * opts may be NULL. The local answer is held until it is complete and usable, then replayed
+ * to the caller; out->route and out->reason say who served and why. */
+loco_status backend_hybrid_new(backend *local, backend *cloud, const backend_hybrid_opts *opts,
+                               backend **out, loco_err *err);
+/* From now on every call of the hybrid backend b goes to the cloud (reason "takeover"): the
+ * agent's cloud takeover at its turn limit. LOCO_ERR_INVALID when b is not a hybrid backend. */
+loco_status backend_hybrid_force_cloud(backend *b);
 
 /* Joins base and path without doubling or dropping the '/' (malloc'd; NULL on failure). */
 char *backend_join_url(const char *base, const char *path);

@@ -2,6 +2,7 @@
  * for POST /v1/messages and POST /v1/chat/completions. */
 #include "base/common.h"
 
+#include "backend/policy.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "base/str.h"
@@ -56,16 +57,15 @@ static void serve_request(exchange *ex, chat_request *req)
             req->has_temperature = true; /* LocoOperator's recommended sampling */
             req->temperature = 0.7;
         }
-        est = gw_estimate_tokens(gw, req);
+        policy_config pc = {
+            .max_local_turns = gw->cfg.max_local_turns,
+            .local_ctx = gw->cfg.local_ctx,
+            .system_prompt = gw->system_prompt,
+            .cloud_available = has_cloud(gw),
+        };
+        reason = policy_local_refusal(req, &pc, &est);
         ex->est_input_tokens = est;
-        size_t turns = chat_request_assistant_turns(req);
-        if ((long)turns >= gw->cfg.max_local_turns && has_cloud(gw))
-            reason = "turn_limit";
-        else if (chat_request_has_media(req) && has_cloud(gw))
-            reason = "media";
-        else if (est > gw->cfg.local_ctx)
-            reason = "context";
-        else if (!pool_any_healthy(gw->pool))
+        if (!reason && !pool_any_healthy(gw->pool))
             reason = "local_down";
         if (!reason) {
             if (gw_local_route(ex, req) == LOCAL_DONE)
@@ -244,11 +244,11 @@ static void handle_count_tokens(gateway *gw, const http_request *hreq, http_resp
         if (local_count(gw, req, &n))
             how = "local";
         else
-            n = gw_estimate_tokens(gw, req);
+            n = policy_estimate_tokens(gw->system_prompt, req);
     } else if (cloud_count(gw, hreq, &n)) {
         how = "cloud";
     } else {
-        n = gw_estimate_tokens(gw, req);
+        n = policy_estimate_tokens(gw->system_prompt, req);
     }
     char body[64];
     int len = snprintf(body, sizeof(body), "{\"input_tokens\":%ld}", n);

@@ -132,7 +132,5 @@ void gw_cloud_events(exchange *ex, const chat_request *req, const char *model);
 /* The cloud route as a byte passthrough of an Anthropic body (Anthropic front). When
  * model is non-NULL the body's "model" is rewritten. */
 void gw_cloud_passthrough(exchange *ex, const char *body, size_t len, const char *model);
-/* Estimated prompt tokens of req as the local model would see it. */
-long gw_estimate_tokens(const gateway *gw, const chat_request *req);
 
 #endif

@@ -4,6 +4,7 @@
  * reason when the local side cannot serve. Nothing is sent before that decision. */
 #include "base/common.h"
 
+#include "backend/policy.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "base/str.h"
@@ -303,8 +304,7 @@ local_outcome gw_local_route(exchange *ex, const chat_request *req)
         loco_err_clear(&err);
         loco_status rc = backend_complete(pool_backend(gw->pool, m), req, &call, sink_on_event,
                                           &s, &res, &err);
-        bool member_failed = rc == LOCO_ERR_UNAVAILABLE || rc == LOCO_ERR_TIMEOUT ||
-                             (rc == LOCO_ERR_UPSTREAM && res.http_status >= 500);
+        bool member_failed = policy_server_failed(rc, res.http_status);
         pool_release(gw->pool, m, member_failed);
         if (res.repaired_calls)
             for (size_t k = 0; k < res.repaired_calls; k++)
@@ -353,7 +353,7 @@ local_outcome gw_local_route(exchange *ex, const chat_request *req)
             log_msg(gw->cfg.log, LOG_WARN, "req=%s local answer unusable (%s), attempt %d",
                     ex->id, s.why, attempts_bad + 1);
             sink_release(&s);
-            if (++attempts_bad >= 2) {
+            if (++attempts_bad >= POLICY_LOCAL_ATTEMPTS) {
                 snprintf(ex->reason, sizeof(ex->reason), "%s", kind);
                 return LOCAL_FALLBACK;
             }
@@ -376,27 +376,4 @@ local_outcome gw_local_route(exchange *ex, const chat_request *req)
     snprintf(ex->reason, sizeof(ex->reason), "%s",
              any_timeout ? "local_timeout" : any_error ? "local_error" : "local_down");
     return LOCAL_FALLBACK;
-}
-
-long gw_estimate_tokens(const gateway *gw, const chat_request *req)
-{
-    /* Qwen's BPE averages about 3.5 bytes per token over code and English; ChatML adds a few
-     * tokens per turn. An underestimate is caught by the local server's own overflow error. */
-    size_t bytes = strlen(gw->system_prompt);
-    size_t turns = req->n_msgs + 1;
-    for (size_t i = 0; i < req->n_msgs; i++) {
-        const chat_message *m = &req->msgs[i];
-        for (size_t j = 0; j < m->n_blocks; j++) {
-            const chat_block *b = &m->blocks[j];
-            if (b->text)
-                bytes += strlen(b->text);
-            if (b->name)
-                bytes += strlen(b->name) + 40;
-            if (b->args_json)
-                bytes += strlen(b->args_json);
-            if (b->type == CHAT_BLOCK_TOOL_RESULT)
-                bytes += 40;
-        }
-    }
-    return (long)((bytes * 2 + 6) / 7) + (long)turns * 5;
 }
