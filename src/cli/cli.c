@@ -15,6 +15,9 @@ static const cli_command commands[] = {
     {"run", cmd_run, "run a GGUF model with the built-in engine and stream its answer"},
     {"tokenize", cmd_tokenize, "print the token ids of a text with a model's tokenizer"},
     {"model", cmd_model, "inspect and build GGUF model files"},
+    {"ask", cmd_ask, "answer one question about a repository with the explorer agent"},
+    {"analyze", cmd_analyze, "answer a file of questions about a project (resumable batch)"},
+    {"eval", cmd_eval, "score a model's tool calls against teacher labels (model card metrics)"},
 };
 
 static void usage(FILE *out)

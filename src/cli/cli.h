@@ -13,6 +13,9 @@ int cmd_setup(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_model(int argc, char **argv);
+int cmd_ask(int argc, char **argv);
+int cmd_analyze(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 /* `loco model synth` (cmd_model_synth.c), dispatched by cmd_model. */
 int cmd_model_synth(int argc, char **argv);
 
