@@ -87,7 +87,7 @@ static void write_file(const char *path, const char *text)
 /* mkdir -p for every parent of rel under root, then the path itself as a file or directory. */
 static void make_path(const char *root, const char *rel, bool is_dir)
 {
-    char p[1024];
+    char p[4096];
     snprintf(p, sizeof(p), "%s/%s", root, rel);
     for (char *s = p + strlen(root) + 1; *s; s++) {
         if (*s == '/') {
