@@ -107,12 +107,19 @@ static int wm_bracket(const unsigned char **pp, unsigned char t)
     return matched != negated ? 1 : 0;
 }
 
+/* Backtracking over several '*' can take exponential time on hostile patterns (a .gitignore in a
+ * cloned repository is untrusted input). Each match gets a step budget; a pattern that needs more
+ * is treated as not matching. Real patterns need a few hundred steps at most. */
+#define WM_STEP_BUDGET 200000
+
 static int wm_star(const unsigned char *p, const unsigned char *text, bool pathname,
-                   const unsigned char *pattern);
+                   const unsigned char *pattern, long *budget);
 
 static int wm_do(const unsigned char *p, const unsigned char *text, bool pathname,
-                 const unsigned char *pattern)
+                 const unsigned char *pattern, long *budget)
 {
+    if (--*budget <= 0)
+        return WM_ABORT_ALL;
     for (; *p; text++, p++) {
         unsigned char pc = *p;
         unsigned char t = *text;
@@ -129,7 +136,7 @@ static int wm_do(const unsigned char *p, const unsigned char *text, bool pathnam
                 return WM_NOMATCH;
             break;
         case '*':
-            return wm_star(p, text, pathname, pattern);
+            return wm_star(p, text, pathname, pattern, budget);
         case '[': {
             p++;
             int r = wm_bracket(&p, t);
@@ -150,7 +157,7 @@ static int wm_do(const unsigned char *p, const unsigned char *text, bool pathnam
 
 /* p points at a '*'. Handles "*", "**" and "** /" (git's rules), then tries every split. */
 static int wm_star(const unsigned char *p, const unsigned char *text, bool pathname,
-                   const unsigned char *pattern)
+                   const unsigned char *pattern, long *budget)
 {
     bool match_slash;
     if (p[1] == '*') {
@@ -162,7 +169,7 @@ static int wm_star(const unsigned char *p, const unsigned char *text, bool pathn
         bool at_start = prev < pattern || *prev == '/';
         if (at_start && (*p == '\0' || *p == '/' || (p[0] == '\\' && p[1] == '/'))) {
             /* "** /" may match no directory at all */
-            if (p[0] == '/' && wm_do(p + 1, text, pathname, pattern) == WM_MATCH)
+            if (p[0] == '/' && wm_do(p + 1, text, pathname, pattern, budget) == WM_MATCH)
                 return WM_MATCH;
             match_slash = true;
         } else {
@@ -181,7 +188,7 @@ static int wm_star(const unsigned char *p, const unsigned char *text, bool pathn
         const char *slash = strchr((const char *)text, '/');
         if (!slash)
             return WM_NOMATCH;
-        return wm_do(p + 1, (const unsigned char *)slash + 1, pathname, pattern);
+        return wm_do(p + 1, (const unsigned char *)slash + 1, pathname, pattern, budget);
     }
     for (unsigned char t = *text; t; t = *++text) {
         if (!wm_is_special(*p)) {
@@ -192,7 +199,9 @@ static int wm_star(const unsigned char *p, const unsigned char *text, bool pathn
                 return WM_NOMATCH;
             t = *text;
         }
-        int r = wm_do(p, text, pathname, pattern);
+        if (--*budget <= 0)
+            return WM_ABORT_ALL;
+        int r = wm_do(p, text, pathname, pattern, budget);
         if (r != WM_NOMATCH) {
             if (!match_slash || r != WM_ABORT_TO_STARSTAR)
                 return r;
@@ -206,7 +215,8 @@ static int wm_star(const unsigned char *p, const unsigned char *text, bool pathn
 bool gitignore_wildmatch(const char *pattern, const char *text, bool pathname)
 {
     const unsigned char *p = (const unsigned char *)pattern;
-    return wm_do(p, (const unsigned char *)text, pathname, p) == WM_MATCH;
+    long budget = WM_STEP_BUDGET;
+    return wm_do(p, (const unsigned char *)text, pathname, p, &budget) == WM_MATCH;
 }
 
 /* ---- ignore files ---------------------------------------------------------------------- */

@@ -239,6 +239,21 @@ static void test_globset(void **state)
     assert_true(gitignore_globset_allows(NULL, "x"));
 }
 
+/* A hostile pattern (many stars against a long text) must not take exponential time: the
+ * matcher's step budget ends it quickly with no match (without it this test would not finish
+ * before ctest's timeout). */
+static void test_wildmatch_backtracking_bounded(void **state)
+{
+    (void)state;
+    char text[256];
+    memset(text, 'a', sizeof(text) - 1);
+    text[sizeof(text) - 1] = '\0';
+    assert_false(gitignore_wildmatch("*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b", text, false));
+    assert_false(gitignore_wildmatch("**/*a**a**a**a**a**a**a**a**a**a**a**a**b", text, true));
+    /* ordinary patterns still match */
+    assert_true(gitignore_wildmatch("*a*b", "xxaxxb", false));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -246,6 +261,7 @@ int main(void)
         cmocka_unit_test(test_table_matches_git),
         cmocka_unit_test(test_negation_and_count),
         cmocka_unit_test(test_wildmatch),
+        cmocka_unit_test(test_wildmatch_backtracking_bounded),
         cmocka_unit_test(test_globset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
