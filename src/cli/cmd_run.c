@@ -40,7 +40,7 @@ static void run_usage(FILE *out)
             "  --seed S             sampling seed (42)\n"
             "  --threads N          threads (all cores)\n"
             "  --ctx N              context size in tokens (51200)\n"
-            "  --batch N            prompt tokens per forward batch (256)\n"
+            "  --batch N            prompt tokens per forward batch (512)\n"
             "  --ignore-eos         keep generating past the end-of-turn token\n"
             "  --json               print {prompt_ids, ids, text, timings} instead of text\n"
             "  --logits-out FILE    write the first step's logits (float32 LE)\n"
@@ -60,7 +60,7 @@ static int parse_run(int argc, char **argv, run_opts *o)
     o->max_tokens = 512;
     o->top_k = 20;
     o->ctx = 51200;
-    o->batch = 256;
+    o->batch = 512;
     o->temp = 0.7;
     o->top_p = 0.8;
     o->repeat_penalty = 1.0;

@@ -1,8 +1,9 @@
-/* qwen3.c: Qwen3 forward pass. Numerics follow llama.cpp's CPU graph so greedy output matches
- * it token for token: activations are quantized to the weight's dot-product type before every
- * matmul, the KV cache is F16 (queries and attention weights are rounded to F16 for their dot
- * products, as ggml's mul_mat does), RMSNorm sums in double, RoPE angles advance by repeated
- * multiplication, softmax sums in double. */
+/* qwen3.c: Qwen3 forward pass (engine layer). Its arithmetic reproduces llama.cpp's CPU graph
+ * bit for bit, so greedy output matches it token for token: each matmul uses the kernel
+ * llama.cpp picks on this CPU (AMX buffer kernels, tinyBLAS for batches, vec_dot for one row,
+ * with activations encoded as those kernels expect), attention runs over llama.cpp's padded
+ * KV window with an F16 cache (queries and weights rounded to F16), and softmax, SwiGLU,
+ * RMSNorm and RoPE follow ggml's code (see vecmath.h and docs/internals/qwen3.md). */
 #include "base/common.h"
 
 #include <math.h>
@@ -10,6 +11,7 @@
 
 #include "engine/qwen3.h"
 #include "engine/quant.h"
+#include "engine/vecmath.h"
 
 struct qwen3_ctx {
     const qwen3_model *m;
@@ -36,6 +38,11 @@ struct qwen3_ctx {
     float *scores;      /* (threads, n_ctx) attention scores per worker */
     uint16_t *qh;       /* (threads, head_dim) query rounded to fp16 per worker */
     uint16_t *wh;       /* (threads, n_ctx) attention weights rounded to fp16 per worker */
+    float *vacc;        /* (threads, 64 * head_dim) lanes of the attention V sums */
+    const vm_profile *prof; /* which llama.cpp CPU build the numerics mirror */
+    const float *act_in;    /* input c->act was prepared from (NULL: none) */
+    ggml_type act_at;       /* its encoding */
+    uint32_t act_n;         /* its rows */
     int32_t n_threads;
 };
 
@@ -265,7 +272,10 @@ loco_status qwen3_ctx_new(const qwen3_model *m, uint32_t n_ctx, uint32_t n_batch
     c->scores = calloc((size_t)c->n_threads * n_ctx, sizeof(float));
     c->qh = calloc((size_t)c->n_threads * hp->head_dim, sizeof(uint16_t));
     c->wh = calloc((size_t)c->n_threads * n_ctx, sizeof(uint16_t));
-    if (!c->k_cache || !c->v_cache || !c->tokens || !c->x || !c->xn || !c->act || !c->q ||
+    c->vacc = calloc((size_t)c->n_threads * 64 * hp->head_dim, sizeof(float));
+    c->prof = vm_profile_get();
+    if (!c->vacc ||
+        !c->k_cache || !c->v_cache || !c->tokens || !c->x || !c->xn || !c->act || !c->q ||
         !c->k || !c->v || !c->attn || !c->gate || !c->up || !c->proj || !c->scores || !c->qh ||
         !c->wh) {
         qwen3_ctx_free(c);
@@ -301,6 +311,7 @@ void qwen3_ctx_free(qwen3_ctx *c)
     free(c->scores);
     free(c->qh);
     free(c->wh);
+    free(c->vacc);
     free(c);
 }
 
@@ -349,29 +360,17 @@ static void rope_neox(float *v, uint32_t d, uint32_t pos, float base)
     for (uint32_t i = 0; i < half; i++) {
         const float c = cosf(theta), s = sinf(theta);
         const float a = v[i], b = v[i + half];
-        v[i] = a * c - b * s;
-        v[i + half] = a * s + b * c;
+        /* ggml's rotate_pairs as GCC contracts it (-ffp-contract=fast in its C++ build) */
+        v[i] = fmaf(a, c, -(b * s));
+        v[i + half] = fmaf(a, s, b * c);
         theta *= theta_scale;
     }
-}
-
-static float silu(float x)
-{
-    return x / (1.0f + expf(-x));
-}
-
-/* f16 x f16 dot with double accumulation (ggml's reference ggml_vec_dot_f16). */
-static float dot_f16(const uint16_t *a, const uint16_t *b, uint32_t n)
-{
-    double s = 0.0;
-    for (uint32_t i = 0; i < n; i++)
-        s += (double)(fp16_to_f32(a[i]) * fp16_to_f32(b[i]));
-    return (float)s;
 }
 
 /* ---------------------------------------------------------------- parallel matmul */
 
 typedef struct {
+    const vm_profile *prof;
     const qwen3_weight *w;
     const uint8_t *act;
     size_t act_stride;
@@ -379,45 +378,119 @@ typedef struct {
     float *out;
     size_t out_stride;
     int64_t rows_per_task;
+    bool amx; /* the weight is in llama.cpp's AMX buffer (see on_amx) */
 } matmul_job;
+
+/* Whether llama.cpp on this CPU keeps matmul weight w in ggml's AMX buffer, whose kernels
+ * then run its matmuls: the AMX types (and F16) with a multiple of 32 rows and whole blocks.
+ * (token_embd, a GET_ROWS source, stays in a plain buffer, but a tied output weight is loaded
+ * as a separate copy that does go to the AMX buffer.) */
+static bool on_amx(const qwen3_ctx *c, const qwen3_weight *w)
+{
+    if (!c->prof->amx || w->ne1 % 32)
+        return false;
+    if (w->type == GGML_TYPE_F16)
+        return w->ne0 % 16 == 0;
+    return vm_uses_amx(c->prof, w->type);
+}
+
+/* The encoding of the activations w is multiplied with: ggml's vec_dot_type, except that the
+ * AMX F16 kernel takes them as f32. */
+static ggml_type act_type(const qwen3_ctx *c, const qwen3_weight *w)
+{
+    if (w->type == GGML_TYPE_F16 && on_amx(c, w))
+        return GGML_TYPE_F32;
+    return quant_act_type(w->type);
+}
+
+/* Rows [rb, re) of a dense (F32/F16/BF16) weight with ggml's arithmetic for it: the AMX F16
+ * kernel, tinyBLAS for two or more activation rows, else vec_dot. */
+static void matmul_dense(const matmul_job *j, int64_t rb, int64_t re)
+{
+    const qwen3_weight *w = j->w;
+    const bool tiny = j->n_tokens >= 2 && vm_tinyblas_ok(j->prof, w->type, w->ne1, w->ne0);
+    if (j->amx) {
+        for (; rb + 4 <= re; rb += 4) {
+            const uint16_t *row = (const uint16_t *)((const uint8_t *)w->data + (size_t)rb * w->row_bytes);
+            for (uint32_t t = 0; t < j->n_tokens; t++) {
+                float o[4];
+                vm_amx_dot_f16_x4(w->ne0, row, w->row_bytes / 2,
+                                  (const float *)(j->act + (size_t)t * j->act_stride), o);
+                memcpy(j->out + (size_t)t * j->out_stride + (size_t)rb, o, sizeof(o));
+            }
+        }
+    }
+    for (int64_t r = rb; r < re; r++) {
+        const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
+        for (uint32_t t = 0; t < j->n_tokens; t++) {
+            const uint8_t *a = j->act + (size_t)t * j->act_stride;
+            float v;
+            if (j->amx)
+                v = vm_amx_dot_f16(w->ne0, (const uint16_t *)row, (const float *)a);
+            else if (tiny)
+                v = vm_dot_tinyblas(j->prof, w->type, w->ne0, row, a);
+            else if (w->type == GGML_TYPE_F32)
+                v = vm_dot_f32(j->prof, w->ne0, (const float *)row, (const float *)a);
+            else if (w->type == GGML_TYPE_F16)
+                v = vm_dot_f16(j->prof, w->ne0, (const uint16_t *)row, (const uint16_t *)a);
+            else
+                v = vm_dot_bf16(j->prof, w->ne0, (const uint16_t *)row, (const uint16_t *)a);
+            j->out[(size_t)t * j->out_stride + (size_t)r] = v;
+        }
+    }
+}
 
 static void matmul_task(void *ctx, int32_t task, int32_t thread)
 {
     LOCO_UNUSED(thread);
     const matmul_job *j = ctx;
+    const qwen3_weight *w = j->w;
     int64_t rb = (int64_t)task * j->rows_per_task;
     int64_t re = rb + j->rows_per_task;
-    if (re > j->w->ne1)
-        re = j->w->ne1;
+    if (re > w->ne1)
+        re = w->ne1;
     if (rb >= re)
         return;
-    quant_matmul(j->w->type, j->w->data, j->w->ne1, j->w->ne0, j->act, j->n_tokens,
-                 j->act_stride, j->out, j->out_stride, rb, re);
+    if (w->type == GGML_TYPE_F32 || w->type == GGML_TYPE_F16 || w->type == GGML_TYPE_BF16)
+        matmul_dense(j, rb, re);
+    else if (j->amx)
+        vm_amx_matmul(w->type, w->data, w->ne0, j->act, j->n_tokens, j->act_stride, j->out,
+                      j->out_stride, rb, re);
+    else
+        quant_matmul(w->type, w->data, w->ne1, w->ne0, j->act, j->n_tokens, j->act_stride, j->out,
+                     j->out_stride, rb, re);
 }
 
-/* Quantizes the rows of in (n_tokens x w->ne0, stride in_stride floats) to w's activation type
- * into c->act. */
+/* Encodes the rows of in (n_tokens x w->ne0, stride in_stride floats) as w's activations into
+ * c->act, unless they are there already (same input, same encoding, no write in between:
+ * callers set c->act_in to NULL after changing the input). */
 static void prepare_act(qwen3_ctx *c, const qwen3_weight *w, const float *in, size_t in_stride,
                         uint32_t n_tokens)
 {
-    ggml_type at = quant_act_type(w->type);
+    ggml_type at = act_type(c, w);
+    if (c->act_in == in && c->act_at == at && c->act_n == n_tokens)
+        return;
     for (uint32_t t = 0; t < n_tokens; t++)
         quant_quantize_act(at, in + t * in_stride, c->act + t * c->act_stride, w->ne0);
+    c->act_in = in;
+    c->act_at = at;
+    c->act_n = n_tokens;
 }
 
 /* out[t * out_stride + r] = W row r . act row t, rows split over the pool. */
 static void matmul(qwen3_ctx *c, const qwen3_weight *w, uint32_t n_tokens, float *out,
                    size_t out_stride)
 {
-    matmul_job j = {w, c->act, c->act_stride, n_tokens, out, out_stride, 0};
+    matmul_job j = {c->prof, w, c->act, c->act_stride, n_tokens, out, out_stride, 0,
+                    on_amx(c, w)};
     int64_t tasks = (int64_t)c->n_threads * 4;
     if (tasks > w->ne1)
         tasks = w->ne1;
     if (tasks < 1)
         tasks = 1;
     j.rows_per_task = (w->ne1 + tasks - 1) / tasks;
-    /* keep tasks a multiple of 4 rows where possible (SIMD kernels like it) */
-    j.rows_per_task = (j.rows_per_task + 3) & ~(int64_t)3;
+    /* keep tasks a multiple of 8 rows where possible (SIMD kernels like it) */
+    j.rows_per_task = (j.rows_per_task + 7) & ~(int64_t)7;
     int32_t n_tasks = (int32_t)((w->ne1 + j.rows_per_task - 1) / j.rows_per_task);
     if (c->pool && n_tasks > 1)
         tpool_run(c->pool, n_tasks, matmul_task, &j);
@@ -433,9 +506,20 @@ typedef struct {
     uint32_t layer;
     uint32_t n_tokens;
     uint32_t pos0;
+    uint32_t n_pad; /* llama.cpp's n_kv: the cache window its graph spans */
 } attn_job;
 
-/* One (token, head) pair: scores over the causal window, softmax, weighted sum of V. */
+/* llama.cpp's n_kv for a cache holding `used` positions: a multiple of 256 (at least 256),
+ * capped by the cache size. Its softmax and V sums run over this many positions (the masked
+ * ones weigh 0), which sets their SIMD lane order. */
+static uint32_t kv_window(const qwen3_ctx *c, uint32_t used)
+{
+    uint32_t p = (used + 255) / 256 * 256;
+    return p < c->n_ctx ? p : c->n_ctx;
+}
+
+/* One (token, head) pair as ggml's non-flash attention: K.q as f16 dot products, softmax with
+ * the scale folded in, weights rounded to f16, then the weighted sum of V. */
 static void attn_task(void *ctx, int32_t task, int32_t thread)
 {
     const attn_job *j = ctx;
@@ -455,29 +539,20 @@ static void attn_task(void *ctx, int32_t task, int32_t thread)
     const float *q = c->q + (size_t)t * H * d + (size_t)h * d;
     for (uint32_t i = 0; i < d; i++)
         qh[i] = fp16_from_f32(q[i]);
-    const float scale = 1.0f / sqrtf((float)d);
-    float mx = -INFINITY;
-    for (uint32_t p = 0; p < n_kv; p++) {
-        s[p] = dot_f16(K + (size_t)p * kvd, qh, d) * scale;
-        if (s[p] > mx)
-            mx = s[p];
-    }
-    double sum = 0.0;
-    for (uint32_t p = 0; p < n_kv; p++) {
-        float e = expf(s[p] - mx);
-        s[p] = e;
-        sum += (double)e;
-    }
-    const float inv = (float)(1.0 / sum);
-    for (uint32_t p = 0; p < n_kv; p++)
-        wh[p] = fp16_from_f32(s[p] * inv);
-    float *o = c->attn + (size_t)t * H * d + (size_t)h * d;
-    for (uint32_t i = 0; i < d; i++) {
-        double acc = 0.0;
+    /* ggml: K.q through tinyBLAS for batches (n_kv rows of d values), vec_dot for one row */
+    const bool batch = j->n_tokens >= 2;
+    if (batch && vm_tinyblas_ok(c->prof, GGML_TYPE_F16, j->n_pad, d))
         for (uint32_t p = 0; p < n_kv; p++)
-            acc += (double)(fp16_to_f32(Vc[(size_t)p * kvd + i]) * fp16_to_f32(wh[p]));
-        o[i] = (float)acc;
-    }
+            s[p] = vm_dot_tinyblas(c->prof, GGML_TYPE_F16, d, K + (size_t)p * kvd, qh);
+    else
+        for (uint32_t p = 0; p < n_kv; p++)
+            s[p] = vm_dot_f16(c->prof, d, K + (size_t)p * kvd, qh);
+    vm_soft_max(c->prof, j->n_pad, n_kv, s, 1.0f / sqrtf((float)d));
+    for (uint32_t p = 0; p < n_kv; p++)
+        wh[p] = fp16_from_f32(s[p]);
+    float *o = c->attn + (size_t)t * H * d + (size_t)h * d;
+    vm_attn_v(c->prof, batch, j->n_pad, n_kv, Vc, kvd, wh, d, c->vacc + (size_t)thread * 64 * d,
+              o);
 }
 
 /* ---------------------------------------------------------------- forward */
@@ -497,22 +572,30 @@ static loco_status embed(qwen3_ctx *c, const int32_t *tokens, uint32_t n, loco_e
     return LOCO_OK;
 }
 
-static void layer_forward(qwen3_ctx *c, uint32_t l, uint32_t n, uint32_t pos0)
+/* RMSNorm of n rows of x into c->xn, which then holds new activation input. */
+static void norm_rows(qwen3_ctx *c, const float *x, const qwen3_weight *w, uint32_t n)
+{
+    const qwen3_hparams *hp = &c->m->hp;
+    for (uint32_t t = 0; t < n; t++)
+        rms_norm(x + (size_t)t * hp->n_embd, w->data, c->xn + (size_t)t * hp->n_embd,
+                 hp->n_embd, hp->rms_eps);
+    c->act_in = NULL;
+}
+
+/* Attention block of layer l for n tokens at pos0..: x += wo(attention(norm(x))). */
+static void attention_block(qwen3_ctx *c, uint32_t l, uint32_t n, uint32_t pos0)
 {
     const qwen3_hparams *hp = &c->m->hp;
     const qwen3_layer *L = &c->m->layers[l];
-    size_t E = hp->n_embd, d = hp->head_dim, F = hp->n_ff;
+    size_t E = hp->n_embd, d = hp->head_dim;
     size_t qd = hp->n_head * d, kvd = hp->n_head_kv * d;
 
-    for (uint32_t t = 0; t < n; t++)
-        rms_norm(c->x + t * E, L->attn_norm.data, c->xn + t * E, (int64_t)E, hp->rms_eps);
-    prepare_act(c, &L->wq, c->xn, E, n); /* wq, wk, wv share the input and its encoding */
+    norm_rows(c, c->x, &L->attn_norm, n);
+    prepare_act(c, &L->wq, c->xn, E, n); /* wq, wk, wv share the input */
     matmul(c, &L->wq, n, c->q, qd);
-    if (quant_act_type(L->wk.type) != quant_act_type(L->wq.type))
-        prepare_act(c, &L->wk, c->xn, E, n);
+    prepare_act(c, &L->wk, c->xn, E, n);
     matmul(c, &L->wk, n, c->k, kvd);
-    if (quant_act_type(L->wv.type) != quant_act_type(L->wk.type))
-        prepare_act(c, &L->wv, c->xn, E, n);
+    prepare_act(c, &L->wv, c->xn, E, n);
     matmul(c, &L->wv, n, c->v, kvd);
 
     uint16_t *kc = c->k_cache + (size_t)l * c->n_ctx * kvd;
@@ -534,7 +617,7 @@ static void layer_forward(qwen3_ctx *c, uint32_t l, uint32_t n, uint32_t pos0)
             vc[(size_t)pos * kvd + i] = fp16_from_f32(c->v[t * kvd + i]);
         }
     }
-    attn_job aj = {c, l, n, pos0};
+    attn_job aj = {c, l, n, pos0, kv_window(c, pos0 + n)};
     int32_t tasks = (int32_t)(n * hp->n_head);
     if (c->pool && tasks > 1)
         tpool_run(c->pool, tasks, attn_task, &aj);
@@ -542,30 +625,52 @@ static void layer_forward(qwen3_ctx *c, uint32_t l, uint32_t n, uint32_t pos0)
         for (int32_t t = 0; t < tasks; t++)
             attn_task(&aj, t, 0);
 
+    c->act_in = NULL;
     prepare_act(c, &L->wo, c->attn, qd, n);
     matmul(c, &L->wo, n, c->proj, E);
     for (size_t i = 0; i < n * E; i++)
         c->x[i] += c->proj[i];
+}
 
-    for (uint32_t t = 0; t < n; t++)
-        rms_norm(c->x + t * E, L->ffn_norm.data, c->xn + t * E, (int64_t)E, hp->rms_eps);
+/* FFN block of layer l for the n rows of x starting at row r0: x += down(swiglu(...)). */
+static void ffn_block(qwen3_ctx *c, uint32_t l, uint32_t r0, uint32_t n)
+{
+    const qwen3_hparams *hp = &c->m->hp;
+    const qwen3_layer *L = &c->m->layers[l];
+    size_t E = hp->n_embd, F = hp->n_ff;
+    float *x = c->x + (size_t)r0 * E;
+
+    norm_rows(c, x, &L->ffn_norm, n);
     prepare_act(c, &L->gate, c->xn, E, n);
     matmul(c, &L->gate, n, c->gate, F);
-    if (quant_act_type(L->up.type) != quant_act_type(L->gate.type))
-        prepare_act(c, &L->up, c->xn, E, n);
+    prepare_act(c, &L->up, c->xn, E, n);
     matmul(c, &L->up, n, c->up, F);
-    for (size_t i = 0; i < n * F; i++)
-        c->gate[i] = silu(c->gate[i]) * c->up[i];
+    for (uint32_t t = 0; t < n; t++)
+        vm_swiglu(c->prof, (int64_t)F, c->gate + t * F, c->gate + t * F, c->up + t * F);
+    c->act_in = NULL;
     prepare_act(c, &L->down, c->gate, F, n);
     matmul(c, &L->down, n, c->proj, E);
     for (size_t i = 0; i < n * E; i++)
-        c->x[i] += c->proj[i];
+        x[i] += c->proj[i];
+}
+
+/* One layer for n tokens at pos0... In the last layer llama.cpp keeps only the rows whose
+ * logits are wanted after the attention block (get_rows on inp_out_ids), so its FFN runs on
+ * the last row alone, as a one-row matmul: loco does the same (same arithmetic, less work).
+ * last_only: this is the last layer and only the last row's output matters. */
+static void layer_forward(qwen3_ctx *c, uint32_t l, uint32_t n, uint32_t pos0, bool last_only)
+{
+    attention_block(c, l, n, pos0);
+    if (last_only)
+        ffn_block(c, l, n - 1, 1);
+    else
+        ffn_block(c, l, 0, n);
 }
 
 static void output_logits(qwen3_ctx *c, const float *x, float *logits)
 {
     const qwen3_model *m = c->m;
-    rms_norm(x, m->output_norm.data, c->xn, m->hp.n_embd, m->hp.rms_eps);
+    norm_rows(c, x, &m->output_norm, 1);
     prepare_act(c, &m->output, c->xn, m->hp.n_embd, 1);
     matmul(c, &m->output, 1, logits, m->hp.n_vocab);
 }
@@ -585,8 +690,9 @@ loco_status qwen3_eval(qwen3_ctx *c, const int32_t *tokens, uint32_t n, float *o
         loco_status rc = embed(c, tokens + done, b, err);
         if (rc)
             return rc;
+        const bool want = done + b == n && out_logits;
         for (uint32_t l = 0; l < c->m->hp.n_layer; l++)
-            layer_forward(c, l, b, c->past);
+            layer_forward(c, l, b, c->past, want && l + 1 == c->m->hp.n_layer);
         memcpy(c->tokens + c->past, tokens + done, b * sizeof(int32_t));
         c->past += b;
         done += b;
