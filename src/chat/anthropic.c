@@ -132,6 +132,23 @@ static loco_status put_json_object(buf *b, const char *text)
     return rc;
 }
 
+/* {"type":"tool_use","id":ID,"name":NAME,"input":ARGS (without the closing brace) */
+static loco_status put_tool_use(buf *out, const char *id, const char *name, const char *args_json)
+{
+    loco_status rc = buf_appends(out, "{\"type\":\"tool_use\",\"id\":");
+    if (!rc)
+        rc = put_str(out, id);
+    if (!rc)
+        rc = buf_appends(out, ",\"name\":");
+    if (!rc)
+        rc = put_str(out, name);
+    if (!rc)
+        rc = buf_appends(out, ",\"input\":");
+    if (!rc)
+        rc = put_json_object(out, args_json);
+    return rc;
+}
+
 /* Appends "usage" members shared by the message writers: the cache counts when nonzero. */
 static loco_status put_cache_usage(buf *b, const chat_usage *u)
 {
@@ -631,17 +648,7 @@ static loco_status write_block(buf *out, const chat_block *b)
                          b->type == CHAT_BLOCK_IMAGE ? "image" : "document");
         break;
     case CHAT_BLOCK_TOOL_CALL:
-        rc = buf_appends(out, "{\"type\":\"tool_use\",\"id\":");
-        if (!rc)
-            rc = put_str(out, b->id);
-        if (!rc)
-            rc = buf_appends(out, ",\"name\":");
-        if (!rc)
-            rc = put_str(out, b->name);
-        if (!rc)
-            rc = buf_appends(out, ",\"input\":");
-        if (!rc)
-            rc = put_json_object(out, b->args_json);
+        rc = put_tool_use(out, b->id, b->name, b->args_json);
         break;
     case CHAT_BLOCK_TOOL_RESULT:
         rc = buf_appends(out, "{\"type\":\"tool_result\",\"tool_use_id\":");
@@ -1118,17 +1125,7 @@ static loco_status put_answer_block(buf *out, const chat_answer_block *b)
     case CHAT_BLOCK_TOOL_CALL:
         if (!b->id)
             str_random_id("toolu_", idbuf, sizeof(idbuf));
-        rc = buf_appends(out, "{\"type\":\"tool_use\",\"id\":");
-        if (!rc)
-            rc = put_str(out, b->id ? b->id : idbuf);
-        if (!rc)
-            rc = buf_appends(out, ",\"name\":");
-        if (!rc)
-            rc = put_str(out, b->name);
-        if (!rc)
-            rc = buf_appends(out, ",\"input\":");
-        if (!rc)
-            rc = put_json_object(out, b->text);
+        rc = put_tool_use(out, b->id ? b->id : idbuf, b->name, b->text);
         break;
     case CHAT_BLOCK_THINKING:
         rc = buf_appends(out, "{\"type\":\"thinking\",\"thinking\":");
