@@ -2,12 +2,15 @@
 # scripts/fuzz-smoke.sh: run every libFuzzer target built from fuzz/fuzz_*.c for a short
 # time on a scratch copy of its seeds in fuzz/corpus/<name>/; fails on any crash, leak,
 # sanitizer report or timeout. Usage: scripts/fuzz-smoke.sh [BUILD_DIR] (default build-fuzz).
-# FUZZ_SECONDS (default 20) sets the time per target.
+# FUZZ_SECONDS (default 20) sets the time per target; FUZZ_SEED (default 1) fixes libFuzzer's
+# random seed so a CI run replays a prefix of the input sequence a developer already ran longer
+# (set FUZZ_SEED=0 for a fresh random seed when hunting).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 BUILD_DIR="${1:-${LOCO_FUZZ_DIR:-build-fuzz}}"
 SECONDS_PER_TARGET="${FUZZ_SECONDS:-20}"
+SEED="${FUZZ_SEED:-1}"
 ARTIFACTS="${BUILD_DIR}/fuzz-artifacts"
 mkdir -p "$ARTIFACTS"
 SCRATCH="$(mktemp -d)"
@@ -38,7 +41,7 @@ for src in "${sources[@]}"; do
     echo "--- ${name}: ${SECONDS_PER_TARGET}s from ${seeds} seed(s)"
     log="${ARTIFACTS}/${name}.log"
     # -timeout: one input taking over 10 s is a hang; -rss_limit_mb: runaway growth.
-    if "$bin" -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 \
+    if "$bin" -seed="$SEED" -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 \
         -max_len=65536 -print_final_stats=1 -artifact_prefix="${ARTIFACTS}/${name}-" \
         "$corpus" >"$log" 2>&1 </dev/null; then
         grep -E '^(stat::number_of_executed_units|stat::new_units_added)' "$log" | tr '\n' ' '
