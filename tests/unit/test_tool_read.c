@@ -5,6 +5,8 @@
 
 #include <setjmp.h>
 #include <cmocka.h>
+
+#include "test_util.h"
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
@@ -51,19 +53,11 @@ static int setup(void **state)
     return 0;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int teardown(void **state)
 {
     fx *f = *state;
     agent_sandbox_release(&f->sb);
-    nftw(f->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_rm_tree(f->root);
     free(f);
     return 0;
 }
