@@ -708,9 +708,9 @@ loco_status confine_os_prepare(const confine_spec *spec, confine_os **out, loco_
     const confine_caps *c = &os->caps;
     unsigned use = spec->use;
     unsigned long flags = 0;
-    if (c->userns)
+    if (c->userns && (use & (CONFINE_NETWORK | CONFINE_CLEANUP | CONFINE_PROCS)))
         flags |= CLONE_NEWUSER;
-    if (c->userns || c->root) {
+    if ((flags & CLONE_NEWUSER) || c->root) {
         if ((use & CONFINE_NETWORK) && c->netns)
             flags |= CLONE_NEWNET;
         if ((use & CONFINE_CLEANUP) && c->pidns)
