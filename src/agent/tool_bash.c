@@ -148,11 +148,9 @@ static void git_ceiling(const char *repo, char *out, size_t n)
 static bool resolve_dir_in(const char *base, const char *rel, char *out)
 {
     char joined[PATH_MAX * 2];
-    if (rel[0] == '/')
-        snprintf(joined, sizeof(joined), "%s", rel);
-    else
-        snprintf(joined, sizeof(joined), "%s/%s", base, rel);
-    return realpath(joined, out) != NULL;
+    int n = rel[0] == '/' ? snprintf(joined, sizeof(joined), "%s", rel)
+                          : snprintf(joined, sizeof(joined), "%s/%s", base, rel);
+    return n > 0 && (size_t)n < sizeof(joined) && realpath(joined, out) != NULL;
 }
 
 /* Reads the first line of path into line (without the newline); false when unreadable. */
@@ -174,12 +172,13 @@ static bool first_line(const char *path, char *line, size_t n)
 static size_t git_dirs(const char *repo, char dirs[2][PATH_MAX])
 {
     char path[PATH_MAX + 16], line[PATH_MAX + 16];
-    snprintf(path, sizeof(path), "%s/.git", repo);
-    if (!first_line(path, line, sizeof(line)) || strncmp(line, "gitdir: ", 8) != 0 ||
-        !resolve_dir_in(repo, line + 8, dirs[0]))
+    int n = snprintf(path, sizeof(path), "%s/.git", repo);
+    if (n <= 0 || (size_t)n >= sizeof(path) || !first_line(path, line, sizeof(line)) ||
+        strncmp(line, "gitdir: ", 8) != 0 || !resolve_dir_in(repo, line + 8, dirs[0]))
         return 0;
-    snprintf(path, sizeof(path), "%s/commondir", dirs[0]);
-    if (first_line(path, line, sizeof(line)) && resolve_dir_in(dirs[0], line, dirs[1]))
+    n = snprintf(path, sizeof(path), "%s/commondir", dirs[0]);
+    if (n > 0 && (size_t)n < sizeof(path) && first_line(path, line, sizeof(line)) &&
+        resolve_dir_in(dirs[0], line, dirs[1]))
         return 2;
     return 1;
 }
