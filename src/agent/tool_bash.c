@@ -330,7 +330,7 @@ static loco_status bash_run_tool(const agent_tool_ctx *ctx, const json_t *args, 
             "Bash: command refused by the read-only policy: %s. The explorer's shell may not "
             "write, delete or move files or reach the network; use Read, Grep and Glob to look "
             "around (and Write for the answer file). The user can lift this with "
-            "--allow-bash-writes.",
+            "--allow-bash-writes (the network stays closed).",
             buf_str(&err));
         buf_release(&err);
         return rc;

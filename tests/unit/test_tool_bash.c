@@ -315,12 +315,12 @@ static void test_refusal_result(void **state)
           "Bash: command refused by the read-only policy: `rm` writes, deletes or moves files. "
           "The explorer's shell may not write, delete or move files or reach the network; use "
           "Read, Grep and Glob to look around (and Write for the answer file). The user can "
-          "lift this with --allow-bash-writes.");
+          "lift this with --allow-bash-writes (the network stays closed).");
     check(f, "echo hi > f.txt", true,
           "Bash: command refused by the read-only policy: the redirection '> f.txt' writes to a "
           "file. The explorer's shell may not write, delete or move files or reach the network; "
           "use Read, Grep and Glob to look around (and Write for the answer file). The user can "
-          "lift this with --allow-bash-writes.");
+          "lift this with --allow-bash-writes (the network stays closed).");
     char p[1024];
     snprintf(p, sizeof(p), "%s/f.txt", f->repo);
     assert_false(file_exists(p));
