@@ -5,6 +5,7 @@
 
 #include "base/json.h"
 #include "base/str.h"
+#include "base/utf8.h"
 #include "chat/anthropic.h"
 
 /* Room for the JSON paths named in error messages: "messages[N]", then ".content[M]",
@@ -20,104 +21,6 @@ enum { KIND_NONE = 0, KIND_TEXT, KIND_THINKING, KIND_TOOL };
 /* ======================================================================
  * JSON output helpers
  * ====================================================================== */
-
-/* Length of the valid UTF-8 sequence at u[0..n), or 0 when it is invalid or cut short. */
-static size_t utf8_valid_seq(const unsigned char *u, size_t n)
-{
-    unsigned char c = u[0];
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        len = 2;
-    else if (c >= 0xE0 && c <= 0xEF)
-        len = 3;
-    else if (c >= 0xF0 && c <= 0xF4)
-        len = 4;
-    else
-        return 0;
-    if (c == 0xE0)
-        lo = 0xA0;
-    else if (c == 0xED)
-        hi = 0x9F;
-    else if (c == 0xF0)
-        lo = 0x90;
-    else if (c == 0xF4)
-        hi = 0x8F;
-    if (n < len || u[1] < lo || u[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++) {
-        if ((u[i] & 0xC0) != 0x80)
-            return 0;
-    }
-    return len;
-}
-
-/* Escape for one byte that needs one (written into u), or NULL. */
-static const char *json_escape(unsigned char c, char u[7])
-{
-    static const char hex[] = "0123456789abcdef";
-    switch (c) {
-    case '"': return "\\\"";
-    case '\\': return "\\\\";
-    case '\n': return "\\n";
-    case '\r': return "\\r";
-    case '\t': return "\\t";
-    case '\b': return "\\b";
-    case '\f': return "\\f";
-    default: break;
-    }
-    if (c >= 0x20)
-        return NULL;
-    u[0] = '\\';
-    u[1] = 'u';
-    u[2] = '0';
-    u[3] = '0';
-    u[4] = hex[c >> 4];
-    u[5] = hex[c & 15];
-    u[6] = '\0';
-    return u;
-}
-
-/* Appends s[0..n) as a JSON string literal. Unlike buf_append_json_str, invalid UTF-8 is
- * replaced by U+FFFD: a model's raw bytes must never make the client's JSON parser fail. */
-static loco_status put_strn(buf *b, const char *s, size_t n)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    loco_status rc = buf_appendc(b, '"');
-    size_t run = 0;
-    size_t i = 0;
-    while (i < n && !rc) {
-        char tmp[7];
-        const char *esc = NULL;
-        size_t l = utf8_valid_seq(u + i, n - i);
-        if (l == 0)
-            esc = "\xEF\xBF\xBD";
-        else if (l == 1)
-            esc = json_escape(u[i], tmp);
-        if (!esc) {
-            i += l;
-            continue;
-        }
-        rc = buf_append(b, s + run, i - run);
-        if (!rc)
-            rc = buf_appends(b, esc);
-        i += l ? l : 1;
-        run = i;
-    }
-    if (!rc)
-        rc = buf_append(b, s + run, n - run);
-    if (!rc)
-        rc = buf_appendc(b, '"');
-    return rc;
-}
-
-/* put_strn of a C string; NULL is written as "". */
-static loco_status put_str(buf *b, const char *s)
-{
-    return put_strn(b, s ? s : "", s ? strlen(s) : 0);
-}
 
 /* Parses text (NULL or "" count as {}) and appends it compactly; LOCO_ERR_INVALID unless it
  * is a JSON object. */
@@ -137,11 +40,11 @@ static loco_status put_tool_use(buf *out, const char *id, const char *name, cons
 {
     loco_status rc = buf_appends(out, "{\"type\":\"tool_use\",\"id\":");
     if (!rc)
-        rc = put_str(out, id);
+        rc = json_append_cstr_lossy(out, id);
     if (!rc)
         rc = buf_appends(out, ",\"name\":");
     if (!rc)
-        rc = put_str(out, name);
+        rc = json_append_cstr_lossy(out, name);
     if (!rc)
         rc = buf_appends(out, ",\"input\":");
     if (!rc)
@@ -640,7 +543,7 @@ static loco_status write_block(buf *out, const chat_block *b)
     case CHAT_BLOCK_TEXT:
         rc = buf_appends(out, "{\"type\":\"text\",\"text\":");
         if (!rc)
-            rc = put_str(out, b->text);
+            rc = json_append_cstr_lossy(out, b->text);
         break;
     case CHAT_BLOCK_IMAGE:
     case CHAT_BLOCK_DOCUMENT:
@@ -653,11 +556,11 @@ static loco_status write_block(buf *out, const chat_block *b)
     case CHAT_BLOCK_TOOL_RESULT:
         rc = buf_appends(out, "{\"type\":\"tool_result\",\"tool_use_id\":");
         if (!rc)
-            rc = put_str(out, b->id);
+            rc = json_append_cstr_lossy(out, b->id);
         if (!rc)
             rc = buf_appends(out, ",\"content\":");
         if (!rc)
-            rc = put_str(out, b->text);
+            rc = json_append_cstr_lossy(out, b->text);
         if (!rc && b->is_error)
             rc = buf_appends(out, ",\"is_error\":true");
         break;
@@ -708,11 +611,11 @@ static loco_status write_tools(const chat_request *req, buf *out)
             continue;
         rc = buf_appends(out, n++ ? ",{\"name\":" : ",\"tools\":[{\"name\":");
         if (!rc)
-            rc = put_str(out, t->name);
+            rc = json_append_cstr_lossy(out, t->name);
         if (!rc && t->description) {
             rc = buf_appends(out, ",\"description\":");
             if (!rc)
-                rc = put_str(out, t->description);
+                rc = json_append_cstr_lossy(out, t->description);
         }
         if (!rc)
             rc = buf_appends(out, ",\"input_schema\":");
@@ -731,7 +634,7 @@ static loco_status write_tools(const chat_request *req, buf *out)
     if (!rc && req->tool_choice == CHAT_TOOL_CHOICE_TOOL) {
         rc = buf_appends(out, ",\"name\":");
         if (!rc)
-            rc = put_str(out, req->tool_choice_name);
+            rc = json_append_cstr_lossy(out, req->tool_choice_name);
     }
     if (!rc && !req->parallel_tool_calls && req->tool_choice != CHAT_TOOL_CHOICE_NONE)
         rc = buf_appends(out, ",\"disable_parallel_tool_use\":true");
@@ -763,7 +666,7 @@ static loco_status write_params(const chat_request *req, buf *out)
     for (size_t i = 0; !rc && i < req->n_stop; i++) {
         rc = buf_appends(out, i ? "," : ",\"stop_sequences\":[");
         if (!rc)
-            rc = put_str(out, req->stop[i]);
+            rc = json_append_cstr_lossy(out, req->stop[i]);
         if (!rc && i + 1 == req->n_stop)
             rc = buf_appendc(out, ']');
     }
@@ -776,11 +679,11 @@ loco_status chat_anth_write_request(const chat_request *req, buf *out)
 {
     loco_status rc = buf_appends(out, "{\"model\":");
     if (!rc)
-        rc = put_str(out, req->model);
+        rc = json_append_cstr_lossy(out, req->model);
     if (!rc && req->system) {
         rc = buf_appends(out, ",\"system\":");
         if (!rc)
-            rc = put_str(out, req->system);
+            rc = json_append_cstr_lossy(out, req->system);
     }
     if (!rc)
         rc = write_messages(req, out);
@@ -799,11 +702,11 @@ loco_status chat_anth_write_error(buf *out, const char *type, const char *messag
 {
     loco_status rc = buf_appends(out, "{\"type\":\"error\",\"error\":{\"type\":");
     if (!rc)
-        rc = put_str(out, type ? type : "api_error");
+        rc = json_append_cstr_lossy(out, type ? type : "api_error");
     if (!rc)
         rc = buf_appends(out, ",\"message\":");
     if (!rc)
-        rc = put_str(out, message);
+        rc = json_append_cstr_lossy(out, message);
     return rc ? rc : buf_appends(out, "}}");
 }
 
@@ -873,12 +776,12 @@ static loco_status sse_message_start(chat_anth_sse_writer *w, const chat_event *
     if (!rc)
         rc = buf_appends(out, "{\"type\":\"message_start\",\"message\":{\"id\":");
     if (!rc)
-        rc = put_str(out, id);
+        rc = json_append_cstr_lossy(out, id);
     if (!rc)
         rc = buf_appends(out, ",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],"
                               "\"model\":");
     if (!rc)
-        rc = put_str(out, model);
+        rc = json_append_cstr_lossy(out, model);
     if (!rc)
         rc = buf_appendf(out, ",\"stop_reason\":null,\"stop_sequence\":null,"
                               "\"usage\":{\"input_tokens\":%ld",
@@ -908,7 +811,7 @@ static loco_status sse_delta_raw(chat_anth_sse_writer *w, const char *s, size_t 
         rc = buf_appendf(w->out, "{\"type\":\"content_block_delta\",\"index\":%d,\"delta\":{\"type\":%s",
                          w->next_index, heads[w->open_kind]);
     if (!rc)
-        rc = put_strn(w->out, s, n);
+        rc = json_append_str_lossy(w->out, s, n);
     if (!rc)
         rc = buf_appends(w->out, "}}");
     return rc ? rc : sse_end(w);
@@ -931,7 +834,7 @@ static loco_status sse_delta(chat_anth_sse_writer *w, const char *p, size_t n)
         len = w->n_pending + n;
         w->n_pending = 0;
     }
-    size_t k = str_utf8_complete_len(s, len);
+    size_t k = utf8_complete_len(s, len);
     loco_status rc = k ? sse_delta_raw(w, s, k) : LOCO_OK;
     if (!rc) {
         w->n_pending = len - k;
@@ -946,7 +849,7 @@ static loco_status sse_close_block(chat_anth_sse_writer *w)
     if (w->open_kind == KIND_NONE)
         return LOCO_OK;
     loco_status rc = LOCO_OK;
-    if (w->n_pending) { /* an unfinished UTF-8 sequence: put_strn makes it U+FFFD */
+    if (w->n_pending) { /* an unfinished UTF-8 sequence: json_append_str_lossy makes it U+FFFD */
         rc = sse_delta_raw(w, w->pending, w->n_pending);
         w->n_pending = 0;
     }
@@ -1006,11 +909,11 @@ static loco_status sse_tool_start(chat_anth_sse_writer *w, const chat_event *ev)
                                  "{\"type\":\"tool_use\",\"id\":",
                          w->next_index);
     if (!rc)
-        rc = put_str(w->out, id);
+        rc = json_append_cstr_lossy(w->out, id);
     if (!rc)
         rc = buf_appends(w->out, ",\"name\":");
     if (!rc)
-        rc = put_str(w->out, ev->name);
+        rc = json_append_cstr_lossy(w->out, ev->name);
     if (!rc)
         rc = buf_appends(w->out, ",\"input\":{}}}");
     if (!rc)
@@ -1034,7 +937,7 @@ static loco_status sse_message_end(chat_anth_sse_writer *w, const chat_event *ev
                                  "\"stop_sequence\":",
                          stop_or_default(ev->stop, w->tool_blocks > 0));
     if (!rc)
-        rc = seq ? put_str(w->out, seq) : buf_appends(w->out, "null");
+        rc = seq ? json_append_cstr_lossy(w->out, seq) : buf_appends(w->out, "null");
     if (!rc)
         rc = buf_appendf(w->out, "},\"usage\":{\"output_tokens\":%ld",
                          u->output_tokens > 0 ? u->output_tokens : 0);
@@ -1130,14 +1033,14 @@ static loco_status put_answer_block(buf *out, const chat_answer_block *b)
     case CHAT_BLOCK_THINKING:
         rc = buf_appends(out, "{\"type\":\"thinking\",\"thinking\":");
         if (!rc)
-            rc = put_strn(out, b->text ? b->text : "", b->len);
+            rc = json_append_str_lossy(out, b->text ? b->text : "", b->len);
         if (!rc)
             rc = buf_appends(out, ",\"signature\":\"\"");
         break;
     default:
         rc = buf_appends(out, "{\"type\":\"text\",\"text\":");
         if (!rc)
-            rc = put_strn(out, b->text ? b->text : "", b->len);
+            rc = json_append_str_lossy(out, b->text ? b->text : "", b->len);
         break;
     }
     return rc ? rc : buf_appendc(out, '}');
@@ -1155,11 +1058,11 @@ loco_status chat_anth_write_message(const chat_answer *a, const char *model, buf
         model = a->model ? a->model : "";
     loco_status rc = buf_appends(out, "{\"id\":");
     if (!rc)
-        rc = put_str(out, id);
+        rc = json_append_cstr_lossy(out, id);
     if (!rc)
         rc = buf_appends(out, ",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
     if (!rc)
-        rc = put_str(out, model);
+        rc = json_append_cstr_lossy(out, model);
     if (!rc)
         rc = buf_appends(out, ",\"content\":[");
     size_t n = 0;
@@ -1177,7 +1080,7 @@ loco_status chat_anth_write_message(const chat_answer *a, const char *model, buf
         rc = buf_appendf(out, "],\"stop_reason\":\"%s\",\"stop_sequence\":",
                          stop_or_default(a->stop, chat_answer_tool_calls(a) > 0));
     if (!rc)
-        rc = seq ? put_str(out, seq) : buf_appends(out, "null");
+        rc = seq ? json_append_cstr_lossy(out, seq) : buf_appends(out, "null");
     if (!rc)
         rc = buf_appendf(out, ",\"usage\":{\"input_tokens\":%ld,\"output_tokens\":%ld",
                          a->usage.input_tokens > 0 ? a->usage.input_tokens : 0,

@@ -7,6 +7,7 @@
 
 #include "base/json.h"
 #include "base/str.h"
+#include "base/utf8.h"
 #include "chat/openai.h"
 
 /* ======================================================================================
@@ -25,38 +26,6 @@ static loco_status append_double(buf *b, double d)
             break;
     }
     return buf_appends(b, tmp);
-}
-
-/* Appends s[0..n) as a JSON string, replacing invalid UTF-8 with U+FFFD. */
-static loco_status append_json_utf8(buf *b, const char *s, size_t n)
-{
-    if (str_utf8_valid(s, n))
-        return buf_append_json_str(b, s, n);
-    buf clean;
-    buf_init(&clean, BUF_UNLIMITED);
-    loco_status rc = LOCO_OK;
-    size_t i = 0;
-    while (i < n && !rc) {
-        size_t l = 1;
-        while (l <= 4 && i + l <= n && !str_utf8_valid(s + i, l))
-            l++;
-        if (l <= 4 && i + l <= n) {
-            rc = buf_append(&clean, s + i, l);
-            i += l;
-        } else {
-            rc = buf_appends(&clean, "\xEF\xBF\xBD");
-            i++;
-        }
-    }
-    if (!rc)
-        rc = buf_append_json_str(b, buf_str(&clean), clean.len);
-    buf_release(&clean);
-    return rc;
-}
-
-static loco_status append_json_cstr(buf *b, const char *s)
-{
-    return append_json_utf8(b, s ? s : "", s ? strlen(s) : 0);
 }
 
 /* Case-insensitive search of needle in hay[0..n). */
@@ -109,7 +78,7 @@ static void copy_truncated(const char *s, size_t n, char *out, size_t size)
     if (!size)
         return;
     if (n >= size)
-        n = str_utf8_complete_len(s, size - 1);
+        n = utf8_complete_len(s, size - 1);
     memcpy(out, s, n);
     out[n] = '\0';
 }
@@ -176,7 +145,7 @@ void chat_oai_error_message(const char *body, size_t n, char *out, size_t size)
         while (n && (body[n - 1] == ' ' || body[n - 1] == '\n' || body[n - 1] == '\r' ||
                      body[n - 1] == '\t'))
             n--;
-        if (str_utf8_valid(body, n) && !memchr(body, '\0', n))
+        if (utf8_valid(body, n) && !memchr(body, '\0', n))
             copy_truncated(body, n, out, size);
     }
     json_decref(v);
@@ -766,7 +735,7 @@ static loco_status append_joined_text(buf *out, const chat_message *m)
         any = true;
     }
     if (!rc)
-        rc = append_json_utf8(out, buf_str(&t), t.len);
+        rc = json_append_str_lossy(out, buf_str(&t), t.len);
     buf_release(&t);
     return rc;
 }
@@ -810,7 +779,7 @@ static loco_status write_tool_result(buf *out, bool *first, const chat_block *b)
     if (!rc)
         rc = buf_appends(out, ",\"tool_call_id\":");
     if (!rc)
-        rc = append_json_cstr(out, b->id);
+        rc = json_append_cstr_lossy(out, b->id);
     if (!rc)
         rc = buf_appends(out, ",\"content\":");
     if (!rc && b->is_error) {
@@ -820,10 +789,10 @@ static loco_status write_tool_result(buf *out, bool *first, const chat_block *b)
         if (!rc && b->text)
             rc = buf_appends(&t, b->text);
         if (!rc)
-            rc = append_json_utf8(out, buf_str(&t), t.len);
+            rc = json_append_str_lossy(out, buf_str(&t), t.len);
         buf_release(&t);
     } else if (!rc) {
-        rc = append_json_cstr(out, b->text);
+        rc = json_append_cstr_lossy(out, b->text);
     }
     if (!rc)
         rc = buf_appendc(out, '}');
@@ -851,15 +820,15 @@ static loco_status write_tool_call(buf *out, const chat_block *b, bool first)
 {
     loco_status rc = buf_appends(out, first ? "{\"id\":" : ",{\"id\":");
     if (!rc)
-        rc = append_json_cstr(out, b->id);
+        rc = json_append_cstr_lossy(out, b->id);
     if (!rc)
         rc = buf_appends(out, ",\"type\":\"function\",\"function\":{\"name\":");
     if (!rc)
-        rc = append_json_cstr(out, b->name);
+        rc = json_append_cstr_lossy(out, b->name);
     if (!rc)
         rc = buf_appends(out, ",\"arguments\":");
     if (!rc)
-        rc = append_json_cstr(out, b->args_json && *b->args_json ? b->args_json : "{}");
+        rc = json_append_cstr_lossy(out, b->args_json && *b->args_json ? b->args_json : "{}");
     if (!rc)
         rc = buf_appends(out, "}}");
     return rc;
@@ -902,7 +871,7 @@ static loco_status write_messages(buf *out, const chat_request *req)
         if (!rc)
             rc = buf_appends(out, ",\"content\":");
         if (!rc)
-            rc = append_json_cstr(out, req->system);
+            rc = json_append_cstr_lossy(out, req->system);
         if (!rc)
             rc = buf_appendc(out, '}');
     }
@@ -943,7 +912,7 @@ static loco_status write_tool_choice(buf *out, const chat_request *req)
             loco_status rc = buf_appends(
                 out, ",\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":");
             if (!rc)
-                rc = append_json_cstr(out, req->tool_choice_name);
+                rc = json_append_cstr_lossy(out, req->tool_choice_name);
             if (!rc)
                 rc = buf_appends(out, "}}");
             return rc;
@@ -962,11 +931,11 @@ static loco_status write_tools(buf *out, const chat_request *req)
         rc = buf_appends(out, i ? ",{\"type\":\"function\",\"function\":{\"name\":"
                                 : "{\"type\":\"function\",\"function\":{\"name\":");
         if (!rc)
-            rc = append_json_cstr(out, t->name);
+            rc = json_append_cstr_lossy(out, t->name);
         if (!rc && t->description) {
             rc = buf_appends(out, ",\"description\":");
             if (!rc)
-                rc = append_json_cstr(out, t->description);
+                rc = json_append_cstr_lossy(out, t->description);
         }
         if (!rc)
             rc = buf_appends(out, ",\"parameters\":");
@@ -1007,7 +976,7 @@ static loco_status write_sampling(buf *out, const chat_request *req)
             if (i)
                 rc = buf_appendc(out, ',');
             if (!rc)
-                rc = append_json_cstr(out, req->stop[i]);
+                rc = json_append_cstr_lossy(out, req->stop[i]);
         }
         if (!rc)
             rc = buf_appendc(out, ']');
@@ -1020,7 +989,7 @@ loco_status chat_oai_write_request(const chat_request *req, const chat_oai_write
     const char *model = opts && opts->model ? opts->model : req->model;
     loco_status rc = buf_appends(out, "{\"model\":");
     if (!rc)
-        rc = append_json_cstr(out, model);
+        rc = json_append_cstr_lossy(out, model);
     if (!rc)
         rc = write_messages(out, req);
     if (!rc && opts && opts->native_tools && req->n_tools)
@@ -1441,12 +1410,12 @@ static loco_status chunk_head(chat_oai_sse_writer *w)
 {
     loco_status rc = buf_appends(w->out, "data: {\"id\":");
     if (!rc)
-        rc = append_json_cstr(w->out, w->id);
+        rc = json_append_cstr_lossy(w->out, w->id);
     if (!rc)
         rc = buf_appendf(w->out, ",\"object\":\"chat.completion.chunk\",\"created\":%ld,\"model\":",
                          w->created);
     if (!rc)
-        rc = append_json_cstr(w->out, w->model);
+        rc = json_append_cstr_lossy(w->out, w->model);
     return rc;
 }
 
@@ -1460,7 +1429,7 @@ static loco_status chunk(chat_oai_sse_writer *w, const char *delta_pre, const ch
     if (!rc)
         rc = buf_appends(w->out, delta_pre);
     if (!rc && s)
-        rc = append_json_utf8(w->out, s, n);
+        rc = json_append_str_lossy(w->out, s, n);
     if (!rc)
         rc = buf_appends(w->out, delta_post);
     if (!rc)
@@ -1516,7 +1485,7 @@ static loco_status sse_delta(chat_oai_sse_writer *w, int kind, int index, const 
     if (!rc)
         rc = buf_append(&joined, s, n);
     if (!rc) {
-        size_t whole = str_utf8_complete_len(buf_str(&joined), joined.len);
+        size_t whole = utf8_complete_len(buf_str(&joined), joined.len);
         w->n_pending = joined.len - whole;
         memcpy(w->pending, buf_str(&joined) + whole, w->n_pending);
         w->pending_kind = kind;
@@ -1601,11 +1570,11 @@ static loco_status sse_tool_start(chat_oai_sse_writer *w, const chat_event *ev)
     if (!rc)
         rc = buf_appends(w->out, pre);
     if (!rc)
-        rc = append_json_cstr(w->out, ev->id);
+        rc = json_append_cstr_lossy(w->out, ev->id);
     if (!rc)
         rc = buf_appends(w->out, ",\"type\":\"function\",\"function\":{\"name\":");
     if (!rc)
-        rc = append_json_cstr(w->out, ev->name);
+        rc = json_append_cstr_lossy(w->out, ev->name);
     if (!rc)
         rc = buf_appends(w->out, ",\"arguments\":\"\"}}]},\"finish_reason\":null}]}\n\n");
     return rc;
@@ -1652,7 +1621,7 @@ static loco_status append_answer_text(buf *out, const chat_answer *a, chat_block
             rc = buf_append(&t, a->blocks[i].text, a->blocks[i].len);
     }
     if (!rc)
-        rc = append_json_utf8(out, buf_str(&t), t.len);
+        rc = json_append_str_lossy(out, buf_str(&t), t.len);
     buf_release(&t);
     return rc;
 }
@@ -1668,15 +1637,15 @@ static loco_status append_answer_calls(buf *out, const chat_answer *a)
         rc = buf_appends(out, first ? "{\"id\":" : ",{\"id\":");
         first = false;
         if (!rc)
-            rc = append_json_cstr(out, b->id);
+            rc = json_append_cstr_lossy(out, b->id);
         if (!rc)
             rc = buf_appends(out, ",\"type\":\"function\",\"function\":{\"name\":");
         if (!rc)
-            rc = append_json_cstr(out, b->name);
+            rc = json_append_cstr_lossy(out, b->name);
         if (!rc)
             rc = buf_appends(out, ",\"arguments\":");
         if (!rc)
-            rc = b->len ? append_json_utf8(out, b->text, b->len) : buf_appends(out, "\"{}\"");
+            rc = b->len ? json_append_str_lossy(out, b->text, b->len) : buf_appends(out, "\"{}\"");
         if (!rc)
             rc = buf_appends(out, "}}");
     }
@@ -1727,12 +1696,12 @@ loco_status chat_oai_write_response(const chat_answer *a, const char *model, buf
     }
     loco_status rc = buf_appends(out, "{\"id\":");
     if (!rc)
-        rc = append_json_cstr(out, id);
+        rc = json_append_cstr_lossy(out, id);
     if (!rc)
         rc = buf_appendf(out, ",\"object\":\"chat.completion\",\"created\":%ld,\"model\":",
                          (long)time(NULL));
     if (!rc)
-        rc = append_json_cstr(out, model ? model : a->model);
+        rc = json_append_cstr_lossy(out, model ? model : a->model);
     if (!rc)
         rc = buf_appends(out, ",\"choices\":[{\"index\":0,\"message\":");
     if (!rc)
@@ -1754,11 +1723,11 @@ loco_status chat_oai_write_error(buf *out, const char *type, const char *message
     const char *msg = message ? message : "";
     loco_status rc = buf_appends(out, "{\"error\":{\"message\":");
     if (!rc)
-        rc = append_json_cstr(out, msg);
+        rc = json_append_cstr_lossy(out, msg);
     if (!rc)
         rc = buf_appends(out, ",\"type\":");
     if (!rc)
-        rc = append_json_cstr(out, type ? type : "api_error");
+        rc = json_append_cstr_lossy(out, type ? type : "api_error");
     if (!rc)
         rc = buf_appends(out, text_says_overflow(msg, strlen(msg))
                                   ? ",\"code\":\"context_length_exceeded\"}}"

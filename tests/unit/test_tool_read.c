@@ -19,6 +19,7 @@
 #include "base/buf.h"
 #include "base/file.h"
 #include "base/str.h"
+#include "base/utf8.h"
 
 typedef struct {
     char root[256];
@@ -419,7 +420,7 @@ static void test_helpers(void **state)
         assert_int_equal(buf_appends(&out, "\xc3\xa9"), LOCO_OK);
     assert_int_equal(tools_cap_output_from(&out, 5, 301, "text"), LOCO_OK);
     assert_true(str_starts_with(out.data, "KEEP:\xc3\xa9"));
-    assert_true(str_utf8_valid(out.data, out.len));
+    assert_true(utf8_valid(out.data, out.len));
     assert_true(out.len - 5 <= 301);
     buf_reset(&out);
     assert_int_equal(tools_append_text(&out, "a\0b\xff\xc3\xa9", 6), LOCO_OK);
