@@ -255,20 +255,8 @@ static loco_status append_answer_calls(buf *out, const chat_answer *a)
         const chat_answer_block *b = &a->blocks[i];
         if (b->type != CHAT_BLOCK_TOOL_CALL)
             continue;
-        rc = buf_appends(out, first ? "{\"id\":" : ",{\"id\":");
+        rc = chat_oai_put_tool_call(out, first, b->id, b->name, b->text, b->len);
         first = false;
-        if (!rc)
-            rc = json_append_cstr_lossy(out, b->id);
-        if (!rc)
-            rc = buf_appends(out, ",\"type\":\"function\",\"function\":{\"name\":");
-        if (!rc)
-            rc = json_append_cstr_lossy(out, b->name);
-        if (!rc)
-            rc = buf_appends(out, ",\"arguments\":");
-        if (!rc)
-            rc = b->len ? json_append_str_lossy(out, b->text, b->len) : buf_appends(out, "\"{}\"");
-        if (!rc)
-            rc = buf_appends(out, "}}");
     }
     if (!rc)
         rc = buf_appendc(out, ']');

@@ -125,19 +125,20 @@ static loco_status write_user(buf *out, bool *first, const chat_message *m)
     return rc;
 }
 
-static loco_status write_tool_call(buf *out, const chat_block *b, bool first)
+loco_status chat_oai_put_tool_call(buf *out, bool first, const char *id, const char *name,
+                                   const char *args, size_t n)
 {
     loco_status rc = buf_appends(out, first ? "{\"id\":" : ",{\"id\":");
     if (!rc)
-        rc = json_append_cstr_lossy(out, b->id);
+        rc = json_append_cstr_lossy(out, id);
     if (!rc)
         rc = buf_appends(out, ",\"type\":\"function\",\"function\":{\"name\":");
     if (!rc)
-        rc = json_append_cstr_lossy(out, b->name);
+        rc = json_append_cstr_lossy(out, name);
     if (!rc)
         rc = buf_appends(out, ",\"arguments\":");
     if (!rc)
-        rc = json_append_cstr_lossy(out, b->args_json && *b->args_json ? b->args_json : "{}");
+        rc = n ? json_append_str_lossy(out, args, n) : buf_appends(out, "\"{}\"");
     if (!rc)
         rc = buf_appends(out, "}}");
     return rc;
@@ -158,9 +159,11 @@ static loco_status write_assistant(buf *out, bool *first, const chat_message *m)
         rc = buf_appends(out, ",\"tool_calls\":[");
         bool firstc = true;
         for (size_t i = 0; i < m->n_blocks && !rc; i++) {
-            if (m->blocks[i].type != CHAT_BLOCK_TOOL_CALL)
+            const chat_block *b = &m->blocks[i];
+            if (b->type != CHAT_BLOCK_TOOL_CALL)
                 continue;
-            rc = write_tool_call(out, &m->blocks[i], firstc);
+            rc = chat_oai_put_tool_call(out, firstc, b->id, b->name, b->args_json,
+                                        b->args_json ? strlen(b->args_json) : 0);
             firstc = false;
         }
         if (!rc)
