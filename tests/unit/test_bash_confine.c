@@ -36,14 +36,11 @@
 /* A private key outside the repository (~/.ssh/id_rsa-like). */
 #define SECRET_FILE "-----BEGIN LOCO TEST PRIVATE KEY----- s3cr3t-k3y-m4t3r14l"
 
-typedef struct {
-    char root[256];
-    char repo[512];
-    char home[512]; /* root/home: a user's home, outside the repository */
-    char key[600];  /* root/home/.ssh/id_rsa */
-    agent_sandbox sb;
-    volatile int cancel;
-} fx;
+/* f->outside plays the user's home, with a private key in it (key_path, set by setup). */
+typedef test_fx fx;
+
+static volatile int cancel_flag;
+static char key_path[700]; /* f->outside/.ssh/id_rsa */
 
 static void put(const char *path, const char *text)
 {
@@ -52,37 +49,22 @@ static void put(const char *path, const char *text)
 
 static int setup(void **state)
 {
-    fx *f = calloc(1, sizeof(*f));
-    char tmpl[] = "/tmp/loco-confine-XXXXXX";
-    if (!f || !mkdtemp(tmpl))
+    fx *f = test_fx_new("confine");
+    if (!f || test_fx_sandbox(f, false) != 0) {
+        test_fx_free(f);
         return -1;
-    char *r = realpath(tmpl, NULL);
-    snprintf(f->root, sizeof(f->root), "%s", r);
-    free(r);
-    chmod(f->root, 0755);
-    snprintf(f->repo, sizeof(f->repo), "%s/repo", f->root);
-    snprintf(f->home, sizeof(f->home), "%s/home", f->root);
-    snprintf(f->key, sizeof(f->key), "%s/.ssh/id_rsa", f->home);
-    mkdir(f->repo, 0755);
-    mkdir(f->home, 0755);
+    }
+    chmod(f->root, 0755); /* test_unprivileged runs as another user */
     char ssh[600];
-    snprintf(ssh, sizeof(ssh), "%s/.ssh", f->home);
-    mkdir(ssh, 0755);
-    if (file_write_atomic(f->key, SECRET_FILE, strlen(SECRET_FILE), 0644, NULL) != LOCO_OK)
+    snprintf(ssh, sizeof(ssh), "%s/.ssh", f->outside);
+    snprintf(key_path, sizeof(key_path), "%s/id_rsa", ssh);
+    if (mkdir(ssh, 0755) != 0 ||
+        file_write_atomic(key_path, SECRET_FILE, strlen(SECRET_FILE), 0644, NULL) != LOCO_OK) {
+        test_fx_free(f);
         return -1;
-    loco_err err;
-    if (agent_sandbox_init(&f->sb, f->repo, NULL, false, false, &err) != LOCO_OK)
-        return -1;
+    }
+    cancel_flag = 0;
     *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    agent_sandbox_release(&f->sb);
-    test_rm_tree(f->root);
-    free(f);
     return 0;
 }
 
@@ -92,7 +74,7 @@ static char *bash(fx *f, const char *command, long timeout, bool *is_error)
     json_t *args = json_pack("{s:s}", "command", command);
     if (timeout > 0)
         json_object_set_new(args, "timeout", json_integer(timeout));
-    agent_tool_ctx ctx = {.sb = &f->sb, .cancel = &f->cancel, .threads = 1};
+    agent_tool_ctx ctx = {.sb = &f->sb, .cancel = &cancel_flag, .threads = 1};
     buf out;
     buf_init(&out, BUF_UNLIMITED);
     bool e = false;
@@ -314,13 +296,13 @@ static void test_reads(void **state)
         return;
     put_in(f, "a.txt", "in the repo\n");
     char *link = path_in(f, "link");
-    assert_int_equal(symlink(f->key, link), 0);
+    assert_int_equal(symlink(key_path, link), 0);
     free(link);
     char cmd[4096];
     snprintf(cmd, sizeof(cmd),
              "cat a.txt; cat '%s'; cat link; ls '%s/.ssh'; cp '%s' \"$TMPDIR/k\"; "
              "cat \"$TMPDIR/k\"; cat /proc/%ld/root'%s'; grep -r s3cr3t '%s'; ls /tmp",
-             f->key, f->home, f->key, (long)getpid(), f->key, f->home);
+             key_path, f->outside, key_path, (long)getpid(), key_path, f->outside);
     char *got = bash_raw(f, cmd, 0);
     assert_non_null(strstr(got, "in the repo\n"));
     if (strstr(got, "s3cr3t") || strstr(got, "id_rsa\n") || strstr(got, "/loco-confine-XX"))
@@ -333,7 +315,7 @@ static void test_reads(void **state)
     assert_string_equal(got, "usr\netc\nnoshadow\n");
     free(got);
     /* control */
-    snprintf(cmd, sizeof(cmd), "cat '%s'", f->key);
+    snprintf(cmd, sizeof(cmd), "cat '%s'", key_path);
     got = bash_without(f, CONFINE_ALL, cmd, 0);
     assert_non_null(strstr(got, "s3cr3t"));
     free(got);
@@ -720,16 +702,16 @@ int main(int argc, char **argv)
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_writes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_writes_old_landlock, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reads, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_output_dir, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_environment, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_network, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_setsid_killed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fork_bomb, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_missing_protection, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unprivileged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_writes, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_writes_old_landlock, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_reads, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_output_dir, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_environment, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_network, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_setsid_killed, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_fork_bomb, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_missing_protection, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_unprivileged, setup, test_fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

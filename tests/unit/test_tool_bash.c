@@ -24,40 +24,23 @@
 #include "base/file.h"
 #include "base/str.h"
 
-typedef struct {
-    char root[256];
-    char repo[512];
-    agent_sandbox sb;
-    volatile int cancel;
-} fx;
+typedef test_fx fx;
+
+/* The cancel flag the tool polls (the tests run one at a time). */
+static volatile int cancel_flag;
 
 static int setup(void **state)
 {
-    fx *f = calloc(1, sizeof(*f));
-    char tmpl[] = "/tmp/loco-bash-XXXXXX";
-    if (!f || !mkdtemp(tmpl))
+    fx *f = test_fx_new("bash");
+    if (!f || test_fx_sandbox(f, false) != 0) {
+        test_fx_free(f);
         return -1;
-    char *r = realpath(tmpl, NULL);
-    snprintf(f->root, sizeof(f->root), "%s", r);
-    free(r);
-    snprintf(f->repo, sizeof(f->repo), "%s/repo", f->root);
-    mkdir(f->repo, 0755);
-    loco_err err;
-    if (agent_sandbox_init(&f->sb, f->repo, NULL, false, false, &err) != LOCO_OK)
-        return -1;
+    }
     /* These tests are about the tool, not the kernel: they run with whatever confinement this
      * machine has (test_bash_confine.c checks the refusal where some is missing). */
     f->sb.unsafe_bash = true;
+    cancel_flag = 0;
     *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    agent_sandbox_release(&f->sb);
-    test_rm_tree(f->root);
-    free(f);
     return 0;
 }
 
@@ -74,7 +57,7 @@ static char *run_st(fx *f, const char *command, long timeout, bool *is_error, lo
     json_t *args = json_pack("{s:s}", "command", command);
     if (timeout > 0)
         json_object_set_new(args, "timeout", json_integer(timeout));
-    agent_tool_ctx ctx = {.sb = &f->sb, .cancel = &f->cancel, .threads = 1};
+    agent_tool_ctx ctx = {.sb = &f->sb, .cancel = &cancel_flag, .threads = 1};
     buf out;
     buf_init(&out, BUF_UNLIMITED);
     *is_error = false;
@@ -177,7 +160,7 @@ static bool marker_gone(const char *marker)
 static void test_bad_args(void **state)
 {
     fx *f = *state;
-    agent_tool_ctx ctx = {.sb = &f->sb, .cancel = &f->cancel, .threads = 1};
+    agent_tool_ctx ctx = {.sb = &f->sb, .cancel = &cancel_flag, .threads = 1};
     static const char *const cases[][2] = {
         {"{}", "Bash: command is required"},
         {"{\"command\":1}", "Bash: command must be a string"},
@@ -248,9 +231,9 @@ static void test_background_lingering(void **state)
 
 static void *cancel_later(void *arg)
 {
-    fx *f = arg;
+    (void)arg;
     usleep(300000);
-    f->cancel = 1;
+    cancel_flag = 1;
     return NULL;
 }
 
@@ -275,7 +258,7 @@ static void test_cancel(void **state)
     assert_int_equal(st, LOCO_ERR_CANCELLED);
     assert_string_equal(got, "");
     free(got);
-    f->cancel = 0;
+    cancel_flag = 0;
 }
 
 static void test_output_cap(void **state)
@@ -474,13 +457,13 @@ static void test_policy(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_basics, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_timeout_kills_group, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_background_lingering, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_output_cap, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refusal_result, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_basics, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_args, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_timeout_kills_group, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_background_lingering, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_cancel, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_output_cap, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_refusal_result, setup, test_fx_teardown),
         cmocka_unit_test(test_policy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
