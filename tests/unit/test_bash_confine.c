@@ -508,7 +508,7 @@ static void test_setsid_killed(void **state)
     fx *f = *state;
     if (!confined(f, "test_setsid_killed"))
         return;
-    char m1[32], m2[32], cmd[256];
+    char m1[32], m2[32], cmd[512];
     snprintf(m1, sizeof(m1), "931.%ld", (long)getpid());
     snprintf(m2, sizeof(m2), "932.%ld", (long)getpid());
     /* holding the output: stopped after the linger, with a note */
@@ -517,8 +517,12 @@ static void test_setsid_killed(void **state)
     assert_true(str_starts_with(got, "started\n"));
     free(got);
     assert_true(marker_gone(m1));
-    /* detached from the output: killed when the call ends */
-    snprintf(cmd, sizeof(cmd), "(setsid sleep %s >/dev/null 2>&1 &); echo quick", m2);
+    /* detached from the output (and, before the call ends, surely in its own session):
+     * killed when the call ends */
+    snprintf(cmd, sizeof(cmd),
+             "setsid sh -c 'echo $$ > \"$TMPDIR/p\"; exec sleep %s' >/dev/null 2>&1 & "
+             "while [ ! -s \"$TMPDIR/p\" ]; do sleep 0.01; done; echo quick",
+             m2);
     got = bash_raw(f, cmd, 0);
     assert_string_equal(got, "quick\n");
     free(got);
