@@ -416,6 +416,10 @@ static _Noreturn void run_supervisor(const launch *l)
     sigaction(SIGPIPE, &ign, NULL);
     sigaction(SIGINT, &ign, NULL);
     sigaction(SIGHUP, &ign, NULL);
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof(dfl));
+    dfl.sa_handler = SIG_DFL; /* not SIG_IGN: S must see its children exit */
+    sigaction(SIGCHLD, &dfl, NULL);
     char go = 0;
     ssize_t n;
     do
