@@ -191,6 +191,7 @@ static const struct {
     {"truncate -s 0 b14", "b14", NULL},
     {"mv b15 b15.moved", "b15", NULL},
     {"perl -e 'use Fcntl; sysopen(my $f, \"b16\", O_RDONLY | O_TRUNC)'", "b16", "/usr/bin/perl"},
+    {"node -e \"require('fs').writeFileSync('b17', 'pwned')\"", "b17", "/usr/bin/node"},
 };
 
 static void plant(fx *f)
