@@ -11,6 +11,7 @@
 #define PROGRESS_PLAIN_EVERY_MS 30000.0
 #define PROGRESS_BAR_MIN 10
 #define PROGRESS_BAR_MAX 30
+#define PROGRESS_NUM_WIDTH 44 /* "100%  2.50/2.50 GiB  38.2 MiB/s  ETA 1m05s" */
 
 void cli_format_bytes(uint64_t b, char *out, size_t n)
 {
@@ -66,7 +67,8 @@ void cli_progress_init(cli_progress *p, const char *label, cli_progress_unit uni
 
 void cli_progress_reset(cli_progress *p, const char *label, uint64_t total, uint64_t done)
 {
-    snprintf(p->label, sizeof(p->label), "%s", label ? label : "");
+    if (label != p->label)
+        snprintf(p->label, sizeof(p->label), "%s", label ? label : "");
     p->total = total;
     p->done = done;
     p->start = done;
@@ -129,38 +131,43 @@ void cli_progress_text(const cli_progress *p, double now_ms, char *out, size_t n
     snprintf(out, n, "%s%s%s", p->label, p->label[0] ? "  " : "", nums);
 }
 
+/* "label  [#####.....]  45%  1.12/2.50 GiB  38.2 MiB/s  ETA 37s": the numbers padded to a
+ * fixed width so the bar does not move as speed and ETA appear; the label shortened to fit. */
 static void draw_tty(cli_progress *p, double now)
 {
     char text[256];
     numbers(p, now, text, sizeof(text));
-    char line[512];
     int width = p->width > 0 ? p->width : 80;
-    int label_room = width - 1 - (int)strlen(text) - 4;
+    int tl = (int)strlen(text);
+    int numw = tl > PROGRESS_NUM_WIDTH ? tl : PROGRESS_NUM_WIDTH;
+    int ll = (int)strlen(p->label);
+    char line[512];
     if (p->total) {
-        label_room -= PROGRESS_BAR_MIN + 4;
-        int bar = width - 1 - (int)strlen(text) - 6 - (int)strlen(p->label);
+        int room = width - 1 - numw - 4;          /* "[" bar "]  " numbers */
+        int bar = room - (ll ? ll + 2 : 0);
         if (bar > PROGRESS_BAR_MAX)
             bar = PROGRESS_BAR_MAX;
         if (bar < PROGRESS_BAR_MIN)
             bar = PROGRESS_BAR_MIN;
+        int label_room = room - bar - 2;
         int fill = (int)((double)bar * (double)(p->done > p->total ? p->total : p->done) /
                          (double)p->total);
         char bars[PROGRESS_BAR_MAX + 1];
         for (int i = 0; i < bar; i++)
             bars[i] = i < fill ? '#' : '.';
         bars[bar] = '\0';
-        int ll = (int)strlen(p->label);
-        if (label_room < 8)
-            label_room = 8;
-        if (ll > label_room)
+        if (!ll || label_room < 4)
+            snprintf(line, sizeof(line), "[%s]  %s", bars, text);
+        else if (ll > label_room)
             snprintf(line, sizeof(line), "%.*s...  [%s]  %s", label_room - 3, p->label, bars,
                      text);
         else
             snprintf(line, sizeof(line), "%s  [%s]  %s", p->label, bars, text);
     } else {
         static const char spinner[] = "|/-\\";
-        snprintf(line, sizeof(line), "%.*s  %c  %s", label_room > 8 ? label_room : 8, p->label,
-                 spinner[p->spin++ % 4], text);
+        int label_room = width - 1 - tl - 5;
+        snprintf(line, sizeof(line), "%.*s%s%c  %s", label_room > 0 ? label_room : 0, p->label,
+                 ll && label_room > 0 ? "  " : "", spinner[p->spin++ % 4], text);
     }
     if ((int)strlen(line) > width - 1)
         line[width - 1] = '\0';

@@ -101,10 +101,11 @@ static void on_progress(void *ctx, const hub_progress *p)
     if (!j->started || p->phase != j->phase) {
         char label[200];
         const char *base = strrchr(p->file, '/') ? strrchr(p->file, '/') + 1 : p->file;
+        /* the file was named on the line above: the bar only says what it does */
         if (p->phase == HUB_PHASE_CHECK)
             snprintf(label, sizeof(label), "checking %s", base);
         else
-            snprintf(label, sizeof(label), "%s", base);
+            label[0] = '\0';
         if (j->started && j->phase == HUB_PHASE_CHECK)
             cli_progress_finish(&j->bar);
         if (!j->started)

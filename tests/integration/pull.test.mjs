@@ -134,6 +134,17 @@ test('REPO:QUANT is case-insensitive, a Hub URL works too; an unknown quant list
   // the store keeps the first spelling of the repository (the Hub ignores case): one folder
   assert.equal(path.dirname(viaUrl.stdout.trim()), path.dirname(r.stdout.trim()));
 
+  // any other URL of a .gguf file: a plain download into the store's top folder, once
+  f.hub.plain = { 'mine.Q5_0.gguf': ggufBytes(200 << 10, 9) };
+  const plainUrl = `${f.hub.cdnUrl}/files/mine.Q5_0.gguf`;
+  const plain = await f.run(['pull', plainUrl]);
+  assert.equal(plain.code, 0, plain.stderr);
+  assert.equal(plain.stdout.trim(), path.join(f.store, 'mine.Q5_0.gguf'));
+  expectFile(plain.stdout.trim(), f.hub.plain['mine.Q5_0.gguf']);
+  const plainAgain = await f.run(['pull', plainUrl]);
+  assert.match(plainAgain.stderr, /already up to date/);
+  assert.equal(f.hub.cdnRequests().filter((q) => q.path.startsWith('/files/')).length, 1);
+
   const unknown = await f.run(['pull', `${REPO}:Q2_K`]);
   assert.equal(unknown.code, 1);
   assert.match(unknown.stderr, /has no Q2_K; it has Q4_K_M \(2\.00 MiB\), Q8_0 \(1\.00 MiB\)/);

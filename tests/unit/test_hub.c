@@ -180,6 +180,9 @@ static void test_parse_target(void **state)
     assert_string_equal(t.repo, "");
     assert_string_equal(t.file, "tiny.Q4_0.gguf");
     assert_string_equal(t.url, "https://example.com/files/models/tiny.Q4_0.gguf");
+    assert_int_equal(hub_parse_target("http://127.0.0.1:9/files/x.gguf", &t, &err), LOCO_OK);
+    assert_string_equal(t.repo, "");
+    assert_string_equal(t.file, "x.gguf");
     const char *bad[] = {"a/b/c", "noslash", "https://example.com/readme.txt", "https://",
                          "https://u:p@huggingface.co/o/n", "o/n:", "o/n:a b",
                          "https://h/o/n/resolve/main/x.txt", "https://h/o/n/resolve/../x.gguf",
