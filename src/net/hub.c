@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <libgen.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -1147,6 +1148,15 @@ static loco_status open_part(const char *part, const char *dir, int *out_fd, loc
                                 "a writable directory)",
                                 dir, strerror(e));
         return loco_err_set(err, LOCO_ERR_IO, "cannot create '%s': %s", part, strerror(e));
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK)
+            return loco_err_set(err, LOCO_ERR_EXISTS,
+                                "another loco pull is downloading '%s' right now; wait for it",
+                                part);
+        return loco_err_set(err, LOCO_ERR_IO, "cannot lock '%s': %s", part, strerror(e));
     }
     *out_fd = fd;
     return LOCO_OK;

@@ -125,7 +125,8 @@ typedef struct {
  * LOCO_ERR_INVALID (checksum mismatch: the .part was deleted; ambiguous quant; not a GGUF),
  * LOCO_ERR_IO (disk full, read-only store, a connection still broken after the retries: the
  * .part is kept and the next pull resumes it), LOCO_ERR_CANCELLED (.part kept),
- * LOCO_ERR_UPSTREAM (another HTTP error), LOCO_ERR_UNAVAILABLE (no connection).
+ * LOCO_ERR_UPSTREAM (another HTTP error), LOCO_ERR_UNAVAILABLE (no connection),
+ * LOCO_ERR_EXISTS (another pull holds the .part's lock: one download per file at a time).
  * Nothing is ever written under the final name before its checks pass. */
 loco_status hub_pull(const char *target, const hub_opts *o, hub_result *out, loco_err *err);
 void hub_result_release(hub_result *r);

@@ -266,13 +266,17 @@ test('disk full on a small tmpfs and a read-only store are clear errors', async 
   assert.deepEqual(fs.readdirSync(f.store), []);
 });
 
-test('Ctrl-C during a pull exits 130 and keeps the .part; the next pull resumes it', async (t) => {
+test('Ctrl-C during a pull exits 130 and keeps the .part; the next pull resumes it; one pull per file at a time', async (t) => {
   const f = await fixture(t);
   f.hub.faults.trickle = { bytes: 16 * 1024, everyMs: 20 };
   const part = `${f.dest(REPO, Q4)}.part`;
   let proc;
   const done = f.run(['pull'], { onSpawn: (p) => { proc = p; } });
   await waitFor(() => fs.existsSync(part) && fs.statSync(part).size >= 128 * 1024, 20000, 'the download to start');
+  // a second pull of the same file meanwhile is refused, and leaves the first one's part alone
+  const second = await f.run(['pull']);
+  assert.equal(second.code, 1, second.stderr);
+  assert.match(second.stderr, /another loco pull is downloading/);
   proc.kill('SIGINT');
   const r = await done;
   assert.equal(r.code, 130, r.stderr);

@@ -8,8 +8,10 @@
 #include <cmocka.h>
 
 #include "base/buf.h"
+#include "base/file.h"
 #include "base/sha256.h"
 #include "net/hub.h"
+#include "test_util.h"
 
 static void hex_of(const void *p, size_t n, char out[65])
 {
@@ -281,12 +283,44 @@ static void test_pick(void **state)
     hub_listing_release(&l);
 }
 
+/* hub_ensure looks in the store first: a model there needs no network (the endpoint below
+ * refuses connections); one that is not there is pulled, which fails fast here. */
+static void test_ensure(void **state)
+{
+    (void)state;
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/tmp/loco-hub-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof(path), "%s/o/n/x.Q8_0.gguf", dir);
+    loco_err err;
+    assert_int_equal(file_write_atomic(path, "GGUF", 4, 0644, &err), LOCO_OK);
+    models_meta m = {.repo = "o/n", .file = "x.Q8_0.gguf", .quant = "Q8_0", .size = 4};
+    assert_int_equal(models_write_meta(path, &m, &err), LOCO_OK);
+    hub_opts o = {.endpoint = "http://127.0.0.1:1", .dir = dir, .retries = -1};
+    char *got = NULL;
+    bool pulled = true;
+    assert_int_equal(hub_ensure("o/n:q8_0", &o, &got, &pulled, &err), LOCO_OK);
+    assert_string_equal(got, path);
+    assert_false(pulled);
+    free(got);
+    assert_int_equal(hub_ensure(NULL, &o, &got, &pulled, &err), LOCO_OK); /* the default */
+    assert_string_equal(got, path);
+    free(got);
+    got = NULL;
+    loco_status rc = hub_ensure("o/n:Q4_K_M", &o, &got, &pulled, &err);
+    assert_int_equal(rc, LOCO_ERR_UNAVAILABLE);
+    assert_null(got);
+    assert_non_null(strstr(err.msg, "127.0.0.1:1"));
+    test_rm_tree(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sha256_vectors), cmocka_unit_test(test_parse_listing),
         cmocka_unit_test(test_link_next),      cmocka_unit_test(test_parse_target),
-        cmocka_unit_test(test_pick),
+        cmocka_unit_test(test_pick),           cmocka_unit_test(test_ensure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
