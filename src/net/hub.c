@@ -662,9 +662,12 @@ static loco_status hub_get(hub_http *h, const char *url, const char *extra, hub_
         };
         int status = 0;
         loco_status rc = http_client_do(h->client, &req, &status, err);
-        if (rc == LOCO_ERR_LIMIT)
-            return loco_err_set(err, rc, "the answer to GET %.300s is larger than %zu bytes", cur,
+        if (rc == LOCO_ERR_LIMIT) {
+            char su[400];
+            shown_url(cur, su, sizeof(su));
+            return loco_err_set(err, rc, "the answer to GET %s is larger than %zu bytes", su,
                                 body_max);
+        }
         if (rc)
             return rc;
         r->status = status;
@@ -721,17 +724,16 @@ static loco_status http_error(const hub_http *h, const hub_resp *r, const char *
         return loco_err_set(err, LOCO_ERR_NOT_FOUND, "no repository %s on %s (404)", repo,
                             h->endpoint);
     }
+    /* the server's words, printable ASCII only (no terminal control sequences) */
     char text[300];
-    if (r->error_message[0]) {
-        snprintf(text, sizeof(text), "%s", r->error_message);
-    } else {
-        size_t n = r->body.len < 200 ? r->body.len : 200;
-        const char *b = buf_str(&r->body);
-        size_t k = 0;
-        for (size_t i = 0; i < n && k + 1 < sizeof(text); i++)
-            text[k++] = (b[i] >= 0x20 && b[i] < 0x7f) ? b[i] : ' ';
-        text[k] = '\0';
-    }
+    const char *b = r->error_message[0] ? r->error_message : buf_str(&r->body);
+    size_t n = r->error_message[0] ? strlen(b) : r->body.len;
+    if (n > 200)
+        n = 200;
+    size_t k = 0;
+    for (size_t i = 0; i < n && k + 1 < sizeof(text); i++)
+        text[k++] = (b[i] >= 0x20 && b[i] < 0x7f) ? b[i] : ' ';
+    text[k] = '\0';
     return loco_err_set(err, LOCO_ERR_UPSTREAM, "%s: the Hub answered %d%s%s", what, r->status,
                         text[0] ? ": " : "", text);
 }
@@ -1041,18 +1043,23 @@ static loco_status fetch(hub_http *h, struct dl *d, const char *url, const hub_t
             if (fails++ < retries)
                 continue;
         }
+        bool transient = false;
         if (rc == LOCO_OK && r.status != 200 && r.status != 206) {
             rc = http_error(h, &r, t->repo[0] ? t->repo : t->url, t->repo[0] ? d->file : NULL,
                             t->revision, err);
+            transient = r.status >= 500 || r.status == 429; /* a CDN hiccup: try again */
+            if (!transient)
+                break;
+        }
+        if (rc == LOCO_OK && (d->have == d->size || !d->size)) {
+            d->size = d->have; /* a plain URL without a length ends when the body does */
             break;
         }
-        if (rc == LOCO_OK && d->have == d->size)
-            break;
         if (rc == LOCO_OK)
             rc = loco_err_set(err, LOCO_ERR_IO,
                               "the connection ended at byte %" PRIu64 " of %" PRIu64, d->have,
                               d->size);
-        if (!retryable(rc))
+        if (!retryable(rc) && !transient)
             break;
         if (d->have > before) {
             fails = 0; /* progress: the next failure is a new one */

@@ -57,7 +57,7 @@ class Server {
 // hub.plain = {'name.gguf': Buffer} serves plain (non-Hub) URLs at CDN /files/name.gguf.
 // opts.pageSize: listing entries per page (Link: rel="next" beyond).
 // Faults (mutable at run time through hub.faults): {cutAfter: bytes, cutTimes: n (default 1),
-// corrupt: offset, trickle: {bytes, everyMs}, ignoreRange: bool}.
+// corrupt: offset, trickle: {bytes, everyMs}, ignoreRange: bool, failStatus: {code, times}}.
 export async function startHub(repos, opts = {}) {
   const hub = {
     repos,
@@ -151,6 +151,12 @@ export async function startHub(repos, opts = {}) {
       return;
     }
     const f = hub.faults;
+    if (f.failStatus && f.failStatus.times > 0) {
+      f.failStatus.times -= 1;
+      res.writeHead(f.failStatus.code, { 'content-type': 'text/plain' });
+      res.end('Service Unavailable');
+      return;
+    }
     let start = 0;
     let status = 200;
     const headers = { 'content-type': 'application/octet-stream', 'accept-ranges': 'bytes' };

@@ -159,19 +159,22 @@ test('REPO:QUANT is case-insensitive, a Hub URL works too; an unknown quant list
   assert.deepEqual(noPart(f.store), []);
 });
 
-test('a connection cut mid-file is resumed with a Range request, re-sending almost nothing', async (t) => {
+test('a CDN 503 is retried and a connection cut mid-file is resumed with a Range request, re-sending almost nothing', async (t) => {
   const f = await fixture(t);
   const cut = (1 << 20) + 12345;
+  f.hub.faults.failStatus = { code: 503, times: 1 };
   f.hub.faults.cutAfter = cut;
   const r = await f.run(['pull']);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stderr, /connection lost at/);
+  assert.match(r.stderr, /answered 503/);
+  assert.match(r.stderr, /connection lost at 1\.01 MiB/);
   expectFile(f.dest(REPO, Q4), f.files[Q4]);
   const cdn = f.hub.cdnRequests();
-  assert.equal(cdn.length, 2, cdn.map((q) => q.headers.range).join(','));
+  assert.equal(cdn.length, 3, cdn.map((q) => q.headers.range).join(','));
   assert.equal(cdn[0].headers.range, undefined);
-  const from = Number(/^bytes=(\d+)-$/.exec(cdn[1].headers.range)?.[1]);
-  assert.ok(from > 0 && from <= cut, `resumed at ${cdn[1].headers.range}`);
+  assert.equal(cdn[1].headers.range, undefined);
+  const from = Number(/^bytes=(\d+)-$/.exec(cdn[2].headers.range)?.[1]);
+  assert.ok(from > 0 && from <= cut, `resumed at ${cdn[2].headers.range}`);
   const resent = f.hub.sent[sha256(f.files[Q4])] - f.files[Q4].length;
   assert.ok(resent >= 0 && resent < 64 * 1024, `${resent} bytes sent twice`);
 });
