@@ -1,0 +1,285 @@
+/* test_quant_lowbit.c: unit tests of the low-bit weight types Q2_K, Q3_K, IQ4_NL and IQ4_XS
+ * (engine/quant_lowbit.c): hand-built blocks decoded to known values (every packing rule of
+ * the scales, high bits and nibbles), dot products equal to the dequantized sums where those
+ * are exact, and the quantizers' bytes pinned (they were checked byte for byte against
+ * llama.cpp's own quantize_row_q2_K_ref / q3_K_ref / quantize_iq4_nl / quantize_iq4_xs, see
+ * docs/internals/quant.md). Round trips, extremes, SIMD paths and row loops are covered by
+ * test_quant.c, whose type lists include these types. */
+#include "base/common.h"
+
+#include <math.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "engine/quant.h"
+#include "engine/quant_int.h"
+#include "engine/quant_lowbit.h"
+
+#define H_ONE 0x3C00  /* fp16 1.0 */
+#define H_HALF 0x3800 /* fp16 0.5 */
+#define H_TWO 0x4000  /* fp16 2.0 */
+
+static void dequant(ggml_type t, const void *src, float *dst, int64_t n)
+{
+    assert_int_equal(quant_dequantize_row(t, src, dst, n), LOCO_OK);
+}
+
+static void test_decode_q2_K(void **state)
+{
+    (void)state;
+    block_q2_K b;
+    memset(&b, 0, sizeof(b));
+    b.d = H_ONE;
+    b.dmin = H_HALF;
+    for (int k = 0; k < 16; k++)
+        b.scales[k] = (uint8_t)(k | ((15 - k) << 4)); /* scale k, min 15 - k */
+    memset(b.qs, 0xE4, sizeof(b.qs));                 /* 2-bit fields 0,1,2,3: q = j */
+    b.qs[32 + 5] = 0x1B;                              /* fields 3,2,1,0 */
+    float y[256];
+    dequant(GGML_TYPE_Q2_K, &b, y, 256);
+    /* value 128h + 32j + l: q from bits 2j of qs[32h + l], scale byte 8h + 2j + (l >= 16) */
+    assert_true(y[0] == -7.5f);   /* 0*0 - 0.5*15 */
+    assert_true(y[17] == -7.0f);  /* scale byte 1: 1*0 - 0.5*14 */
+    assert_true(y[40] == -4.5f);  /* byte 2, q 1: 2 - 6.5 */
+    assert_true(y[200] == 22.5f); /* byte 12, q 2: 24 - 1.5 */
+    assert_true(y[255] == 45.0f); /* byte 15, q 3: 45 - 0 */
+    assert_true(y[133] == 20.5f); /* byte 8, q 3: 24 - 3.5 */
+    assert_true(y[165] == 17.5f); /* byte 10, q 2: 20 - 2.5 */
+    assert_true(y[197] == 10.5f); /* byte 12, q 1: 12 - 1.5 */
+    assert_true(y[229] == -0.5f); /* byte 14, q 0: 0 - 0.5 */
+}
+
+static void test_decode_q3_K(void **state)
+{
+    (void)state;
+    block_q3_K b;
+    memset(&b, 0, sizeof(b));
+    b.d = H_HALF;
+    /* 6-bit scales u (s = u - 32): u0 = 63, u9 = 37, u15 = 16, the rest 32. Low nibble of
+     * scale j < 8 in the low half of byte j, of j >= 8 in the high half of byte j - 8; its two
+     * high bits at bits 2(j / 4) of byte 8 + j % 4. */
+    const uint8_t sc[12] = {0x0F, 0x50, 0, 0, 0, 0, 0, 0, 0xAB, 0xAA, 0xAA, 0x6A};
+    memcpy(b.scales, sc, 12);
+    int8_t s[16];
+    quant_q3_K_scales(b.scales, s);
+    for (int j = 0; j < 16; j++)
+        assert_int_equal(s[j], j == 0 ? 31 : j == 9 ? 5 : j == 15 ? -16 : 0);
+    memset(b.qs, 0x1B, sizeof(b.qs)); /* 2-bit fields 3,2,1,0 */
+    b.qs[32 + 31] = 0xC0;             /* value 255: field 3 = 3 */
+    memset(b.hmask, 0xFF, sizeof(b.hmask));
+    b.hmask[3] &= (uint8_t)~0x01;  /* value 3: high bit clear -> q - 4 */
+    b.hmask[22] &= (uint8_t)~0x10; /* value 150 = 4 * 32 + 22 */
+    float y[256];
+    dequant(GGML_TYPE_Q3_K, &b, y, 256);
+    assert_true(y[5] == 46.5f);    /* 0.5 * 31 * 3 */
+    assert_true(y[3] == -15.5f);   /* 0.5 * 31 * (3 - 4) */
+    assert_true(y[40] == 0.0f);    /* scale 0 */
+    assert_true(y[149] == 7.5f);   /* sub-block 9: 0.5 * 5 * 3 */
+    assert_true(y[150] == -2.5f);  /* 0.5 * 5 * (3 - 4) */
+    assert_true(y[255] == -24.0f); /* sub-block 15: 0.5 * -16 * 3 */
+    assert_true(y[254] == 0.0f);   /* field 3 of 0x1B is 0 */
+}
+
+static void test_decode_iq4_nl(void **state)
+{
+    (void)state;
+    block_iq4_nl b = {.d = H_TWO};
+    for (int j = 0; j < 16; j++)
+        b.qs[j] = (uint8_t)(j | ((15 - j) << 4));
+    float y[32];
+    dequant(GGML_TYPE_IQ4_NL, &b, y, 32);
+    for (int j = 0; j < 16; j++) {
+        assert_true(y[j] == 2.0f * quant_iq4nl_values[j]);
+        assert_true(y[j + 16] == 2.0f * quant_iq4nl_values[15 - j]);
+    }
+    assert_true(y[0] == -254.0f && y[16] == 226.0f && y[8] == 2.0f && y[24] == -20.0f);
+}
+
+static void test_decode_iq4_xs(void **state)
+{
+    (void)state;
+    block_iq4_xs b;
+    memset(&b, 0, sizeof(b));
+    b.d = H_HALF;
+    /* ls: sub-block 0 -> 0 (scale -32), 1 -> 63 (31), 5 -> 33 (1), the rest 32 (0) */
+    b.scales_h = 0xAAAC;
+    b.scales_l[0] = 0xF0;
+    b.scales_l[2] = 0x10;
+    const int want_s[8] = {-32, 31, 0, 0, 0, 1, 0, 0};
+    for (int ib = 0; ib < 8; ib++)
+        assert_int_equal(quant_iq4_xs_scale(&b, ib), want_s[ib]);
+    memset(b.qs, 0x8F, sizeof(b.qs)); /* low nibble 15 (113), high nibble 8 (1) */
+    float y[256];
+    dequant(GGML_TYPE_IQ4_XS, &b, y, 256);
+    assert_true(y[0] == -1808.0f); /* 0.5 * -32 * 113 */
+    assert_true(y[16] == -16.0f);  /* 0.5 * -32 * 1 */
+    assert_true(y[32] == 1751.5f); /* 0.5 * 31 * 113 */
+    assert_true(y[63] == 15.5f);
+    assert_true(y[64] == 0.0f);
+    assert_true(y[160] == 56.5f);
+    assert_true(y[191] == 0.5f);
+}
+
+/* splitmix64 */
+static uint64_t next_u64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static int rand_int(uint64_t *s, int lo, int hi)
+{
+    return lo + (int)(next_u64(s) % (uint64_t)(hi - lo + 1));
+}
+
+static const ggml_type lowbit_types[] = {GGML_TYPE_Q2_K, GGML_TYPE_Q3_K, GGML_TYPE_IQ4_NL,
+                                         GGML_TYPE_IQ4_XS};
+
+/* Random levels with every scale 1 (or small) and activations with d = 1: every product and
+ * partial sum is an integer below 2^24, so the dot equals the sum of dequantized weights
+ * times activation values exactly, which pins the value order the dots read. */
+static void unit_blocks(uint64_t *s, ggml_type t, uint8_t *w, int64_t n)
+{
+    const size_t bytes = ggml_type_row_size(t, (uint64_t)n);
+    for (size_t i = 0; i < bytes; i++)
+        w[i] = (uint8_t)next_u64(s);
+    const int64_t nb = n / (int64_t)ggml_type_block_size(t);
+    for (int64_t b = 0; b < nb; b++) {
+        switch (t) {
+        case GGML_TYPE_Q2_K:
+            ((block_q2_K *)w)[b].d = H_ONE;
+            ((block_q2_K *)w)[b].dmin = H_ONE;
+            break;
+        case GGML_TYPE_Q3_K: ((block_q3_K *)w)[b].d = H_ONE; break;
+        case GGML_TYPE_IQ4_NL: ((block_iq4_nl *)w)[b].d = H_ONE; break;
+        default: {
+            block_iq4_xs *x = (block_iq4_xs *)w + b;
+            x->d = H_ONE;
+            x->scales_h = 0;
+            memset(x->scales_l, 0, sizeof(x->scales_l));
+            for (int ib = 0; ib < 8; ib++) {
+                const int u = 32 + rand_int(s, -2, 2);
+                x->scales_l[ib / 2] |= (uint8_t)((u & 0xF) << (4 * (ib % 2)));
+                x->scales_h |= (uint16_t)((u >> 4) << (2 * ib));
+            }
+            break;
+        }
+        }
+    }
+}
+
+static void test_dots_follow_dequant(void **state)
+{
+    (void)state;
+    const int64_t n = 512;
+    uint64_t s = 2024;
+    float y[512];
+    for (size_t k = 0; k < LOCO_ARRAY_LEN(lowbit_types); k++) {
+        const ggml_type t = lowbit_types[k];
+        const ggml_type at = quant_act_type(t);
+        uint8_t w[1024], a[1024];
+        assert_true(ggml_type_row_size(t, n) <= sizeof(w));
+        for (int round = 0; round < 20; round++) {
+            unit_blocks(&s, t, w, n);
+            int8_t q[512];
+            for (int i = 0; i < n; i++)
+                q[i] = (int8_t)rand_int(&s, -127, 127);
+            if (at == GGML_TYPE_Q8_0) {
+                block_q8_0 *b = (block_q8_0 *)a;
+                for (int i = 0; i < n / 32; i++) {
+                    b[i].d = H_ONE;
+                    memcpy(b[i].qs, q + 32 * i, 32);
+                }
+            } else {
+                block_q8_K *b = (block_q8_K *)a;
+                for (int i = 0; i < n / 256; i++) {
+                    b[i].d = 1.0f;
+                    memcpy(b[i].qs, q + 256 * i, 256);
+                    for (int g = 0; g < 16; g++) {
+                        int sum = 0;
+                        for (int j = 0; j < 16; j++)
+                            sum += q[256 * i + 16 * g + j];
+                        b[i].bsums[g] = (int16_t)sum;
+                    }
+                }
+            }
+            dequant(t, w, y, n);
+            double want = 0;
+            for (int i = 0; i < n; i++)
+                want += (double)y[i] * q[i];
+            const float got = quant_kernels_scalar()->ops[t].vec_dot(n, w, a);
+            if ((double)got != want)
+                fail_msg("%s round %d: dot %.1f, dequantized sum %.1f", ggml_type_name(t),
+                         round, got, want);
+            const float act = quant_vec_dot(t, n, w, a); /* the active (SIMD) path too */
+            if ((double)act != want)
+                fail_msg("%s round %d: active dot %.1f, dequantized sum %.1f",
+                         ggml_type_name(t), round, act, want);
+        }
+    }
+}
+
+/* FNV-1a of the quantized bytes of a fixed input: the quantizers were checked byte for byte
+ * against llama.cpp's (4 lengths x 400 rows each, incl. zero, constant, huge and tiny
+ * blocks); these pin that output so an unintended change shows. */
+static uint64_t fnv1a(const uint8_t *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+static void test_quantizers_pinned(void **state)
+{
+    (void)state;
+    const int64_t n = 2560;
+    float *x = malloc((size_t)n * sizeof(float));
+    uint8_t *q = malloc(ggml_type_row_size(GGML_TYPE_IQ4_NL, n));
+    assert_non_null(x);
+    assert_non_null(q);
+    uint64_t s = 7;
+    for (int64_t i = 0; i < n; i++) {
+        /* mostly uniform, some 16-value groups zero, constant, one-signed or spiky */
+        const double u = (double)(next_u64(&s) >> 11) / 9007199254740992.0 * 2.0 - 1.0;
+        const int group = (int)(i / 16) % 7;
+        x[i] = group == 3 ? 0.0f
+               : group == 5 ? 0.25f
+               : group == 6 ? (float)fabs(u) + 0.05f
+               : (i % 97 == 0 ? (float)u * 40.0f : (float)u);
+    }
+    const uint64_t want[] = {
+        UINT64_C(0xfc6f2041a9d04278), /* Q2_K */
+        UINT64_C(0x38b2d39285aca2f2), /* Q3_K */
+        UINT64_C(0x7abe1bc489c3d260), /* IQ4_NL */
+        UINT64_C(0x1e7a9f0958158251), /* IQ4_XS */
+    };
+    for (size_t k = 0; k < LOCO_ARRAY_LEN(lowbit_types); k++) {
+        const ggml_type t = lowbit_types[k];
+        const size_t bytes = ggml_type_row_size(t, n);
+        assert_int_equal(quant_quantize_row(t, x, q, n), LOCO_OK);
+        const uint64_t h = fnv1a(q, bytes);
+        if (h != want[k])
+            fail_msg("%s: quantized bytes hash 0x%016" PRIx64 ", pinned 0x%016" PRIx64,
+                     ggml_type_name(t), h, want[k]);
+    }
+    free(x);
+    free(q);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_decode_q2_K),
+        cmocka_unit_test(test_decode_q3_K),
+        cmocka_unit_test(test_decode_iq4_nl),
+        cmocka_unit_test(test_decode_iq4_xs),
+        cmocka_unit_test(test_dots_follow_dequant),
+        cmocka_unit_test(test_quantizers_pinned),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
