@@ -1030,7 +1030,7 @@ static void tables_init(void)
 {
     quant_scalar_fill(&scalar_table);
     avx2_table = scalar_table;
-    avx2_ok = quant_avx2_fill(&avx2_table);
+    avx2_ok = quant_avx2_fill(&avx2_table) && quant_lowbit_avx2_fill(&avx2_table);
     const char *env = getenv("LOCO_KERNELS");
     const bool force_scalar = env && strcmp(env, "scalar") == 0;
     active_table = avx2_ok && !force_scalar ? &avx2_table : &scalar_table;

@@ -6,6 +6,7 @@
 
 #include <math.h>
 
+#include "engine/ftype.h"
 #include "engine/gguf.h"
 #include "engine/quant.h"
 #include "engine/synth.h"
@@ -86,12 +87,6 @@ static loco_status fill(void *ctx, gguf_writer *w, size_t index, loco_err *err)
     return rc;
 }
 
-/* llama.cpp's "use more bits" layers of the Q4_K_M recipe */
-static bool more_bits(uint32_t i, uint32_t n)
-{
-    return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
-}
-
 static loco_status add(synth_job *j, const char *name, ggml_type type, int64_t ne0, int64_t ne1,
                        float scale, float center, loco_err *err)
 {
@@ -117,18 +112,18 @@ static loco_status plan(synth_job *j, uint32_t n_vocab, loco_err *err)
     const synth_params *p = j->p;
     int64_t E = p->n_embd, F = p->n_ff, qd = (int64_t)p->n_head * p->head_dim;
     int64_t kvd = (int64_t)p->n_head_kv * p->head_dim;
-    ggml_type base = p->mix_q4_k_m ? GGML_TYPE_Q4_K : p->type;
-    ggml_type emb = p->mix_q4_k_m ? GGML_TYPE_Q6_K : p->type;
+    const uint32_t gqa = p->n_head / p->n_head_kv, nl = p->n_layer;
+#define MIX(role, layer) (p->mix ? ftype_mix_type(p->mix, role, layer, nl, gqa, p->tied) : p->type)
     /* uniform [-a, a] has std a/sqrt(3): a = sqrt(3/fan_in) keeps unit variance */
     float a_e = sqrtf(3.0f / (float)E), a_q = sqrtf(3.0f / (float)qd), a_f = sqrtf(3.0f / (float)F);
-    loco_status rc = add(j, "token_embd.weight", emb, E, n_vocab, 1.7f, 0.0f, err);
+    loco_status rc = add(j, "token_embd.weight", MIX(FTYPE_TOKEN_EMBD, 0), E, n_vocab, 1.7f, 0.0f,
+                         err);
     if (!rc)
         rc = add(j, "output_norm.weight", GGML_TYPE_F32, E, 1, 0.1f, 1.0f, err);
     if (!rc && !p->tied)
-        rc = add(j, "output.weight", emb, E, n_vocab, a_e * 3.0f, 0.0f, err);
+        rc = add(j, "output.weight", MIX(FTYPE_OUTPUT, 0), E, n_vocab, a_e * 3.0f, 0.0f, err);
     for (uint32_t l = 0; l < p->n_layer && !rc; l++) {
         char n[64];
-        ggml_type heavy = p->mix_q4_k_m && more_bits(l, p->n_layer) ? GGML_TYPE_Q6_K : base;
         struct {
             const char *s;
             ggml_type t;
@@ -136,17 +131,18 @@ static loco_status plan(synth_job *j, uint32_t n_vocab, loco_err *err)
             float a, c;
         } L[] = {
             {"attn_norm", GGML_TYPE_F32, E, 1, 0.1f, 1.0f},
-            {"attn_q", base, E, qd, a_e, 0.0f},
-            {"attn_k", base, E, kvd, a_e, 0.0f},
-            {"attn_v", heavy, E, kvd, a_e, 0.0f},
-            {"attn_output", base, qd, E, a_q, 0.0f},
+            {"attn_q", MIX(FTYPE_ATTN_Q, l), E, qd, a_e, 0.0f},
+            {"attn_k", MIX(FTYPE_ATTN_K, l), E, kvd, a_e, 0.0f},
+            {"attn_v", MIX(FTYPE_ATTN_V, l), E, kvd, a_e, 0.0f},
+            {"attn_output", MIX(FTYPE_ATTN_OUTPUT, l), qd, E, a_q, 0.0f},
             {"attn_q_norm", GGML_TYPE_F32, p->head_dim, 1, 0.1f, 1.0f},
             {"attn_k_norm", GGML_TYPE_F32, p->head_dim, 1, 0.1f, 1.0f},
             {"ffn_norm", GGML_TYPE_F32, E, 1, 0.1f, 1.0f},
-            {"ffn_gate", base, E, F, a_e, 0.0f},
-            {"ffn_up", base, E, F, a_e, 0.0f},
-            {"ffn_down", heavy, F, E, a_f, 0.0f},
+            {"ffn_gate", MIX(FTYPE_FFN_GATE, l), E, F, a_e, 0.0f},
+            {"ffn_up", MIX(FTYPE_FFN_UP, l), E, F, a_e, 0.0f},
+            {"ffn_down", MIX(FTYPE_FFN_DOWN, l), F, E, a_f, 0.0f},
         };
+#undef MIX
         for (size_t i = 0; i < LOCO_ARRAY_LEN(L) && !rc; i++) {
             snprintf(n, sizeof(n), "blk.%u.%s.weight", l, L[i].s);
             rc = add(j, n, L[i].t, L[i].ne0, L[i].ne1, L[i].a, L[i].c, err);
@@ -237,7 +233,7 @@ loco_status synth_write(const synth_params *p, const char *path, loco_err *err)
         return loco_err_set(err, LOCO_ERR_INVALID,
                             "bad model shape: layers, sizes and heads must be positive, heads a "
                             "multiple of kv heads, head dim even");
-    if (!p->mix_q4_k_m && !quant_type_supported(p->type))
+    if (!p->mix && !quant_type_supported(p->type))
         return loco_err_set(err, LOCO_ERR_UNSUPPORTED, "type %s is not supported (supported: %s)",
                             ggml_type_name(p->type), ggml_type_supported_list());
     gguf_writer *w = gguf_writer_new();
@@ -251,17 +247,7 @@ loco_status synth_write(const synth_params *p, const char *path, loco_err *err)
         return loco_err_set(err, LOCO_ERR_NOMEM, "out of memory");
     }
     uint32_t n_vocab = 0;
-    uint32_t file_type = p->mix_q4_k_m ? 15 : 0;
-    static const struct {
-        ggml_type t;
-        uint32_t ft;
-    } ftypes[] = {{GGML_TYPE_F32, 0},  {GGML_TYPE_F16, 1},  {GGML_TYPE_Q4_0, 2},
-                  {GGML_TYPE_Q4_1, 3}, {GGML_TYPE_Q8_0, 7}, {GGML_TYPE_Q5_0, 8},
-                  {GGML_TYPE_Q5_1, 9}, {GGML_TYPE_Q4_K, 14}, {GGML_TYPE_Q5_K, 16},
-                  {GGML_TYPE_Q6_K, 18}, {GGML_TYPE_BF16, 32}};
-    for (size_t i = 0; !p->mix_q4_k_m && i < LOCO_ARRAY_LEN(ftypes); i++)
-        if (ftypes[i].t == p->type)
-            file_type = ftypes[i].ft;
+    const uint32_t file_type = p->mix ? p->mix->id : ftype_of_type(p->type);
     loco_status rc = gguf_writer_set_str(w, "general.architecture", "qwen3", 5, err);
     char name[96];
     snprintf(name, sizeof(name), "loco-synth-qwen3-%ul-%u", p->n_layer, p->n_embd);

@@ -3,7 +3,8 @@
  * the scales, high bits and nibbles), dot products equal to the dequantized sums where those
  * are exact, and the quantizers' bytes pinned (they were checked byte for byte against
  * llama.cpp's own quantize_row_q2_K_ref / q3_K_ref / quantize_iq4_nl / quantize_iq4_xs, see
- * docs/internals/quant.md). Round trips, extremes, SIMD paths and row loops are covered by
+ * docs/internals/quant.md), and llama-quantize's type mixes (engine/ftype.h) that `loco model synth
+ * --mix` writes. Round trips, extremes, SIMD paths and row loops are covered by
  * test_quant.c, whose type lists include these types. */
 #include "base/common.h"
 
@@ -11,6 +12,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "engine/ftype.h"
 #include "engine/quant.h"
 #include "engine/quant_int.h"
 #include "engine/quant_lowbit.h"
@@ -271,6 +273,89 @@ static void test_quantizers_pinned(void **state)
     free(q);
 }
 
+/* llama-quantize's recipes on Qwen3-4B's shape (36 layers, 32/8 heads: n_gqa 4, tied). */
+static void test_mix_recipes(void **state)
+{
+    (void)state;
+    assert_null(ftype_mix_find("q9_k"));
+    assert_null(ftype_mix_find("q4_0")); /* a pure type: --type, not --mix */
+    const ftype_mix *q2 = ftype_mix_find("q2_k"), *q3m = ftype_mix_find("Q3_K_M");
+    const ftype_mix *q3l = ftype_mix_find("q3_k_l"), *q3s = ftype_mix_find("q3_k_s");
+    const ftype_mix *xs = ftype_mix_find("iq4_xs"), *nl = ftype_mix_find("iq4_nl");
+    const ftype_mix *q4m = ftype_mix_find("q4_k_m"), *q4s = ftype_mix_find("q4_k_s");
+    const ftype_mix *q5m = ftype_mix_find("q5_k_m"), *q5s = ftype_mix_find("q5_k_s");
+    assert_non_null(q2);
+    assert_non_null(q3m);
+    assert_non_null(q3l);
+    assert_non_null(q3s);
+    assert_non_null(xs);
+    assert_non_null(nl);
+    assert_non_null(q4m);
+    assert_non_null(q4s);
+    assert_non_null(q5m);
+    assert_non_null(q5s);
+    assert_int_equal(q2->id, 10);
+    assert_int_equal(q3s->id, 11);
+    assert_int_equal(q3m->id, 12);
+    assert_int_equal(q3l->id, 13);
+    assert_int_equal(q4s->id, 14);
+    assert_int_equal(q4m->id, 15);
+    assert_int_equal(q5s->id, 16);
+    assert_int_equal(q5m->id, 17);
+    assert_int_equal(nl->id, 25);
+    assert_int_equal(xs->id, 30);
+    const uint32_t L = 36, G = 4;
+#define T(m, role, layer) ftype_mix_type(m, role, layer, L, G, true)
+    /* the tied embeddings take the output's Q6_K; untied, token_embd keeps the base type */
+    assert_int_equal(T(q2, FTYPE_TOKEN_EMBD, 0), GGML_TYPE_Q6_K);
+    assert_int_equal(ftype_mix_type(q3m, FTYPE_TOKEN_EMBD, 0, L, G, false), GGML_TYPE_Q3_K);
+    assert_int_equal(ftype_mix_type(q3m, FTYPE_OUTPUT, 0, L, G, false), GGML_TYPE_Q6_K);
+    /* Q2_K: attn_v Q4_K with n_gqa >= 4 (else Q3_K), ffn_down and attn_output Q3_K */
+    assert_int_equal(T(q2, FTYPE_ATTN_Q, 5), GGML_TYPE_Q2_K);
+    assert_int_equal(T(q2, FTYPE_FFN_UP, 5), GGML_TYPE_Q2_K);
+    assert_int_equal(T(q2, FTYPE_ATTN_V, 5), GGML_TYPE_Q4_K);
+    assert_int_equal(ftype_mix_type(q2, FTYPE_ATTN_V, 5, L, 2, true), GGML_TYPE_Q3_K);
+    assert_int_equal(T(q2, FTYPE_FFN_DOWN, 5), GGML_TYPE_Q3_K);
+    assert_int_equal(T(q2, FTYPE_ATTN_OUTPUT, 5), GGML_TYPE_Q3_K);
+    /* Q3_K_M: attn_v Q5_K for the first two, then Q4_K; ffn_down Q5_K below n/16, Q4_K */
+    assert_int_equal(T(q3m, FTYPE_ATTN_V, 1), GGML_TYPE_Q5_K);
+    assert_int_equal(T(q3m, FTYPE_ATTN_V, 2), GGML_TYPE_Q4_K);
+    assert_int_equal(T(q3m, FTYPE_FFN_DOWN, 1), GGML_TYPE_Q5_K);
+    assert_int_equal(T(q3m, FTYPE_FFN_DOWN, 2), GGML_TYPE_Q4_K);
+    assert_int_equal(T(q3m, FTYPE_ATTN_OUTPUT, 9), GGML_TYPE_Q4_K);
+    assert_int_equal(T(q3m, FTYPE_FFN_GATE, 9), GGML_TYPE_Q3_K);
+    assert_int_equal(T(q3l, FTYPE_ATTN_V, 9), GGML_TYPE_Q5_K);
+    assert_int_equal(T(q3l, FTYPE_FFN_DOWN, 9), GGML_TYPE_Q5_K);
+    assert_int_equal(T(q3l, FTYPE_ATTN_OUTPUT, 9), GGML_TYPE_Q5_K);
+    assert_int_equal(T(q3s, FTYPE_ATTN_V, 0), GGML_TYPE_Q3_K);
+    assert_int_equal(T(q3s, FTYPE_FFN_DOWN, 0), GGML_TYPE_Q3_K);
+    /* IQ4: attn_v Q5_K with n_gqa >= 4, ffn_down Q5_K in the first eighth */
+    assert_int_equal(T(xs, FTYPE_ATTN_V, 20), GGML_TYPE_Q5_K);
+    assert_int_equal(ftype_mix_type(nl, FTYPE_ATTN_V, 20, L, 2, true), GGML_TYPE_IQ4_NL);
+    assert_int_equal(T(xs, FTYPE_FFN_DOWN, 3), GGML_TYPE_Q5_K);
+    assert_int_equal(T(xs, FTYPE_FFN_DOWN, 4), GGML_TYPE_IQ4_XS);
+    assert_int_equal(T(nl, FTYPE_ATTN_K, 4), GGML_TYPE_IQ4_NL);
+    /* Q4_K_M / Q5_K_M: use_more_bits layers of attn_v and ffn_down in Q6_K: 18 of 36 */
+    int more = 0;
+    for (uint32_t l = 0; l < L; l++) {
+        const ggml_type v = T(q4m, FTYPE_ATTN_V, l);
+        assert_int_equal(T(q4m, FTYPE_FFN_DOWN, l), v);
+        assert_int_equal(T(q5m, FTYPE_ATTN_V, l), v == GGML_TYPE_Q6_K ? v : GGML_TYPE_Q5_K);
+        more += v == GGML_TYPE_Q6_K;
+    }
+    assert_int_equal(more, 18);
+    assert_int_equal(T(q4m, FTYPE_ATTN_V, 6), GGML_TYPE_Q6_K);
+    assert_int_equal(T(q4m, FTYPE_ATTN_V, 7), GGML_TYPE_Q4_K);
+    assert_int_equal(T(q4s, FTYPE_ATTN_V, 3), GGML_TYPE_Q5_K);
+    assert_int_equal(T(q4s, FTYPE_ATTN_V, 4), GGML_TYPE_Q4_K);
+    assert_int_equal(T(q4s, FTYPE_FFN_DOWN, 4), GGML_TYPE_Q4_K);
+    assert_int_equal(T(q5s, FTYPE_FFN_DOWN, 0), GGML_TYPE_Q5_K);
+#undef T
+    assert_int_equal(ftype_of_type(GGML_TYPE_Q2_K), 10);
+    assert_int_equal(ftype_of_type(GGML_TYPE_IQ4_XS), 30);
+    assert_int_equal(ftype_of_type(GGML_TYPE_F32), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -280,6 +365,7 @@ int main(void)
         cmocka_unit_test(test_decode_iq4_xs),
         cmocka_unit_test(test_dots_follow_dequant),
         cmocka_unit_test(test_quantizers_pinned),
+        cmocka_unit_test(test_mix_recipes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
