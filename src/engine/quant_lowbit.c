@@ -605,6 +605,90 @@ static float dot_iq4_xs(int64_t n, const void *vw, const void *va)
     return sumf;
 }
 
+/* ------------------------------------------------------------------ llama.cpp's other kernels */
+
+/* Integer dot of the 32 IQ4 levels in qs (16 bytes) with 32 int8 activations. */
+static int iq4_dot32(const uint8_t *qs, const int8_t *q8)
+{
+    int sum = 0;
+    for (int j = 0; j < 16; j++)
+        sum += q8[j] * quant_iq4nl_values[qs[j] & 0xF] +
+               q8[j + 16] * quant_iq4nl_values[qs[j] >> 4];
+    return sum;
+}
+
+float quant_lowbit_amx_iq4_xs(int64_t n, const void *vw, const void *va)
+{
+    const block_iq4_xs *x = vw;
+    const block_q8_K *y = va;
+    float acc = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        int32_t s = 0;
+        for (int ib = 0; ib < QK_K / 32; ib++)
+            s += quant_iq4_xs_scale(&x[i], ib) * iq4_dot32(x[i].qs + 16 * ib, y[i].qs + 32 * ib);
+        acc = fmaf((float)s, h2f(x[i].d) * y[i].d, acc);
+    }
+    return acc;
+}
+
+float quant_lowbit_repack_iq4_nl(int64_t n, const void *vw, const void *va)
+{
+    const block_iq4_nl *x = vw;
+    const block_q8_0 *y = va;
+    float acc = 0.0f;
+    for (int64_t i = 0; i < n / QK4_NL; i++)
+        acc = fmaf((float)iq4_dot32(x[i].qs, y[i].qs), h2f(x[i].d) * h2f(y[i].d), acc);
+    return acc;
+}
+
+static float repack_q2_K(int64_t n, const void *vw, const void *va, bool gemm)
+{
+    const block_q2_K *x = vw;
+    const block_q8_K *y = va;
+    float acc = 0.0f, accm = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const float dd = h2f(x[i].d) * y[i].d, dm = h2f(x[i].dmin) * y[i].d;
+        int32_t s = 0, sm = 0;
+        for (int h = 0; h < 2; h++) {
+            int32_t hs = 0, hm = 0;
+            for (int k = 0; k < 4; k++) {
+                for (int half = 0; half < 2; half++) {
+                    const int sb = 8 * h + 2 * k + half;
+                    const uint8_t sc = x[i].scales[sb];
+                    int32_t dot = 0;
+                    for (int l = 16 * half; l < 16 * half + 16; l++)
+                        dot += ((x[i].qs[32 * h + l] >> (2 * k)) & 3) *
+                               y[i].qs[128 * h + 32 * k + l];
+                    hs += (sc & 0xF) * dot;
+                    hm += (sc >> 4) * y[i].bsums[sb];
+                }
+            }
+            if (gemm) {
+                acc = fmaf((float)hs, dd, acc);
+                accm = fmaf((float)hm, dm, accm);
+            } else {
+                s += hs;
+                sm += hm;
+            }
+        }
+        if (!gemm) {
+            acc = fmaf((float)s, dd, acc);
+            accm = fmaf((float)sm, dm, accm);
+        }
+    }
+    return acc - accm;
+}
+
+float quant_lowbit_repack_q2_K_gemv(int64_t n, const void *vw, const void *va)
+{
+    return repack_q2_K(n, vw, va, false);
+}
+
+float quant_lowbit_repack_q2_K_gemm(int64_t n, const void *vw, const void *va)
+{
+    return repack_q2_K(n, vw, va, true);
+}
+
 /* ------------------------------------------------------------------ row loops and table */
 
 #define LOWBIT_ROW_LOOPS(T, ID)                                                                \

@@ -77,6 +77,21 @@ static inline int quant_iq4_xs_scale(const block_iq4_xs *b, int ib)
     return (lo | (hi << 4)) - 32;
 }
 
+/* llama.cpp's other kernels for these types, as one output's float steps (integer sums are
+ * exact in any order), for the parity path to mirror where llama.cpp uses them (see
+ * docs/internals/quant.md). Same signature as a vec_dot; activations as quant_act_type.
+ * - quant_lowbit_amx_iq4_xs: the AMX kernels and the IQ panel gemm (iqp.cpp) for IQ4_XS: per
+ *   super-block acc = fma((float)sum_j ls_j * dot_j, d_w * d_a, acc).
+ * - quant_lowbit_repack_iq4_nl: iq4_nl_8x8_q8_0 (gemv and gemm): per block
+ *   acc = fma((float)isum, d_w * d_a, acc).
+ * - quant_lowbit_repack_q2_K_gemv / _gemm: q2_K_8x8_q8_K: acc = fma((float)sum sc*dot, d_w*d_a,
+ *   acc) and accm = fma((float)sum m*bsum, dmin_w*d_a, accm) per super-block (gemv) or per
+ *   128 values (gemm), result acc - accm. */
+float quant_lowbit_amx_iq4_xs(int64_t n, const void *w, const void *a);
+float quant_lowbit_repack_iq4_nl(int64_t n, const void *w, const void *a);
+float quant_lowbit_repack_q2_K_gemv(int64_t n, const void *w, const void *a);
+float quant_lowbit_repack_q2_K_gemm(int64_t n, const void *w, const void *a);
+
 /* Installs the four types in a kernel table: the scalar reference (dequantize, quantize,
  * ggml's generic dot products) and, on x86 with AVX2+FMA+F16C, the SIMD dots (which return
  * false and leave the table alone without them). */
