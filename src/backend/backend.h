@@ -103,6 +103,10 @@ typedef struct {
                                   it (the tools are described in its system prompt) */
     bool nfc;                  /* NFC-normalise text like HF tokenizers (false: as llama.cpp) */
     uint64_t seed;             /* sampling seed; call k of the backend uses seed + k */
+    bool constrain;            /* constrained tool calls (backend/constrain_req.h): every
+                                  <tool_call> is valid JSON naming an offered (or mappable)
+                                  tool with its required arguments; the CLI sets it unless
+                                  --no-constrain */
 } backend_engine_opts;
 
 /* The in-process engine (docs/internals/backends.md): maps the GGUF once and owns one

@@ -13,8 +13,10 @@
 
 #include "base/buf.h"
 #include "base/file.h"
+#include "backend/constrain_req.h"
 #include "base/json.h"
 #include "chat/chat.h"
+#include "chat/trained.h"
 #include "engine/constrain.h"
 #include "engine/sampler.h"
 #include "engine/tokenizer.h"
@@ -866,6 +868,74 @@ static void test_qwen_forced_greedy(void **state)
     run_qwen(CONSTRAIN_NO_CALLS, tools, N_TOOLS, all_names, N_TOOLS, 2, 0.7f);
 }
 
+/* ---------------------------------------------------------------- request -> tools */
+
+static bool has_tool(const constrain_tool *t, size_t n, const char *name, const char *schema)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(t[i].name, name))
+            return !schema || (t[i].schema_json && strstr(t[i].schema_json, schema));
+    }
+    return false;
+}
+
+static void test_request_tools(void **state)
+{
+    (void)state;
+    chat_request *req = chat_request_new();
+    constrain_tool *t = NULL;
+    size_t n = 0;
+    constrain_mode mode;
+    /* no tools: the trained ones */
+    assert_int_equal(constrain_req_tools(req, &t, &n, &mode), LOCO_OK);
+    size_t nt;
+    chat_trained_tools(&nt);
+    assert_int_equal(n, nt);
+    assert_true(has_tool(t, n, "Task", "subagent_type") && has_tool(t, n, "Read", "file_path"));
+    assert_int_equal(mode, CONSTRAIN_AUTO);
+    free(t);
+    /* Claude Code's Explore sub-agent: Bash and Read offered, Agent too */
+    chat_request_add_tool(req, "Bash", NULL, "{\"properties\":{\"command\":{}}}");
+    chat_request_add_tool(req, "read", NULL, "{\"properties\":{\"file_path\":{}}}");
+    chat_request_add_tool(req, "Agent", NULL, "{\"properties\":{\"prompt\":{}}}");
+    assert_int_equal(constrain_req_tools(req, &t, &n, &mode), LOCO_OK);
+    assert_int_equal(n, 3 + 4); /* + Task (Agent's schema), Grep, Glob, LS (onto Bash) */
+    assert_true(has_tool(t, n, "Task", "prompt") && has_tool(t, n, "Grep", "pattern") &&
+                has_tool(t, n, "Glob", NULL) && has_tool(t, n, "LS", NULL));
+    assert_false(has_tool(t, n, "Read", NULL)); /* "read" is offered (names match ignoring case) */
+    assert_false(has_tool(t, n, "Write", NULL)); /* never mapped onto Bash */
+    free(t);
+    /* tool_choice */
+    req->tool_choice = CHAT_TOOL_CHOICE_ANY;
+    assert_int_equal(constrain_req_tools(req, &t, &n, &mode), LOCO_OK);
+    assert_int_equal(mode, CONSTRAIN_FORCE);
+    free(t);
+    req->tool_choice = CHAT_TOOL_CHOICE_TOOL;
+    req->tool_choice_name = chat_strdup(req, "Bash");
+    assert_int_equal(constrain_req_tools(req, &t, &n, &mode), LOCO_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(t[0].name, "Bash");
+    assert_int_equal(mode, CONSTRAIN_FORCE);
+    free(t);
+    req->tool_choice = CHAT_TOOL_CHOICE_NONE;
+    assert_int_equal(constrain_req_tools(req, &t, &n, &mode), LOCO_OK);
+    assert_int_equal(mode, CONSTRAIN_NO_CALLS);
+    free(t);
+    /* a forced call through the byte tokenizer: only Bash */
+    req->tool_choice = CHAT_TOOL_CHOICE_TOOL;
+    constrain *c = NULL;
+    loco_err err;
+    assert_int_equal(constrain_req_new(btok, NULL, req, 0, &c, &err), LOCO_OK);
+    const char *call = "<tool_call>\n{\"name\": \"Bash\", \"arguments\": {\"command\": \"ls\"}}\n"
+                       "</tool_call>";
+    assert_int_equal(constrain_accept_bytes(c, call, strlen(call)), strlen(call));
+    constrain_reset(c, 0);
+    assert_int_equal(constrain_accept_bytes(c, "Sure", 4), 0);
+    assert_int_equal(constrain_accept_bytes(c, "<tool_call>{\"name\": \"Read", 24), 21);
+    constrain_free(c);
+    chat_request_free(req);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -876,6 +946,7 @@ int main(void)
         cmocka_unit_test(test_byte_walks),
         cmocka_unit_test(test_sampler_renormalises),
         cmocka_unit_test(test_budget),
+        cmocka_unit_test(test_request_tools),
         cmocka_unit_test(test_qwen_ids),
         cmocka_unit_test(test_qwen_mask_matches_allows),
         cmocka_unit_test(test_qwen_auto_sampled),
