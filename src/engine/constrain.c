@@ -53,6 +53,10 @@ struct constrain_vocab {
     int32_t bucket[257];         /* sorted[bucket[b] .. bucket[b + 1]) start with byte b */
     int32_t *ctrl;               /* (n_ctrl) control token ids */
     int32_t n_ctrl;
+    uint64_t *bits_nolt;         /* byte tokens without '<' (a bitset of n_vocab bits) */
+    uint64_t *bits_plain;        /* byte tokens that are F_PLAIN */
+    int32_t *ex_nolt, *ex_plain; /* the F_OK tokens outside each bitset */
+    int32_t n_ex_nolt, n_ex_plain;
     uint32_t max_len;
     int32_t id_open, id_close;   /* the added tokens <tool_call> and </tool_call>, or -1 */
 };
@@ -110,6 +114,10 @@ void constrain_vocab_free(constrain_vocab *v)
     free(v->lcp);
     free(v->end2);
     free(v->ctrl);
+    free(v->bits_nolt);
+    free(v->bits_plain);
+    free(v->ex_nolt);
+    free(v->ex_plain);
     free(v);
 }
 
@@ -144,6 +152,33 @@ static loco_status vocab_sort(constrain_vocab *v)
     for (int32_t i = k; i-- > 0;)
         v->end2[i] = i + 1 < k && v->lcp[i + 1] >= 2 ? v->end2[i + 1] : i + 1;
     free(a);
+    return LOCO_OK;
+}
+
+/* The bitsets of the two wide states (text, inside a string) and their exceptions. */
+static loco_status vocab_bits(constrain_vocab *v)
+{
+    size_t words = ((size_t)v->n_vocab + 63) / 64;
+    v->bits_nolt = calloc(words, sizeof(uint64_t));
+    v->bits_plain = calloc(words, sizeof(uint64_t));
+    v->ex_nolt = malloc((size_t)v->n_vocab * sizeof(int32_t));
+    v->ex_plain = malloc((size_t)v->n_vocab * sizeof(int32_t));
+    if (!v->bits_nolt || !v->bits_plain || !v->ex_nolt || !v->ex_plain)
+        return LOCO_ERR_NOMEM;
+    for (int32_t id = 0; id < v->n_vocab; id++) {
+        uint8_t f = v->flags[id];
+        if (!(f & F_OK))
+            continue;
+        bool byte_tok = !(f & F_CTRL);
+        if (byte_tok && (f & F_NOLT))
+            v->bits_nolt[id >> 6] |= (uint64_t)1 << (id & 63);
+        else
+            v->ex_nolt[v->n_ex_nolt++] = id;
+        if (byte_tok && (f & F_PLAIN))
+            v->bits_plain[id >> 6] |= (uint64_t)1 << (id & 63);
+        else
+            v->ex_plain[v->n_ex_plain++] = id;
+    }
     return LOCO_OK;
 }
 
@@ -206,6 +241,8 @@ loco_status constrain_vocab_new(const tok *t, int32_t n_vocab, constrain_vocab *
     }
     if (!rc)
         rc = vocab_sort(v);
+    if (!rc)
+        rc = vocab_bits(v);
     if (rc) {
         constrain_vocab_free(v);
         return loco_err_set(err, rc, "constrain: out of memory for the token tables");
@@ -1329,6 +1366,60 @@ static bool ctrl_ok(const constrain *c)
     return c->x.mode == M_FREE || c->x.mode == M_THINK;
 }
 
+/* Whether b continues one of the markers the text matcher is in the middle of. */
+static bool mark_continues(const mstate *x, uint8_t b)
+{
+    const char *const *marks = x->mode == M_THINK ? think_marks : free_marks;
+    int n = x->mode == M_THINK ? 1 : 3;
+    for (int i = 0; i < n; i++) {
+        if ((x->mset >> i & 1) && (uint8_t)marks[i][x->mk] == b)
+            return true;
+    }
+    return false;
+}
+
+/* Inside a string with nothing pending: a plain token stays inside it. */
+static bool str_clean(const mstate *x)
+{
+    return x->mode == M_BODY && x->lex == LX_STR && !x->esc && !x->u8need && !x->hi_sur &&
+           !x->mk;
+}
+
+/* In a key of an object that allows other keys: most tokens leave the property names. */
+static bool key_wide(const constrain *c, const mstate *x)
+{
+    return x->mode == M_BODY && x->lex == LX_LIT && x->lrole == LR_KEY &&
+           c->nodes[c->top.node].extra;
+}
+
+/* Not tight: the completion, grown by at most `grow`, still fits the token budget after one
+ * more token and the body limit with the body at `body` bytes. */
+static bool grow_fits(const constrain *c, uint64_t body, uint64_t grow)
+{
+    return (c->left < 0 || (uint64_t)c->need + grow + 1 <= (uint64_t)c->left) &&
+           body + c->fin_len + grow <= c->max_body;
+}
+
+/* In a wide key state, whether a plain token of the longest length might not fit the limits
+ * (then every token is decided on its own). */
+static bool key_near_limit(const constrain *c)
+{
+    const mstate *x = &c->x;
+    uint32_t len = c->v->max_len;
+    return !grow_fits(c, x->body + len, c->nodes[c->top.node].key_grow + 3u * (len + x->lk));
+}
+
+/* Whether b continues one of the candidate literals. */
+static bool lit_continues(const constrain *c, const mstate *x, uint8_t b)
+{
+    const lit *L = set_lits(c, x->lset);
+    for (uint32_t i = x->llo; i < x->lhi; i++) {
+        if (L[i].len > x->lk && lit_byte(c, &L[i], x->lk) == b)
+            return true;
+    }
+    return false;
+}
+
 static bool tok_allowed(constrain *c, int32_t id)
 {
     const constrain_vocab *v = c->v;
@@ -1341,15 +1432,17 @@ static bool tok_allowed(constrain *c, int32_t id)
         return ctrl_ok(c);
     const mstate *x = &c->x;
     uint32_t len = v->len[id];
-    if ((x->mode == M_FREE || x->mode == M_THINK) && x->mk == 0 && (fl & F_NOLT))
+    const unsigned char *p = v->bytes[id];
+    if ((x->mode == M_FREE || x->mode == M_THINK) && (fl & F_NOLT) &&
+        (!x->mk || !mark_continues(x, p[0]))) /* text that cannot touch a tag */
         return true;
-    if (x->mode == M_BODY && x->lex == LX_STR && !x->esc && !x->u8need && !x->hi_sur &&
-        !x->mk && (fl & F_PLAIN)) /* inside a string: the completion does not grow */
-        return (c->left < 0 || c->need <= c->left - 1) &&
-               (uint64_t)x->body + len + c->fin_len <= c->max_body;
+    if (str_clean(x) && (fl & F_PLAIN)) /* inside a string: the completion does not grow */
+        return grow_fits(c, x->body + len, 0);
+    if (key_wide(c, x) && (fl & F_PLAIN) && !lit_continues(c, x, p[0]) &&
+        grow_fits(c, x->body + len, c->nodes[c->top.node].key_grow + 3u * (len + x->lk)))
+        return true; /* a key that leaves every property name: an extra key */
     cursor *u = &c->tcur;
     cur_from(c, u);
-    const unsigned char *p = v->bytes[id];
     for (uint32_t i = 0; i < len; i++) {
         if (!step(c, u, p[i]))
             return false;
@@ -1415,11 +1508,42 @@ const uint64_t *constrain_mask(constrain *c, size_t *out_n)
     size_t words = ((size_t)v->n_vocab + 63) / 64;
     memset(c->mask, 0, words * sizeof(uint64_t));
     const mstate *x = &c->x;
-    bool wide = ((x->mode == M_FREE || x->mode == M_THINK) && x->mk == 0) ||
-                (x->mode == M_BODY && x->lex == LX_STR && !x->esc && !x->u8need && !x->hi_sur &&
-                 !x->mk);
-    if (wide) { /* most tokens pass on their flags alone */
-        for (int32_t id = 0; id < v->n_vocab; id++) {
+    bool text = x->mode == M_FREE || x->mode == M_THINK;
+    const int32_t *ex = NULL;
+    int32_t n_ex = 0;
+    if (text && !x->mk) { /* a bitset of the tokens allowed on their flags, then the rest */
+        memcpy(c->mask, v->bits_nolt, words * sizeof(uint64_t));
+        ex = v->ex_nolt;
+        n_ex = v->n_ex_nolt;
+    } else if (str_clean(x) && grow_fits(c, x->body + v->max_len, 0)) {
+        memcpy(c->mask, v->bits_plain, words * sizeof(uint64_t));
+        ex = v->ex_plain;
+        n_ex = v->n_ex_plain;
+    }
+    if (!ex && ((text && x->mk) || (key_wide(c, x) && !key_near_limit(c)))) {
+        /* as above, but the tokens whose first byte continues a tag or a property name are
+         * left to be decided one by one */
+        memcpy(c->mask, text ? v->bits_nolt : v->bits_plain, words * sizeof(uint64_t));
+        for (int b = 0; b < 256; b++) {
+            if (text ? !mark_continues(x, (uint8_t)b) : !lit_continues(c, x, (uint8_t)b))
+                continue;
+            for (int32_t i = v->bucket[b]; i < v->bucket[b + 1]; i++) {
+                int32_t id = v->sorted[i];
+                c->mask[id >> 6] &= ~((uint64_t)1 << (id & 63));
+                if (tok_allowed(c, id))
+                    bit_set(c->mask, id);
+            }
+        }
+        ex = text ? v->ex_nolt : v->ex_plain;
+        n_ex = text ? v->n_ex_nolt : v->n_ex_plain;
+    }
+    if (ex) {
+        for (int32_t i = 0; i < n_ex; i++) {
+            if (tok_allowed(c, ex[i]))
+                bit_set(c->mask, ex[i]);
+        }
+    } else if (text || str_clean(x) || key_wide(c, x)) {
+        for (int32_t id = 0; id < v->n_vocab; id++) { /* most pass on their flags alone */
             if (tok_allowed(c, id))
                 bit_set(c->mask, id);
         }

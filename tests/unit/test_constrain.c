@@ -785,6 +785,9 @@ static void test_qwen_mask_matches_allows(void **state)
         "<tool_call>\n{\"name\": \"Read\", \"arguments\": {\"file_path\": \"a\", \"offset\": 12",
         "<tool_call>\n{\"name\": \"Strict\", \"arguments\": {\"a\": 1",
         "<tool_call>\n{\"name\": \"Any\", \"arguments\": {}}",
+        "<tool_call>\n{\"name\": \"Bash\", \"arguments\": {\"command\": \"x\", \"",
+        "<tool_call>\n{\"name\": \"Bash\", \"arguments\": {\"command\": \"x\\",
+        "<think>a <",
     };
     uint64_t *copy = malloc((QWEN_VOCAB + 63) / 64 * sizeof(uint64_t));
     for (size_t i = 0; i < LOCO_ARRAY_LEN(prefixes); i++) {
