@@ -57,7 +57,7 @@ typedef struct {
 typedef struct constrain constrain;
 
 /* Builds the token tables of t for a model of n_vocab tokens (0: the tokenizer's size): about
- * 30 ms and 25 bytes per token for Qwen3. t is borrowed and must outlive the tables.
+ * 100 ms and 40 bytes per token for Qwen3. t is borrowed and must outlive the tables.
  * *out is freed with constrain_vocab_free. */
 loco_status constrain_vocab_new(const tok *t, int32_t n_vocab, constrain_vocab **out,
                                 loco_err *err);
