@@ -4,6 +4,7 @@
 #define LOCO_GATEWAY_METRICS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "base/buf.h"
 #include "base/status.h"
@@ -42,6 +43,30 @@ void metrics_inflight(metrics *m, int delta);
 void metrics_tool_call(metrics *m, bool repaired, bool bad, bool mapped);
 /* Sets loco_backend_up{url} (1/0) and loco_backend_in_flight{url}. Thread-safe. */
 void metrics_backend(metrics *m, const char *url, bool healthy, int in_flight);
+
+/* loco_time_to_first_token_seconds{route} observes seconds (from the request's arrival to the
+ * first text or tool call the model produced) when >= 0. Thread-safe. */
+void metrics_ttft(metrics *m, const char *route, double seconds);
+
+/* A snapshot of the in-process engine's counters (totals since start). */
+typedef struct {
+    long queue_len;            /* calls waiting for a sequence */
+    long active;               /* sequences being computed */
+    uint64_t prompt_tokens;    /* prompt tokens computed (not taken from the prefix cache) */
+    uint64_t gen_tokens;       /* tokens generated */
+    uint64_t cache_hit_tokens; /* prompt tokens taken from the prefix cache */
+    double prompt_seconds;     /* time spent computing prompts */
+    double gen_seconds;        /* time spent generating */
+} metrics_engine_stats;
+
+/* Sets the engine families from st (copied); they are rendered from the first call on:
+ * loco_engine_queue_length, loco_engine_active_sequences (gauges),
+ * loco_engine_prompt_tokens_total, loco_engine_generation_tokens_total,
+ * loco_engine_prompt_seconds_total, loco_engine_generation_seconds_total,
+ * loco_engine_prefix_cache_hit_tokens_total (counters), loco_engine_prompt_tokens_per_second,
+ * loco_engine_generation_tokens_per_second (tokens / seconds since start, 0 before any) and
+ * loco_engine_prefix_cache_hit_ratio (hit / (hit + computed), 0 before any). Thread-safe. */
+void metrics_engine(metrics *m, const metrics_engine_stats *st);
 
 /* Appends the whole exposition to out (HELP and TYPE lines for every family, series sorted
  * by their label text). LOCO_ERR_LIMIT / LOCO_ERR_NOMEM from out; then out holds a prefix. */

@@ -180,10 +180,18 @@ async function scenario(t, variant, mode = {}) {
     assert.ok(contentText(r.body.messages[0].content).startsWith("You are a Claude agent, built on Anthropic's Claude Agent SDK."),
       'local system prompt is not the training prompt');
   }
-  const prompt = path.join(ROOT, 'prompts', 'local_system.txt');
-  if (fs.existsSync(prompt)) {
-    assert.equal(contentText(sub[0].body.messages[0].content).trim(), fs.readFileSync(prompt, 'utf8').trim());
-  }
+  // The prompt diet: the training prompt gets the ENV line of the training data, and the
+  // first user turn is the task alone (Claude Code's reminders are dropped).
+  const training = fs.readFileSync(path.join(ROOT, 'prompts', 'local_system.txt'), 'utf8').trim();
+  const system = contentText(sub[0].body.messages[0].content);
+  const envLine = system.slice(training.length);
+  assert.ok(system.startsWith(training), `system is not the training prompt:\n${system}`);
+  const cwd = /^\n\nENV: Working directory is (.+) \(Linux, bash\)\.$/.exec(envLine);
+  assert.ok(cwd, `no ENV line after the training prompt: ${JSON.stringify(envLine)}`);
+  assert.equal(fs.realpathSync(cwd[1]), fs.realpathSync(env.repo));
+  const task = contentText(sub[0].body.messages[1].content);
+  assert.ok(task.startsWith(TASK_PHRASE), `the first user turn is not the bare task: ${task.slice(0, 500)}`);
+  assert.doesNotMatch(task, /system-reminder/);
   const withResult = sub.find((r) => lastUserText(r.body).includes('<tool_response>'));
   assert.ok(withResult, `no local request whose last user turn holds a <tool_response>${why()}`);
   const resultText = lastUserText(withResult.body);
