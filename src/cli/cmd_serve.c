@@ -58,6 +58,8 @@ static void serve_usage(FILE *out)
             "  --max-local-turns N      assistant turns served locally (10) [LOCO_MAX_LOCAL_TURNS]\n"
             "  --local-ctx N            prompt tokens the local route takes (--ctx, else 51200)\n"
             "                           [LOCO_LOCAL_CTX]\n"
+            "  --local-max-tokens N     cap on the tokens of one local answer (0: the client's\n"
+            "                           max_tokens) [LOCO_LOCAL_MAX_TOKENS]\n"
             "  --record DIR             append every exchange as SFT JSONL [LOCO_RECORD]\n"
             "  --auth-token TOKEN       require this key from clients [LOCO_AUTH_TOKEN]\n"
             "  --max-body BYTES         request body limit (33554432) [LOCO_MAX_BODY]\n"
@@ -106,6 +108,7 @@ typedef struct {
     const char *max_turns, *local_ctx, *record, *auth_token, *max_body, *ping, *timeout;
     const char *prompt_file, *env_file;
     const char *model, *hf, *parallel, *queue, *ctx, *threads, *cache_mb, *kv_type;
+    const char *local_max_tokens;
     const char *local_urls[SERVE_MAX_LOCAL];
     size_t n_local;
     bool verbose, no_constrain, keep_reminders;
@@ -161,7 +164,9 @@ static int parse_flags(int argc, char **argv, serve_flags *f)
                    cli_flag_value(argc, argv, &i, "--ctx", &f->ctx, &bad) ||
                    cli_flag_value(argc, argv, &i, "--threads", &f->threads, &bad) ||
                    cli_flag_value(argc, argv, &i, "--cache-mb", &f->cache_mb, &bad) ||
-                   cli_flag_value(argc, argv, &i, "--kv-type", &f->kv_type, &bad)) {
+                   cli_flag_value(argc, argv, &i, "--kv-type", &f->kv_type, &bad) ||
+                   cli_flag_value(argc, argv, &i, "--local-max-tokens", &f->local_max_tokens,
+                                  &bad)) {
         } else {
             fprintf(stderr, "loco serve: unknown option '%s' (see loco serve --help)\n", a);
             return 2;
@@ -268,6 +273,7 @@ int cmd_serve(int argc, char **argv)
             f.local_urls[f.n_local++] = t;
     }
     long turns, local_ctx = 0, max_body, ping, timeout, parallel, queue, ctx = 0, threads, cache_mb;
+    long local_max_tokens;
     const char *lctx = pick(f.local_ctx, &env, "LOCO_LOCAL_CTX", NULL);
     const char *ectx = pick(f.ctx, &env, "LOCO_CTX", NULL);
     if (!number("--max-local-turns", pick(f.max_turns, &env, "LOCO_MAX_LOCAL_TURNS", "10"), 0,
@@ -285,7 +291,10 @@ int cmd_serve(int argc, char **argv)
         !number("--queue", pick(f.queue, &env, "LOCO_QUEUE", "0"), 0, 100000, &queue) ||
         !number("--threads", pick(f.threads, &env, "LOCO_THREADS", "0"), 0, 512, &threads) ||
         !number("--cache-mb", pick(f.cache_mb, &env, "LOCO_CACHE_MB", "0"), 0, 1L << 24,
-                &cache_mb)) {
+                &cache_mb) ||
+        !number("--local-max-tokens",
+                pick(f.local_max_tokens, &env, "LOCO_LOCAL_MAX_TOKENS", "0"), 0, 1L << 24,
+                &local_max_tokens)) {
         code = 2;
         goto out;
     }
@@ -331,6 +340,7 @@ int cmd_serve(int argc, char **argv)
                               "qwen/qwen3-coder-next");
     cfg.max_local_turns = turns;
     cfg.local_ctx = local_ctx;
+    cfg.local_max_tokens = local_max_tokens;
     cfg.record_dir = pick(f.record, &env, "LOCO_RECORD", NULL);
     cfg.auth_token = pick(f.auth_token, &env, "LOCO_AUTH_TOKEN", NULL);
     cfg.system_prompt = buf_str(&prompt);

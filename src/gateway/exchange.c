@@ -330,7 +330,9 @@ void ex_end(exchange *ex)
     ex_stop_pinger(ex);
     pthread_mutex_lock(&ex->mu);
     if (ex->committed && !ex->ended) {
-        if (ex->front == FRONT_OPENAI && ex->stream && !ex->raw_mode)
+        /* the OpenAI writer ends its own stream with [DONE]; an error sent after commit
+         * does not */
+        if (ex->front == FRONT_OPENAI && ex->stream && !ex->raw_mode && !ex->ow.done)
             write_locked(ex, "data: [DONE]\n\n", 14);
         http_response_end(ex->resp);
     }

@@ -71,6 +71,9 @@ static void serve_request(exchange *ex, chat_request *req)
             req->has_temperature = true; /* LocoOperator's recommended sampling */
             req->temperature = 0.7;
         }
+        long cap = gw->cfg.local_max_tokens;
+        if (cap > 0 && (req->max_tokens <= 0 || req->max_tokens > cap))
+            req->max_tokens = cap;
         if (gw_local_route(ex, req) == LOCAL_DONE)
             return;
         reason = ex->reason;

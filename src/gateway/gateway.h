@@ -33,7 +33,8 @@ typedef struct {
     const char *local_models;        /* comma-separated globs of model names served locally */
     const char *fallback_model;      /* model name sent to the cloud on fallback */
     long max_local_turns;            /* assistant turns >= this go to the cloud */
-    long local_ctx;                  /* estimated prompt tokens above this go to the cloud */
+    long local_ctx;                  /* prompt tokens above this go to the cloud */
+    long local_max_tokens;           /* cap on a local answer's max_tokens (0: the client's) */
     const char *record_dir;          /* NULL: no recording */
     const char *auth_token;          /* NULL: no client authentication */
     const char *system_prompt;       /* the local model's training system prompt (text) */
