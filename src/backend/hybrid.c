@@ -9,7 +9,6 @@
 #include <stdatomic.h>
 
 #include "backend/backend.h"
-#include "backend/pending.h"
 #include "backend/policy.h"
 #include "base/log.h"
 #include "base/str.h"

@@ -6,6 +6,7 @@
 #include <math.h>
 
 #include "base/str.h"
+#include "base/utf8.h"
 #include "cli/cli.h"
 #include "engine/gguf.h"
 
@@ -305,12 +306,12 @@ static json_t *j_int(int64_t v)
 
 static json_t *j_str(const char *s)
 {
-    return s && str_utf8_valid(s, strlen(s)) ? json_string(s) : json_null();
+    return s && utf8_valid(s, strlen(s)) ? json_string(s) : json_null();
 }
 
 static json_t *j_strn(const char *s, size_t n)
 {
-    return s && str_utf8_valid(s, n) ? json_stringn(s, n) : json_null();
+    return s && utf8_valid(s, n) ? json_stringn(s, n) : json_null();
 }
 
 static json_t *j_f64(double v)

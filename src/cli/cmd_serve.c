@@ -5,8 +5,8 @@
 
 #include <signal.h>
 
-#include "backend/pending.h"
 #include "base/file.h"
+#include "base/models.h"
 #include "base/str.h"
 #include "cli/cli.h"
 #include "cli/options.h"
@@ -309,9 +309,9 @@ int cmd_serve(int argc, char **argv)
         goto out;
     }
     if (!model_path && !f.n_local)
-        fprintf(stderr, "loco serve: no local model: get one with `loco pull "
-                        "LocoreMind/LocoOperator-4B-GGUF:Q4_K_M` (or start with --model "
-                        "FILE.gguf or --local-url URL); serving the cloud only for now\n");
+        fprintf(stderr, "loco serve: no local model: get one with `loco pull " MODELS_DEFAULT_REPO
+                        ":" MODELS_DEFAULT_QUANT "` (or start with --model FILE.gguf or "
+                        "--local-url URL); serving the cloud only for now\n");
     const char *key_env = pick(f.cloud_key_env, &env, "LOCO_CLOUD_KEY_ENV", "OPENROUTER_API_KEY");
     const char *key = cli_env_get(&env, key_env);
     const char *prompt_path = pick(f.prompt_file, &env, "LOCO_SYSTEM_PROMPT", NULL);

@@ -3,7 +3,6 @@
  * POST /detokenize, and OpenAI's POST /v1/completions (a raw prompt, no chat template). */
 #include "base/common.h"
 
-#include "backend/pending.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "base/str.h"
@@ -320,7 +319,7 @@ void gw_handle_completions(gateway *gw, const http_request *hreq, http_response 
         backend_call call;
         memset(&call, 0, sizeof(call));
         call.cancel = &ex.cancel;
-        PENDING_SET_CACHE_KEY(&call, gw_cache_key(hreq));
+        call.cache_key = gw_cache_key(hreq);
         backend_result res;
         memset(&res, 0, sizeof(res));
         loco_err err;

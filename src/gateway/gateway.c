@@ -2,7 +2,6 @@
  * for POST /v1/messages and POST /v1/chat/completions. */
 #include "base/common.h"
 
-#include "backend/pending.h"
 #include "backend/policy.h"
 #include "base/json.h"
 #include "base/log.h"
@@ -337,16 +336,21 @@ static void handle_metrics(gateway *gw, http_response *resp)
     for (size_t i = 0; gw->pool && i < pool_size(gw->pool); i++)
         metrics_backend(gw->metrics, pool_url(gw->pool, (int)i), pool_healthy(gw->pool, (int)i),
                         pool_in_flight(gw->pool, (int)i));
-    backend_engine_stats st;
+    struct backend_engine_stats st;
     if (gw->engine && backend_engine_stats(gw->engine, &st) == LOCO_OK) {
         metrics_engine_stats es = {
             .queue_len = st.queue_len,
             .active = st.active,
+            .parallel = st.parallel,
+            .requests = st.requests,
+            .busy = st.busy,
+            .cancelled = st.cancelled,
             .prompt_tokens = st.prompt_tokens,
-            .gen_tokens = st.gen_tokens,
             .cache_hit_tokens = st.cache_hit_tokens,
+            .gen_tokens = st.gen_tokens,
             .prompt_seconds = st.prompt_seconds,
             .gen_seconds = st.gen_seconds,
+            .kv_bytes = st.kv_bytes,
         };
         metrics_engine(gw->metrics, &es);
     }
@@ -466,7 +470,11 @@ static loco_status open_local(gateway *gw, loco_err *err)
         eo.model_path = ec->model_path;
         eo.ctx = ec->ctx;
         eo.threads = ec->threads;
-        PENDING_ENGINE_OPTS(&eo, ec);
+        eo.parallel = ec->parallel;
+        eo.queue_max = ec->queue_max;
+        eo.cache_mb = ec->cache_mb;
+        eo.constrain = !ec->no_constrain;
+        eo.kv_type = ec->kv_type;
         backend *e = NULL;
         rc = backend_engine_new(&eo, &e, err);
         if (!rc)

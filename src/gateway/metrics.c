@@ -413,40 +413,49 @@ static double ratio(double a, double b)
 
 static loco_status render_engine(buf *b, const metrics_engine_stats *e)
 {
-    double hit = (double)e->cache_hit_tokens, computed = (double)e->prompt_tokens;
-    loco_status rc = render_one(b, "loco_engine_queue_length", "gauge",
-                                "Calls waiting for an engine sequence.", (double)e->queue_len);
-    if (!rc)
-        rc = render_one(b, "loco_engine_active_sequences", "gauge",
-                        "Engine sequences being computed.", (double)e->active);
-    if (!rc)
-        rc = render_one(b, "loco_engine_prompt_tokens_total", "counter",
-                        "Prompt tokens the engine computed (prefix-cache hits excluded).",
-                        computed);
-    if (!rc)
-        rc = render_one(b, "loco_engine_prompt_seconds_total", "counter",
-                        "Time the engine spent computing prompts.", e->prompt_seconds);
-    if (!rc)
-        rc = render_one(b, "loco_engine_prompt_tokens_per_second", "gauge",
-                        "Prompt tokens computed per second of prompt time, since start.",
-                        ratio(computed, e->prompt_seconds));
-    if (!rc)
-        rc = render_one(b, "loco_engine_generation_tokens_total", "counter",
-                        "Tokens the engine generated.", (double)e->gen_tokens);
-    if (!rc)
-        rc = render_one(b, "loco_engine_generation_seconds_total", "counter",
-                        "Time the engine spent generating.", e->gen_seconds);
-    if (!rc)
-        rc = render_one(b, "loco_engine_generation_tokens_per_second", "gauge",
-                        "Tokens generated per second of generation time, since start.",
-                        ratio((double)e->gen_tokens, e->gen_seconds));
-    if (!rc)
-        rc = render_one(b, "loco_engine_prefix_cache_hit_tokens_total", "counter",
-                        "Prompt tokens taken from the prefix cache instead of computed.", hit);
-    if (!rc)
-        rc = render_one(b, "loco_engine_prefix_cache_hit_ratio", "gauge",
-                        "Share of prompt tokens taken from the prefix cache, since start.",
-                        ratio(hit, hit + computed));
+    double hit = (double)e->cache_hit_tokens, all = (double)e->prompt_tokens;
+    double computed = all > hit ? all - hit : 0;
+    const struct {
+        const char *name, *type, *help;
+        double v;
+    } rows[] = {
+        {"loco_engine_queue_length", "gauge", "Calls waiting for an engine sequence.",
+         (double)e->queue_len},
+        {"loco_engine_active_sequences", "gauge", "Engine sequences running.", (double)e->active},
+        {"loco_engine_parallel", "gauge", "Engine sequences that may run at once.",
+         (double)e->parallel},
+        {"loco_engine_requests_total", "counter", "Calls the engine accepted.",
+         (double)e->requests},
+        {"loco_engine_busy_total", "counter", "Calls refused because the queue was full.",
+         (double)e->busy},
+        {"loco_engine_cancelled_total", "counter", "Calls cancelled (the client went away).",
+         (double)e->cancelled},
+        {"loco_engine_prompt_tokens_total", "counter",
+         "Prompt tokens of accepted calls, prefix-cache hits included.", all},
+        {"loco_engine_prompt_tokens_computed_total", "counter",
+         "Prompt tokens the engine computed (not taken from the prefix cache).", computed},
+        {"loco_engine_prefix_cache_hit_tokens_total", "counter",
+         "Prompt tokens taken from the prefix cache instead of computed.", hit},
+        {"loco_engine_prefix_cache_hit_ratio", "gauge",
+         "Share of prompt tokens taken from the prefix cache, since start.", ratio(hit, all)},
+        {"loco_engine_prompt_seconds_total", "counter",
+         "Time the engine spent computing prompt tokens.", e->prompt_seconds},
+        {"loco_engine_prompt_tokens_per_second", "gauge",
+         "Prompt tokens computed per second of prompt time, since start.",
+         ratio(computed, e->prompt_seconds)},
+        {"loco_engine_generation_tokens_total", "counter", "Tokens the engine generated.",
+         (double)e->gen_tokens},
+        {"loco_engine_generation_seconds_total", "counter", "Time the engine spent generating.",
+         e->gen_seconds},
+        {"loco_engine_generation_tokens_per_second", "gauge",
+         "Tokens generated per second of generation time, since start.",
+         ratio((double)e->gen_tokens, e->gen_seconds)},
+        {"loco_engine_kv_bytes", "gauge", "KV cache memory held (sequences and prefix cache).",
+         (double)e->kv_bytes},
+    };
+    loco_status rc = LOCO_OK;
+    for (size_t i = 0; i < LOCO_ARRAY_LEN(rows) && !rc; i++)
+        rc = render_one(b, rows[i].name, rows[i].type, rows[i].help, rows[i].v);
     return rc;
 }
 

@@ -51,21 +51,29 @@ void metrics_ttft(metrics *m, const char *route, double seconds);
 /* A snapshot of the in-process engine's counters (totals since start). */
 typedef struct {
     long queue_len;            /* calls waiting for a sequence */
-    long active;               /* sequences being computed */
-    uint64_t prompt_tokens;    /* prompt tokens computed (not taken from the prefix cache) */
+    long active;               /* sequences running */
+    long parallel;             /* the slot count */
+    uint64_t requests;         /* calls accepted */
+    uint64_t busy;             /* calls refused: queue full */
+    uint64_t cancelled;        /* calls cancelled (a client went away) */
+    uint64_t prompt_tokens;    /* prompt tokens of accepted calls, cached ones included */
+    uint64_t cache_hit_tokens; /* of those, taken from the prefix cache (not computed) */
     uint64_t gen_tokens;       /* tokens generated */
-    uint64_t cache_hit_tokens; /* prompt tokens taken from the prefix cache */
-    double prompt_seconds;     /* time spent computing prompts */
+    double prompt_seconds;     /* time spent computing prompt tokens */
     double gen_seconds;        /* time spent generating */
+    uint64_t kv_bytes;         /* KV cache memory held now */
 } metrics_engine_stats;
 
 /* Sets the engine families from st (copied); they are rendered from the first call on:
- * loco_engine_queue_length, loco_engine_active_sequences (gauges),
- * loco_engine_prompt_tokens_total, loco_engine_generation_tokens_total,
- * loco_engine_prompt_seconds_total, loco_engine_generation_seconds_total,
- * loco_engine_prefix_cache_hit_tokens_total (counters), loco_engine_prompt_tokens_per_second,
- * loco_engine_generation_tokens_per_second (tokens / seconds since start, 0 before any) and
- * loco_engine_prefix_cache_hit_ratio (hit / (hit + computed), 0 before any). Thread-safe. */
+ * gauges loco_engine_queue_length, loco_engine_active_sequences, loco_engine_parallel,
+ * loco_engine_kv_bytes; counters loco_engine_requests_total, loco_engine_busy_total,
+ * loco_engine_cancelled_total, loco_engine_prompt_tokens_total (cached included),
+ * loco_engine_prompt_tokens_computed_total, loco_engine_prefix_cache_hit_tokens_total,
+ * loco_engine_generation_tokens_total, loco_engine_prompt_seconds_total,
+ * loco_engine_generation_seconds_total; derived gauges loco_engine_prompt_tokens_per_second
+ * (computed tokens / prompt seconds), loco_engine_generation_tokens_per_second and
+ * loco_engine_prefix_cache_hit_ratio (hits / prompt tokens); a rate is 0 before any work.
+ * Thread-safe. */
 void metrics_engine(metrics *m, const metrics_engine_stats *st);
 
 /* Appends the whole exposition to out (HELP and TYPE lines for every family, series sorted

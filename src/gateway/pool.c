@@ -5,7 +5,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "backend/pending.h"
 #include "backend/policy.h"
 #include "gateway/pool.h"
 

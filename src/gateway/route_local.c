@@ -6,7 +6,6 @@
  * request to the cloud. Also the direct route (the local backends as the client sent it). */
 #include "base/common.h"
 
-#include "backend/pending.h"
 #include "backend/policy.h"
 #include "base/log.h"
 #include "base/str.h"
@@ -99,7 +98,7 @@ local_outcome gw_local_route(exchange *ex, const chat_request *req)
     call.fit_ctx = ex;
     call.on_bad_call = on_bad_call;
     call.bad_call_ctx = ex;
-    PENDING_SET_CACHE_KEY(&call, gw_cache_key(ex->hreq));
+    call.cache_key = gw_cache_key(ex->hreq);
     backend_result res;
     loco_err err;
     loco_err_clear(&err);
@@ -150,7 +149,7 @@ void gw_direct_route(exchange *ex, const chat_request *req)
     memset(&call, 0, sizeof(call));
     call.cancel = &ex->cancel;
     call.idle_timeout_ms = gw->cfg.local_idle_timeout_ms;
-    PENDING_SET_CACHE_KEY(&call, gw_cache_key(ex->hreq));
+    call.cache_key = gw_cache_key(ex->hreq);
     backend_result res;
     loco_err err;
     loco_err_clear(&err);

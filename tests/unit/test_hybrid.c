@@ -6,7 +6,6 @@
 #include <cmocka.h>
 
 #include "backend/backend.h"
-#include "backend/pending.h"
 #include "backend/policy.h"
 #include "base/buf.h"
 

@@ -332,17 +332,26 @@ static void test_engine(void **state)
     metrics_engine_stats st = {
         .queue_len = 3,
         .active = 4,
-        .prompt_tokens = 300,
-        .gen_tokens = 50,
+        .parallel = 4,
+        .requests = 9,
+        .busy = 2,
+        .cancelled = 1,
+        .prompt_tokens = 1200,
         .cache_hit_tokens = 900,
+        .gen_tokens = 50,
         .prompt_seconds = 1.5,
         .gen_seconds = 2.0,
+        .kv_bytes = 1 << 20,
     };
     metrics_engine(m, &st);
     text = render(m);
     assert_true(sample(text, "loco_engine_queue_length ") == 3);
     assert_true(sample(text, "loco_engine_active_sequences ") == 4);
-    assert_true(sample(text, "loco_engine_prompt_tokens_total ") == 300);
+    assert_true(sample(text, "loco_engine_prompt_tokens_total ") == 1200);
+    assert_true(sample(text, "loco_engine_prompt_tokens_computed_total ") == 300);
+    assert_true(sample(text, "loco_engine_busy_total ") == 2);
+    assert_true(sample(text, "loco_engine_cancelled_total ") == 1);
+    assert_true(sample(text, "loco_engine_kv_bytes ") == 1048576);
     assert_true(sample(text, "loco_engine_prompt_tokens_per_second ") == 200);
     assert_true(sample(text, "loco_engine_generation_tokens_total ") == 50);
     assert_true(sample(text, "loco_engine_generation_tokens_per_second ") == 25);
