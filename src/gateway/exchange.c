@@ -350,12 +350,13 @@ void ex_finish(exchange *ex)
     if (__atomic_load_n(&ex->cancel, __ATOMIC_ACQUIRE) && ex->status == 200)
         snprintf(ex->reason + strlen(ex->reason), sizeof(ex->reason) - strlen(ex->reason),
                  "%sclient_gone", ex->reason[0] ? "," : "");
+    double ttft = ex->t_first_token > 0 ? ex->t_first_token - ex->t0 : -1;
     log_msg(gw->cfg.log, LOG_INFO,
             "req=%s endpoint=%s model=%s route=%s reason=%s status=%d in=%ld out=%ld "
-            "ttfb_ms=%.1f total_ms=%.1f",
+            "ttfb_ms=%.1f ttft_ms=%.1f total_ms=%.1f",
             ex->id, ex->endpoint, ex->model[0] ? ex->model : "-", ex->route,
             ex->reason[0] ? ex->reason : "-", ex->status, ex->in_tokens, ex->out_tokens, ttfb,
-            total);
+            ttft, total);
     metrics_request_done(gw->metrics, ex->endpoint, ex->route, ex->reason, ex->status,
                          ex->in_tokens, ex->out_tokens, ttfb, total);
     if (ex->t_first_token > 0)

@@ -217,7 +217,7 @@ describe('loco serve --model', () => {
         signal: ac.signal,
       }).catch(() => {});
     }
-    await waitFor(async () => (await engineMetric(loco, 'loco_engine_queue_length')) === 1, 20000, 'one running, one queued');
+    await waitFor(async () => (await engineMetric(loco, 'loco_engine_queue_length')) === 1, 8000, 'one running, one queued');
     const a = await post(`${loco.url}/v1/messages`, { model: HAIKU, max_tokens: 4, messages: [{ role: 'user', content: 'hi' }] });
     assert.equal(a.status, 529, a.text);
     assert.equal(a.json.type, 'error');
