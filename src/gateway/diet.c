@@ -167,20 +167,31 @@ loco_status diet_filter_text(const char *text, size_t n, buf *out, diet_report *
 }
 
 /* One text of the conversation through the filter; *out_text NULL when nothing is left. */
+static size_t drops(const diet_report *rep)
+{
+    size_t n = 0;
+    for (int k = 0; k < DIET_KIND_COUNT; k++)
+        n += rep->dropped[k];
+    return n;
+}
+
+/* One text of the conversation through the filter: *out_text is text itself when nothing
+ * was dropped, NULL when nothing is left, else the new text (in r's arena). */
 static loco_status filter_into(chat_request *r, const char *text, buf *scratch,
                                diet_report *rep, const char **out_text)
 {
+    size_t before = drops(rep);
     buf_reset(scratch);
     loco_status rc = diet_filter_text(text, strlen(text), scratch, rep);
     if (rc)
         return rc;
-    trim_end(scratch, 0);
-    if (!scratch->len && *text) {
-        *out_text = NULL;
+    if (drops(rep) == before) {
+        *out_text = text; /* untouched, whitespace and all */
         return LOCO_OK;
     }
-    if (scratch->len == strlen(text) && !memcmp(scratch->data, text, scratch->len)) {
-        *out_text = text; /* untouched */
+    trim_end(scratch, 0);
+    if (!scratch->len) {
+        *out_text = NULL;
         return LOCO_OK;
     }
     *out_text = chat_strndup(r, buf_str(scratch), scratch->len);

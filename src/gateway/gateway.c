@@ -318,7 +318,7 @@ static void handle_health(gateway *gw, http_response *resp)
         json_object_set_new(m, "in_flight", json_integer(pool_in_flight(gw->pool, (int)i)));
         json_array_append_new(local, m);
     }
-    json_object_set_new(root, "status", json_string(any ? "ok" : "degraded"));
+    json_object_set_new(root, "status", json_string(any || !gw->pool ? "ok" : "degraded"));
     json_object_set_new(root, "local", local);
     json_t *cloud = json_object();
     json_object_set_new(cloud, "url", json_string(gw->cloud_url));

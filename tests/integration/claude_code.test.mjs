@@ -245,8 +245,9 @@ test('Claude Code with loco serve --model: the sub-agent runs on the in-process 
     await cloud.close();
     fs.rmSync(env.dir, { recursive: true, force: true });
   });
-  // --local-max-tokens keeps random text short (the sub-agent asks for 32000 tokens)
-  loco = await startLoco(port, ['--model', model, '--ctx', '2048', '--local-max-tokens', '48', '--record', record],
+  // --local-max-tokens keeps random text short (the sub-agent asks for 32000 tokens; after a
+  // max_tokens stop Claude Code asks it to go on, a few times)
+  loco = await startLoco(port, ['--model', model, '--ctx', '2048', '--local-max-tokens', '16', '--record', record],
     cloud.url, env.dir);
   const run = await runClaude(claude, `http://127.0.0.1:${port}`, env);
   const why = () => `\nclaude exit=${run.code} signal=${run.signal}\nstdout: ${run.stdout}\nstderr: ${run.stderr.slice(-1500)}` +

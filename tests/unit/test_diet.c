@@ -234,7 +234,7 @@ static void test_emptied_messages(void **state)
     static const char rem[] = "<system-reminder>Today's date is x.</system-reminder>";
     chat_message *m = chat_request_add_message(req, CHAT_ROLE_USER);
     chat_block *b = chat_message_add_block(req, m, CHAT_BLOCK_TEXT);
-    b->text = chat_strdup(req, "task");
+    b->text = chat_strdup(req, "task  \n"); /* no reminder: kept byte for byte */
     m = chat_request_add_message(req, CHAT_ROLE_ASSISTANT);
     b = chat_message_add_block(req, m, CHAT_BLOCK_TEXT);
     b->text = chat_strdup(req, rem);
@@ -249,6 +249,7 @@ static void test_emptied_messages(void **state)
     assert_int_equal(diet_apply(req, NULL, false, &out, NULL, NULL), LOCO_OK);
     assert_string_equal(out->system, ""); /* no environment: the prompt alone */
     assert_int_equal(out->n_msgs, 3);
+    assert_string_equal(out->msgs[0].blocks[0].text, "task  \n");
     assert_string_equal(out->msgs[1].blocks[0].text, rem);
     assert_int_equal(out->msgs[2].blocks[0].type, CHAT_BLOCK_TOOL_RESULT);
     assert_string_equal(out->msgs[2].blocks[0].text, "");
