@@ -10,6 +10,7 @@
 #include "agent/agent.h"
 #include "base/buf.h"
 #include "base/file.h"
+#include "base/models.h"
 #include "base/str.h"
 #include "cli/backend_opts.h"
 #include "cli/prompt.h"
@@ -80,10 +81,13 @@ void cli_backend_usage(FILE *out)
             "                         openai:URL     OpenAI-compatible server (llama-server,\n"
             "                                        vLLM, Ollama, loco serve); URL before /v1\n"
             "                         anthropic:URL  Anthropic-compatible cloud (URL/v1/messages)\n"
-            "                         engine         the built-in engine (needs --model F.gguf)\n"
+            "                         engine         the built-in engine (--model, else the pulled\n"
+            "                                        default model)\n"
             "                         hybrid         local first (--local-url, or the engine when\n"
-            "                                        --model is a .gguf), cloud fallback and takeover\n"
-            "  --model NAME|F.gguf  GGUF file for the engine, else the model name sent\n"
+            "                                        --model is a .gguf or REPO:QUANT pulled), cloud\n"
+            "                                        fallback and takeover\n"
+            "  --model NAME|F.gguf  the engine's model: a GGUF file or a pulled model (REPO:QUANT,\n"
+            "                       file name; default: the model store's); else the name sent\n"
             "                       (" CLI_DEFAULT_LOCAL_MODEL " locally, " CLI_DEFAULT_CLOUD_MODEL
             " in the cloud)\n"
             "  --native-tools       openai: use the server's own tool calling instead of\n"
@@ -106,9 +110,20 @@ static const char *pick(const char *flag, const cli_env *env, const char *name, 
     return v && *v ? v : def;
 }
 
+/* A model the engine runs: a .gguf path, or a pulled model named REPO:QUANT (a name a model
+ * server would not take for its own). */
 static bool is_gguf(const char *model)
 {
-    return model && str_ends_with(model, ".gguf");
+    if (!model)
+        return false;
+    if (str_ends_with(model, ".gguf"))
+        return true;
+    char *path = NULL;
+    loco_err ignored;
+    bool pulled = strchr(model, '/') && strchr(model, ':') &&
+                  models_resolve(model, &path, &ignored) == LOCO_OK;
+    free(path);
+    return pulled;
 }
 
 static loco_status open_openai(cli_backends *s, const cli_backend_opts *o, const char *url,
@@ -124,17 +139,21 @@ static loco_status open_openai(cli_backends *s, const cli_backend_opts *o, const
 static loco_status open_engine(cli_backends *s, const cli_backend_opts *o, long ctx,
                                loco_err *err)
 {
-    if (!o->model)
-        return loco_err_set(err, LOCO_ERR_INVALID,
-                            "the engine needs a model: --model FILE.gguf");
+    char *path = NULL;
+    loco_status rc = o->model ? models_resolve(o->model, &path, err)
+                              : models_find_default(&path, err);
+    if (rc)
+        return rc;
     backend_engine_opts eo;
     memset(&eo, 0, sizeof(eo));
-    eo.model_path = o->model;
+    eo.model_path = path;
     eo.ctx = ctx;
     eo.threads = o->engine_threads;
     eo.nfc = true;
     eo.seed = 42;
-    return backend_engine_new(&eo, &s->local, err);
+    rc = backend_engine_new(&eo, &s->local, err);
+    free(path);
+    return rc;
 }
 
 static loco_status open_cloud(cli_backends *s, const cli_backend_opts *o, const cli_env *env,
