@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 #include "cli/options.h"
 #include "cli/prompt.h"
+#include "cli/pull.h"
 #include "gateway/gateway.h"
 
 #define SERVE_MAX_LOCAL 64
@@ -32,7 +33,8 @@ static void serve_usage(FILE *out)
             "  --model FILE.gguf        run this model in process for the local route [LOCO_MODEL]\n"
             "                           (default: the one model in $LOCO_MODELS, else\n"
             "                           $XDG_DATA_HOME/loco/models, else ~/.local/share/loco/models)\n"
-            "  --hf REPO:QUANT          the model store's copy of a Hugging Face GGUF [LOCO_HF]\n"
+            "  --hf REPO:QUANT          a Hugging Face GGUF from the model store, pulled first\n"
+            "                           when it is not there (as loco pull) [LOCO_HF]\n"
             "  --parallel N             sequences the engine serves at once (4) [LOCO_PARALLEL]\n"
             "  --queue N                calls that may wait beyond --parallel before 529\n"
             "                           (2 x --parallel) [LOCO_QUEUE]\n"
@@ -206,7 +208,8 @@ static bool flag_or_env(bool flag, const cli_env *e, const char *name)
 }
 
 /* Which model the engine runs: --model (a path or a name in the model store), --hf
- * REPO:QUANT (the store's copy), else the store's default when no --local-url is set.
+ * REPO:QUANT (the store's copy, pulled first when missing), else the store's default when no
+ * --local-url is set.
  * *out_path NULL: none. Returns false (after a message) on an error the user must fix. */
 static bool pick_model(const serve_flags *f, const cli_env *env, size_t n_local, char **out_path)
 {
@@ -223,13 +226,9 @@ static bool pick_model(const serve_flags *f, const cli_env *env, size_t n_local,
         return true;
     }
     if (hf && *hf) {
-        if (models_resolve(hf, out_path, &err)) {
-            fprintf(stderr,
-                    "loco serve: %s is not in the model store (%s): run `loco pull %s` first\n",
-                    hf, err.msg, hf);
-            return false;
-        }
-        return true;
+        /* the store's copy, pulled first when it is not there yet */
+        cli_pull_opts po = {.cmd = "loco serve", .ensure = true};
+        return cli_pull(&po, hf, env, out_path) == 0;
     }
     if (n_local)
         return true; /* a remote pool only */
