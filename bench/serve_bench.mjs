@@ -2,8 +2,8 @@
 // bench/run_serve_bench.sh. Two parts, each against fresh `loco serve` processes:
 //
 //   concurrency  aggregate generation tokens/s with 1, 4 and 8 concurrent agent conversations
-//                (each its own sub-agent prompt, streamed, GEN tokens each; the clock runs from
-//                the first generated token of any to the last of all);
+//                (each its own sub-agent prompt, computed and cached first; then GEN tokens each,
+//                streamed, all started together; the clock runs until the last one ends);
 //   diet         first-turn prompt tokens of each captured Claude Code request with and
 //                without the prompt diet (the engine's exact count of the rendered prompt);
 //   replay       a 10-turn explorer conversation as Claude Code sends it (the captured first
@@ -93,19 +93,19 @@ const TASKS = [
   'Where is the prefix cache evicted?', 'Which tests cover the SSE writer?',
 ];
 
-// One conversation: its prompt computed first (max_tokens 1), then a streamed answer of GEN
-// tokens whose first and last token times are noted.
+// One conversation: its prompt computed first (max_tokens 1, so it sits in the prefix
+// cache), then an answer of GEN tokens, streamed; returns when it ends, with its token count.
 async function conversation(url, i) {
   const messages = [
     { role: 'system', content: fs.readFileSync(path.join(ROOT, 'prompts', 'local_system.txt'), 'utf8') },
     { role: 'user', content: `TASK: ${TASKS[i % TASKS.length]} (conversation ${i})` },
   ];
   const body = { model: path.basename(MODEL, '.gguf'), messages, temperature: 0.7 };
-  await postJson(`${url}/v1/chat/completions`, { ...body, max_tokens: 1 }); // the prompt, cached
+  await postJson(`${url}/v1/chat/completions`, { ...body, max_tokens: 1 });
   return async () => {
     const r = await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ ...body, max_tokens: GEN, stream: true, stream_options: { include_usage: true } }) });
-    let first = 0, last = 0, tokens = 0, buf = '';
+    let tokens = 0, buf = '';
     const dec = new TextDecoder();
     for await (const chunk of r.body) {
       buf += dec.decode(chunk, { stream: true });
@@ -116,13 +116,9 @@ async function conversation(url, i) {
         if (!ev.startsWith('data: ') || ev === 'data: [DONE]') continue;
         const d = JSON.parse(ev.slice(6));
         if (d.usage) tokens = d.usage.completion_tokens;
-        if (d.choices?.[0]?.delta?.content) {
-          if (!first) first = now();
-          last = now();
-        }
       }
     }
-    return { first, last, tokens };
+    return { tokens };
   };
 }
 
@@ -134,9 +130,9 @@ async function partConcurrency() {
     for (const c of CONCS) {
       const runs = [];
       for (let i = 0; i < c; i++) runs.push(await conversation(loco.url, i));
+      const t0 = now(); // the prompts are cached: from here on it is generation
       const res = await Promise.all(runs.map((run) => run()));
-      const t0 = Math.min(...res.map((r) => r.first).filter(Boolean));
-      const t1 = Math.max(...res.map((r) => r.last));
+      const t1 = now();
       const tokens = res.reduce((n, r) => n + r.tokens, 0);
       rows.push({ c, tokens, seconds: (t1 - t0) / 1000, tps: tokens / ((t1 - t0) / 1000) });
     }
