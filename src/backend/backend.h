@@ -25,6 +25,10 @@ typedef struct {
     /* qwen dialect only: a tool call that cannot be parsed even after repair. */
     loco_status (*on_bad_call)(void *ctx, const char *raw, size_t n, const char *reason);
     void *bad_call_ctx;
+    /* engine only: a sticky-slot hint (Claude Code's x-claude-code-agent-id, else its
+     * x-claude-code-session-id): the prefix cache keeps this key's last conversation warm
+     * (evicted last). NULL: none. Borrowed for the call. */
+    const char *cache_key;
 } backend_call;
 
 /* What a finished (or failed) call learned, filled by backend_complete. */
@@ -103,14 +107,69 @@ typedef struct {
                                   it (the tools are described in its system prompt) */
     bool nfc;                  /* NFC-normalise text like HF tokenizers (false: as llama.cpp) */
     uint64_t seed;             /* sampling seed; call k of the backend uses seed + k */
+    int parallel;              /* sequences served at once (0: 4) */
+    int queue_max;             /* calls allowed to wait beyond `parallel` before LOCO_ERR_BUSY
+                                  (0: 2 * parallel; negative: none may wait) */
+    long cache_mb;             /* prefix-cache memory cap in MiB: KV blocks no running sequence
+                                  uses are evicted (least recently used first) beyond it
+                                  (0: default, docs/internals/sched.md) */
+    bool constrain;            /* constrained tool calls (engine/constrain.h) for requests with
+                                  tools; the CLI's default is on (--no-constrain clears it) */
+    bool parity;               /* llama.cpp-mirroring arithmetic (docs/internals/qwen3.md) instead
+                                  of the fast path */
+    const char *kv_type;       /* KV cache type: "f16" (NULL: default) or "q8_0" */
 } backend_engine_opts;
 
-/* The in-process engine (docs/internals/backends.md): maps the GGUF once and owns one
- * sequence context whose KV cache is reused across calls by token prefix, so an agent turn
- * only computes the tokens added since the previous turn. Tool calls are parsed out of the
- * model's text as openai-http does in qwen_text mode. One backend is one sequence: concurrent
- * complete() calls are serialised by a mutex. opts is borrowed (strings copied). */
+/* The in-process engine (docs/internals/backends.md, docs/internals/sched.md): maps the GGUF
+ * once and serves up to `parallel` calls at once through a scheduler whose every step is one
+ * forward pass over the decode tokens of all running sequences plus chunks of waiting prompts.
+ * A shared prefix cache keyed by token prefix means an agent's next turn only computes the
+ * tokens added since its previous turn, and a second sub-agent reuses every identical leading
+ * block. Tool calls are parsed out of the model's text as openai-http does in qwen_text mode.
+ * A call beyond parallel + queue_max fails at once with LOCO_ERR_BUSY; a call whose
+ * call->cancel becomes nonzero stops within one decode step (LOCO_ERR_CANCELLED). opts is
+ * borrowed (strings copied). */
 loco_status backend_engine_new(const backend_engine_opts *opts, backend **out, loco_err *err);
+
+/* Totals since the backend started (for /metrics). A struct tag, not a typedef, because the
+ * function that fills it has the same name: declare `struct backend_engine_stats st;`. */
+struct backend_engine_stats {
+    long queue_len;            /* calls waiting for a sequence slot */
+    long active;               /* sequences running */
+    long parallel;             /* the slot count */
+    uint64_t requests;         /* calls accepted */
+    uint64_t busy;             /* calls refused with LOCO_ERR_BUSY */
+    uint64_t cancelled;        /* calls that ended LOCO_ERR_CANCELLED */
+    uint64_t prompt_tokens;    /* prompt tokens of accepted calls (cached ones included) */
+    uint64_t cache_hit_tokens; /* of those, reused from the prefix cache (not computed) */
+    uint64_t gen_tokens;       /* tokens generated */
+    double prompt_seconds;     /* forward-pass time spent on prompt tokens (each step's time
+                                  shared among its tokens) */
+    double gen_seconds;        /* forward-pass time spent on generated tokens */
+    uint64_t kv_bytes;         /* KV cache memory held now (running sequences + prefix cache) */
+    uint64_t cache_bytes;      /* of that, the prefix cache's blocks no sequence uses */
+};
+/* Fills *out; LOCO_ERR_INVALID when b is not an engine backend. */
+loco_status backend_engine_stats(backend *b, struct backend_engine_stats *out);
+
+/* The engine's tokenizer on text[0..n): special tokens (<|im_start|>, ...) recognised when
+ * `special`, else all text is plain. *out_ids is malloc'd (caller frees; NULL when n is 0),
+ * *out_n its length. LOCO_ERR_INVALID for a non-engine b. */
+loco_status backend_engine_tokenize(backend *b, const char *text, size_t n, bool special,
+                                    int32_t **out_ids, size_t *out_n, loco_err *err);
+/* ids -> text, NUL-terminated in *out (malloc'd, caller frees); an invalid UTF-8 sequence at
+ * the end is replaced by U+FFFD. LOCO_ERR_INVALID for an id outside the vocabulary or a
+ * non-engine b. */
+loco_status backend_engine_detokenize(backend *b, const int32_t *ids, size_t n, char **out,
+                                      loco_err *err);
+/* A raw prompt (no chat template; special tokens recognised) completed as /v1/completions
+ * does: params supplies max_tokens, temperature, top_p, top_k, stop (its messages are
+ * ignored); events are MESSAGE_START, TEXT_DELTA..., MESSAGE_END (no tool-call parsing).
+ * Scheduled like complete() (BUSY, cancel, prefix cache). */
+loco_status backend_engine_complete_text(backend *b, const char *prompt,
+                                         const chat_request *params, const backend_call *call,
+                                         chat_event_fn cb, void *ctx, backend_result *out,
+                                         loco_err *err);
 
 typedef struct {
     long max_local_turns;       /* assistant turns >= this go to the cloud (0: 10) */
