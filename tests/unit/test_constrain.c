@@ -855,7 +855,7 @@ static void test_qwen_auto_sampled(void **state)
         skip();
         return;
     }
-    run_qwen(CONSTRAIN_AUTO, tools, N_TOOLS, all_names, N_TOOLS, 8, 0.7f);
+    run_qwen(CONSTRAIN_AUTO, tools, N_TOOLS, all_names, N_TOOLS, 5, 0.7f);
 }
 
 static void test_qwen_forced_greedy(void **state)
@@ -865,10 +865,10 @@ static void test_qwen_forced_greedy(void **state)
         skip();
         return;
     }
-    run_qwen(CONSTRAIN_FORCE, tools, N_TOOLS, all_names, N_TOOLS, 5, 0.0f);
+    run_qwen(CONSTRAIN_FORCE, tools, N_TOOLS, all_names, N_TOOLS, 3, 0.0f);
     static const char *const todo[] = {"Todo"};
     run_qwen(CONSTRAIN_FORCE, &tools[4], 1, todo, 1, 2, 0.7f); /* a named tool */
-    run_qwen(CONSTRAIN_NO_CALLS, tools, N_TOOLS, all_names, N_TOOLS, 2, 0.7f);
+    run_qwen(CONSTRAIN_NO_CALLS, tools, N_TOOLS, all_names, N_TOOLS, 1, 0.7f);
 }
 
 /* ---------------------------------------------------------------- request -> tools */
