@@ -49,6 +49,9 @@ static double median(double *v, int n)
 }
 
 static uint64_t rng = 88172645463325252ull;
+static double worst_mask_s;     /* the slowest whole mask measured */
+static double alone;            /* allows + accept per token */
+static double token_cost_s[2];  /* constrained minus free, per token: sampled, greedy */
 
 static double unit(void)
 {
@@ -135,6 +138,26 @@ static double replay(const tok *t, const constrain_vocab *v, const tok_ids *ids,
     return median(times, REPS);
 }
 
+/* The constraint's own work on the typical path: one allows() (the drawn token) and one
+ * accept() per token; seconds per token. */
+static double calls_alone(const tok *t, const constrain_vocab *v, const tok_ids *ids)
+{
+    double times[REPS];
+    for (int r = 0; r < REPS; r++) {
+        constrain *c = mk(t, v);
+        double t0 = now_s();
+        for (size_t i = 0; i < ids->len; i++) {
+            if (!constrain_allows(c, ids->ids[i]) || constrain_accept(c, ids->ids[i])) {
+                fprintf(stderr, "the answer's token %zu is not allowed\n", i);
+                exit(1);
+            }
+        }
+        times[r] = (now_s() - t0) / (double)ids->len;
+        constrain_free(c);
+    }
+    return median(times, REPS);
+}
+
 static void mask_case(const tok *t, const constrain_vocab *v, const char *label, const char *pre)
 {
     constrain *c = mk(t, v);
@@ -149,11 +172,14 @@ static void mask_case(const tok *t, const constrain_vocab *v, const char *label,
         constrain_mask(c, &n);
         times[r] = now_s() - t0;
     }
-    printf("| %s | %zu | %.3f |\n", label, n, median(times, REPS) * 1e3);
+    double m = median(times, REPS);
+    if (m > worst_mask_s)
+        worst_mask_s = m;
+    printf("| %s | %zu | %.3f |\n", label, n, m * 1e3);
     constrain_free(c);
 }
 
-static void decode_step(const char *path, int threads)
+static double decode_step(const char *path, int threads)
 {
     loco_err err;
     gguf *g = NULL;
@@ -180,13 +206,15 @@ static void decode_step(const char *path, int threads)
         qwen3_eval(ctx, &id, 1, logits, &err);
         times[i] = now_s() - t0;
     }
+    double step = median(times, 16);
     printf("\ndecode step of %s (%d threads): %.2f ms (median of 16)\n", path,
-           threads > 0 ? threads : tpool_default_threads(), median(times, 16) * 1e3);
+           threads > 0 ? threads : tpool_default_threads(), step * 1e3);
     free(logits);
     qwen3_ctx_free(ctx);
     qwen3_free(m);
     gguf_close(g);
     tpool_free(pool);
+    return step;
 }
 
 int main(int argc, char **argv)
@@ -256,8 +284,11 @@ int main(int argc, char **argv)
         printf("| %s | %.1f | %.1f | %.1f |\n", temps[k] > 0 ? "T 0.7, top-k 20, top-p 0.8"
                                                           : "greedy",
                f * 1e6, c * 1e6, (c - f) * 1e6);
+        token_cost_s[k] = c - f;
     }
 
+    alone = calls_alone(t, v, &ids);
+    printf("\nthe constraint's own calls on that path (allows + accept): %.2f us/token\n", alone * 1e6);
     printf("\nwhole mask (the fallback when no kept candidate is allowed):\n\n");
     printf("| state | allowed tokens | ms |\n|:--|--:|--:|\n");
     mask_case(t, v, "text (nothing open)", "I'll read it");
@@ -277,8 +308,14 @@ int main(int argc, char **argv)
     mask_case(t, v, "enum", "<tool_call>\n{\"name\": \"Grep\", \"arguments\": {\"pattern\": "
                             "\"x\", \"output_mode\": \"");
 
-    if (argc > 2)
-        decode_step(argv[2], argc > 3 ? (int)strtol(argv[3], NULL, 10) : 0);
+    if (argc > 2) {
+        double step = decode_step(argv[2], argc > 3 ? (int)strtol(argv[3], NULL, 10) : 0);
+        printf("as a share of a decode step: the constraint's calls %.3f%% per token (sampler "
+               "with vs without: %.2f%% sampled, %.2f%% greedy, noise included); the slowest "
+               "whole mask %.2f%%\n",
+               100 * alone / step, 100 * token_cost_s[0] / step, 100 * token_cost_s[1] / step,
+               100 * worst_mask_s / step);
+    }
 
     for (size_t i = 0; i < ids.len; i++)
         free(logits[i]);
