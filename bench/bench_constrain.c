@@ -49,9 +49,9 @@ static double median(double *v, int n)
 }
 
 static uint64_t rng = 88172645463325252ull;
-static double worst_mask_s;     /* the slowest whole mask measured */
-static double alone;            /* allows + accept per token */
-static double token_cost_s[2];  /* constrained minus free, per token: sampled, greedy */
+static double worst_mask_s;    /* the slowest whole mask measured */
+static double alone;           /* allows + accept per token */
+static double token_cost_s[2]; /* constrained minus free, per token: sampled, greedy */
 
 static double unit(void)
 {
@@ -275,38 +275,46 @@ int main(int argc, char **argv)
     }
     printf("answer replayed: %zu tokens (%zu bytes; text and two calls)\n\n", ids.len,
            strlen(answer));
-    printf("| sampling | free (us/token) | constrained (us/token) | constraint cost (us/token) |\n");
+    printf(
+        "| sampling | free (us/token) | constrained (us/token) | constraint cost (us/token) |\n");
     printf("|:--|--:|--:|--:|\n");
     float temps[] = {0.7f, 0.0f};
     for (size_t k = 0; k < LOCO_ARRAY_LEN(temps); k++) {
         double f = replay(t, v, &ids, logits, temps[k], false);
         double c = replay(t, v, &ids, logits, temps[k], true);
-        printf("| %s | %.1f | %.1f | %.1f |\n", temps[k] > 0 ? "T 0.7, top-k 20, top-p 0.8"
-                                                          : "greedy",
-               f * 1e6, c * 1e6, (c - f) * 1e6);
+        printf("| %s | %.1f | %.1f | %.1f |\n",
+               temps[k] > 0 ? "T 0.7, top-k 20, top-p 0.8" : "greedy", f * 1e6, c * 1e6,
+               (c - f) * 1e6);
         token_cost_s[k] = c - f;
     }
 
     alone = calls_alone(t, v, &ids);
-    printf("\nthe constraint's own calls on that path (allows + accept): %.2f us/token\n", alone * 1e6);
+    printf("\nthe constraint's own calls on that path (allows + accept): %.2f us/token\n",
+           alone * 1e6);
     printf("\nwhole mask (the fallback when no kept candidate is allowed):\n\n");
     printf("| state | allowed tokens | ms |\n|:--|--:|--:|\n");
     mask_case(t, v, "text (nothing open)", "I'll read it");
     mask_case(t, v, "text after '<'", "I'll read it <");
     mask_case(t, v, "after <tool_call>", "<tool_call>");
     mask_case(t, v, "tool name", "<tool_call>\n{\"name\": \"");
-    mask_case(t, v, "after a value (, or })", "<tool_call>\n{\"name\": \"Read\", \"arguments\": "
-                                              "{\"file_path\": \"a\"");
-    mask_case(t, v, "key of a typed object", "<tool_call>\n{\"name\": \"Grep\", \"arguments\": "
-                                             "{\"pattern\": \"x\", \"");
-    mask_case(t, v, "inside a string", "<tool_call>\n{\"name\": \"Bash\", \"arguments\": "
-                                       "{\"command\": \"ls -la ");
-    mask_case(t, v, "inside a string, after '\\'", "<tool_call>\n{\"name\": \"Bash\", "
-                                                   "\"arguments\": {\"command\": \"echo \\");
-    mask_case(t, v, "integer", "<tool_call>\n{\"name\": \"Read\", \"arguments\": {\"file_path\": "
-                               "\"a\", \"offset\": 12");
-    mask_case(t, v, "enum", "<tool_call>\n{\"name\": \"Grep\", \"arguments\": {\"pattern\": "
-                            "\"x\", \"output_mode\": \"");
+    mask_case(t, v, "after a value (, or })",
+              "<tool_call>\n{\"name\": \"Read\", \"arguments\": "
+              "{\"file_path\": \"a\"");
+    mask_case(t, v, "key of a typed object",
+              "<tool_call>\n{\"name\": \"Grep\", \"arguments\": "
+              "{\"pattern\": \"x\", \"");
+    mask_case(t, v, "inside a string",
+              "<tool_call>\n{\"name\": \"Bash\", \"arguments\": "
+              "{\"command\": \"ls -la ");
+    mask_case(t, v, "inside a string, after '\\'",
+              "<tool_call>\n{\"name\": \"Bash\", "
+              "\"arguments\": {\"command\": \"echo \\");
+    mask_case(t, v, "integer",
+              "<tool_call>\n{\"name\": \"Read\", \"arguments\": {\"file_path\": "
+              "\"a\", \"offset\": 12");
+    mask_case(t, v, "enum",
+              "<tool_call>\n{\"name\": \"Grep\", \"arguments\": {\"pattern\": "
+              "\"x\", \"output_mode\": \"");
 
     if (argc > 2) {
         double step = decode_step(argv[2], argc > 3 ? (int)strtol(argv[3], NULL, 10) : 0);

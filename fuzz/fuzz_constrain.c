@@ -146,14 +146,14 @@ static size_t json_depth(const json_t *v)
     const char *k;
     json_t *x;
     if (json_is_object(v)) {
-        json_object_foreach((json_t *)v, k, x) {
+        json_object_foreach ((json_t *)v, k, x) {
             size_t e = json_depth(x);
             d = e > d ? e : d;
         }
         return d + 1;
     }
     if (json_is_array(v)) {
-        json_array_foreach(v, i, x) {
+        json_array_foreach (v, i, x) {
             size_t e = json_depth(x);
             d = e > d ? e : d;
         }
@@ -169,12 +169,12 @@ static bool big_real(const json_t *v)
     json_t *x;
     if (json_is_real(v))
         return json_real_value(v) >= 1e300 || json_real_value(v) <= -1e300;
-    json_object_foreach((json_t *)v, k, x) {
+    json_object_foreach ((json_t *)v, k, x) {
         if (big_real(x))
             return true;
     }
     if (json_is_array(v)) {
-        json_array_foreach(v, i, x) {
+        json_array_foreach (v, i, x) {
             if (big_real(x))
                 return true;
         }

@@ -14,8 +14,8 @@ static const chat_tool *offered(const chat_request *req, const char *name)
     return NULL;
 }
 
-loco_status constrain_req_tools(const chat_request *req, constrain_tool **out_tools,
-                                size_t *out_n, constrain_mode *out_mode)
+loco_status constrain_req_tools(const chat_request *req, constrain_tool **out_tools, size_t *out_n,
+                                constrain_mode *out_mode)
 {
     size_t n_map;
     const chat_tool_mapping *maps = chat_tool_mappings(&n_map);

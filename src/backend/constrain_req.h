@@ -17,8 +17,8 @@
  * named tool that is offered -> that tool alone, forced; none -> CONSTRAIN_NO_CALLS.
  * *out_tools is a malloc'd array (free it) whose strings are borrowed from req or static.
  * LOCO_ERR_NOMEM. */
-loco_status constrain_req_tools(const chat_request *req, constrain_tool **out_tools,
-                                size_t *out_n, constrain_mode *out_mode);
+loco_status constrain_req_tools(const chat_request *req, constrain_tool **out_tools, size_t *out_n,
+                                constrain_mode *out_mode);
 
 /* A constraint for one answer to req (constrain_req_tools), over the shared tables v (borrowed,
  * built by constrain_vocab_new for t), closing an open call within max_tokens (0: no limit).

@@ -50,15 +50,15 @@ struct constrain_vocab {
     uint32_t *lcp;               /* (n_sorted) common prefix with the previous sorted token */
     int32_t *end2;               /* (n_sorted) first index whose first two bytes differ */
     int32_t n_sorted;
-    int32_t bucket[257];         /* sorted[bucket[b] .. bucket[b + 1]) start with byte b */
-    int32_t *ctrl;               /* (n_ctrl) control token ids */
+    int32_t bucket[257]; /* sorted[bucket[b] .. bucket[b + 1]) start with byte b */
+    int32_t *ctrl;       /* (n_ctrl) control token ids */
     int32_t n_ctrl;
     uint64_t *bits_nolt;         /* byte tokens without '<' (a bitset of n_vocab bits) */
     uint64_t *bits_plain;        /* byte tokens that are F_PLAIN */
     int32_t *ex_nolt, *ex_plain; /* the F_OK tokens outside each bitset */
     int32_t n_ex_nolt, n_ex_plain;
     uint32_t max_len;
-    int32_t id_open, id_close;   /* the added tokens <tool_call> and </tool_call>, or -1 */
+    int32_t id_open, id_close; /* the added tokens <tool_call> and </tool_call>, or -1 */
 };
 
 typedef struct {
@@ -182,8 +182,7 @@ static loco_status vocab_bits(constrain_vocab *v)
     return LOCO_OK;
 }
 
-loco_status constrain_vocab_new(const tok *t, int32_t n_vocab, constrain_vocab **out,
-                                loco_err *err)
+loco_status constrain_vocab_new(const tok *t, int32_t n_vocab, constrain_vocab **out, loco_err *err)
 {
     size_t nt = tok_vocab_size(t);
     if (nt > INT32_MAX || n_vocab < 0)
@@ -265,19 +264,19 @@ enum {
 };
 
 typedef struct {
-    uint8_t types;    /* T_* */
-    bool extra;       /* object: keys outside the properties are allowed */
-    bool nonneg;      /* number: no minus sign (minimum >= 0) */
-    bool nonempty;    /* string: minLength >= 1 */
-    uint8_t maxdig;   /* integer: most digits (from maximum), 0: int64 */
-    int32_t lits;     /* enum / const: the only values, a literal set; -1: none */
-    int32_t keys;     /* object: literal set of the property names ("\"name\""); -1: none */
-    uint32_t prop0;   /* object: node of property i is child[prop0 + i] */
+    uint8_t types;  /* T_* */
+    bool extra;     /* object: keys outside the properties are allowed */
+    bool nonneg;    /* number: no minus sign (minimum >= 0) */
+    bool nonempty;  /* string: minLength >= 1 */
+    uint8_t maxdig; /* integer: most digits (from maximum), 0: int64 */
+    int32_t lits;   /* enum / const: the only values, a literal set; -1: none */
+    int32_t keys;   /* object: literal set of the property names ("\"name\""); -1: none */
+    uint32_t prop0; /* object: node of property i is child[prop0 + i] */
     uint32_t n_props;
-    uint64_t required; /* object: bit i = property i is required */
-    uint32_t items;    /* array: node of the items */
-    uint32_t min_len;  /* bytes of the shortest value */
-    uint8_t first;     /* its first byte */
+    uint64_t required;   /* object: bit i = property i is required */
+    uint32_t items;      /* array: node of the items */
+    uint32_t min_len;    /* bytes of the shortest value */
+    uint8_t first;       /* its first byte */
     uint32_t start_grow; /* bound on what starting a value adds to a completion */
     uint32_t key_grow;   /* object: bound on what starting a member (or an extra key) adds */
 } snode;
@@ -305,20 +304,20 @@ enum { LR_VALUE, LR_KEY, LR_NAME, LR_FIXED };
 enum { N_SIGN, N_ZERO, N_INT, N_DOT, N_FRAC, N_E, N_ESIGN, N_EXP };
 
 typedef struct {
-    uint32_t node;  /* OBJ / ARR: its schema node */
-    uint8_t kind;   /* FR_* */
-    uint8_t phase;  /* T_* / O_* / A_* */
-    uint16_t prop;  /* OBJ: property of the current member, NO_PROP for another key */
-    uint64_t seen;  /* OBJ: properties given */
+    uint32_t node; /* OBJ / ARR: its schema node */
+    uint8_t kind;  /* FR_* */
+    uint8_t phase; /* T_* / O_* / A_* */
+    uint16_t prop; /* OBJ: property of the current member, NO_PROP for another key */
+    uint64_t seen; /* OBJ: properties given */
 } frame;
 
 typedef struct {
-    uint8_t mode;   /* M_* */
-    uint8_t lex;    /* LX_*: the JSON token being read (M_BODY) */
-    uint8_t mset;   /* marker matcher: markers still possible (bit per marker) */
-    uint8_t mk;     /* bytes of them matched; M_FORCE / M_CLOSE: bytes of the tag matched */
-    uint8_t ws;     /* whitespace run */
-    uint8_t depth;  /* frames open */
+    uint8_t mode;  /* M_* */
+    uint8_t lex;   /* LX_*: the JSON token being read (M_BODY) */
+    uint8_t mset;  /* marker matcher: markers still possible (bit per marker) */
+    uint8_t mk;    /* bytes of them matched; M_FORCE / M_CLOSE: bytes of the tag matched */
+    uint8_t ws;    /* whitespace run */
+    uint8_t depth; /* frames open */
     /* string */
     uint8_t skind;  /* SK_* */
     uint8_t esc;    /* 0; 1 after '\'; 2 + k inside \uXXXX after k hex digits */
@@ -331,26 +330,26 @@ typedef struct {
     /* number */
     uint8_t nphase; /* N_* */
     uint8_t ndig, nfrac, nexp, nmaxdig;
-    int8_t ncmp;    /* integer part vs the int64 limit, digit by digit (-1, 0, 1) */
+    int8_t ncmp; /* integer part vs the int64 limit, digit by digit (-1, 0, 1) */
     bool nneg, nint, nexp_neg;
     uint16_t nexpval;
     /* literal */
-    uint8_t lrole;  /* LR_* */
+    uint8_t lrole;               /* LR_* */
     uint32_t lset, llo, lhi, lk; /* candidates lits[llo..lhi) of set lset, lk bytes matched */
-    uint16_t tool;  /* the tool named */
-    uint32_t body;  /* bytes of the open call's body */
-    uint32_t calls; /* calls closed */
+    uint16_t tool;               /* the tool named */
+    uint32_t body;               /* bytes of the open call's body */
+    uint32_t calls;              /* calls closed */
 } mstate;
 
 /* A state being advanced: the committed frames below (read only) and frames pushed since. */
 typedef struct {
     mstate x;
-    frame top;           /* innermost frame (x.depth > 0) */
-    const frame *base;   /* frames below top: base[0 .. n_base) then local[0 .. n_local) */
+    frame top;         /* innermost frame (x.depth > 0) */
+    const frame *base; /* frames below top: base[0 .. n_base) then local[0 .. n_local) */
     uint32_t n_base;
     uint32_t n_local;
-    uint32_t grow;       /* bound on what the bytes stepped add to the completion */
-    bool lit_grown;      /* grow already counts a change of literal in the open one */
+    uint32_t grow;  /* bound on what the bytes stepped add to the completion */
+    bool lit_grown; /* grow already counts a change of literal in the open one */
     frame local[CUR_LOCAL];
 } cursor;
 
@@ -383,7 +382,7 @@ struct constrain {
     long left; /* tokens left, < 0: no limit */
     char fin[FIN_CAP];
     size_t fin_len;
-    long need; /* tokens fin takes at most */
+    long need;                              /* tokens fin takes at most */
     uint32_t rest[CONSTRAIN_MAX_DEPTH + 1]; /* see refresh */
     /* scratch */
     uint64_t *mask;
@@ -695,8 +694,7 @@ static int num_step(mstate *x, uint8_t b, uint32_t *grow)
     bool d = is_digit(b);
     bool de = b == '.' || b == 'e' || b == 'E';
     switch (x->nphase) {
-    case N_SIGN:
-        return num_first(x, b);
+    case N_SIGN: return num_first(x, b);
     case N_ZERO:
         if (d)
             return 0;
@@ -733,8 +731,7 @@ static int num_step(mstate *x, uint8_t b, uint32_t *grow)
             return 0;
         x->nphase = N_EXP;
         return exp_digit(x, b);
-    default: /* N_EXP */
-        return d ? exp_digit(x, b) : -1;
+    default: /* N_EXP */ return d ? exp_digit(x, b) : -1;
     }
 }
 
@@ -973,20 +970,15 @@ static bool top_step(const constrain *c, cursor *u, uint8_t b)
 {
     frame *f = &u->top;
     switch (f->phase) {
-    case T_OPEN:
-        return top_expect(f, b, '{', T_KEY_NAME);
+    case T_OPEN: return top_expect(f, b, '{', T_KEY_NAME);
     case T_KEY_NAME:
         return top_expect(f, b, '"', T_COLON1) && lit_start(c, u, c->set_kname, LR_FIXED, b);
-    case T_COLON1:
-        return top_expect(f, b, ':', T_NAME);
-    case T_NAME:
-        return top_expect(f, b, '"', T_COMMA) && lit_start(c, u, c->set_names, LR_NAME, b);
-    case T_COMMA:
-        return top_expect(f, b, ',', T_KEY_ARGS);
+    case T_COLON1: return top_expect(f, b, ':', T_NAME);
+    case T_NAME: return top_expect(f, b, '"', T_COMMA) && lit_start(c, u, c->set_names, LR_NAME, b);
+    case T_COMMA: return top_expect(f, b, ',', T_KEY_ARGS);
     case T_KEY_ARGS:
         return top_expect(f, b, '"', T_COLON2) && lit_start(c, u, c->set_kargs, LR_FIXED, b);
-    case T_COLON2:
-        return top_expect(f, b, ':', T_ARGS);
+    case T_COLON2: return top_expect(f, b, ':', T_ARGS);
     case T_ARGS:
         return top_expect(f, b, '{', T_END) &&
                push_frame(u, c->tool_node[u->x.tool], FR_OBJ, O_FIRST);
@@ -1006,12 +998,9 @@ static bool struct_step(const constrain *c, cursor *u, uint8_t b)
         return ++u->x.ws <= CONSTRAIN_MAX_WS;
     u->x.ws = 0;
     switch (u->top.kind) {
-    case FR_TOP:
-        return top_step(c, u, b);
-    case FR_OBJ:
-        return obj_step(c, u, b);
-    default:
-        return arr_step(c, u, b);
+    case FR_TOP: return top_step(c, u, b);
+    case FR_OBJ: return obj_step(c, u, b);
+    default: return arr_step(c, u, b);
     }
 }
 
@@ -1019,16 +1008,10 @@ static bool body_step(const constrain *c, cursor *u, uint8_t b)
 {
     int r;
     switch (u->x.lex) {
-    case LX_STR:
-        return str_step(u, b);
-    case LX_NUM:
-        r = num_step(&u->x, b, &u->grow);
-        break;
-    case LX_LIT:
-        r = lit_step(c, u, b);
-        break;
-    default:
-        return struct_step(c, u, b);
+    case LX_STR: return str_step(u, b);
+    case LX_NUM: r = num_step(&u->x, b, &u->grow); break;
+    case LX_LIT: r = lit_step(c, u, b); break;
+    default: return struct_step(c, u, b);
     }
     if (r >= 0)
         return r == 1;
@@ -1086,9 +1069,7 @@ static bool step(const constrain *c, cursor *u, uint8_t b)
             x->calls++;
         }
         return true;
-    default: /* M_BODY */
-        x->body++;
-        return body_step(c, u, b);
+    default: /* M_BODY */ x->body++; return body_step(c, u, b);
     }
 }
 
@@ -1130,25 +1111,19 @@ static int struct_choose(const constrain *c, const cursor *u)
     const frame *f = &u->top;
     const snode *n = &c->nodes[f->node];
     switch (f->kind) {
-    case FR_TOP:
-        return top_bytes[f->phase];
+    case FR_TOP: return top_bytes[f->phase];
     case FR_OBJ: {
         bool missing = (n->required & ~f->seen) != 0;
         switch (f->phase) {
-        case O_FIRST:
-            return missing ? '"' : '}';
-        case O_KEY:
-            return '"';
-        case O_COLON:
-            return ':';
+        case O_FIRST: return missing ? '"' : '}';
+        case O_KEY: return '"';
+        case O_COLON: return ':';
         case O_VALUE:
             return c->nodes[f->prop != NO_PROP ? c->child[n->prop0 + f->prop] : NODE_ANY].first;
-        default:
-            return missing ? ',' : '}';
+        default: return missing ? ',' : '}';
         }
     }
-    default:
-        return f->phase == A_VALUE ? c->nodes[n->items].first : ']';
+    default: return f->phase == A_VALUE ? c->nodes[n->items].first : ']';
     }
 }
 
@@ -1157,14 +1132,10 @@ static int choose(const constrain *c, const cursor *u)
     const mstate *x = &u->x;
     switch (x->mode) {
     case M_FREE:
-    case M_THINK:
-        return -1;
-    case M_FORCE:
-        return OPEN_TAG[x->mk];
-    case M_CLOSE:
-        return CLOSE_SEQ[x->mk];
-    default:
-        break;
+    case M_THINK: return -1;
+    case M_FORCE: return OPEN_TAG[x->mk];
+    case M_CLOSE: return CLOSE_SEQ[x->mk];
+    default: break;
     }
     int ch;
     switch (x->lex) {
@@ -1183,8 +1154,7 @@ static int choose(const constrain *c, const cursor *u)
             return '\\';
         return x->nonempty && !x->any ? 'x' : '"';
     case LX_NUM:
-        if (x->nphase == N_SIGN || x->nphase == N_DOT || x->nphase == N_E ||
-            x->nphase == N_ESIGN)
+        if (x->nphase == N_SIGN || x->nphase == N_DOT || x->nphase == N_E || x->nphase == N_ESIGN)
             return '0';
         if (x->nphase == N_INT && !int_fits(x))
             return '.';
@@ -1194,8 +1164,7 @@ static int choose(const constrain *c, const cursor *u)
         if (ch >= 0)
             return ch;
         break;
-    default:
-        break;
+    default: break;
     }
     return struct_choose(c, u);
 }
@@ -1336,8 +1305,7 @@ static size_t completion_cost(constrain *c, const cursor *u, long *out_tokens)
 
 /* After a token of bytes p[0..len) (ws: all whitespace) led from the committed state to u: may
  * the call still close within the token budget and the body limit? */
-static bool budget_ok(constrain *c, const cursor *u, const unsigned char *p, uint32_t len,
-                      bool ws)
+static bool budget_ok(constrain *c, const cursor *u, const unsigned char *p, uint32_t len, bool ws)
 {
     if (!in_call(&u->x))
         return true;
@@ -1381,8 +1349,7 @@ static bool mark_continues(const mstate *x, uint8_t b)
 /* Inside a string with nothing pending: a plain token stays inside it. */
 static bool str_clean(const mstate *x)
 {
-    return x->mode == M_BODY && x->lex == LX_STR && !x->esc && !x->u8need && !x->hi_sur &&
-           !x->mk;
+    return x->mode == M_BODY && x->lex == LX_STR && !x->esc && !x->u8need && !x->hi_sur && !x->mk;
 }
 
 /* In a key of an object that allows other keys: most tokens leave the property names. */
@@ -1744,7 +1711,7 @@ static char *quoted(const char *s, size_t n)
 
 static uint8_t type_bit(const char *s)
 {
-    static const char *const names[] = {"string", "number",  "integer", "boolean",
+    static const char *const names[] = {"string", "number", "integer", "boolean",
                                         "null",   "object", "array"};
     for (size_t i = 0; i < LOCO_ARRAY_LEN(names); i++) {
         if (!strcmp(s, names[i]))
@@ -1762,7 +1729,7 @@ static uint8_t types_of(const json_t *s)
     } else if (json_is_array(t)) {
         size_t i;
         const json_t *e;
-        json_array_foreach(t, i, e) {
+        json_array_foreach (t, i, e) {
             if (json_is_string(e))
                 m |= type_bit(json_string_value(e));
         }
@@ -1867,7 +1834,7 @@ static loco_status compile_props(constrain *c, uint32_t idx, const json_t *s, in
     const char *key;
     const json_t *val;
     if (!rc && json_is_object(props)) {
-        json_object_foreach((json_t *)props, key, val) {
+        json_object_foreach ((json_t *)props, key, val) {
             size_t kl = strlen(key);
             if (!name_ok(key, kl))
                 continue;
@@ -1881,7 +1848,7 @@ static loco_status compile_props(constrain *c, uint32_t idx, const json_t *s, in
         }
     }
     size_t i;
-    json_array_foreach(req, i, val) {
+    json_array_foreach (req, i, val) {
         if (rc || !json_is_string(val))
             continue;
         const char *r = json_string_value(val);
@@ -1911,8 +1878,7 @@ static loco_status compile_props(constrain *c, uint32_t idx, const json_t *s, in
         rc = set_add(c, in, n, &set);
         uint32_t first = c->n_child;
         if (!rc)
-            rc = grow(&c->child, &c->cap_child, c->n_child + (uint32_t)n,
-                      sizeof(uint32_t));
+            rc = grow(&c->child, &c->cap_child, c->n_child + (uint32_t)n, sizeof(uint32_t));
         if (!rc) {
             c->n_child += (uint32_t)n;
             uint64_t required = 0;
@@ -2120,10 +2086,20 @@ static loco_status base_nodes(constrain *c)
         rc = node_new(c, &o);
     if (rc)
         return rc;
-    c->nodes[a] = (snode){.types = T_ALL, .extra = true, .lits = -1, .keys = -1,
-                          .items = NODE_ANY, .min_len = 1, .first = '0'};
-    c->nodes[o] = (snode){.types = T_OBJECT, .extra = true, .lits = -1, .keys = -1,
-                          .items = NODE_ANY, .min_len = 2, .first = '{'};
+    c->nodes[a] = (snode){.types = T_ALL,
+                          .extra = true,
+                          .lits = -1,
+                          .keys = -1,
+                          .items = NODE_ANY,
+                          .min_len = 1,
+                          .first = '0'};
+    c->nodes[o] = (snode){.types = T_OBJECT,
+                          .extra = true,
+                          .lits = -1,
+                          .keys = -1,
+                          .items = NODE_ANY,
+                          .min_len = 2,
+                          .first = '{'};
     node_grow(c, a);
     node_grow(c, o);
     static const char *const kname[] = {"\"name\""}, *const kargs[] = {"\"arguments\""},

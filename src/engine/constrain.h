@@ -36,7 +36,7 @@ typedef struct {
 
 typedef enum {
     CONSTRAIN_AUTO = 0, /* text and tool calls as the model likes */
-    CONSTRAIN_FORCE,    /* the answer starts with a tool call (tool_choice any / required / named) */
+    CONSTRAIN_FORCE, /* the answer starts with a tool call (tool_choice any / required / named) */
     CONSTRAIN_NO_CALLS, /* <tool_call> may not be opened (tool_choice none) */
 } constrain_mode;
 

@@ -114,7 +114,7 @@ static bool schema_ok(const json_t *s, const json_t *v)
         }
         const char *k;
         json_t *val;
-        json_object_foreach((json_t *)v, k, val) {
+        json_object_foreach ((json_t *)v, k, val) {
             const json_t *ps = json_object_get(props, k);
             if (!ps && json_is_false(json_object_get(s, "additionalProperties")))
                 return false;
@@ -260,14 +260,14 @@ static void refuses_at(constrain *c, const char *s, const char *at)
 }
 
 /* Refused at the first byte of the last occurrence of `mark` in s. */
-#define REFUSES(c, s, mark)                                                   \
-    do {                                                                      \
-        const char *s_ = (s);                                                 \
-        const char *m_ = NULL;                                                \
-        for (const char *p_ = s_; (p_ = strstr(p_, (mark))); p_++)            \
-            m_ = p_;                                                          \
-        assert_non_null(m_);                                                  \
-        refuses_at((c), s_, m_);                                              \
+#define REFUSES(c, s, mark)                                        \
+    do {                                                           \
+        const char *s_ = (s);                                      \
+        const char *m_ = NULL;                                     \
+        for (const char *p_ = s_; (p_ = strstr(p_, (mark))); p_++) \
+            m_ = p_;                                               \
+        assert_non_null(m_);                                       \
+        refuses_at((c), s_, m_);                                   \
     } while (0)
 
 static const char *const valid_calls[] = {
@@ -303,8 +303,7 @@ static void test_bytes_valid(void **state)
         accepts(c, valid_calls[i]);
         assert_false(constrain_in_call(c));
         assert_true(constrain_can_end(c));
-        check_calls(valid_calls[i], strlen(valid_calls[i]), all_names, N_TOOLS,
-                    constrain_calls(c));
+        check_calls(valid_calls[i], strlen(valid_calls[i]), all_names, N_TOOLS, constrain_calls(c));
     }
     constrain_free(c);
 }
@@ -316,8 +315,8 @@ static void test_bytes_refused(void **state)
     const char *h = "<tool_call>\n{\"name\": ";
     char s[512];
 #define CALL(args) (snprintf(s, sizeof(s), "%s%s", h, args), s)
-    REFUSES(c, CALL("\"Reed\""), "ed\"");                          /* not a tool */
-    REFUSES(c, CALL("\"Read\", \"arguments\": {}"), "}");         /* required missing */
+    REFUSES(c, CALL("\"Reed\""), "ed\"");                 /* not a tool */
+    REFUSES(c, CALL("\"Read\", \"arguments\": {}"), "}"); /* required missing */
     REFUSES(c, CALL("\"Read\", \"arguments\": {\"file_path\": 5"), "5");
     REFUSES(c, CALL("\"Read\", \"arguments\": {\"file_path\": \"a\", \"offset\": 1.5"), ".5");
     REFUSES(c, CALL("\"Read\", \"arguments\": {\"file_path\": \"a\", \"file_path\""), "\"");
@@ -333,12 +332,13 @@ static void test_bytes_refused(void **state)
     REFUSES(c, CALL("\"Bash\", \"arguments\": {\"command\": \"x\", \"timeout\": 1e999"), "9");
     REFUSES(c, CALL("\"Bash\", \"arguments\": {\"command\": \"x\", \"timeout\": true"), "true");
     REFUSES(c, CALL("\"Bash\", \"arguments\": {\"command\": \"x\", \"timeout\": 2,}"), "}");
-    REFUSES(c, CALL("\"Read\", \"arguments\": {\"file_path\": \"a\", \"offset\": "
-                    "9223372036854775808"), "8");
+    REFUSES(c,
+            CALL("\"Read\", \"arguments\": {\"file_path\": \"a\", \"offset\": "
+                 "9223372036854775808"),
+            "8");
     REFUSES(c, CALL("\"Grep\", \"arguments\": {\"pattern\": \"\""), "\"");
     REFUSES(c, CALL("\"Grep\", \"arguments\": {\"pattern\": \"a\", \"head_limit\": -"), "-");
-    REFUSES(c, CALL("\"Grep\", \"arguments\": {\"pattern\": \"a\", \"head_limit\": 123456"),
-            "6");
+    REFUSES(c, CALL("\"Grep\", \"arguments\": {\"pattern\": \"a\", \"head_limit\": 123456"), "6");
     REFUSES(c, CALL("\"Grep\", \"arguments\": {\"pattern\": \"a\", \"output_mode\": \"lines"),
             "lines");
     REFUSES(c, CALL("\"Todo\", \"arguments\": {\"todos\": [{\"content\": \"a\", \"x"), "x");
@@ -348,8 +348,8 @@ static void test_bytes_refused(void **state)
     REFUSES(c, CALL("\"Any\", \"arguments\": []"), "[");
     REFUSES(c, CALL("\"Any\", \"arguments\": {}} </tool_call>"), " </");
     REFUSES(c, CALL("\"Any\", \"arguments\": {}}\n</tool_call]"), "]");
-    REFUSES(c, "<tool_call>\n{\"arguments\"", "arguments");        /* name comes first */
-    REFUSES(c, "Calling <function=Read>", "=");                    /* the XML dialect */
+    REFUSES(c, "<tool_call>\n{\"arguments\"", "arguments"); /* name comes first */
+    REFUSES(c, "Calling <function=Read>", "=");             /* the XML dialect */
     /* whitespace runs and nesting are bounded */
     char deep[256];
     snprintf(deep, sizeof(deep), "%s\"Any\", \"arguments\": {\"a\": %s", h,
@@ -466,8 +466,8 @@ static void byte_logits(float *l, int n)
 /* Generates with the sampler under the constraint until end of turn or max tokens; the text is
  * what the engine would show (control tokens dropped, UTF-8 through tok_stream). Returns
  * whether the answer ended on its own. */
-static bool generate(const tok *t, constrain *c, sampler *s, long max, float *logits,
-                     int n_vocab, void (*fill)(float *, int), int32_t eos, buf *text)
+static bool generate(const tok *t, constrain *c, sampler *s, long max, float *logits, int n_vocab,
+                     void (*fill)(float *, int), int32_t eos, buf *text)
 {
     constrain_reset(c, max);
     sampler_set_constraint(s, c);
@@ -657,7 +657,7 @@ static void test_budget(void **state)
 static tok *qtok;
 static constrain_vocab *qvocab;
 static int32_t q_open, q_close, q_eos, q_quote, q_brace;
-static float *noise; /* (2 * QWEN_VOCAB) normal draws, made once */
+static float *noise;      /* (2 * QWEN_VOCAB) normal draws, made once */
 #define QWEN_VOCAB 151936 /* the model's, past the tokenizer's 151669 */
 
 static int setup(void **state)
@@ -722,7 +722,6 @@ static constrain *mkq(constrain_mode mode, const constrain_tool *t, size_t n, lo
 
 static int32_t q_open, q_close, q_eos, q_quote, q_brace;
 
-
 /* Model-like noise: a window of a fixed normal table, most mass on a few hundred tokens, some
  * on JSON punctuation. */
 static void qwen_logits(float *l, int n)
@@ -758,7 +757,7 @@ static void test_qwen_ids(void **state)
     assert_true(constrain_allows(c, q_eos));
     assert_false(constrain_allows(c, 151700)); /* past the tokenizer */
     assert_int_equal(constrain_accept(c, q_open), LOCO_OK);
-    assert_false(constrain_allows(c, q_eos)); /* no end of turn inside a call */
+    assert_false(constrain_allows(c, q_eos));  /* no end of turn inside a call */
     assert_false(constrain_allows(c, 151644)); /* <|im_start|> neither */
     assert_false(constrain_allows(c, tok_find(qtok, "Hello", 5)));
     size_t n;
@@ -807,8 +806,8 @@ static void test_qwen_mask_matches_allows(void **state)
                 bool a = constrain_allows(c, id);
                 bool b = copy[id >> 6] >> (id & 63) & 1;
                 if (a != b)
-                    fail_msg("prefix %zu budget %d token %d: allows %d, mask %d", i, budget, id,
-                             a, b);
+                    fail_msg("prefix %zu budget %d token %d: allows %d, mask %d", i, budget, id, a,
+                             b);
                 m += a;
             }
             assert_int_equal(m, n);
@@ -905,7 +904,7 @@ static void test_request_tools(void **state)
     assert_int_equal(n, 3 + 4); /* + Task (Agent's schema), Grep, Glob, LS (onto Bash) */
     assert_true(has_tool(t, n, "Task", "prompt") && has_tool(t, n, "Grep", "pattern") &&
                 has_tool(t, n, "Glob", NULL) && has_tool(t, n, "LS", NULL));
-    assert_false(has_tool(t, n, "Read", NULL)); /* "read" is offered (names match ignoring case) */
+    assert_false(has_tool(t, n, "Read", NULL));  /* "read" is offered (names match ignoring case) */
     assert_false(has_tool(t, n, "Write", NULL)); /* never mapped onto Bash */
     free(t);
     /* tool_choice */
