@@ -1,9 +1,10 @@
 /* qwen3.c: Qwen3 forward pass (engine layer). Its arithmetic reproduces llama.cpp's CPU graph
  * bit for bit, so greedy output matches it token for token: each matmul uses the kernel
- * llama.cpp picks on this CPU (AMX buffer kernels, tinyBLAS for batches, vec_dot for one row,
- * with activations encoded as those kernels expect), attention runs over llama.cpp's padded
- * KV window with an F16 cache (queries and weights rounded to F16), and softmax, SwiGLU,
- * RMSNorm and RoPE follow ggml's code (see vecmath.h and docs/internals/qwen3.md). */
+ * llama.cpp picks on this CPU (AMX buffer kernels, repacked Q4_0/Q4_K kernels, tinyBLAS for
+ * batches, vec_dot for one row, with activations encoded as those kernels expect), attention
+ * runs over llama.cpp's padded KV window with an F16 cache (queries and weights rounded to F16),
+ * and softmax, SwiGLU, RMSNorm and RoPE follow ggml's code (see vecmath.h and
+ * docs/internals/qwen3.md). */
 #include "base/common.h"
 
 #include <math.h>
@@ -379,6 +380,7 @@ typedef struct {
     size_t out_stride;
     int64_t rows_per_task;
     bool amx; /* the weight is in llama.cpp's AMX buffer (see on_amx) */
+    bool repack; /* else in its CPU_REPACK buffer (vm_uses_repack) */
 } matmul_job;
 
 /* Whether llama.cpp on this CPU keeps matmul weight w in ggml's AMX buffer, whose kernels
@@ -456,6 +458,9 @@ static void matmul_task(void *ctx, int32_t task, int32_t thread)
     else if (j->amx)
         vm_amx_matmul(w->type, w->data, w->ne0, j->act, j->n_tokens, j->act_stride, j->out,
                       j->out_stride, rb, re);
+    else if (j->repack)
+        vm_repack_matmul(w->type, w->data, w->ne0, j->act, j->n_tokens, j->act_stride, j->out,
+                         j->out_stride, rb, re);
     else
         quant_matmul(w->type, w->data, w->ne1, w->ne0, j->act, j->n_tokens, j->act_stride, j->out,
                      j->out_stride, rb, re);
@@ -482,7 +487,8 @@ static void matmul(qwen3_ctx *c, const qwen3_weight *w, uint32_t n_tokens, float
                    size_t out_stride)
 {
     matmul_job j = {c->prof, w, c->act, c->act_stride, n_tokens, out, out_stride, 0,
-                    on_amx(c, w)};
+                    on_amx(c, w), false};
+    j.repack = !j.amx && vm_uses_repack(c->prof, w->type, w->ne1);
     int64_t tasks = (int64_t)c->n_threads * 4;
     if (tasks > w->ne1)
         tasks = w->ne1;
