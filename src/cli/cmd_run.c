@@ -1,6 +1,7 @@
 /* cmd_run.c: `loco run`: one completion from a GGUF model with the in-process engine, streamed
  * to stdout. Also the test hook the engine's comparisons against llama.cpp use (--json,
- * --prompt-ids, --ignore-eos, --logits-out). */
+ * --prompt-ids, --ignore-eos, --logits-out, and --force-ids for teacher forcing: feed a given
+ * token sequence and record the logits of every step). */
 #include "base/common.h"
 
 #include <jansson.h>
@@ -18,6 +19,7 @@
 #include "engine/sampler.h"
 #include "engine/threadpool.h"
 #include "engine/tokenizer.h"
+#include "engine/vecmath.h"
 
 #define RUN_MAX_MESSAGES 4096
 
@@ -42,17 +44,23 @@ static void run_usage(FILE *out)
             "  --ctx N              context size in tokens (51200)\n"
             "  --batch N            prompt tokens per forward batch (512)\n"
             "  --ignore-eos         keep generating past the end-of-turn token\n"
-            "  --json               print {prompt_ids, ids, text, timings} instead of text\n"
-            "  --logits-out FILE    write the first step's logits (float32 LE)\n"
+            "  --json               print {prompt_ids, ids, text, profile, timings} instead of text\n"
+            "  --logits-out FILE    write every step's logits (steps x vocab float32 LE; step 0\n"
+            "                       follows the prompt)\n"
+            "  --force-ids LIST     teacher forcing: feed these comma-separated ids back instead of\n"
+            "                       the sampled ones (one step per id; ids still reports the\n"
+            "                       sampled ones)\n"
+            "  --parity             compute with the arithmetic that mirrors llama.cpp's CPU build\n"
+            "                       bit for bit (today the only path, so the default)\n"
             "  --no-nfc             tokenize without NFC normalisation (as llama.cpp does)\n");
 }
 
 typedef struct {
-    const char *model, *prompt, *messages, *system, *prompt_ids, *logits_out;
+    const char *model, *prompt, *messages, *system, *prompt_ids, *logits_out, *force_ids;
     long max_tokens, top_k, threads, ctx, batch;
     double temp, top_p, min_p, repeat_penalty;
     long seed;
-    bool raw, ignore_eos, json, nfc;
+    bool raw, ignore_eos, json, nfc, parity;
 } run_opts;
 
 static int parse_run(int argc, char **argv, run_opts *o)
@@ -89,12 +97,17 @@ static int parse_run(int argc, char **argv, run_opts *o)
             o->nfc = false;
             continue;
         }
+        if (!strcmp(a, "--parity")) { /* the parity path is today's only path */
+            o->parity = true;
+            continue;
+        }
         if (cli_flag_value(argc, argv, &i, "--model", &o->model, &bad) ||
             cli_flag_value(argc, argv, &i, "--prompt", &o->prompt, &bad) ||
             cli_flag_value(argc, argv, &i, "--messages", &o->messages, &bad) ||
             cli_flag_value(argc, argv, &i, "--system", &o->system, &bad) ||
             cli_flag_value(argc, argv, &i, "--prompt-ids", &o->prompt_ids, &bad) ||
-            cli_flag_value(argc, argv, &i, "--logits-out", &o->logits_out, &bad)) {
+            cli_flag_value(argc, argv, &i, "--logits-out", &o->logits_out, &bad) ||
+            cli_flag_value(argc, argv, &i, "--force-ids", &o->force_ids, &bad)) {
             if (bad)
                 return 2;
             continue;
@@ -361,9 +374,11 @@ int cmd_run(int argc, char **argv)
     float *logits = NULL;
     run_conv conv;
     memset(&conv, 0, sizeof(conv));
-    tok_ids prompt, gen;
+    tok_ids prompt, gen, force;
     tok_ids_init(&prompt, 1u << 24);
     tok_ids_init(&gen, 1u << 24);
+    tok_ids_init(&force, 1u << 24);
+    FILE *logits_file = NULL;
     buf out;
     buf_init(&out, BUF_UNLIMITED);
 
@@ -406,6 +421,14 @@ int cmd_run(int argc, char **argv)
                                  &prompt, &err))
             goto fail;
     }
+    if (o.force_ids) {
+        if (!parse_ids(o.force_ids, &force)) {
+            fprintf(stderr, "loco run: --force-ids wants comma-separated token ids\n");
+            code = 2;
+            goto out;
+        }
+        o.max_tokens = (long)force.len;
+    }
     if (qwen3_ctx_new(m, (uint32_t)o.ctx, (uint32_t)o.batch, pool, &ctx, &err))
         goto fail;
     if (prompt.len + (size_t)o.max_tokens > (size_t)o.ctx) {
@@ -435,19 +458,26 @@ int cmd_run(int argc, char **argv)
     if (qwen3_eval(ctx, prompt.ids, (uint32_t)prompt.len, logits, &err))
         goto fail;
     double t1 = clock_now_ms();
-    if (o.logits_out &&
-        file_write_atomic(o.logits_out, logits, (size_t)m->hp.n_vocab * sizeof(float), 0644,
-                          &err))
+    if (o.logits_out && !(logits_file = fopen(o.logits_out, "wb"))) {
+        loco_err_set(&err, LOCO_ERR_IO, "cannot open '%s': %s", o.logits_out, strerror(errno));
         goto fail;
+    }
     int32_t eos = tok_find(t, "<|im_end|>", 10), eot = tok_find(t, "<|endoftext|>", 13);
     tok_stream ts;
     tok_stream_init(&ts);
     for (long i = 0; i < o.max_tokens; i++) {
         int32_t id;
+        if (logits_file && fwrite(logits, sizeof(float), m->hp.n_vocab, logits_file) !=
+                               m->hp.n_vocab) {
+            loco_err_set(&err, LOCO_ERR_IO, "cannot write '%s'", o.logits_out);
+            goto fail;
+        }
         if (sampler_sample(smp, logits, &id, &err))
             goto fail;
-        sampler_accept(smp, id);
-        if (!o.ignore_eos && (id == eos || id == eot))
+        /* teacher forcing: the given token goes on, the sampled one is reported */
+        int32_t next = o.force_ids ? force.ids[i] : id;
+        sampler_accept(smp, next);
+        if (!o.ignore_eos && !o.force_ids && (id == eos || id == eot))
             break;
         if (tok_ids_push(&gen, id)) {
             loco_err_set(&err, LOCO_ERR_NOMEM, "out of memory");
@@ -460,8 +490,16 @@ int cmd_run(int argc, char **argv)
             fwrite(out.data ? out.data : "", 1, out.len, stdout);
             fflush(stdout);
         }
-        if (i + 1 < o.max_tokens && qwen3_eval(ctx, &id, 1, logits, &err))
+        if (i + 1 < o.max_tokens && qwen3_eval(ctx, &next, 1, logits, &err))
             goto fail;
+    }
+    if (logits_file) {
+        int bad = fclose(logits_file);
+        logits_file = NULL;
+        if (bad) {
+            loco_err_set(&err, LOCO_ERR_IO, "cannot write '%s'", o.logits_out);
+            goto fail;
+        }
     }
     double t2 = clock_now_ms();
     double pp_s = (t1 - t0) / 1000.0, tg_s = (t2 - t1) / 1000.0;
@@ -475,8 +513,9 @@ int cmd_run(int argc, char **argv)
         buf js;
         buf_init(&js, BUF_UNLIMITED);
         buf_append_json_str(&js, buf_str(&out), out.len);
-        printf(",\"text\":%s,\"prompt_seconds\":%.6f,\"gen_seconds\":%.6f}\n", buf_str(&js),
-               pp_s, tg_s);
+        printf(",\"text\":%s,\"profile\":\"%s\",\"parity\":true,\"prompt_seconds\":%.6f,"
+               "\"gen_seconds\":%.6f}\n",
+               buf_str(&js), vm_profile_get()->name, pp_s, tg_s);
         buf_release(&js);
     } else {
         buf_reset(&out);
@@ -496,6 +535,9 @@ out:
     buf_release(&out);
     tok_ids_release(&prompt);
     tok_ids_release(&gen);
+    tok_ids_release(&force);
+    if (logits_file)
+        fclose(logits_file);
     conv_release(&conv);
     free(logits);
     sampler_free(smp);
