@@ -7,6 +7,7 @@
 #include <pthread.h>
 
 #include "backend/backend.h"
+#include "backend/constrain_req.h"
 #include "base/str.h"
 #include "chat/qwen.h"
 #include "engine/gguf.h"
@@ -45,6 +46,7 @@ typedef struct {
     int32_t eot;        /* <|endoftext|>, -1 when absent */
     uint64_t seed;
     uint64_t calls;
+    constrain_vocab *cvocab; /* tool-call constraint tables (opts.constrain), else NULL */
 } backend_engine;
 
 /* ---- neutral conversation -> template messages ---- */
@@ -411,6 +413,12 @@ static loco_status generate(engine_call *c, const chat_request *req, long *out_n
     sampler *smp = make_sampler(b, req, err);
     if (!smp)
         return err && err->code ? err->code : LOCO_ERR_NOMEM;
+    constrain *con = NULL; /* valid tool calls by construction (docs/internals/constrain.md) */
+    if (b->cvocab && constrain_req_new(b->t, b->cvocab, req, max, &con, err)) {
+        sampler_free(smp);
+        return err && err->code ? err->code : LOCO_ERR_NOMEM;
+    }
+    sampler_set_constraint(smp, con);
     tok_stream ts;
     tok_stream_init(&ts);
     buf piece;
@@ -424,6 +432,9 @@ static loco_status generate(engine_call *c, const chat_request *req, long *out_n
             break;
         }
         int32_t id;
+        long ctx_left = (long)b->n_ctx - (long)qwen3_ctx_past(b->ctx) + 1;
+        if (con)
+            constrain_set_budget(con, max - i < ctx_left ? max - i : ctx_left);
         rc = sampler_sample(smp, b->logits, &id, err);
         if (rc)
             break;
@@ -448,6 +459,7 @@ static loco_status generate(engine_call *c, const chat_request *req, long *out_n
     }
     buf_release(&piece);
     sampler_free(smp);
+    constrain_free(con);
     return rc;
 }
 
@@ -558,6 +570,7 @@ static void engine_free(backend *base)
     backend_engine *b = (backend_engine *)base;
     qwen3_ctx_free(b->ctx);
     tpool_free(b->pool);
+    constrain_vocab_free(b->cvocab);
     tok_free(b->t);
     qwen3_free(b->m);
     gguf_close(b->g);
@@ -614,6 +627,11 @@ static loco_status engine_load(backend_engine *b, const backend_engine_opts *o, 
     int64_t ti = gguf_find_key(b->g, "tokenizer.chat_template");
     const char *tt = ti >= 0 ? gguf_get_str(b->g, ti, &tl) : NULL;
     b->dialect = tt ? tmpl_detect_dialect(tt) : TMPL_QWEN3_INSTRUCT_2507;
+    if (o->constrain) {
+        rc = constrain_vocab_new(b->t, (int32_t)b->m->hp.n_vocab, &b->cvocab, err);
+        if (rc)
+            return rc;
+    }
     b->eos = tok_find(b->t, "<|im_end|>", 10);
     b->eot = tok_find(b->t, "<|endoftext|>", 13);
     b->logits = malloc((size_t)b->m->hp.n_vocab * sizeof(float));
@@ -652,4 +670,86 @@ loco_status backend_engine_new(const backend_engine_opts *o, backend **out, loco
     }
     *out = &b->base;
     return LOCO_OK;
+}
+
+/* ---- serving API (docs/internals/backends.md) ---- */
+
+static backend_engine *as_engine(backend *b)
+{
+    return b && b->ops == &engine_ops ? (backend_engine *)b : NULL;
+}
+
+loco_status backend_engine_stats(backend *base, struct backend_engine_stats *out)
+{
+    backend_engine *b = as_engine(base);
+    if (!b)
+        return LOCO_ERR_INVALID;
+    memset(out, 0, sizeof(*out));
+    out->parallel = 1;
+    return LOCO_OK;
+}
+
+loco_status backend_engine_tokenize(backend *base, const char *text, size_t n, bool special,
+                                    int32_t **out_ids, size_t *out_n, loco_err *err)
+{
+    backend_engine *b = as_engine(base);
+    *out_ids = NULL;
+    *out_n = 0;
+    if (!b)
+        return loco_err_set(err, LOCO_ERR_INVALID, "not an engine backend");
+    tok_ids ids;
+    tok_ids_init(&ids, ENGINE_MAX_PROMPT_TOKENS);
+    loco_status rc = tok_encode(b->t, text, n, special ? TOK_PARSE_SPECIAL : 0, &ids, err);
+    if (rc) {
+        tok_ids_release(&ids);
+        return rc;
+    }
+    *out_ids = ids.ids; /* ownership moves to the caller */
+    *out_n = ids.len;
+    return LOCO_OK;
+}
+
+loco_status backend_engine_detokenize(backend *base, const int32_t *ids, size_t n, char **out,
+                                      loco_err *err)
+{
+    backend_engine *b = as_engine(base);
+    *out = NULL;
+    if (!b)
+        return loco_err_set(err, LOCO_ERR_INVALID, "not an engine backend");
+    buf raw, text;
+    buf_init(&raw, BUF_UNLIMITED);
+    buf_init(&text, BUF_UNLIMITED);
+    loco_status rc = tok_decode(b->t, ids, n, &raw, err);
+    tok_stream ts;
+    tok_stream_init(&ts);
+    if (!rc)
+        rc = tok_stream_push_bytes(&ts, raw.data ? raw.data : "", raw.len, &text);
+    if (!rc)
+        rc = tok_stream_flush(&ts, &text);
+    if (!rc) {
+        *out = buf_take(&text, NULL);
+        if (!*out)
+            rc = LOCO_ERR_NOMEM;
+    }
+    if (rc && (!err || !err->code))
+        loco_err_set(err, rc, "cannot decode the ids: %s", loco_status_str(rc));
+    buf_release(&raw);
+    buf_release(&text);
+    return rc;
+}
+
+loco_status backend_engine_complete_text(backend *base, const char *prompt,
+                                         const chat_request *params, const backend_call *call,
+                                         chat_event_fn cb, void *ctx, backend_result *out,
+                                         loco_err *err)
+{
+    LOCO_UNUSED(prompt);
+    LOCO_UNUSED(params);
+    LOCO_UNUSED(call);
+    LOCO_UNUSED(cb);
+    LOCO_UNUSED(ctx);
+    LOCO_UNUSED(out);
+    if (!as_engine(base))
+        return loco_err_set(err, LOCO_ERR_INVALID, "not an engine backend");
+    return loco_err_set(err, LOCO_ERR_UNSUPPORTED, "raw completions are not implemented yet");
 }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "base/file.h"
+#include "base/models.h"
 #include "base/str.h"
 #include "cli/cli.h"
 #include "cli/options.h"
@@ -32,17 +33,19 @@ static void usage(FILE *out)
         "                           detected per line\n"
         "  --predictions FILE       one {\"id\", \"output\"} per line; output is the raw\n"
         "                           assistant text or a message (any of the forms above)\n"
-        "  --backend SPEC           produce the predictions: engine (with --model F.gguf),\n"
+        "  --backend SPEC           produce the predictions: engine (the built-in engine),\n"
         "                           openai:URL (an OpenAI-compatible server; the conversation\n"
         "                           is sent as <tool_call>/<tool_response> text with the\n"
         "                           sample's own system prompt, the answer kept raw) or\n"
         "                           anthropic:URL (the conversation as it is)\n"
-        "  --model NAME|F.gguf      model name sent to a server; the GGUF file for engine\n"
+        "  --model NAME|F.gguf      model name sent to a server; for engine a GGUF file or a\n"
+        "                           pulled model (REPO:QUANT, file name; default: the store's)\n"
         "  --api-key KEY            sent to the server (default: $LOCO_EVAL_API_KEY)\n"
         "  --jobs N                 samples in flight at once (1)\n"
         "  --max-tokens N           answer length limit (1024)\n"
         "  --temperature T          sampling temperature (0)\n"
         "  --threads N              engine threads (all cores)\n"
+        "  --no-constrain           engine: tool calls not constrained to valid JSON\n"
         "  --save-predictions FILE  write the predictions a backend produced, as JSONL\n"
         "\n"
         "Output:\n"
@@ -90,6 +93,7 @@ typedef struct {
     long jobs, max_tokens, threads;
     double temperature;
     bool quiet;
+    bool no_constrain;
 } eval_flags;
 
 static bool parse_num(const char *flag, const char *v, long min, long max, long *out)
@@ -131,6 +135,10 @@ static int parse_flag(eval_flags *f, int argc, char **argv, int *i)
     }
     if (!strcmp(argv[*i], "--quiet")) {
         f->quiet = true;
+        return 1;
+    }
+    if (!strcmp(argv[*i], "--no-constrain")) {
+        f->no_constrain = true;
         return 1;
     }
     return 0;
@@ -207,15 +215,21 @@ static loco_status open_backend(const eval_flags *f, http_client **client, backe
 {
     *render_qwen = true;
     if (!strcmp(f->backend, "engine")) {
-        if (!f->model)
-            return loco_err_set(err, LOCO_ERR_INVALID, "--backend engine needs --model F.gguf");
+        char *path = NULL;
+        loco_status rc = f->model ? models_resolve(f->model, &path, err)
+                                  : models_find_default(&path, err);
+        if (rc)
+            return rc;
         backend_engine_opts eo;
         memset(&eo, 0, sizeof(eo));
-        eo.model_path = f->model;
+        eo.model_path = path;
         eo.threads = (int)f->threads;
         eo.nfc = true;
         eo.seed = 42;
-        return backend_engine_new(&eo, out, err);
+        eo.constrain = !f->no_constrain;
+        rc = backend_engine_new(&eo, out, err);
+        free(path);
+        return rc;
     }
     bool openai = str_starts_with(f->backend, "openai:");
     bool anth = str_starts_with(f->backend, "anthropic:");
@@ -250,6 +264,7 @@ static loco_status run_backend(const eval_flags *f, eval_set *set, loco_err *err
     if (rc)
         goto out;
     ro.jobs = (int)f->jobs;
+    ro.keep_tools = !strcmp(f->backend, "engine"); /* constrained to the sample's tools */
     ro.model = strcmp(f->backend, "engine") ? f->model : NULL;
     ro.max_tokens = f->max_tokens;
     ro.has_temperature = true;

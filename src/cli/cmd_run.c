@@ -10,7 +10,9 @@
 #include "base/file.h"
 #include "base/json.h"
 #include "base/log.h"
+#include "base/models.h"
 #include "base/str.h"
+#include "backend/constrain_req.h"
 #include "cli/cli.h"
 #include "cli/options.h"
 #include "engine/gguf.h"
@@ -26,13 +28,15 @@
 static void run_usage(FILE *out)
 {
     fprintf(out,
-            "usage: loco run --model F.gguf (--prompt TEXT | --messages FILE.json) [options]\n"
+            "usage: loco run [--model M] (--prompt TEXT | --messages FILE.json) [options]\n"
             "\n"
             "Streams a completion to stdout. The prompt goes through the model's chat template\n"
             "(Qwen3 ChatML) unless --raw; --messages takes the OpenAI/HF form\n"
             "[{\"role\": ..., \"content\": ...}] (or {\"messages\": [...], \"tools\": [...]}).\n"
             "\n"
             "options:\n"
+            "  --model M            a GGUF file, or a pulled model by REPO:QUANT or file name\n"
+            "                       (default: the model store's, see `loco model list`)\n"
             "  --system TEXT        system message (with --prompt)\n"
             "  --raw                use --prompt as is, no template (special tokens parsed)\n"
             "  --prompt-ids LIST    comma-separated prompt token ids instead of text\n"
@@ -52,7 +56,10 @@ static void run_usage(FILE *out)
             "                       sampled ones)\n"
             "  --parity             compute with the arithmetic that mirrors llama.cpp's CPU build\n"
             "                       bit for bit (today the only path, so the default)\n"
-            "  --no-nfc             tokenize without NFC normalisation (as llama.cpp does)\n");
+            "  --no-nfc             tokenize without NFC normalisation (as llama.cpp does)\n"
+            "  --no-constrain       do not constrain <tool_call>s to valid JSON for the tools\n"
+            "                       (those of --messages, else the trained ones; never with\n"
+            "                       --raw or --prompt-ids)\n");
 }
 
 typedef struct {
@@ -60,7 +67,7 @@ typedef struct {
     long max_tokens, top_k, threads, ctx, batch;
     double temp, top_p, min_p, repeat_penalty;
     long seed;
-    bool raw, ignore_eos, json, nfc, parity;
+    bool raw, ignore_eos, json, nfc, parity, no_constrain;
 } run_opts;
 
 static int parse_run(int argc, char **argv, run_opts *o)
@@ -99,6 +106,10 @@ static int parse_run(int argc, char **argv, run_opts *o)
         }
         if (!strcmp(a, "--parity")) { /* the parity path is today's only path */
             o->parity = true;
+            continue;
+        }
+        if (!strcmp(a, "--no-constrain")) {
+            o->no_constrain = true;
             continue;
         }
         if (cli_flag_value(argc, argv, &i, "--model", &o->model, &bad) ||
@@ -157,9 +168,9 @@ static int parse_run(int argc, char **argv, run_opts *o)
         }
     }
     int sources = !!o->prompt + !!o->messages + !!o->prompt_ids;
-    if (!o->model || sources != 1) {
-        fprintf(stderr, "loco run: give --model and exactly one of --prompt, --messages, "
-                        "--prompt-ids (see --help)\n");
+    if (sources != 1) {
+        fprintf(stderr, "loco run: give exactly one of --prompt, --messages, --prompt-ids "
+                        "(see --help)\n");
         return 2;
     }
     return -1;
@@ -347,6 +358,40 @@ static bool parse_ids(const char *s, tok_ids *out)
     return out->len > 0;
 }
 
+/* The tool-call constraint of the answer (docs/internals/constrain.md): the tools of the
+ * --messages file (OpenAI or Anthropic form), else LocoOperator-4B's trained tools. */
+static loco_status run_constraint(const tok *t, int32_t n_vocab, const run_conv *conv, long max,
+                                  constrain **out, loco_err *err)
+{
+    chat_request *req = chat_request_new();
+    json_t *tools = json_is_object(conv->root) ? json_object_get(conv->root, "tools") : NULL;
+    size_t i;
+    json_t *tool;
+    loco_status rc = req ? LOCO_OK : LOCO_ERR_NOMEM;
+    json_array_foreach(tools, i, tool) {
+        json_t *fn = json_object_get(tool, "function") ? json_object_get(tool, "function") : tool;
+        json_t *schema = json_object_get(fn, "parameters") ? json_object_get(fn, "parameters")
+                                                            : json_object_get(tool, "input_schema");
+        const char *name = json_get_str(fn, "name");
+        char *sj = schema ? json_to_string(schema) : NULL;
+        if (!rc && name && !chat_request_add_tool(req, name, NULL, sj))
+            rc = LOCO_ERR_NOMEM;
+        free(sj);
+    }
+    constrain_tool *ct = NULL;
+    size_t n = 0;
+    constrain_opts co;
+    memset(&co, 0, sizeof(co));
+    if (!rc)
+        rc = constrain_req_tools(req, &ct, &n, &co.mode);
+    co.max_tokens = max;
+    co.n_vocab = n_vocab;
+    rc = rc ? loco_err_set(err, rc, "out of memory") : constrain_new(t, ct, n, &co, out, err);
+    free(ct);
+    chat_request_free(req);
+    return rc;
+}
+
 static void print_ids_json(FILE *f, const char *key, const int32_t *ids, size_t n)
 {
     fprintf(f, "\"%s\":[", key);
@@ -371,6 +416,7 @@ int cmd_run(int argc, char **argv)
     tok *t = NULL;
     tpool *pool = NULL;
     sampler *smp = NULL;
+    constrain *con = NULL;
     float *logits = NULL;
     run_conv conv;
     memset(&conv, 0, sizeof(conv));
@@ -381,8 +427,11 @@ int cmd_run(int argc, char **argv)
     FILE *logits_file = NULL;
     buf out;
     buf_init(&out, BUF_UNLIMITED);
+    char *model_path = NULL;
 
-    if (gguf_open(o.model, &g, &err) || gguf_check_supported(g, &err) ||
+    if ((o.model ? models_resolve(o.model, &model_path, &err)
+                 : models_find_default(&model_path, &err)) ||
+        gguf_open(model_path, &g, &err) || gguf_check_supported(g, &err) ||
         qwen3_load(g, &m, &err) || tok_from_gguf(g, o.nfc, &t, &err))
         goto fail;
     pool = tpool_new(o.threads ? (int32_t)o.threads : tpool_default_threads(), &err);
@@ -429,7 +478,13 @@ int cmd_run(int argc, char **argv)
         }
         o.max_tokens = (long)force.len;
     }
-    if (qwen3_ctx_new(m, (uint32_t)o.ctx, (uint32_t)o.batch, pool, &ctx, &err))
+    qwen3_ctx_opts co;
+    memset(&co, 0, sizeof(co));
+    co.n_ctx = (uint32_t)o.ctx;
+    co.n_batch = (uint32_t)o.batch;
+    co.pool = pool;
+    co.parity = o.parity;
+    if (qwen3_ctx_new_opts(m, &co, &ctx, &err))
         goto fail;
     if (prompt.len + (size_t)o.max_tokens > (size_t)o.ctx) {
         fprintf(stderr,
@@ -453,6 +508,11 @@ int cmd_run(int argc, char **argv)
         if (!err.msg[0])
             loco_err_set(&err, LOCO_ERR_NOMEM, "out of memory");
         goto fail;
+    }
+    if (!o.raw && !o.prompt_ids && !o.no_constrain) {
+        if (run_constraint(t, (int32_t)m->hp.n_vocab, &conv, o.max_tokens, &con, &err))
+            goto fail;
+        sampler_set_constraint(smp, con);
     }
     double t0 = clock_now_ms();
     if (qwen3_eval(ctx, prompt.ids, (uint32_t)prompt.len, logits, &err))
@@ -532,6 +592,7 @@ int cmd_run(int argc, char **argv)
 fail:
     fprintf(stderr, "loco run: %s\n", err.msg[0] ? err.msg : "failed");
 out:
+    free(model_path);
     buf_release(&out);
     tok_ids_release(&prompt);
     tok_ids_release(&gen);
@@ -541,6 +602,7 @@ out:
     conv_release(&conv);
     free(logits);
     sampler_free(smp);
+    constrain_free(con);
     qwen3_ctx_free(ctx);
     tpool_free(pool);
     tok_free(t);

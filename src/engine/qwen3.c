@@ -290,6 +290,14 @@ loco_status qwen3_ctx_new(const qwen3_model *m, uint32_t n_ctx, uint32_t n_batch
     return LOCO_OK;
 }
 
+loco_status qwen3_ctx_new_opts(const qwen3_model *m, const qwen3_ctx_opts *o, qwen3_ctx **out,
+                               loco_err *err)
+{
+    if (o->kv_type != QWEN3_KV_F16)
+        return loco_err_set(err, LOCO_ERR_UNSUPPORTED, "only an F16 KV cache is implemented yet");
+    return qwen3_ctx_new(m, o->n_ctx, o->n_batch ? o->n_batch : 256, o->pool, out, err);
+}
+
 void qwen3_ctx_free(qwen3_ctx *c)
 {
     if (!c)

@@ -6,6 +6,7 @@
 #include <pthread.h>
 
 #include "base/json.h"
+#include "base/utf8.h"
 #include "chat/qwen.h"
 #include "eval/eval_int.h"
 
@@ -58,7 +59,7 @@ static json_t *answer_text(const chat_answer *a)
         if (any)
             rc = buf_appendc(&t, '\n');
         if (!rc)
-            rc = eval_utf8_fix(a->blocks[i].text, a->blocks[i].len, &t);
+            rc = utf8_append_lossy(&t, a->blocks[i].text, a->blocks[i].len);
         any = true;
     }
     json_t *v = rc ? NULL : json_stringn(buf_str(&t), t.len);
@@ -116,7 +117,19 @@ static chat_request *request_for(const runner *r, const eval_sample *smp, loco_e
         return req;
     chat_request *rendered = NULL;
     loco_status rc = chat_qwen_render(req, NULL, &rendered, err);
+    for (size_t t = 0; !rc && r->o->keep_tools && t < req->n_tools; t++) {
+        const chat_tool *ct = &req->tools[t];
+        if (!chat_request_add_tool(rendered, ct->name, ct->description, ct->schema_json))
+            rc = loco_err_set(err, LOCO_ERR_NOMEM, "out of memory");
+    }
+    if (!rc && r->o->keep_tools) {
+        rendered->tool_choice = req->tool_choice;
+        if (req->tool_choice_name)
+            rendered->tool_choice_name = chat_strdup(rendered, req->tool_choice_name);
+    }
     chat_request_free(req);
+    if (rc)
+        chat_request_free(rendered);
     return rc ? NULL : rendered;
 }
 
