@@ -48,14 +48,14 @@ static void run_usage(FILE *out)
             "  --ctx N              context size in tokens (51200)\n"
             "  --batch N            prompt tokens per forward batch (512)\n"
             "  --ignore-eos         keep generating past the end-of-turn token\n"
-            "  --json               print {prompt_ids, ids, text, profile, timings} instead of text\n"
+            "  --json               print {prompt_ids, ids, text, profile, timings}, not text\n"
             "  --logits-out FILE    write every step's logits (steps x vocab float32 LE; step 0\n"
             "                       follows the prompt)\n"
-            "  --force-ids LIST     teacher forcing: feed these comma-separated ids back instead of\n"
-            "                       the sampled ones (one step per id; ids still reports the\n"
-            "                       sampled ones)\n"
-            "  --parity             compute with the arithmetic that mirrors llama.cpp's CPU build\n"
-            "                       bit for bit (today the only path, so the default)\n"
+            "  --force-ids LIST     teacher forcing: feed these comma-separated ids back\n"
+            "                       instead of the sampled ones (one step per id; ids still\n"
+            "                       reports the sampled ones)\n"
+            "  --parity             the arithmetic that mirrors llama.cpp's CPU build bit for\n"
+            "                       bit (today the only path, so the default)\n"
             "  --no-nfc             tokenize without NFC normalisation (as llama.cpp does)\n"
             "  --no-constrain       do not constrain <tool_call>s to valid JSON for the tools\n"
             "                       (those of --messages, else the trained ones; never with\n"
@@ -527,8 +527,8 @@ int cmd_run(int argc, char **argv)
     tok_stream_init(&ts);
     for (long i = 0; i < o.max_tokens; i++) {
         int32_t id;
-        if (logits_file && fwrite(logits, sizeof(float), m->hp.n_vocab, logits_file) !=
-                               m->hp.n_vocab) {
+        if (logits_file &&
+            fwrite(logits, sizeof(float), m->hp.n_vocab, logits_file) != m->hp.n_vocab) {
             loco_err_set(&err, LOCO_ERR_IO, "cannot write '%s'", o.logits_out);
             goto fail;
         }

@@ -388,7 +388,6 @@ typedef struct {
     size_t out_stride;
     int64_t rows_per_task;
     bool amx; /* the weight is in llama.cpp's AMX buffer (see on_amx) */
-    bool repack; /* else in its CPU_REPACK buffer (vm_uses_repack) */
 } matmul_job;
 
 /* Whether llama.cpp on this CPU keeps matmul weight w in ggml's AMX buffer, whose kernels
@@ -466,7 +465,7 @@ static void matmul_task(void *ctx, int32_t task, int32_t thread)
     else if (j->amx)
         vm_amx_matmul(w->type, w->data, w->ne0, j->act, j->n_tokens, j->act_stride, j->out,
                       j->out_stride, rb, re);
-    else if (j->repack)
+    else if (vm_uses_repack(j->prof, w->type, w->ne1)) /* else in its CPU_REPACK buffer */
         vm_repack_matmul(w->type, w->data, w->ne0, j->act, j->n_tokens, j->act_stride, j->out,
                          j->out_stride, rb, re);
     else
@@ -495,8 +494,7 @@ static void matmul(qwen3_ctx *c, const qwen3_weight *w, uint32_t n_tokens, float
                    size_t out_stride)
 {
     matmul_job j = {c->prof, w, c->act, c->act_stride, n_tokens, out, out_stride, 0,
-                    on_amx(c, w), false};
-    j.repack = !j.amx && vm_uses_repack(c->prof, w->type, w->ne1);
+                    on_amx(c, w)};
     int64_t tasks = (int64_t)c->n_threads * 4;
     if (tasks > w->ne1)
         tasks = w->ne1;

@@ -632,8 +632,8 @@ static void rows_matmul(amx_dot_fn dot, amx8_fn dot8, int64_t bk, ggml_type type
     for (; r < row_end; r++) {
         const void *w = (const uint8_t *)W + (size_t)r * rb;
         for (int64_t t = 0; t < n_tokens; t++)
-            out[(size_t)t * out_stride + (size_t)r] =
-                dot(n, w, (const uint8_t *)acts + (size_t)t * act_stride);
+            out[(size_t)t * out_stride + (size_t)r] = dot(
+                n, w, (const uint8_t *)acts + (size_t)t * act_stride);
     }
 }
 
@@ -675,13 +675,12 @@ bool vm_uses_repack(const vm_profile *p, ggml_type t, int64_t rows)
     return p->repack && rows % 8 == 0 && (t == GGML_TYPE_Q4_0 || t == GGML_TYPE_Q4_K);
 }
 
-void vm_repack_matmul(ggml_type type, const void *W, int64_t n, const void *acts,
-                      int64_t n_tokens, size_t act_stride, float *out, size_t out_stride,
-                      int64_t row_begin, int64_t row_end)
+void vm_repack_matmul(ggml_type type, const void *W, int64_t n, const void *acts, int64_t n_tokens,
+                      size_t act_stride, float *out, size_t out_stride, int64_t row_begin,
+                      int64_t row_end)
 {
     if (type == GGML_TYPE_Q4_0) { /* q4_0_8x8: the AMX kernels' per-block fma */
-        vm_amx_matmul(type, W, n, acts, n_tokens, act_stride, out, out_stride, row_begin,
-                      row_end);
+        vm_amx_matmul(type, W, n, acts, n_tokens, act_stride, out, out_stride, row_begin, row_end);
         return;
     }
     LOCO_ASSERT(type == GGML_TYPE_Q4_K && "vm_repack_matmul: type without repack kernels");
@@ -698,8 +697,8 @@ void vm_repack_matmul(ggml_type type, const void *W, int64_t n, const void *acts
     rows_matmul(repack_q4_K_gemm, gemm8, QK_K, type, W, n, acts, n_gemm, act_stride, out,
                 out_stride, row_begin, row_end);
     rows_matmul(repack_q4_K_gemv, gemv8, QK_K, type, W, n,
-                (const uint8_t *)acts + (size_t)n_gemm * act_stride, n_tokens - n_gemm,
-                act_stride, out + (size_t)n_gemm * out_stride, out_stride, row_begin, row_end);
+                (const uint8_t *)acts + (size_t)n_gemm * act_stride, n_tokens - n_gemm, act_stride,
+                out + (size_t)n_gemm * out_stride, out_stride, row_begin, row_end);
 }
 
 /* ---------------------------------------------------------------- dot products */

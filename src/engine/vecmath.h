@@ -60,9 +60,9 @@ bool vm_uses_repack(const vm_profile *p, ggml_type weight_type, int64_t rows);
  * kernels (acc = fma((float)isum, d_w * d_a, acc) per block); Q4_K with the mins in a second
  * accumulator: acc = fma((float)sum sc_j*dot_j, d*d_a, acc), accm = fma((float)sum m_j*bsum_j,
  * dmin*d_a, accm) per super-block, result acc - accm. type: Q4_0 or Q4_K. */
-void vm_repack_matmul(ggml_type type, const void *W, int64_t n, const void *acts,
-                      int64_t n_tokens, size_t act_stride, float *out, size_t out_stride,
-                      int64_t row_begin, int64_t row_end);
+void vm_repack_matmul(ggml_type type, const void *W, int64_t n, const void *acts, int64_t n_tokens,
+                      size_t act_stride, float *out, size_t out_stride, int64_t row_begin,
+                      int64_t row_end);
 
 /* The AMX buffer's F16 kernel (tinygemm_kernel_avx): f16 weights times f32 activations,
  * one 16-lane fma accumulator per output, then _mm512_reduce_add_ps. n % 16 == 0. */

@@ -16,9 +16,9 @@
 #include "engine/quant_int.h"
 #include "engine/vecmath.h"
 
-#define NV 512    /* values per row: two Q4_K super-blocks */
-#define ROWS 19   /* weight rows: two groups of 8 and a tail */
-#define TOKENS 7  /* activation rows: 4 through the gemm, 3 through the gemv */
+#define NV 512   /* values per row: two Q4_K super-blocks */
+#define ROWS 19  /* weight rows: two groups of 8 and a tail */
+#define TOKENS 7 /* activation rows: 4 through the gemm, 3 through the gemv */
 
 typedef struct {
     uint64_t s;
@@ -156,8 +156,8 @@ static void test_q4_K_rows_of_8_equal_single_rows(void **state)
     vm_repack_matmul(GGML_TYPE_Q4_K, c.w, NV, c.a, TOKENS, sizeof(c.a[0]), &all[0][0], ROWS, 1,
                      ROWS);
     for (int r = 1; r < ROWS; r++)
-        vm_repack_matmul(GGML_TYPE_Q4_K, c.w, NV, c.a, TOKENS, sizeof(c.a[0]), &one[0][0], ROWS,
-                         r, r + 1);
+        vm_repack_matmul(GGML_TYPE_Q4_K, c.w, NV, c.a, TOKENS, sizeof(c.a[0]), &one[0][0], ROWS, r,
+                         r + 1);
     for (int t = 0; t < TOKENS; t++)
         for (int r = 1; r < ROWS; r++)
             assert_true(all[t][r] == one[t][r]);
@@ -258,8 +258,8 @@ static void test_q5_K_mins_fma(void **state)
         }
         const float got = k->ops[GGML_TYPE_Q5_K].vec_dot(2 * QK_K, w, a);
         if (got != fused)
-            fail_msg("round %d: %.9g, want %.9g (unfused %.9g)", round, (double)got,
-                     (double)fused, (double)plain);
+            fail_msg("round %d: %.9g, want %.9g (unfused %.9g)", round, (double)got, (double)fused,
+                     (double)plain);
         differ += fused != plain;
     }
     assert_true(differ > 0);
