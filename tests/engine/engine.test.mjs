@@ -210,6 +210,10 @@ const rows = [];
 const fmt = (x) => (x === 0 ? '0' : x.toExponential(2));
 
 test(`machine: ${SYS.cpu_model}, llama.cpp CPU build ${SYS.cpu_variant}`, () => {
+  // loco's profile, from one token of the first model the tests need anyway
+  const out = execFileSync(LOCO, ['run', '--model', synth(TYPES[0], false), '--prompt-ids', '9707', '--max-tokens', '1',
+    '--temp', '0', '--parity', '--json', '--ctx', '64', '--threads', '1'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  locoProfile = JSON.parse(out).profile;
   console.log(`# engine vs llama.cpp on: ${machine()}`);
   assert.ok(SYS.cpu_variant, 'llama_ref could not tell which libggml-cpu build it loaded');
 });
