@@ -52,7 +52,8 @@ typedef struct {
     long max_tokens, top_k, threads, ctx, batch;
     double temp, top_p, min_p, repeat_penalty;
     long seed;
-    bool raw, ignore_eos, json, nfc;
+    bool raw, ignore_eos, json, nfc, parity;
+    const char *kv_type;
 } run_opts;
 
 static int parse_run(int argc, char **argv, run_opts *o)
@@ -85,6 +86,10 @@ static int parse_run(int argc, char **argv, run_opts *o)
             o->json = true;
             continue;
         }
+        if (!strcmp(a, "--parity")) {
+            o->parity = true;
+            continue;
+        }
         if (!strcmp(a, "--no-nfc")) {
             o->nfc = false;
             continue;
@@ -94,7 +99,8 @@ static int parse_run(int argc, char **argv, run_opts *o)
             cli_flag_value(argc, argv, &i, "--messages", &o->messages, &bad) ||
             cli_flag_value(argc, argv, &i, "--system", &o->system, &bad) ||
             cli_flag_value(argc, argv, &i, "--prompt-ids", &o->prompt_ids, &bad) ||
-            cli_flag_value(argc, argv, &i, "--logits-out", &o->logits_out, &bad)) {
+            cli_flag_value(argc, argv, &i, "--logits-out", &o->logits_out, &bad) ||
+            cli_flag_value(argc, argv, &i, "--kv-type", &o->kv_type, &bad)) {
             if (bad)
                 return 2;
             continue;
@@ -406,7 +412,14 @@ int cmd_run(int argc, char **argv)
                                  &prompt, &err))
             goto fail;
     }
-    if (qwen3_ctx_new(m, (uint32_t)o.ctx, (uint32_t)o.batch, pool, &ctx, &err))
+    qwen3_ctx_opts co;
+    memset(&co, 0, sizeof(co));
+    co.n_ctx = (uint32_t)o.ctx;
+    co.n_batch = (uint32_t)o.batch;
+    co.pool = pool;
+    co.parity = o.parity;
+    co.kv_type = o.kv_type && !strcmp(o.kv_type, "q8_0") ? QWEN3_KV_Q8_0 : QWEN3_KV_F16;
+    if (qwen3_ctx_new_opts(m, &co, &ctx, &err))
         goto fail;
     if (prompt.len + (size_t)o.max_tokens > (size_t)o.ctx) {
         fprintf(stderr,
