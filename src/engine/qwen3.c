@@ -292,8 +292,12 @@ loco_status qwen3_ctx_new_opts(const qwen3_model *m, const qwen3_ctx_opts *o, qw
     uint64_t block_raw = (uint64_t)hp->n_layer * 2 * hp->n_head_kv * KV_BLOCK *
                          ggml_type_row_size(kp.type, hp->head_dim);
     uint64_t per_seq = (n_ctx + KV_BLOCK - 1) / KV_BLOCK;
-    /* every sequence full, one copy-on-write block each, and the prefix cache */
-    uint64_t blocks = n_seq * (per_seq + 1) + o->cache_bytes / block_raw + 1;
+    /* every sequence full, one copy-on-write block each, and the prefix cache (which never
+     * needs more than a few contexts' worth of blocks, whatever its byte cap) */
+    uint64_t cache_blocks = o->cache_bytes / block_raw + 1;
+    if (cache_blocks > 4 * n_seq * per_seq + 64)
+        cache_blocks = 4 * n_seq * per_seq + 64;
+    uint64_t blocks = n_seq * (per_seq + 1) + cache_blocks;
     if (blocks > (1u << 30)) {
         free(c);
         return loco_err_set(err, LOCO_ERR_INVALID, "the KV cache would need %" PRIu64 " blocks",
@@ -412,6 +416,16 @@ uint32_t qwen3_ctx_batch(const qwen3_ctx *c)
 bool qwen3_ctx_parity(const qwen3_ctx *c)
 {
     return c->parity;
+}
+
+uint32_t qwen3_ctx_seqs(const qwen3_ctx *c)
+{
+    return c->n_seq;
+}
+
+uint32_t qwen3_ctx_vocab(const qwen3_ctx *c)
+{
+    return c->m->hp.n_vocab;
 }
 
 /* The sequence of the single-sequence calls. */

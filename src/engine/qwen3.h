@@ -96,6 +96,8 @@ void qwen3_ctx_free(qwen3_ctx *c); /* NULL ok; every kv_seq of its cache must be
 uint32_t qwen3_ctx_size(const qwen3_ctx *c);  /* n_ctx */
 uint32_t qwen3_ctx_batch(const qwen3_ctx *c); /* n_batch */
 bool qwen3_ctx_parity(const qwen3_ctx *c);
+uint32_t qwen3_ctx_seqs(const qwen3_ctx *c);  /* n_seq */
+uint32_t qwen3_ctx_vocab(const qwen3_ctx *c); /* logits per row */
 /* The block cache, for making sequences (kv_seq_new with n_ctx = qwen3_ctx_size). Borrowed. */
 struct kv_cache *qwen3_ctx_kv(qwen3_ctx *c);
 
