@@ -145,8 +145,8 @@ typedef struct {
     const sampler_params *sampling; /* replaces req's temperature/top_p/top_k (and the seed)
                                        when set */
     float *first_logits;        /* n_vocab floats: the logits of the first generated token */
-    /* the prompt ids, once known (borrowed during the call) */
-    void (*on_prompt)(void *ctx, const int32_t *ids, size_t n);
+    /* the prompt ids, once known (borrowed during the call); non-OK ends the call */
+    loco_status (*on_prompt)(void *ctx, const int32_t *ids, size_t n);
     /* each generated id (end-of-turn ids included only with ignore_eos); non-OK stops */
     loco_status (*on_token)(void *ctx, int32_t id);
     void *hook_ctx;

@@ -631,7 +631,7 @@ loco_status backend_engine_run(backend *base, const chat_request *req,
         rc = engine_prompt(b, req, &ids, err);
     }
     if (!rc && ro && ro->on_prompt)
-        ro->on_prompt(ro->hook_ctx, ids.ids, ids.len);
+        rc = ro->on_prompt(ro->hook_ctx, ids.ids, ids.len);
     if (!rc)
         rc = engine_run(b, &ids, req, parse, ro, call, cb, ctx, out, err);
     tok_ids_release(&ids);
