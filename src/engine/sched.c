@@ -543,7 +543,8 @@ loco_status sched_submit(sched *s, const sched_req *r, sched_job **out, loco_err
     j->n_prompt = r->n_prompt;
     j->smp = r->smp;
     j->max_tokens = r->max_tokens ? r->max_tokens : 1;
-    memcpy(j->stop_ids, r->stop_ids, r->n_stop_ids * sizeof(int32_t));
+    if (r->n_stop_ids)
+        memcpy(j->stop_ids, r->stop_ids, r->n_stop_ids * sizeof(int32_t));
     j->n_stop = r->n_stop_ids;
     j->cancel = r->cancel;
     j->first_logits = r->first_logits;
@@ -601,7 +602,8 @@ void sched_job_wait(sched_job *j, int32_t *ids, uint32_t cap, uint32_t *out_n, s
                 break;
     }
     uint32_t n = j->n_out - j->n_read < cap ? j->n_out - j->n_read : cap;
-    memcpy(ids, j->out + j->n_read, n * sizeof(int32_t));
+    if (n)
+        memcpy(ids, j->out + j->n_read, n * sizeof(int32_t));
     j->n_read += n;
     *out_n = n;
     /* "changed" is consumed only once every token before the change was read */
