@@ -11,6 +11,7 @@
 #include "base/buf.h"
 #include "base/file.h"
 #include "base/json.h"
+#include "base/models.h"
 #include "base/str.h"
 #include "chat/openai.h"
 #include "cli/cli.h"
@@ -24,13 +25,15 @@
 static void run_usage(FILE *out)
 {
     fprintf(out,
-            "usage: loco run --model F.gguf (--prompt TEXT | --messages FILE.json) [options]\n"
+            "usage: loco run [--model M] (--prompt TEXT | --messages FILE.json) [options]\n"
             "\n"
             "Streams a completion to stdout. The prompt goes through the model's chat template\n"
             "(Qwen3 ChatML) unless --raw; --messages takes the OpenAI/HF form\n"
             "[{\"role\": ..., \"content\": ...}] (or {\"messages\": [...], \"tools\": [...]}).\n"
             "\n"
             "options:\n"
+            "  --model M            a GGUF file, or a pulled model by REPO:QUANT or file name\n"
+            "                       (default: the model store's, see `loco model list`)\n"
             "  --system TEXT        system message (with --prompt)\n"
             "  --raw                use --prompt as is, no template (special tokens parsed)\n"
             "  --prompt-ids LIST    comma-separated prompt token ids instead of text\n"
@@ -157,9 +160,9 @@ static int parse_run(int argc, char **argv, run_opts *o)
         fprintf(stderr, "loco run: --kv-type is f16 or q8_0\n");
         return 2;
     }
-    if (!o->model || sources != 1) {
-        fprintf(stderr, "loco run: give --model and exactly one of --prompt, --messages, "
-                        "--prompt-ids (see --help)\n");
+    if (sources != 1) {
+        fprintf(stderr, "loco run: give exactly one of --prompt, --messages, --prompt-ids "
+                        "(see --help)\n");
         return 2;
     }
     return -1;
@@ -306,6 +309,7 @@ int cmd_run(int argc, char **argv)
     int32_t *prompt_ids = NULL;
     size_t n_prompt_ids = 0;
     float *logits = NULL;
+    char *model_path = NULL;
     run_state st;
     memset(&st, 0, sizeof(st));
     st.o = &o;
@@ -316,9 +320,11 @@ int cmd_run(int argc, char **argv)
         code = 2;
         goto out;
     }
+    if (o.model ? models_resolve(o.model, &model_path, &err) : models_find_default(&model_path, &err))
+        goto fail;
     backend_engine_opts eo;
     memset(&eo, 0, sizeof(eo));
-    eo.model_path = o.model;
+    eo.model_path = model_path;
     eo.ctx = o.ctx;
     eo.threads = (int)o.threads;
     eo.batch = o.batch;
@@ -418,6 +424,7 @@ out:
     buf_release(&st.prompt_ids);
     free(st.ids);
     free(prompt_ids);
+    free(model_path);
     free(logits);
     chat_request_free(req);
     backend_free(b);
