@@ -144,7 +144,12 @@ typedef struct {
     bool ignore_eos;            /* generate past the end-of-turn tokens */
     const sampler_params *sampling; /* replaces req's temperature/top_p/top_k (and the seed)
                                        when set */
-    float *first_logits;        /* n_vocab floats: the logits of the first generated token */
+    const int32_t *force_ids;   /* teacher forcing: generated position k is fed force_ids[k]
+                                   (the sampled ids are what on_token and the events see) */
+    size_t n_force_ids;         /* with force_ids: that many positions (max_tokens ignored) */
+    /* the logits each token is sampled from (n_vocab floats, borrowed during the call); it
+     * runs on the engine's scheduler thread */
+    void (*on_logits)(void *ctx, const float *logits, uint32_t n_vocab);
     /* the prompt ids, once known (borrowed during the call); non-OK ends the call */
     loco_status (*on_prompt)(void *ctx, const int32_t *ids, size_t n);
     /* each generated id (end-of-turn ids included only with ignore_eos); non-OK stops */

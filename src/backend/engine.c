@@ -554,7 +554,16 @@ static loco_status engine_run(backend_engine *b, const tok_ids *ids, const chat_
         sr.n_stop_ids = n_stops;
         sr.cancel = call->cancel;
         sr.cache_key = call->cache_key;
-        sr.first_logits = ro ? ro->first_logits : NULL;
+        if (ro && ro->force_ids) {
+            sr.force_ids = ro->force_ids;
+            sr.n_force_ids = ro->n_force_ids > UINT32_MAX ? UINT32_MAX : (uint32_t)ro->n_force_ids;
+            sr.max_tokens = sr.n_force_ids;
+            sr.n_stop_ids = 0;
+        }
+        if (ro && ro->on_logits) {
+            sr.on_logits = ro->on_logits;
+            sr.logits_ctx = ro->hook_ctx;
+        }
         rc = sched_submit(b->sched, &sr, &job, err);
     }
     bool started = false;

@@ -2,7 +2,8 @@
  * to stdout. It goes the way every engine call goes (backend_engine_run: conversation ->
  * prompt ids -> scheduler -> text events); the messages file is read by the OpenAI codec.
  * Also the test hook the engine's comparisons against llama.cpp use (--json, --prompt-ids,
- * --ignore-eos, --logits-out, --parity). */
+ * --ignore-eos, --logits-out, --parity, and --force-ids for teacher forcing: feed a given token
+ * sequence and record the logits of every step). */
 #include "base/common.h"
 
 #include <jansson.h>
@@ -18,6 +19,7 @@
 #include "cli/options.h"
 #include "engine/sampler.h"
 #include "engine/tokenizer.h"
+#include "engine/vecmath.h"
 
 /* Limit on the messages file. */
 #define RUN_MESSAGES_MAX ((size_t)64 << 20)
@@ -45,8 +47,12 @@ static void run_usage(FILE *out)
             "  --ctx N              context size in tokens (51200)\n"
             "  --batch N            prompt tokens per forward batch (512)\n"
             "  --ignore-eos         keep generating past the end-of-turn token\n"
-            "  --json               print {prompt_ids, ids, text, timings} instead of text\n"
-            "  --logits-out FILE    write the first step's logits (float32 LE)\n"
+            "  --json               print {prompt_ids, ids, text, profile, timings} instead of text\n"
+            "  --logits-out FILE    write every step's logits (steps x vocab float32 LE; step 0\n"
+            "                       follows the prompt)\n"
+            "  --force-ids LIST     teacher forcing: feed these comma-separated ids back instead of\n"
+            "                       the sampled ones (one step per id; ids still reports the\n"
+            "                       sampled ones)\n"
             "  --no-nfc             tokenize without NFC normalisation (as llama.cpp does)\n"
             "  --parity             llama.cpp's arithmetic bit for bit (slower; the conformance\n"
             "                       tests use it) instead of the fast path\n"
@@ -54,7 +60,7 @@ static void run_usage(FILE *out)
 }
 
 typedef struct {
-    const char *model, *prompt, *messages, *system, *prompt_ids, *logits_out;
+    const char *model, *prompt, *messages, *system, *prompt_ids, *logits_out, *force_ids;
     long max_tokens, top_k, threads, ctx, batch;
     double temp, top_p, min_p, repeat_penalty;
     long seed;
@@ -106,6 +112,7 @@ static int parse_run(int argc, char **argv, run_opts *o)
             cli_flag_value(argc, argv, &i, "--system", &o->system, &bad) ||
             cli_flag_value(argc, argv, &i, "--prompt-ids", &o->prompt_ids, &bad) ||
             cli_flag_value(argc, argv, &i, "--logits-out", &o->logits_out, &bad) ||
+            cli_flag_value(argc, argv, &i, "--force-ids", &o->force_ids, &bad) ||
             cli_flag_value(argc, argv, &i, "--kv-type", &o->kv_type, &bad)) {
             if (bad)
                 return 2;
@@ -249,8 +256,17 @@ typedef struct {
     size_t n_prompt;
     int32_t *ids;     /* generated */
     size_t n_ids, cap_ids;
-    loco_status cb_rc;
+    FILE *logits;     /* --logits-out */
+    bool logits_bad;  /* a write failed */
 } run_state;
+
+/* Scheduler thread: every step's logits go to the --logits-out file. */
+static void on_logits(void *ctx, const float *logits, uint32_t n_vocab)
+{
+    run_state *st = ctx;
+    if (st->logits && fwrite(logits, sizeof(float), n_vocab, st->logits) != n_vocab)
+        st->logits_bad = true;
+}
 
 static loco_status on_prompt(void *ctx, const int32_t *ids, size_t n)
 {
@@ -308,7 +324,8 @@ int cmd_run(int argc, char **argv)
     chat_request *req = NULL;
     int32_t *prompt_ids = NULL;
     size_t n_prompt_ids = 0;
-    float *logits = NULL;
+    int32_t *force_ids = NULL;
+    size_t n_force_ids = 0;
     char *model_path = NULL;
     run_state st;
     memset(&st, 0, sizeof(st));
@@ -319,6 +336,14 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "loco run: --prompt-ids wants comma-separated token ids\n");
         code = 2;
         goto out;
+    }
+    if (o.force_ids) {
+        if (!parse_ids(o.force_ids, &force_ids, &n_force_ids)) {
+            fprintf(stderr, "loco run: --force-ids wants comma-separated token ids\n");
+            code = 2;
+            goto out;
+        }
+        o.max_tokens = (long)n_force_ids;
     }
     if (o.model ? models_resolve(o.model, &model_path, &err) : models_find_default(&model_path, &err))
         goto fail;
@@ -365,9 +390,8 @@ int cmd_run(int argc, char **argv)
     sp.repeat_penalty = (float)o.repeat_penalty;
     sp.penalty_last_n = o.repeat_penalty != 1.0 ? 64 : 0;
     sp.seed = (uint64_t)o.seed;
-    size_t n_vocab = backend_engine_vocab(b);
-    if (o.logits_out && !(logits = calloc(n_vocab, sizeof(float)))) {
-        loco_err_set(&err, LOCO_ERR_NOMEM, "out of memory");
+    if (o.logits_out && !(st.logits = fopen(o.logits_out, "wb"))) {
+        loco_err_set(&err, LOCO_ERR_IO, "cannot open '%s': %s", o.logits_out, strerror(errno));
         goto fail;
     }
     backend_engine_run_opts ro;
@@ -378,7 +402,9 @@ int cmd_run(int argc, char **argv)
     ro.no_parse = true; /* the model's text as it comes */
     ro.ignore_eos = o.ignore_eos;
     ro.sampling = &sp;
-    ro.first_logits = logits;
+    ro.force_ids = force_ids;
+    ro.n_force_ids = n_force_ids;
+    ro.on_logits = st.logits ? on_logits : NULL;
     ro.on_prompt = on_prompt;
     ro.on_token = on_token;
     ro.hook_ctx = &st;
@@ -387,9 +413,14 @@ int cmd_run(int argc, char **argv)
         goto out; /* the context check in on_prompt said why */
     if (rc)
         goto fail;
-    if (o.logits_out &&
-        file_write_atomic(o.logits_out, logits, n_vocab * sizeof(float), 0644, &err))
-        goto fail;
+    if (st.logits) {
+        bool bad = fclose(st.logits) != 0 || st.logits_bad;
+        st.logits = NULL;
+        if (bad) {
+            loco_err_set(&err, LOCO_ERR_IO, "cannot write '%s'", o.logits_out);
+            goto fail;
+        }
+    }
     struct backend_engine_stats es;
     backend_engine_stats(b, &es);
     double pp_s = es.prompt_seconds, tg_s = es.gen_seconds;
@@ -403,8 +434,10 @@ int cmd_run(int argc, char **argv)
         printf("{\"prompt_ids\":[%s],\"ids\":[", buf_str(&st.prompt_ids));
         for (size_t i = 0; i < st.n_ids; i++)
             printf("%s%d", i ? "," : "", st.ids[i]);
-        printf("],\"text\":%s,\"prompt_seconds\":%.6f,\"gen_seconds\":%.6f}\n", buf_str(&js),
-               pp_s, tg_s);
+        printf("],\"text\":%s,\"profile\":\"%s\",\"parity\":%s,\"kv_type\":\"%s\","
+               "\"prompt_seconds\":%.6f,\"gen_seconds\":%.6f}\n",
+               buf_str(&js), vm_profile_get()->name, o.parity ? "true" : "false",
+               o.kv_type ? o.kv_type : "f16", pp_s, tg_s);
         buf_release(&js);
         free(text);
     } else {
@@ -424,8 +457,10 @@ out:
     buf_release(&st.prompt_ids);
     free(st.ids);
     free(prompt_ids);
+    free(force_ids);
     free(model_path);
-    free(logits);
+    if (st.logits)
+        fclose(st.logits);
     chat_request_free(req);
     backend_free(b);
     return code;

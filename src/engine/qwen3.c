@@ -872,27 +872,49 @@ loco_status qwen3_forward(qwen3_ctx *c, const qwen3_seg *segs, uint32_t n_segs, 
         }
         /* Last layer: llama.cpp keeps only the rows whose logits are wanted after the attention
          * block (get_rows on inp_out_ids), so its FFN runs on those rows alone (one row: a
-         * one-row matmul); loco does the same (same arithmetic, less work). */
-        uint32_t n_out = 0, end = 0;
-        for (uint32_t s = 0; s < n_segs; s++) {
-            end += segs[s].n;
-            if (segs[s].logits) {
-                if (end - 1 != n_out)
-                    memcpy(c->x + (size_t)n_out * E, c->x + (size_t)(end - 1) * E,
+         * one-row matmul); loco does the same (same arithmetic, less work). The wanted rows are
+         * gathered at the front of x: the last row of each segment that wants its last logits,
+         * then every row of each segment that wants them all. */
+        uint32_t n_last = 0, n_out = 0, row0 = 0;
+        for (int pass = 0; pass < 2; pass++) {
+            row0 = 0;
+            for (uint32_t s = 0; s < n_segs; s++) {
+                const qwen3_seg *sg = &segs[s];
+                if (sg->logits && !sg->all_logits && pass == 0)
+                    memcpy(c->proj + (size_t)n_out++ * E, c->x + (size_t)(row0 + sg->n - 1) * E,
                            E * sizeof(float));
-                n_out++;
+                if (sg->logits && sg->all_logits && pass == 1) {
+                    memcpy(c->proj + (size_t)n_out * E, c->x + (size_t)row0 * E,
+                           (size_t)sg->n * E * sizeof(float));
+                    n_out += sg->n;
+                }
+                row0 += sg->n;
             }
+            if (pass == 0)
+                n_last = n_out;
         }
-        if (n_out) {
-            ffn_block(c, l, n_out);
-            norm_rows(c, c->x, &m->output_norm, n_out);
-            prepare_act(c, &m->output, c->xn, E, n_out);
-            matmul(c, &m->output, n_out, c->logits, hp->n_vocab);
+        if (!n_out)
+            continue;
+        memcpy(c->x, c->proj, (size_t)n_out * E * sizeof(float));
+        ffn_block(c, l, n_out);
+        norm_rows(c, c->x, &m->output_norm, n_out);
+        if (n_last) {
+            prepare_act(c, &m->output, c->xn, E, n_last);
+            matmul(c, &m->output, n_last, c->logits, hp->n_vocab);
+        }
+        row0 = n_last;
+        for (uint32_t s = 0; s < n_segs; s++) {
+            const qwen3_seg *sg = &segs[s];
+            if (!sg->logits || !sg->all_logits)
+                continue;
+            prepare_act(c, &m->output, c->xn + (size_t)row0 * E, E, sg->n);
+            matmul(c, &m->output, sg->n, sg->logits, hp->n_vocab);
+            row0 += sg->n;
         }
     }
     uint32_t k = 0;
     for (uint32_t s = 0; s < n_segs; s++) {
-        if (segs[s].logits)
+        if (segs[s].logits && !segs[s].all_logits)
             memcpy(segs[s].logits, c->logits + (size_t)k++ * hp->n_vocab,
                    hp->n_vocab * sizeof(float));
         kv_seq_commit(segs[s].seq, segs[s].tokens, segs[s].n);
@@ -901,8 +923,9 @@ loco_status qwen3_forward(qwen3_ctx *c, const qwen3_seg *segs, uint32_t n_segs, 
     return LOCO_OK;
 }
 
-loco_status qwen3_eval(qwen3_ctx *c, const int32_t *tokens, uint32_t n, float *out_logits,
-                       loco_err *err)
+/* qwen3_eval (all false: the last token's logits) and qwen3_eval_all (all true). */
+static loco_status eval(qwen3_ctx *c, const int32_t *tokens, uint32_t n, float *out_logits,
+                        bool all, loco_err *err)
 {
     if (n == 0)
         return LOCO_OK;
@@ -914,13 +937,30 @@ loco_status qwen3_eval(qwen3_ctx *c, const int32_t *tokens, uint32_t n, float *o
         return loco_err_set(err, LOCO_ERR_OVERFLOW,
                             "the context is full: %u tokens in it + %u new > %u (raise --ctx)",
                             past, n, c->n_ctx);
+    const size_t V = c->m->hp.n_vocab;
     for (uint32_t done = 0; done < n;) {
         uint32_t b = n - done < c->n_batch ? n - done : c->n_batch;
-        qwen3_seg sg = {c->seq, tokens + done, b, done + b == n ? out_logits : NULL};
+        qwen3_seg sg = {c->seq, tokens + done, b, NULL, all};
+        if (all && out_logits)
+            sg.logits = out_logits + (size_t)done * V;
+        else if (done + b == n)
+            sg.logits = out_logits;
         rc = qwen3_forward(c, &sg, 1, err);
         if (rc)
             return rc;
         done += b;
     }
     return LOCO_OK;
+}
+
+loco_status qwen3_eval(qwen3_ctx *c, const int32_t *tokens, uint32_t n, float *out_logits,
+                       loco_err *err)
+{
+    return eval(c, tokens, n, out_logits, false, err);
+}
+
+loco_status qwen3_eval_all(qwen3_ctx *c, const int32_t *tokens, uint32_t n, float *out_logits,
+                           loco_err *err)
+{
+    return eval(c, tokens, n, out_logits, true, err);
 }

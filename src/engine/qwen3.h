@@ -107,6 +107,7 @@ typedef struct {
     const int32_t *tokens;
     uint32_t n;            /* >= 1 */
     float *logits;         /* NULL, or n_vocab floats: receives the last token's logits */
+    bool all_logits;       /* logits holds n * n_vocab floats: row i after tokens[0..i] */
 } qwen3_seg;
 
 /* One forward pass over the tokens of every segment together (at most n_seq segments of
@@ -130,5 +131,9 @@ int32_t qwen3_ctx_token(const qwen3_ctx *c, uint32_t i);
  * both sizes when past+n exceeds the context; LOCO_ERR_INVALID for an id outside the vocab. */
 loco_status qwen3_eval(qwen3_ctx *c, const int32_t *tokens, uint32_t n, float *out_logits,
                        loco_err *err);
+/* qwen3_eval writing the logits of every token: out_logits holds n * n_vocab floats, row i the
+ * logits after tokens[0..i] (teacher forcing: perplexity, the fast path's KL check). */
+loco_status qwen3_eval_all(qwen3_ctx *c, const int32_t *tokens, uint32_t n, float *out_logits,
+                           loco_err *err);
 
 #endif

@@ -28,7 +28,10 @@ struct sched_job {
     uint32_t n_stop;
     const volatile int *cancel;
     char *key;
-    float *first_logits;
+    int32_t *force;        /* (n_force) teacher-forced ids, NULL: none */
+    uint32_t n_force;
+    void (*on_logits)(void *ctx, const float *logits, uint32_t n_vocab);
+    void *logits_ctx;
     /* scheduler thread only */
     kv_seq *seq;
     uint32_t fed;          /* prompt tokens in the cache */
@@ -228,7 +231,7 @@ static void deliver(sched *s, sched_job *j, double t)
     }
     int32_t id = j->sampled;
     j->sampled = -1;
-    for (uint32_t i = 0; i < j->n_stop; i++) {
+    for (uint32_t i = 0; !j->force && i < j->n_stop; i++) {
         if (id == j->stop_ids[i]) {
             finish(s, j, SCHED_END_TURN, LOCO_OK, NULL);
             return;
@@ -255,7 +258,7 @@ static void deliver(sched *s, sched_job *j, double t)
     else if (kv_seq_len(j->seq) >= s->n_ctx)
         finish(s, j, SCHED_CTX_FULL, LOCO_OK, NULL);
     else
-        j->pending = id;
+        j->pending = j->force ? j->force[j->n_out - 1] : id;
 }
 
 /* ---------------------------------------------------------------- the thread */
@@ -320,7 +323,7 @@ static uint32_t plan_step(sched *s, uint32_t *out_prompt_rows)
         if (j->pending < 0)
             continue;
         s->seg_jobs[n] = j;
-        s->segs[n++] = (qwen3_seg){j->seq, &j->pending, 1, j->logits};
+        s->segs[n++] = (qwen3_seg){j->seq, &j->pending, 1, j->logits, false};
         n_dec++;
     }
     uint32_t budget = prompt_budget(s, n_dec);
@@ -331,7 +334,7 @@ static uint32_t plan_step(sched *s, uint32_t *out_prompt_rows)
         uint32_t k = j->n_prompt - j->fed < budget ? j->n_prompt - j->fed : budget;
         bool last = j->fed + k == j->n_prompt;
         s->seg_jobs[n] = j;
-        s->segs[n++] = (qwen3_seg){j->seq, j->prompt + j->fed, k, last ? j->logits : NULL};
+        s->segs[n++] = (qwen3_seg){j->seq, j->prompt + j->fed, k, last ? j->logits : NULL, false};
         budget -= k;
         prompt_rows += k;
     }
@@ -387,11 +390,12 @@ static void *sched_main(void *arg)
             sched_job *j = s->seg_jobs[i];
             if (!j->want)
                 continue;
-            if (j->first_logits && j->n_out == 0 && j->pending < 0)
-                memcpy(j->first_logits, j->logits, s->n_vocab * sizeof(float));
+            if (j->on_logits)
+                j->on_logits(j->logits_ctx, j->logits, s->n_vocab);
             j->sample_rc = sampler_sample(j->smp, j->logits, &j->sampled, NULL);
+            /* the penalty window sees the token that goes on (the forced one) */
             if (!j->sample_rc)
-                sampler_accept(j->smp, j->sampled);
+                sampler_accept(j->smp, j->force ? j->force[j->n_out] : j->sampled);
         }
         double t1 = now_s();
 
@@ -508,6 +512,7 @@ static void job_free_mem(sched_job *j)
     pthread_cond_destroy(&j->cv);
     free(j->prompt);
     free(j->key);
+    free(j->force);
     free(j->logits);
     free(j->out);
     free(j);
@@ -518,6 +523,11 @@ loco_status sched_submit(sched *s, const sched_req *r, sched_job **out, loco_err
     *out = NULL;
     if (!r->n_prompt || !r->smp || r->n_stop_ids > 4)
         return loco_err_set(err, LOCO_ERR_INVALID, "a request needs a prompt and a sampler");
+    for (uint32_t i = 0; r->force_ids && i < r->n_force_ids; i++)
+        if (r->force_ids[i] < 0 || (uint32_t)r->force_ids[i] >= s->n_vocab)
+            return loco_err_set(err, LOCO_ERR_INVALID,
+                                "forced token id %d is outside the vocabulary (%u)",
+                                r->force_ids[i], s->n_vocab);
     if (r->n_prompt > s->n_ctx)
         return loco_err_set(err, LOCO_ERR_OVERFLOW,
                             "the prompt (%u tokens) does not fit the context of %u tokens",
@@ -535,7 +545,8 @@ loco_status sched_submit(sched *s, const sched_req *r, sched_job **out, loco_err
     j->prompt = malloc(r->n_prompt * sizeof(int32_t));
     j->logits = malloc(s->n_vocab * sizeof(float));
     j->key = r->cache_key ? strdup(r->cache_key) : NULL;
-    if (!j->prompt || !j->logits || (r->cache_key && !j->key)) {
+    j->force = r->force_ids ? malloc((r->n_force_ids + 1) * sizeof(int32_t)) : NULL;
+    if (!j->prompt || !j->logits || (r->cache_key && !j->key) || (r->force_ids && !j->force)) {
         job_free_mem(j);
         return loco_err_set(err, LOCO_ERR_NOMEM, "out of memory");
     }
@@ -547,7 +558,14 @@ loco_status sched_submit(sched *s, const sched_req *r, sched_job **out, loco_err
         memcpy(j->stop_ids, r->stop_ids, r->n_stop_ids * sizeof(int32_t));
     j->n_stop = r->n_stop_ids;
     j->cancel = r->cancel;
-    j->first_logits = r->first_logits;
+    if (j->force) {
+        memcpy(j->force, r->force_ids, r->n_force_ids * sizeof(int32_t));
+        j->n_force = r->n_force_ids;
+        if (j->max_tokens > j->n_force)
+            j->max_tokens = j->n_force ? j->n_force : 1;
+    }
+    j->on_logits = r->on_logits;
+    j->logits_ctx = r->logits_ctx;
     j->pending = -1;
     j->sampled = -1;
     j->t_submit = now_s();

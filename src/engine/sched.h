@@ -51,8 +51,14 @@ typedef struct {
                                    step (borrowed; may be NULL) */
     const char *cache_key;      /* copied; NULL: none. The key's previous sequence is kept warm
                                    in the prefix cache; this one will be when it ends */
-    float *first_logits;        /* NULL, or n_vocab floats: the logits the first token is
-                                   sampled from (borrowed until done) */
+    const int32_t *force_ids;   /* teacher forcing: generated position k is fed force_ids[k]
+                                   whatever was sampled (the sampled ids are still returned;
+                                   stop ids do not stop it); borrowed until done */
+    uint32_t n_force_ids;       /* with force_ids: generates at most this many */
+    /* called on the scheduler thread with the logits of every position a token is sampled
+     * from, before sampling (n_vocab floats, borrowed during the call); may be NULL */
+    void (*on_logits)(void *ctx, const float *logits, uint32_t n_vocab);
+    void *logits_ctx;
 } sched_req;
 
 typedef enum {

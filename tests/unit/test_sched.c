@@ -145,11 +145,11 @@ static void test_batch_equals_alone(void **state)
     for (int i = 0; i < 3; i++) {
         kv_seq *s = NULL;
         assert_int_equal(kv_seq_new(qwen3_ctx_kv(c), 512, &s, NULL), LOCO_OK);
-        qwen3_seg sg = {s, prompts[i], lens[i], alone[i][0]};
+        qwen3_seg sg = {s, prompts[i], lens[i], alone[i][0], false};
         assert_int_equal(qwen3_forward(c, &sg, 1, NULL), LOCO_OK);
         for (int k = 1; k < 4; k++) {
             next[i][k - 1] = argmax(alone[i][k - 1]);
-            qwen3_seg d = {s, &next[i][k - 1], 1, alone[i][k]};
+            qwen3_seg d = {s, &next[i][k - 1], 1, alone[i][k], false};
             assert_int_equal(qwen3_forward(c, &d, 1, NULL), LOCO_OK);
         }
         kv_seq_free(s);
@@ -159,13 +159,13 @@ static void test_batch_equals_alone(void **state)
     qwen3_seg segs[3];
     for (int i = 0; i < 3; i++) {
         assert_int_equal(kv_seq_new(qwen3_ctx_kv(c), 512, &s[i], NULL), LOCO_OK);
-        segs[i] = (qwen3_seg){s[i], prompts[i], lens[i], both[i]};
+        segs[i] = (qwen3_seg){s[i], prompts[i], lens[i], both[i], false};
     }
     float worst = 0, scale = 0;
     for (int k = 0; k < 4; k++) {
         if (k)
             for (int i = 0; i < 3; i++)
-                segs[i] = (qwen3_seg){s[i], &next[i][k - 1], 1, both[i]};
+                segs[i] = (qwen3_seg){s[i], &next[i][k - 1], 1, both[i], false};
         assert_int_equal(qwen3_forward(c, segs, 3, NULL), LOCO_OK);
         for (int i = 0; i < 3; i++) {
             float d = max_diff(both[i], alone[i][k], VOCAB);
@@ -190,7 +190,7 @@ static void logits_of(qwen3_ctx *c, const int32_t *prompt, uint32_t n, float *ou
     assert_int_equal(kv_seq_new(qwen3_ctx_kv(c), 512, &s, NULL), LOCO_OK);
     for (uint32_t done = 0; done < n;) {
         uint32_t k = n - done < qwen3_ctx_batch(c) ? n - done : qwen3_ctx_batch(c);
-        qwen3_seg sg = {s, prompt + done, k, done + k == n ? out : NULL};
+        qwen3_seg sg = {s, prompt + done, k, done + k == n ? out : NULL, false};
         assert_int_equal(qwen3_forward(c, &sg, 1, NULL), LOCO_OK);
         done += k;
     }
@@ -295,6 +295,14 @@ static void drain(sched_job *j, job_out *o)
     }
 }
 
+/* on_logits: keeps the first logits (the buffer's first float is NaN until then). */
+static void keep_first(void *ctx, const float *logits, uint32_t n)
+{
+    float *dst = ctx;
+    if (isnan(dst[0]))
+        memcpy(dst, logits, n * sizeof(float));
+}
+
 static sched_job *submit(sched *s, const int32_t *p, uint32_t n, uint32_t max, sampler *smp,
                          const volatile int *cancel, const char *key, float *first,
                          loco_status want)
@@ -307,7 +315,10 @@ static sched_job *submit(sched *s, const int32_t *p, uint32_t n, uint32_t max, s
     r.max_tokens = max;
     r.cancel = cancel;
     r.cache_key = key;
-    r.first_logits = first;
+    if (first) {
+        r.on_logits = keep_first;
+        r.logits_ctx = first;
+    }
     sched_job *j = NULL;
     loco_err err;
     loco_err_clear(&err);
@@ -337,6 +348,7 @@ static void test_prefix_reuse(void **state)
     memcpy(p + 150, a.ids, 5 * sizeof(int32_t));
     make_prompt(p + 155, 12, 10);
     float first[VOCAB], fresh[VOCAB];
+    first[0] = NAN;
     j = submit(s, p, 167, 3, smp, NULL, "agent-1", first, LOCO_OK);
     drain(j, &b);
     sched_job_free(j);
