@@ -20,6 +20,11 @@
 
 /* Query rows per item: tokens per item times the group size, about this many. */
 #define ATTN_ROWS 64
+/* Query rows up to which K and V are read straight from the cache rows (else converted to an
+ * f32 tile once for all rows). */
+#ifndef ATTN_DIRECT_ROWS
+#define ATTN_DIRECT_ROWS 4
+#endif
 /* Fewest KV positions per chunk when an item's KV range is split. */
 #define ATTN_MIN_CHUNK 256
 
@@ -230,6 +235,118 @@ ATTN_AVX2 static void pv_avx2(const float *p, uint32_t rows, uint32_t ss, const 
     }
 }
 
+/* Eight f32 values of a cache row (f16 or q8_0) from value i (i % 8 == 0); t is a constant
+ * in every caller, so each kernel below is compiled once per type. */
+#define ATTN_INLINE ATTN_AVX2 static inline __attribute__((always_inline))
+ATTN_INLINE __m256 ld8_row(ggml_type t, const uint8_t *row, uint32_t i)
+{
+    if (t == GGML_TYPE_F16)
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + (size_t)i * 2)));
+    const uint8_t *blk = row + (size_t)(i / 32) * 34;
+    const __m256 f = _mm256_cvtepi32_ps(
+        _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 2 + i % 32))));
+    return _mm256_mul_ps(f, _mm256_set1_ps(_cvtsh_ss(*(const uint16_t *)blk)));
+}
+
+/* qk_avx2 reading the n keys straight from the cache rows (no f32 copy): kr + j * rb. */
+ATTN_INLINE void prefetch_rows(const uint8_t *pf, size_t rb, uint32_t j, uint32_t k)
+{
+    for (size_t o = 0; o < (size_t)k * rb; o += 64)
+        __builtin_prefetch(pf + (size_t)j * rb + o);
+}
+
+/* pf: NULL, or n rows (rb bytes apart) needed next, fetched along the way (the first pass). */
+ATTN_INLINE void qk_direct(ggml_type t, const float *q, uint32_t rows, const uint8_t *kr,
+                           size_t rb, uint32_t n, uint32_t d, float *s, uint32_t ss,
+                           const uint8_t *pf)
+{
+    for (uint32_t r = 0; r < rows; r += 4) {
+        const float *q0 = q + (size_t)r * d;
+        for (uint32_t j = 0; j < n; j += 2) {
+            if (pf && r == 0)
+                prefetch_rows(pf, rb, j, j + 1 < n ? 2 : 1);
+            const uint8_t *k0 = kr + (size_t)j * rb;
+            const uint8_t *k1 = j + 1 < n ? k0 + rb : k0;
+            __m256 a[8];
+            for (int x = 0; x < 8; x++)
+                a[x] = _mm256_setzero_ps();
+            for (uint32_t i = 0; i < d; i += 8) {
+                const __m256 kv0 = ld8_row(t, k0, i), kv1 = ld8_row(t, k1, i);
+                for (int x = 0; x < 4; x++) {
+                    const __m256 qv = _mm256_loadu_ps(q0 + (size_t)x * d + i);
+                    a[2 * x] = _mm256_fmadd_ps(qv, kv0, a[2 * x]);
+                    a[2 * x + 1] = _mm256_fmadd_ps(qv, kv1, a[2 * x + 1]);
+                }
+            }
+            float o[8];
+            _mm256_storeu_ps(o, hsum8(a));
+            for (int x = 0; x < 4; x++) {
+                s[(size_t)(r + x) * ss + j] = o[2 * x];
+                s[(size_t)(r + x) * ss + j + 1] = o[2 * x + 1];
+            }
+        }
+    }
+}
+
+/* pv_avx2 reading the n values straight from the cache rows: vr + j * rb. */
+ATTN_INLINE void pv_direct(ggml_type t, const float *p, uint32_t rows, uint32_t ss,
+                           const uint8_t *vr, size_t rb, uint32_t n, uint32_t d, float *acc,
+                           const uint8_t *pf, uint32_t n_pf)
+{
+    for (uint32_t r = 0; r < rows; r += 4) {
+        for (uint32_t i = 0; i < d; i += 16) {
+            __m256 a[4][2];
+            for (int x = 0; x < 4; x++) {
+                a[x][0] = _mm256_loadu_ps(acc + (size_t)(r + x) * d + i);
+                a[x][1] = _mm256_loadu_ps(acc + (size_t)(r + x) * d + i + 8);
+            }
+            for (uint32_t j = 0; j < n; j++) {
+                if (pf && r == 0 && i == 0 && j < n_pf)
+                    prefetch_rows(pf, rb, j, 1);
+                const uint8_t *row = vr + (size_t)j * rb;
+                const __m256 v0 = ld8_row(t, row, i), v1 = ld8_row(t, row, i + 8);
+                for (int x = 0; x < 4; x++) {
+                    const __m256 w = _mm256_broadcast_ss(p + (size_t)(r + x) * ss + j);
+                    a[x][0] = _mm256_fmadd_ps(w, v0, a[x][0]);
+                    a[x][1] = _mm256_fmadd_ps(w, v1, a[x][1]);
+                }
+            }
+            for (int x = 0; x < 4; x++) {
+                _mm256_storeu_ps(acc + (size_t)(r + x) * d + i, a[x][0]);
+                _mm256_storeu_ps(acc + (size_t)(r + x) * d + i + 8, a[x][1]);
+            }
+        }
+    }
+}
+
+ATTN_AVX2 static void qk_direct_f16(const float *q, uint32_t rows, const uint8_t *kr, size_t rb,
+                                    uint32_t n, uint32_t d, float *s, uint32_t ss,
+                                    const uint8_t *pf)
+{
+    qk_direct(GGML_TYPE_F16, q, rows, kr, rb, n, d, s, ss, pf);
+}
+
+ATTN_AVX2 static void qk_direct_q8(const float *q, uint32_t rows, const uint8_t *kr, size_t rb,
+                                   uint32_t n, uint32_t d, float *s, uint32_t ss,
+                                   const uint8_t *pf)
+{
+    qk_direct(GGML_TYPE_Q8_0, q, rows, kr, rb, n, d, s, ss, pf);
+}
+
+ATTN_AVX2 static void pv_direct_f16(const float *p, uint32_t rows, uint32_t ss, const uint8_t *vr,
+                                    size_t rb, uint32_t n, uint32_t d, float *acc,
+                                    const uint8_t *pf, uint32_t n_pf)
+{
+    pv_direct(GGML_TYPE_F16, p, rows, ss, vr, rb, n, d, acc, pf, n_pf);
+}
+
+ATTN_AVX2 static void pv_direct_q8(const float *p, uint32_t rows, uint32_t ss, const uint8_t *vr,
+                                   size_t rb, uint32_t n, uint32_t d, float *acc,
+                                   const uint8_t *pf, uint32_t n_pf)
+{
+    pv_direct(GGML_TYPE_Q8_0, p, rows, ss, vr, rb, n, d, acc, pf, n_pf);
+}
+
 /* exp(x) for x <= 0 (0 below -87.3, so exp(-inf) = 0): x = n ln2 + r, |r| <= ln2/2,
  * e^r by its Taylor polynomial to r^7 (relative error < 2e-7), 2^n added to the exponent. */
 ATTN_AVX2 static __m256 exp_avx2(__m256 x)
@@ -252,6 +369,22 @@ ATTN_AVX2 static __m256 exp_avx2(__m256 x)
     const __m256i e = _mm256_slli_epi32(_mm256_cvtps_epi32(n), 23);
     y = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(y), e));
     return _mm256_and_ps(y, keep);
+}
+
+ATTN_AVX2 static float max_avx2(const float *x, uint32_t n)
+{
+    __m256 m = _mm256_set1_ps(-INFINITY);
+    uint32_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        m = _mm256_max_ps(m, _mm256_loadu_ps(x + i));
+    float t[8];
+    _mm256_storeu_ps(t, m);
+    float r = t[0];
+    for (int k = 1; k < 8; k++)
+        r = t[k] > r ? t[k] : r;
+    for (; i < n; i++)
+        r = x[i] > r ? x[i] : r;
+    return r;
 }
 
 ATTN_AVX2 static float exp_sum_avx2(float *x, uint32_t n, float m)
@@ -418,16 +551,39 @@ static void run_item(attn_ctx *a, const attn_item *it, attn_scratch *sc)
         const uint32_t nr = rows4 - r0;
 
         const uint8_t *kp = kv_seq_k(sg->seq, a->layer, it->head, blk) + (size_t)off * rb;
-        cvt_tile(a, kt, kp, rb, n, sc->kf);
-        if (n2 > n)
-            memset(sc->kf + (size_t)n * d, 0, (size_t)d * sizeof(float));
+        const uint8_t *vp = kv_seq_v(sg->seq, a->layer, it->head, blk) + (size_t)off * rb;
+        /* the next tile is in another block, far away: fetched while this one computes */
+        const uint8_t *nk = NULL;
+        uint32_t n_next = 0;
+        if (ke < it->k1) {
+            nk = kv_seq_k(sg->seq, a->layer, it->head, blk + 1);
+            n_next = it->k1 - ke < KV_BLOCK ? it->k1 - ke : KV_BLOCK;
+        }
         float *S = sc->s + (size_t)r0 * ss;
+        /* few query rows (decoding): straight from the cache rows; many: through an f32 copy
+         * of the tile, converted once for all of them */
+        const bool direct = a->simd && nr <= ATTN_DIRECT_ROWS;
 #ifdef ATTN_X86
-        if (a->simd)
-            qk_avx2(sc->q + (size_t)r0 * d, nr, sc->kf, n2, d, S, ss);
-        else
+        if (direct) {
+            (kt == GGML_TYPE_F16 ? qk_direct_f16 : qk_direct_q8)(sc->q + (size_t)r0 * d, nr, kp,
+                                                                 rb, n, d, S, ss, vp);
+        } else
 #endif
-            qk_scalar(sc->q + (size_t)r0 * d, nr, sc->kf, n, d, S, ss);
+        {
+            for (size_t o = 0; nk && o < (size_t)n_next * rb; o += 64) {
+                __builtin_prefetch(nk + o);
+                __builtin_prefetch(kv_seq_v(sg->seq, a->layer, it->head, blk + 1) + o);
+            }
+            cvt_tile(a, kt, kp, rb, n, sc->kf);
+            if (n2 > n)
+                memset(sc->kf + (size_t)n * d, 0, (size_t)d * sizeof(float));
+#ifdef ATTN_X86
+            if (a->simd)
+                qk_avx2(sc->q + (size_t)r0 * d, nr, sc->kf, n2, d, S, ss);
+            else
+#endif
+                qk_scalar(sc->q + (size_t)r0 * d, nr, sc->kf, n, d, S, ss);
+        }
 
         for (uint32_t r = r0; r < rows; r++) {
             float *srow = sc->s + (size_t)r * ss;
@@ -438,9 +594,17 @@ static void run_item(attn_ctx *a, const attn_item *it, attn_scratch *sc)
                 memset(srow, 0, n * sizeof(float));
                 continue;
             }
-            float mt = srow[0];
-            for (uint32_t j = 1; j < nv; j++)
-                mt = srow[j] > mt ? srow[j] : mt;
+            float mt;
+#ifdef ATTN_X86
+            if (a->simd) {
+                mt = max_avx2(srow, nv);
+            } else
+#endif
+            {
+                mt = srow[0];
+                for (uint32_t j = 1; j < nv; j++)
+                    mt = srow[j] > mt ? srow[j] : mt;
+            }
             const float mn = mt > sc->m[r] ? mt : sc->m[r];
             if (mn > sc->m[r] && sc->m[r] != -INFINITY) {
                 const float corr = expf(sc->m[r] - mn);
@@ -464,14 +628,22 @@ static void run_item(attn_ctx *a, const attn_item *it, attn_scratch *sc)
         for (uint32_t r = rows; r < rows4; r++)
             memset(sc->s + (size_t)r * ss, 0, n * sizeof(float));
 
-        const uint8_t *vp = kv_seq_v(sg->seq, a->layer, it->head, blk) + (size_t)off * rb;
-        cvt_tile(a, kt, vp, rb, n, sc->vf);
 #ifdef ATTN_X86
-        if (a->simd)
-            pv_avx2(S, nr, ss, sc->vf, n, d, sc->acc + (size_t)r0 * d);
-        else
+        if (direct) {
+            (kt == GGML_TYPE_F16 ? pv_direct_f16 : pv_direct_q8)(S, nr, ss, vp, rb, n, d,
+                                                                 sc->acc + (size_t)r0 * d, nk,
+                                                                 n_next);
+        } else
 #endif
-            pv_scalar(S, nr, ss, sc->vf, n, d, sc->acc + (size_t)r0 * d);
+        {
+            cvt_tile(a, kt, vp, rb, n, sc->vf);
+#ifdef ATTN_X86
+            if (a->simd)
+                pv_avx2(S, nr, ss, sc->vf, n, d, sc->acc + (size_t)r0 * d);
+            else
+#endif
+                pv_scalar(S, nr, ss, sc->vf, n, d, sc->acc + (size_t)r0 * d);
+        }
         kb = ke;
     }
 
