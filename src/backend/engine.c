@@ -156,7 +156,7 @@ static loco_status conv_part(engine_conv *c, const char *prefix, const char *tex
     return rc;
 }
 
-static loco_status conv_call(engine_conv *c, const chat_block *b)
+static loco_status conv_call(engine_conv *c, const chat_qwen_part *b)
 {
     if (c->n_calls == c->cap_calls) {
         size_t cap = c->cap_calls ? c->cap_calls * 2 : 8;
@@ -174,47 +174,33 @@ static loco_status conv_call(engine_conv *c, const chat_block *b)
 }
 
 /* A tool result is a template TOOL message (consecutive ones share one user turn). */
-static loco_status conv_tool_result(engine_conv *c, const chat_block *b)
+/* A tool result is a template TOOL message (consecutive ones share one user turn). */
+static loco_status conv_tool_result(engine_conv *c, const chat_qwen_part *p)
 {
     loco_status rc = conv_flush(c);
     if (rc)
         return rc;
-    const char *text = b->text ? b->text : "";
-    const char *content = b->is_error ? arena_sprintf(&c->mem, "Error: %s", text) : text;
+    const char *content = p->is_error ? arena_sprintf(&c->mem, "Error: %s", p->text) : p->text;
     return content ? conv_push(c, TMPL_ROLE_TOOL, content, NULL, 0) : LOCO_ERR_NOMEM;
 }
 
-static loco_status conv_block(engine_conv *c, const chat_message *m, const chat_block *b)
+/* One part of what the model sees (chat/qwen.h): results become tool messages, an assistant's
+ * calls the template's tool_calls (after its text, as the template writes them), a call in a
+ * user turn stays text. */
+static loco_status conv_part_of(engine_conv *c, const chat_qwen_part *p, buf *scratch)
 {
-    chat_role role = m->role == CHAT_ROLE_ASSISTANT ? CHAT_ROLE_ASSISTANT : CHAT_ROLE_USER;
-    switch (b->type) {
-    case CHAT_BLOCK_THINKING:
-        return LOCO_OK;
-    case CHAT_BLOCK_TOOL_RESULT:
-        return conv_tool_result(c, b);
-    case CHAT_BLOCK_TOOL_CALL: {
-        loco_status rc = conv_begin(c, CHAT_ROLE_ASSISTANT);
-        return rc ? rc : conv_call(c, b);
-    }
-    case CHAT_BLOCK_TEXT:
-        if (!b->text || !*b->text)
-            return LOCO_OK;
-        break;
-    case CHAT_BLOCK_IMAGE:
-    case CHAT_BLOCK_DOCUMENT:
-        break;
-    }
-    loco_status rc = conv_begin(c, role);
+    if (p->kind == CHAT_QWEN_RESULT)
+        return conv_tool_result(c, p);
+    loco_status rc = conv_begin(c, p->assistant ? CHAT_ROLE_ASSISTANT : CHAT_ROLE_USER);
     if (rc)
         return rc;
-    if (b->type == CHAT_BLOCK_IMAGE)
-        return conv_part(c, "", "[image omitted]", "");
-    if (b->type == CHAT_BLOCK_DOCUMENT)
-        return conv_part(c, "", "[document omitted]", "");
-    /* a role:"system" note inside the conversation joins the user turn, as chat/qwen.c does */
-    if (m->role == CHAT_ROLE_SYSTEM && !str_starts_with(b->text, "<system-reminder>"))
-        return conv_part(c, "<system-reminder>\n", b->text, "\n</system-reminder>");
-    return conv_part(c, "", b->text, "");
+    if (p->kind == CHAT_QWEN_TEXT)
+        return conv_part(c, "", p->text, "");
+    if (p->assistant)
+        return conv_call(c, p);
+    buf_reset(scratch);
+    rc = chat_qwen_append_tool_call(scratch, p->name, p->args_json);
+    return rc ? rc : conv_part(c, "", buf_str(scratch), "");
 }
 
 /* OpenAI-style function definitions, the form Qwen's template lists in its tools section. */
@@ -258,11 +244,19 @@ static loco_status conv_build(engine_conv *c, const chat_request *req, const cha
         char *s = arena_strdup(&c->mem, sys);
         rc = s ? conv_push(c, TMPL_ROLE_SYSTEM, s, NULL, 0) : LOCO_ERR_NOMEM;
     }
-    for (size_t i = 0; !rc && i < req->n_msgs; i++) {
-        const chat_message *m = &req->msgs[i];
-        for (size_t j = 0; !rc && j < m->n_blocks; j++)
-            rc = conv_block(c, m, &m->blocks[j]);
+    chat_qwen_parts parts;
+    memset(&parts, 0, sizeof(parts));
+    if (!rc) {
+        rc = chat_qwen_parts_build(req, &parts, err);
+        if (rc)
+            return rc;
     }
+    buf scratch;
+    buf_init(&scratch, ENGINE_RENDER_MAX);
+    for (size_t i = 0; !rc && i < parts.n; i++)
+        rc = conv_part_of(c, &parts.parts[i], &scratch);
+    buf_release(&scratch);
+    chat_qwen_parts_release(&parts);
     if (!rc)
         rc = conv_flush(c);
     if (!rc && with_tools && req->n_tools)
