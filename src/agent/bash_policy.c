@@ -9,6 +9,7 @@
 
 #include "agent/tools_int.h"
 #include "base/str.h"
+#include "base/utf8.h"
 
 /* Nesting of substitutions / shells (-c) the policy follows before giving up. */
 #define POLICY_MAX_DEPTH 12
@@ -177,29 +178,8 @@ static int hex_value(char c)
 static void append_utf8(buf *w, unsigned long v)
 {
     char b[4];
-    size_t n;
-    if (v < 0x80) {
-        b[0] = (char)v;
-        n = 1;
-    } else if (v < 0x800) {
-        b[0] = (char)(0xc0 | (v >> 6));
-        b[1] = (char)(0x80 | (v & 0x3f));
-        n = 2;
-    } else if (v < 0x10000) {
-        b[0] = (char)(0xe0 | (v >> 12));
-        b[1] = (char)(0x80 | ((v >> 6) & 0x3f));
-        b[2] = (char)(0x80 | (v & 0x3f));
-        n = 3;
-    } else if (v <= 0x10ffff) {
-        b[0] = (char)(0xf0 | (v >> 18));
-        b[1] = (char)(0x80 | ((v >> 12) & 0x3f));
-        b[2] = (char)(0x80 | ((v >> 6) & 0x3f));
-        b[3] = (char)(0x80 | (v & 0x3f));
-        n = 4;
-    } else {
-        return;
-    }
-    (void)buf_append(w, b, n);
+    if (v <= 0x10ffff)
+        (void)buf_append(w, b, utf8_encode((uint32_t)v, b));
 }
 
 /* Appends the value of the body s[0..n) of $'...' to w, decoded as bash does: \a \b \e \E
