@@ -161,7 +161,7 @@ static loco_status on_event(void *ctx, const chat_event *ev)
         assert_non_null(ev->id);
         assert_string_equal(ev->model, "tiny");
         if (l->cancel_at_start)
-            *l->cancel_at_start = 1;
+            __atomic_store_n(l->cancel_at_start, 1, __ATOMIC_RELEASE);
         return LOCO_OK;
     case CHAT_EV_MESSAGE_END:
         l->ends++;
@@ -648,7 +648,7 @@ static void test_serving_api(void **state)
     assert_int_equal(backend_engine_stats(b, &st), LOCO_OK);
     assert_int_equal(st.active, 1);
     assert_int_equal(st.busy, 1);
-    br.cancel = 1;
+    __atomic_store_n(&br.cancel, 1, __ATOMIC_RELEASE);
     assert_int_equal(pthread_join(th, NULL), 0);
     assert_int_equal(br.rc, LOCO_ERR_CANCELLED);
     assert_int_equal(backend_engine_stats(b, &st), LOCO_OK);

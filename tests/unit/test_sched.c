@@ -477,7 +477,7 @@ static void test_busy_and_cancel(void **state)
     }
     pthread_mutex_lock(&l->mu);
     size_t steps_at_cancel = l->steps;
-    cancel1 = 1;
+    __atomic_store_n(&cancel1, 1, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&l->mu);
     job_out rest;
     drain(j1, &rest);
@@ -549,7 +549,7 @@ static void test_chunked_prefill(void **state)
     sched_job *jb = submit(s, pb, 150, 1, sb, NULL, NULL, NULL, LOCO_OK);
     job_out ob;
     drain(jb, &ob);
-    cancel_a = 1;
+    __atomic_store_n(&cancel_a, 1, __ATOMIC_RELEASE);
     drain(ja, &oa);
     /* B's prompt went in chunks of at most 16, each in a step that also carried A's token */
     size_t b_steps = 0, b_rows = 0;
