@@ -49,6 +49,15 @@ typedef struct {
     float *acc;  /* (rows_pad, d) */
     float *m;    /* (rows_pad) running max */
     float *l;    /* (rows_pad) running sum */
+    /* the BF16 kernel's (rows up to ATTN_ROWS, padded to 16) */
+    uint32_t *bq; /* (head_dim / 2, 64) query pairs */
+    uint32_t *bk; /* (KV_BLOCK, head_dim / 2) key pairs */
+    uint32_t *bp; /* (KV_BLOCK / 2, 64) weight pairs */
+    uint32_t *bv; /* (KV_BLOCK / 2, head_dim) value pairs */
+    float *bs;    /* (KV_BLOCK, 64) scores */
+    float *bo;    /* (head_dim, 64) output sums */
+    float *bc;    /* (64) rescale factors */
+    int32_t *blim;/* (64) last position each row sees */
 } attn_scratch;
 
 struct attn_ctx {
@@ -62,6 +71,7 @@ struct attn_ctx {
     attn_merge *merges;
     float *parts;       /* (max_parts, rows_pad * (d + 2)): m, l, acc per row */
     bool simd;
+    bool bf16;          /* AVX512_BF16 kernel for prompt items */
     /* the step being run */
     const attn_seg *segs;
     uint32_t layer;
@@ -408,7 +418,298 @@ ATTN_AVX2 static float exp_sum_avx2(float *x, uint32_t n, float m)
 }
 #endif
 
+
+/* ---------------------------------------------------------------- AVX-512 BF16 (prompts) */
+
+/* Prompt chunks (many query rows) on CPUs with AVX512_BF16 (AMD Zen 4, Intel Sapphire Rapids):
+ * scores and weighted sums by vdpbf16ps, twice the products per instruction of f32 FMA. It
+ * works transposed, with vectors over the item's query rows: Qt[pair][row] holds the queries
+ * as bf16 pairs of dimensions, St[key][row] the scores, so the online softmax runs on row
+ * vectors too and nothing needs a horizontal sum. Products are of bf16-rounded q, k, p, v
+ * (8 significant bits); sums are f32. */
+#ifdef ATTN_X86
+#define BF_ATTR \
+    __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl,avx512bf16")))
+#define BF_INLINE BF_ATTR static inline __attribute__((always_inline))
+
+/* Two f32 vectors -> one vector of bf16 pairs (even, odd), rounded to nearest even. */
+BF_INLINE __m512i bf16_pairs(__m512 even, __m512 odd)
+{
+    const __m512i bias = _mm512_set1_epi32(0x7FFF), one = _mm512_set1_epi32(1);
+    __m512i e = _mm512_castps_si512(even), o = _mm512_castps_si512(odd);
+    e = _mm512_add_epi32(e, _mm512_add_epi32(bias, _mm512_and_si512(_mm512_srli_epi32(e, 16), one)));
+    o = _mm512_add_epi32(o, _mm512_add_epi32(bias, _mm512_and_si512(_mm512_srli_epi32(o, 16), one)));
+    return _mm512_or_si512(_mm512_srli_epi32(e, 16),
+                           _mm512_and_si512(o, _mm512_set1_epi32((int)0xFFFF0000u)));
+}
+
+/* 16 values of a cache row from value i as f32. */
+BF_INLINE __m512 ld16_row(ggml_type t, const uint8_t *row, uint32_t i)
+{
+    if (t == GGML_TYPE_F16)
+        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + (size_t)i * 2)));
+    const uint8_t *blk = row + (size_t)(i / 32) * 34;
+    const __m512 f = _mm512_cvtepi32_ps(
+        _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2 + i % 32))));
+    return _mm512_mul_ps(f, _mm512_set1_ps(_cvtsh_ss(*(const uint16_t *)blk)));
+}
+
+/* exp(x), x <= 0, 0 below -87.3 (as exp_avx2). */
+BF_INLINE __m512 exp512(__m512 x)
+{
+    const __m512 lo = _mm512_set1_ps(-87.3f);
+    const __mmask16 keep = _mm512_cmp_ps_mask(x, lo, _CMP_GE_OQ);
+    x = _mm512_max_ps(x, lo);
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 y = _mm512_set1_ps(1.0f / 5040.0f);
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f / 720.0f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f / 120.0f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f / 24.0f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f / 6.0f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(0.5f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f));
+    y = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(y),
+                                             _mm512_slli_epi32(_mm512_cvtps_epi32(n), 23)));
+    return _mm512_maskz_mov_ps(keep, y);
+}
+
+/* St[j][r] = sum over pairs p of Kb[j][p] . Qt[p][r] for keys j0..j0+JB-1, NV row vectors. */
+BF_INLINE void bf_qk_blk(const uint32_t *Qt, uint32_t RP, const uint32_t *Kb, uint32_t np,
+                         float *St, uint32_t j0, const int JB, const int NV)
+{
+    __m512 acc[6][4];
+    for (int jb = 0; jb < JB; jb++)
+        for (int v = 0; v < NV; v++)
+            acc[jb][v] = _mm512_setzero_ps();
+    for (uint32_t p = 0; p < np; p++) {
+        __m512bh qv[4];
+        for (int v = 0; v < NV; v++)
+            qv[v] = (__m512bh)_mm512_loadu_si512(Qt + (size_t)p * RP + 16 * v);
+        for (int jb = 0; jb < JB; jb++) {
+            const __m512bh kb = (__m512bh)_mm512_set1_epi32((int)Kb[(size_t)(j0 + jb) * np + p]);
+            for (int v = 0; v < NV; v++)
+                acc[jb][v] = _mm512_dpbf16_ps(acc[jb][v], qv[v], kb);
+        }
+    }
+    for (int jb = 0; jb < JB; jb++)
+        for (int v = 0; v < NV; v++)
+            _mm512_storeu_ps(St + (size_t)(j0 + jb) * RP + 16 * v, acc[jb][v]);
+}
+
+/* Ot[i][r] = Ot[i][r] * corr[r] + sum over key pairs jp of Vp[jp][i] . Pp[jp][r], for dims
+ * i0..i0+IB-1. */
+BF_INLINE void bf_pv_blk(const uint32_t *Pp, uint32_t RP, const uint32_t *Vp, uint32_t d,
+                         uint32_t njp, float *Ot, const float *corr, uint32_t i0, const int IB,
+                         const int NV)
+{
+    __m512 acc[8][4];
+    for (int ib = 0; ib < IB; ib++)
+        for (int v = 0; v < NV; v++)
+            acc[ib][v] = _mm512_mul_ps(_mm512_loadu_ps(Ot + (size_t)(i0 + ib) * RP + 16 * v),
+                                       _mm512_loadu_ps(corr + 16 * v));
+    for (uint32_t jp = 0; jp < njp; jp++) {
+        __m512bh pv[4];
+        for (int v = 0; v < NV; v++)
+            pv[v] = (__m512bh)_mm512_loadu_si512(Pp + (size_t)jp * RP + 16 * v);
+        for (int ib = 0; ib < IB; ib++) {
+            const __m512bh vb = (__m512bh)_mm512_set1_epi32((int)Vp[(size_t)jp * d + i0 + ib]);
+            for (int v = 0; v < NV; v++)
+                acc[ib][v] = _mm512_dpbf16_ps(acc[ib][v], pv[v], vb);
+        }
+    }
+    for (int ib = 0; ib < IB; ib++)
+        for (int v = 0; v < NV; v++)
+            _mm512_storeu_ps(Ot + (size_t)(i0 + ib) * RP + 16 * v, acc[ib][v]);
+}
+
+#define BF_QK(NVC)                                                                              \
+    BF_ATTR static void bf_qk_##NVC(const uint32_t *Qt, uint32_t RP, const uint32_t *Kb,       \
+                                    uint32_t np, float *St, uint32_t n)                        \
+    {                                                                                          \
+        uint32_t j = 0;                                                                        \
+        for (; j + 6 <= n; j += 6)                                                             \
+            bf_qk_blk(Qt, RP, Kb, np, St, j, 6, NVC);                                          \
+        for (; j < n; j++)                                                                     \
+            bf_qk_blk(Qt, RP, Kb, np, St, j, 1, NVC);                                          \
+    }
+#define BF_PV(NVC, IBC)                                                                         \
+    BF_ATTR static void bf_pv_##NVC(const uint32_t *Pp, uint32_t RP, const uint32_t *Vp,        \
+                                    uint32_t d, uint32_t njp, float *Ot, const float *corr)    \
+    {                                                                                          \
+        for (uint32_t i = 0; i < d; i += IBC)                                                  \
+            bf_pv_blk(Pp, RP, Vp, d, njp, Ot, corr, i, IBC, NVC);                              \
+    }
+BF_QK(1)
+BF_QK(2)
+BF_QK(3)
+BF_QK(4)
+BF_PV(1, 8)
+BF_PV(2, 8)
+BF_PV(3, 4)
+BF_PV(4, 4)
+
+typedef void (*bf_qk_fn)(const uint32_t *, uint32_t, const uint32_t *, uint32_t, float *,
+                         uint32_t);
+typedef void (*bf_pv_fn)(const uint32_t *, uint32_t, const uint32_t *, uint32_t, uint32_t,
+                         float *, const float *);
+static const bf_qk_fn BF_QKS[4] = {bf_qk_1, bf_qk_2, bf_qk_3, bf_qk_4};
+static const bf_pv_fn BF_PVS[4] = {bf_pv_1, bf_pv_2, bf_pv_3, bf_pv_4};
+
+/* One item whose queries (rows, pre-scaled f32) are in sc->q. */
+BF_ATTR static void run_item_bf16(attn_ctx *a, const attn_item *it, attn_scratch *sc,
+                                  uint32_t rows)
+{
+    const attn_seg *sg = &a->segs[it->seg];
+    const uint32_t d = a->d, G = a->group, np = d / 2;
+    const uint32_t NV = (rows + 15) / 16, RP = NV * 16;
+    uint32_t *Qt = sc->bq, *Kb = sc->bk, *Pp = sc->bp, *Vp = sc->bv;
+    float *St = sc->bs, *Ot = sc->bo, *m = sc->m, *l = sc->l, *corr = sc->bc;
+    int32_t *lim = sc->blim;
+    const ggml_type kt = kv_seq_type(sg->seq);
+    const size_t rb = kv_seq_row_bytes(sg->seq);
+
+    /* the queries as bf16 pairs, one column per row; padding rows are zero and see nothing */
+    for (uint32_t r = 0; r < RP; r++) {
+        const float *q = sc->q + (size_t)r * d;
+        for (uint32_t p = 0; p < np; p += 16) {
+            uint32_t pairs[16];
+            if (r < rows) {
+                const __m512 lo = _mm512_loadu_ps(q + 2 * p), hi = _mm512_loadu_ps(q + 2 * p + 16);
+                _mm512_storeu_si512(pairs, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+            } else {
+                memset(pairs, 0, sizeof(pairs));
+            }
+            for (uint32_t k = 0; k < 16; k++)
+                Qt[(size_t)(p + k) * RP + r] = pairs[k];
+        }
+        lim[r] = r < rows ? (int32_t)(sg->pos0 + it->t0 + r / G) : -1;
+        m[r] = -INFINITY;
+        l[r] = 0.0f;
+    }
+    memset(Ot, 0, (size_t)d * RP * sizeof(float));
+
+    for (uint32_t kb = it->k0; kb < it->k1;) {
+        const uint32_t blk = kb / KV_BLOCK, off = kb % KV_BLOCK;
+        uint32_t ke = (blk + 1) * KV_BLOCK;
+        if (ke > it->k1)
+            ke = it->k1;
+        const uint32_t n = ke - kb, njp = (n + 1) / 2;
+        if ((int64_t)kb > (int64_t)lim[rows - 1]) { /* no row sees this tile (nor any after) */
+            kb = ke;
+            continue;
+        }
+        const uint8_t *kp = kv_seq_k(sg->seq, a->layer, it->head, blk) + (size_t)off * rb;
+        const uint8_t *vp = kv_seq_v(sg->seq, a->layer, it->head, blk) + (size_t)off * rb;
+        if (ke < it->k1) {
+            const uint8_t *nk = kv_seq_k(sg->seq, a->layer, it->head, blk + 1);
+            const uint8_t *nv = kv_seq_v(sg->seq, a->layer, it->head, blk + 1);
+            for (size_t o = 0; o < (size_t)KV_BLOCK * rb; o += 64) {
+                __builtin_prefetch(nk + o);
+                __builtin_prefetch(nv + o);
+            }
+        }
+        /* K rows as bf16 pairs */
+        for (uint32_t j = 0; j < n; j++) {
+            const uint8_t *row = kp + (size_t)j * rb;
+            for (uint32_t i = 0; i < d; i += 32)
+                _mm512_storeu_si512(Kb + (size_t)j * np + i / 2,
+                                    (__m512i)_mm512_cvtne2ps_pbh(ld16_row(kt, row, i + 16),
+                                                                 ld16_row(kt, row, i)));
+        }
+        BF_QKS[NV - 1](Qt, RP, Kb, np, St, n);
+
+        /* causal mask, online softmax, weights as bf16 pairs of keys */
+        const bool masked = (int64_t)(ke - 1) > (int64_t)lim[0];
+        for (uint32_t v = 0; v < NV; v++) {
+            const __m512i lv = _mm512_loadu_si512(lim + 16 * v);
+            __m512 mt = _mm512_set1_ps(-INFINITY);
+            for (uint32_t j = 0; j < n; j++) {
+                float *sp = St + (size_t)j * RP + 16 * v;
+                __m512 sv = _mm512_loadu_ps(sp);
+                if (masked) {
+                    const __mmask16 hide = _mm512_cmpgt_epi32_mask(
+                        _mm512_set1_epi32((int32_t)(kb + j)), lv);
+                    sv = _mm512_mask_mov_ps(sv, hide, _mm512_set1_ps(-INFINITY));
+                    _mm512_storeu_ps(sp, sv);
+                }
+                mt = _mm512_max_ps(mt, sv);
+            }
+            const __m512 mo = _mm512_loadu_ps(m + 16 * v);
+            const __m512 mn = _mm512_max_ps(mo, mt);
+            const __mmask16 none = _mm512_cmp_ps_mask(mn, _mm512_set1_ps(-INFINITY), _CMP_EQ_OQ);
+            /* rows that still see nothing keep corr 1 and weights 0 */
+            const __m512 base = _mm512_mask_mov_ps(mn, none, _mm512_setzero_ps());
+            __m512 c = exp512(_mm512_sub_ps(mo, base));
+            c = _mm512_mask_mov_ps(c, none, _mm512_set1_ps(1.0f));
+            __m512 sum = _mm512_setzero_ps();
+            for (uint32_t j = 0; j < n; j++) {
+                float *sp = St + (size_t)j * RP + 16 * v;
+                __m512 pv = exp512(_mm512_sub_ps(_mm512_loadu_ps(sp), base));
+                pv = _mm512_mask_mov_ps(pv, none, _mm512_setzero_ps());
+                _mm512_storeu_ps(sp, pv);
+                sum = _mm512_add_ps(sum, pv);
+            }
+            _mm512_storeu_ps(m + 16 * v, mn);
+            _mm512_storeu_ps(l + 16 * v, _mm512_fmadd_ps(_mm512_loadu_ps(l + 16 * v), c, sum));
+            _mm512_storeu_ps(corr + 16 * v, c);
+            for (uint32_t jp = 0; jp < njp; jp++) {
+                const __m512 e = _mm512_loadu_ps(St + (size_t)(2 * jp) * RP + 16 * v);
+                const __m512 o = 2 * jp + 1 < n ? _mm512_loadu_ps(St + (size_t)(2 * jp + 1) * RP + 16 * v)
+                                                : _mm512_setzero_ps();
+                _mm512_storeu_si512(Pp + (size_t)jp * RP + 16 * v, bf16_pairs(e, o));
+            }
+        }
+        /* V rows as bf16 pairs of keys */
+        for (uint32_t jp = 0; jp < njp; jp++) {
+            const uint8_t *r0 = vp + (size_t)(2 * jp) * rb;
+            const uint8_t *r1 = 2 * jp + 1 < n ? r0 + rb : NULL;
+            for (uint32_t i = 0; i < d; i += 16) {
+                const __m512 e = ld16_row(kt, r0, i);
+                const __m512 o = r1 ? ld16_row(kt, r1, i) : _mm512_setzero_ps();
+                _mm512_storeu_si512(Vp + (size_t)jp * d + i, bf16_pairs(e, o));
+            }
+        }
+        BF_PVS[NV - 1](Pp, RP, Vp, d, njp, Ot, corr);
+        kb = ke;
+    }
+
+    const size_t qstride = (size_t)a->n_head * d;
+    if (it->part >= 0) {
+        float *pp = a->parts + (size_t)it->part * a->rows_pad * (d + 2);
+        for (uint32_t r = 0; r < rows; r++) {
+            float *pr = pp + (size_t)r * (d + 2);
+            pr[0] = m[r];
+            pr[1] = l[r];
+            for (uint32_t i = 0; i < d; i++)
+                pr[2 + i] = Ot[(size_t)i * RP + r];
+        }
+        return;
+    }
+    for (uint32_t r = 0; r < rows; r++) {
+        const uint32_t t = it->t0 + r / G, h = it->head * G + r % G;
+        float *o = sg->out + (size_t)t * qstride + (size_t)h * d;
+        const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+        for (uint32_t i = 0; i < d; i++)
+            o[i] = Ot[(size_t)i * RP + r] * inv;
+    }
+}
+#endif
+
 /* ---------------------------------------------------------------- context */
+
+static bool cpu_bf16(void)
+{
+#ifdef ATTN_X86
+    return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+#else
+    return false;
+#endif
+}
 
 loco_status attn_new(uint32_t n_head, uint32_t n_head_kv, uint32_t head_dim, uint32_t n_threads,
                      uint32_t max_tokens, uint32_t max_segs, attn_ctx **out, loco_err *err)
@@ -442,9 +743,19 @@ loco_status attn_new(uint32_t n_head, uint32_t n_head_kv, uint32_t head_dim, uin
         s->vf = malloc((size_t)KV_BLOCK * head_dim * sizeof(float));
         s->s = malloc((size_t)a->rows_pad * (KV_BLOCK + 2) * sizeof(float));
         s->acc = malloc((size_t)a->rows_pad * head_dim * sizeof(float));
-        s->m = malloc((size_t)a->rows_pad * sizeof(float));
-        s->l = malloc((size_t)a->rows_pad * sizeof(float));
-        ok = s->q && s->kf && s->vf && s->s && s->acc && s->m && s->l;
+        size_t rp = a->rows_pad > 64 ? a->rows_pad : 64;
+        s->m = malloc(rp * sizeof(float));
+        s->l = malloc(rp * sizeof(float));
+        s->bq = aligned_alloc(64, (size_t)head_dim / 2 * 64 * sizeof(uint32_t) + 64);
+        s->bk = aligned_alloc(64, (size_t)KV_BLOCK * head_dim / 2 * sizeof(uint32_t) + 64);
+        s->bp = aligned_alloc(64, (size_t)KV_BLOCK / 2 * 64 * sizeof(uint32_t));
+        s->bv = aligned_alloc(64, (size_t)KV_BLOCK / 2 * head_dim * sizeof(uint32_t) + 64);
+        s->bs = aligned_alloc(64, (size_t)KV_BLOCK * 64 * sizeof(float));
+        s->bo = aligned_alloc(64, (size_t)head_dim * 64 * sizeof(float) + 64);
+        s->bc = aligned_alloc(64, 64 * sizeof(float));
+        s->blim = aligned_alloc(64, 64 * sizeof(int32_t));
+        ok = s->q && s->kf && s->vf && s->s && s->acc && s->m && s->l && s->bq && s->bk &&
+             s->bp && s->bv && s->bs && s->bo && s->bc && s->blim;
     }
     if (!ok) {
         attn_free(a);
@@ -454,6 +765,7 @@ loco_status attn_new(uint32_t n_head, uint32_t n_head_kv, uint32_t head_dim, uin
     __builtin_cpu_init();
     a->simd = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
               head_dim % 16 == 0;
+    a->bf16 = a->simd && head_dim % 32 == 0 && cpu_bf16() && !getenv("LOCO_ATTN_NO_BF16");
 #endif
     *out = a;
     return LOCO_OK;
@@ -472,6 +784,14 @@ void attn_free(attn_ctx *a)
         free(s->acc);
         free(s->m);
         free(s->l);
+        free(s->bq);
+        free(s->bk);
+        free(s->bp);
+        free(s->bv);
+        free(s->bs);
+        free(s->bo);
+        free(s->bc);
+        free(s->blim);
     }
     free(a->ts);
     free(a->items);
@@ -482,13 +802,25 @@ void attn_free(attn_ctx *a)
 
 void attn_force_scalar(attn_ctx *a, bool on)
 {
-    if (on)
+    if (on) {
         a->simd = false;
+        a->bf16 = false;
+    }
 #ifdef ATTN_X86
     else
         a->simd = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
                   a->d % 16 == 0;
 #endif
+}
+
+bool attn_uses_bf16(const attn_ctx *a)
+{
+    return a->bf16;
+}
+
+void attn_force_bf16(attn_ctx *a, bool on)
+{
+    a->bf16 = on && a->simd && a->d % 32 == 0 && cpu_bf16();
 }
 
 /* ---------------------------------------------------------------- one item */
@@ -525,6 +857,12 @@ static void run_item(attn_ctx *a, const attn_item *it, attn_scratch *sc)
                 dst[i] = src[i] * scale;
         }
     memset(sc->q + (size_t)rows * d, 0, (size_t)(rows4 - rows) * d * sizeof(float));
+#ifdef ATTN_X86
+    if (a->bf16 && rows > ATTN_DIRECT_ROWS && rows <= 64) {
+        run_item_bf16(a, it, sc, rows);
+        return;
+    }
+#endif
     memset(sc->acc, 0, (size_t)rows4 * d * sizeof(float));
     for (uint32_t r = 0; r < rows4; r++) {
         sc->m[r] = -INFINITY;

@@ -38,5 +38,10 @@ void attn_forward(attn_ctx *a, tpool *pool, uint32_t layer, const attn_seg *segs
 
 /* Use the scalar kernels even where SIMD ones exist (tests compare the two). */
 void attn_force_scalar(attn_ctx *a, bool on);
+/* Whether prompt chunks go through the AVX512_BF16 kernel (bf16 products, f32 sums), on by
+ * default where the CPU has it (LOCO_ATTN_NO_BF16 in the environment turns it off); tests
+ * switch it with attn_force_bf16 (on only takes where the CPU has it). */
+bool attn_uses_bf16(const attn_ctx *a);
+void attn_force_bf16(attn_ctx *a, bool on);
 
 #endif

@@ -96,8 +96,10 @@ static double check_seg(const attn_seg *sg)
     return worst;
 }
 
-static void run_case(ggml_type type, bool scalar)
+/* mode: 0 SIMD f32, 1 scalar, 2 the BF16 kernel (skipped where the CPU lacks it) */
+static void run_case(ggml_type type, int mode)
 {
+    const bool scalar = mode == 1;
     kv_params kp = {1, KV_HEADS, DIM, type, 128, 0};
     kv_cache *c = NULL;
     assert_int_equal(kv_cache_new(&kp, &c, NULL), LOCO_OK);
@@ -121,13 +123,26 @@ static void run_case(ggml_type type, bool scalar)
     attn_ctx *a = NULL;
     assert_int_equal(attn_new(HEADS, KV_HEADS, DIM, 4, total, 3, &a, NULL), LOCO_OK);
     attn_force_scalar(a, scalar);
+    attn_force_bf16(a, mode == 2);
+    if (mode == 2 && !attn_uses_bf16(a)) {
+        attn_free(a);
+        for (int i = 0; i < 3; i++) {
+            free((void *)segs[i].q);
+            free(segs[i].out);
+            kv_seq_free(seq[i]);
+        }
+        kv_cache_free(c);
+        skip();
+    }
+    /* bf16 products: 8 significant bits; f32 elsewhere */
+    const double tol = mode == 2 ? 1.5e-2 : 5e-6;
     attn_forward(a, NULL, 0, segs, 3);
     for (int i = 0; i < 3; i++) {
         double e = check_seg(&segs[i]);
         if (getenv("LOCO_TEST_VERBOSE"))
             fprintf(stderr, "%s %s seg %d: max error %.3g\n", ggml_type_name(type),
-                    scalar ? "scalar" : "simd", i, e);
-        assert_true(e < 5e-6);
+                    mode == 2 ? "bf16" : scalar ? "scalar" : "simd", i, e);
+        assert_true(e < tol);
         free((void *)segs[i].q);
         free(segs[i].out);
         kv_seq_free(seq[i]);
@@ -140,7 +155,7 @@ static void run_case(ggml_type type, bool scalar)
         q[j] = frand();
     attn_seg one = {seq[0], q, o, 1, 1799};
     attn_forward(a, NULL, 0, &one, 1);
-    assert_true(check_seg(&one) < 5e-6);
+    assert_true(check_seg(&one) < tol);
     kv_seq_free(seq[0]);
     attn_free(a);
     kv_cache_free(c);
@@ -149,25 +164,37 @@ static void run_case(ggml_type type, bool scalar)
 static void test_f16_simd(void **state)
 {
     (void)state;
-    run_case(GGML_TYPE_F16, false);
+    run_case(GGML_TYPE_F16, 0);
 }
 
 static void test_f16_scalar(void **state)
 {
     (void)state;
-    run_case(GGML_TYPE_F16, true);
+    run_case(GGML_TYPE_F16, 1);
+}
+
+static void test_f16_bf16(void **state)
+{
+    (void)state;
+    run_case(GGML_TYPE_F16, 2);
 }
 
 static void test_q8_simd(void **state)
 {
     (void)state;
-    run_case(GGML_TYPE_Q8_0, false);
+    run_case(GGML_TYPE_Q8_0, 0);
 }
 
 static void test_q8_scalar(void **state)
 {
     (void)state;
-    run_case(GGML_TYPE_Q8_0, true);
+    run_case(GGML_TYPE_Q8_0, 1);
+}
+
+static void test_q8_bf16(void **state)
+{
+    (void)state;
+    run_case(GGML_TYPE_Q8_0, 2);
 }
 
 int main(void)
@@ -175,8 +202,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_f16_simd),
         cmocka_unit_test(test_f16_scalar),
+        cmocka_unit_test(test_f16_bf16),
         cmocka_unit_test(test_q8_simd),
         cmocka_unit_test(test_q8_scalar),
+        cmocka_unit_test(test_q8_bf16),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
