@@ -7,6 +7,7 @@
 #include <pthread.h>
 
 #include "backend/backend.h"
+#include "backend/constrain_req.h"
 #include "base/str.h"
 #include "chat/qwen.h"
 #include "engine/gguf.h"
@@ -49,7 +50,7 @@ typedef struct {
     int32_t eot;        /* <|endoftext|>, -1 when absent */
     uint64_t seed;
     uint64_t calls;     /* atomic: calls so far (sampling seeds) */
-    bool constrain;
+    constrain_vocab *cvocab; /* tool-call constraint tables (opts.constrain), else NULL */
     int parallel;
     long cache_mb;
     qwen3_kv_type kv_type;
@@ -523,13 +524,21 @@ static loco_status engine_run(backend_engine *b, const tok_ids *ids, const chat_
         if (chat_qwen_parser_new(&po, &c.parser))
             rc = loco_err_set(err, LOCO_ERR_NOMEM, "cannot create the tool-call parser");
     }
+    long max = req->max_tokens > 0 ? req->max_tokens : ENGINE_DEFAULT_MAX_TOKENS;
+    constrain *con = NULL;
     if (!rc) {
         smp = make_sampler(b, req, ro, err);
         if (!smp)
             rc = err && err->code ? err->code : LOCO_ERR_NOMEM;
     }
+    /* valid tool calls by construction (docs/internals/constrain.md), for answers to a
+     * conversation (not raw prompts, not teacher forcing) */
+    if (!rc && b->cvocab && !(ro && (ro->prompt_ids || ro->raw_prompt || ro->force_ids))) {
+        rc = constrain_req_new(b->t, b->cvocab, req, max, &con, err);
+        if (!rc)
+            sampler_set_constraint(smp, con);
+    }
     if (!rc) {
-        long max = req->max_tokens > 0 ? req->max_tokens : ENGINE_DEFAULT_MAX_TOKENS;
         int32_t stops[2];
         uint32_t n_stops = 0;
         if (!(ro && ro->ignore_eos)) {
@@ -548,6 +557,7 @@ static loco_status engine_run(backend_engine *b, const tok_ids *ids, const chat_
         sr.n_stop_ids = n_stops;
         sr.cancel = call->cancel;
         sr.cache_key = call->cache_key;
+        sr.con = con;
         if (ro && ro->force_ids) {
             sr.force_ids = ro->force_ids;
             sr.n_force_ids = ro->n_force_ids > UINT32_MAX ? UINT32_MAX : (uint32_t)ro->n_force_ids;
@@ -586,6 +596,7 @@ static loco_status engine_run(backend_engine *b, const tok_ids *ids, const chat_
     }
     sched_job_free(job); /* ends it first when the caller's callback failed */
     sampler_free(smp);
+    constrain_free(con);
     chat_qwen_parser_free(c.parser);
     buf_release(&c.stop.held);
     buf_release(&c.piece);
@@ -674,6 +685,7 @@ static void engine_free(backend *base)
     sched_free(b->sched);
     qwen3_ctx_free(b->ctx);
     tpool_free(b->pool);
+    constrain_vocab_free(b->cvocab);
     tok_free(b->t);
     qwen3_free(b->m);
     gguf_close(b->g);
@@ -745,6 +757,11 @@ static loco_status engine_load(backend_engine *b, const backend_engine_opts *o, 
     int64_t ti = gguf_find_key(b->g, "tokenizer.chat_template");
     const char *tt = ti >= 0 ? gguf_get_str(b->g, ti, &tl) : NULL;
     b->dialect = tt ? tmpl_detect_dialect(tt) : TMPL_QWEN3_INSTRUCT_2507;
+    if (o->constrain) {
+        rc = constrain_vocab_new(b->t, (int32_t)b->m->hp.n_vocab, &b->cvocab, err);
+        if (rc)
+            return rc;
+    }
     b->eos = tok_find(b->t, "<|im_end|>", 10);
     b->eot = tok_find(b->t, "<|endoftext|>", 13);
     b->model_name = model_name(b->g, o->model_path);
@@ -774,7 +791,6 @@ loco_status backend_engine_new(const backend_engine_opts *o, backend **out, loco
     b->n_batch = (uint32_t)(batch < ctx ? batch : ctx);
     b->seed = o->seed;
     b->template_tools = o->template_tools;
-    b->constrain = o->constrain;
     b->parallel = o->parallel > 0 ? o->parallel : ENGINE_DEFAULT_PARALLEL;
     b->cache_mb = o->cache_mb > 0 ? o->cache_mb : ENGINE_DEFAULT_CACHE_MB;
     if (!o->kv_type || !strcmp(o->kv_type, "f16")) {

@@ -56,7 +56,10 @@ static void run_usage(FILE *out)
             "  --no-nfc             tokenize without NFC normalisation (as llama.cpp does)\n"
             "  --parity             llama.cpp's arithmetic bit for bit (slower; the conformance\n"
             "                       tests use it) instead of the fast path\n"
-            "  --kv-type T          KV cache type: f16 (default) or q8_0 (half the memory)\n");
+            "  --kv-type T          KV cache type: f16 (default) or q8_0 (half the memory)\n"
+            "  --no-constrain       do not constrain <tool_call>s to valid JSON for the tools\n"
+            "                       (those of --messages, else the trained ones; never with\n"
+            "                       --raw, --prompt-ids or --force-ids)\n");
 }
 
 typedef struct {
@@ -64,7 +67,7 @@ typedef struct {
     long max_tokens, top_k, threads, ctx, batch;
     double temp, top_p, min_p, repeat_penalty;
     long seed;
-    bool raw, ignore_eos, json, nfc, parity;
+    bool raw, ignore_eos, json, nfc, parity, no_constrain;
     const char *kv_type;
 } run_opts;
 
@@ -102,8 +105,16 @@ static int parse_run(int argc, char **argv, run_opts *o)
             o->parity = true;
             continue;
         }
+        if (!strcmp(a, "--no-constrain")) {
+            o->no_constrain = true;
+            continue;
+        }
         if (!strcmp(a, "--no-nfc")) {
             o->nfc = false;
+            continue;
+        }
+        if (!strcmp(a, "--no-constrain")) {
+            o->no_constrain = true;
             continue;
         }
         if (cli_flag_value(argc, argv, &i, "--model", &o->model, &bad) ||
@@ -359,6 +370,7 @@ int cmd_run(int argc, char **argv)
     eo.cache_mb = 1;
     eo.parity = o.parity;
     eo.kv_type = o.kv_type;
+    eo.constrain = !o.no_constrain;
     if (backend_engine_new(&eo, &b, &err))
         goto fail;
     if (o.messages) {

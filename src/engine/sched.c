@@ -32,6 +32,7 @@ struct sched_job {
     uint32_t n_force;
     void (*on_logits)(void *ctx, const float *logits, uint32_t n_vocab);
     void *logits_ctx;
+    constrain *con;
     /* scheduler thread only */
     kv_seq *seq;
     uint32_t fed;          /* prompt tokens in the cache */
@@ -392,6 +393,12 @@ static void *sched_main(void *arg)
                 continue;
             if (j->on_logits)
                 j->on_logits(j->logits_ctx, j->logits, s->n_vocab);
+            if (j->con) {
+                /* tokens that may still come: this one included, its evaluation not needed */
+                long ctx_left = (long)s->n_ctx - (long)kv_seq_len(j->seq) + 1;
+                long max_left = (long)j->max_tokens - (long)j->n_out;
+                constrain_set_budget(j->con, max_left < ctx_left ? max_left : ctx_left);
+            }
             j->sample_rc = sampler_sample(j->smp, j->logits, &j->sampled, NULL);
             /* the penalty window sees the token that goes on (the forced one) */
             if (!j->sample_rc)
@@ -566,6 +573,7 @@ loco_status sched_submit(sched *s, const sched_req *r, sched_job **out, loco_err
     }
     j->on_logits = r->on_logits;
     j->logits_ctx = r->logits_ctx;
+    j->con = r->con;
     j->pending = -1;
     j->sampled = -1;
     j->t_submit = now_s();

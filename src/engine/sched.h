@@ -15,6 +15,7 @@
 
 #include "base/status.h"
 #include "engine/qwen3.h"
+#include "engine/constrain.h"
 #include "engine/sampler.h"
 
 typedef struct sched sched;
@@ -59,6 +60,9 @@ typedef struct {
      * from, before sampling (n_vocab floats, borrowed during the call); may be NULL */
     void (*on_logits)(void *ctx, const float *logits, uint32_t n_vocab);
     void *logits_ctx;
+    constrain *con;             /* the sampler's constraint (sampler_set_constraint), borrowed
+                                   until done: before each token the scheduler tells it how many
+                                   tokens are left (max_tokens, the context) */
 } sched_req;
 
 typedef enum {
