@@ -50,7 +50,7 @@ typedef struct {
     float *m;    /* (rows_pad) running max */
     float *l;    /* (rows_pad) running sum */
     /* the BF16 kernel's (rows up to ATTN_ROWS, padded to 16) */
-    uint32_t *bq; /* (head_dim / 2, 64) query pairs */
+    uint32_t *bq; /* (head_dim / 2, 64) query pairs; the f32 kernel's (head_dim, 64) queries */
     uint32_t *bk; /* (KV_BLOCK, head_dim / 2) key pairs */
     uint32_t *bp; /* (KV_BLOCK / 2, 64) weight pairs */
     uint32_t *bv; /* (KV_BLOCK / 2, head_dim) value pairs */
@@ -419,6 +419,195 @@ ATTN_AVX2 static float exp_sum_avx2(float *x, uint32_t n, float m)
 #endif
 
 
+/* ---------------------------------------------------------------- AVX2 f32 (prompts) */
+
+/* Prompt chunks on CPUs without AVX512_BF16: the same transposed scheme as the BF16 kernel
+ * with f32 FMA, 8 query rows a vector: Qt[i][row], St[key][row], Ot[i][row]. K and V tiles
+ * are converted to f32 once per tile; products and sums are f32, as in the other fast
+ * kernels. */
+#ifdef ATTN_X86
+/* St[j][r] = sum_i K[j][i] Qt[i][r] for keys j0..j0+JB-1 and rows rv*8..rv*8+15. */
+ATTN_INLINE void t32_qk_blk(const float *Qt, uint32_t RP, const float *K, uint32_t d, float *St,
+                            uint32_t j0, uint32_t rv, const int JB)
+{
+    __m256 acc[6][2];
+    for (int jb = 0; jb < JB; jb++)
+        acc[jb][0] = acc[jb][1] = _mm256_setzero_ps();
+    for (uint32_t i = 0; i < d; i++) {
+        const __m256 q0 = _mm256_loadu_ps(Qt + (size_t)i * RP + rv * 8);
+        const __m256 q1 = _mm256_loadu_ps(Qt + (size_t)i * RP + rv * 8 + 8);
+        for (int jb = 0; jb < JB; jb++) {
+            const __m256 k = _mm256_broadcast_ss(K + (size_t)(j0 + jb) * d + i);
+            acc[jb][0] = _mm256_fmadd_ps(k, q0, acc[jb][0]);
+            acc[jb][1] = _mm256_fmadd_ps(k, q1, acc[jb][1]);
+        }
+    }
+    for (int jb = 0; jb < JB; jb++) {
+        _mm256_storeu_ps(St + (size_t)(j0 + jb) * RP + rv * 8, acc[jb][0]);
+        _mm256_storeu_ps(St + (size_t)(j0 + jb) * RP + rv * 8 + 8, acc[jb][1]);
+    }
+}
+
+/* Ot[i][r] = Ot[i][r] corr[r] + sum_j V[j][i] St[j][r] for dims i0..i0+IB-1, rows rv*8..+15. */
+ATTN_INLINE void t32_pv_blk(const float *St, uint32_t RP, const float *V, uint32_t d, uint32_t n,
+                            float *Ot, const float *corr, uint32_t i0, uint32_t rv, const int IB)
+{
+    __m256 acc[6][2];
+    const __m256 c0 = _mm256_loadu_ps(corr + rv * 8), c1 = _mm256_loadu_ps(corr + rv * 8 + 8);
+    for (int ib = 0; ib < IB; ib++) {
+        acc[ib][0] = _mm256_mul_ps(_mm256_loadu_ps(Ot + (size_t)(i0 + ib) * RP + rv * 8), c0);
+        acc[ib][1] = _mm256_mul_ps(_mm256_loadu_ps(Ot + (size_t)(i0 + ib) * RP + rv * 8 + 8), c1);
+    }
+    for (uint32_t j = 0; j < n; j++) {
+        const __m256 p0 = _mm256_loadu_ps(St + (size_t)j * RP + rv * 8);
+        const __m256 p1 = _mm256_loadu_ps(St + (size_t)j * RP + rv * 8 + 8);
+        for (int ib = 0; ib < IB; ib++) {
+            const __m256 v = _mm256_broadcast_ss(V + (size_t)j * d + i0 + ib);
+            acc[ib][0] = _mm256_fmadd_ps(v, p0, acc[ib][0]);
+            acc[ib][1] = _mm256_fmadd_ps(v, p1, acc[ib][1]);
+        }
+    }
+    for (int ib = 0; ib < IB; ib++) {
+        _mm256_storeu_ps(Ot + (size_t)(i0 + ib) * RP + rv * 8, acc[ib][0]);
+        _mm256_storeu_ps(Ot + (size_t)(i0 + ib) * RP + rv * 8 + 8, acc[ib][1]);
+    }
+}
+
+ATTN_AVX2 static void t32_qk(const float *Qt, uint32_t RP, const float *K, uint32_t d, float *St,
+                             uint32_t n)
+{
+    for (uint32_t rv = 0; rv < RP / 8; rv += 2) {
+        uint32_t j = 0;
+        for (; j + 6 <= n; j += 6)
+            t32_qk_blk(Qt, RP, K, d, St, j, rv, 6);
+        for (; j < n; j++)
+            t32_qk_blk(Qt, RP, K, d, St, j, rv, 1);
+    }
+}
+
+ATTN_AVX2 static void t32_pv(const float *St, uint32_t RP, const float *V, uint32_t d,
+                             uint32_t n, float *Ot, const float *corr)
+{
+    for (uint32_t rv = 0; rv < RP / 8; rv += 2) {
+        uint32_t i = 0;
+        for (; i + 6 <= d; i += 6)
+            t32_pv_blk(St, RP, V, d, n, Ot, corr, i, rv, 6);
+        for (; i < d; i++)
+            t32_pv_blk(St, RP, V, d, n, Ot, corr, i, rv, 1);
+    }
+}
+
+/* One item whose queries (rows, pre-scaled f32) are in sc->q; rows <= 64. */
+ATTN_AVX2 static void run_item_t32(attn_ctx *a, const attn_item *it, attn_scratch *sc,
+                                   uint32_t rows)
+{
+    const attn_seg *sg = &a->segs[it->seg];
+    const uint32_t d = a->d, G = a->group;
+    const uint32_t RP = (rows + 15) / 16 * 16; /* row vectors go in pairs */
+    float *Qt = (float *)sc->bq, *St = sc->bs, *Ot = sc->bo, *m = sc->m, *l = sc->l;
+    float *corr = sc->bc;
+    int32_t *lim = sc->blim;
+    const ggml_type kt = kv_seq_type(sg->seq);
+    const size_t rb = kv_seq_row_bytes(sg->seq);
+
+    for (uint32_t r = 0; r < RP; r++) {
+        for (uint32_t i = 0; i < d; i++)
+            Qt[(size_t)i * RP + r] = r < rows ? sc->q[(size_t)r * d + i] : 0.0f;
+        lim[r] = r < rows ? (int32_t)(sg->pos0 + it->t0 + r / G) : -1;
+        m[r] = -INFINITY;
+        l[r] = 0.0f;
+    }
+    memset(Ot, 0, (size_t)d * RP * sizeof(float));
+
+    for (uint32_t kb = it->k0; kb < it->k1;) {
+        const uint32_t blk = kb / KV_BLOCK, off = kb % KV_BLOCK;
+        uint32_t ke = (blk + 1) * KV_BLOCK;
+        if (ke > it->k1)
+            ke = it->k1;
+        const uint32_t n = ke - kb;
+        if ((int64_t)kb > (int64_t)lim[rows - 1]) {
+            kb = ke;
+            continue;
+        }
+        const uint8_t *kp = kv_seq_k(sg->seq, a->layer, it->head, blk) + (size_t)off * rb;
+        const uint8_t *vp = kv_seq_v(sg->seq, a->layer, it->head, blk) + (size_t)off * rb;
+        if (ke < it->k1) {
+            const uint8_t *nk = kv_seq_k(sg->seq, a->layer, it->head, blk + 1);
+            const uint8_t *nv = kv_seq_v(sg->seq, a->layer, it->head, blk + 1);
+            for (size_t o = 0; o < (size_t)KV_BLOCK * rb; o += 64) {
+                __builtin_prefetch(nk + o);
+                __builtin_prefetch(nv + o);
+            }
+        }
+        if (kt == GGML_TYPE_F16)
+            cvt_f16_avx2(kp, rb, n, d, sc->kf);
+        else
+            cvt_q8_avx2(kp, rb, n, d, sc->kf);
+        t32_qk(Qt, RP, sc->kf, d, St, n);
+
+        const bool masked = (int64_t)(ke - 1) > (int64_t)lim[0];
+        for (uint32_t v = 0; v < RP / 8; v++) {
+            const __m256i lv = _mm256_loadu_si256((const __m256i *)(lim + 8 * v));
+            __m256 mt = _mm256_set1_ps(-INFINITY);
+            for (uint32_t j = 0; j < n; j++) {
+                float *sp = St + (size_t)j * RP + 8 * v;
+                __m256 sv = _mm256_loadu_ps(sp);
+                if (masked) {
+                    const __m256 hide = _mm256_castsi256_ps(
+                        _mm256_cmpgt_epi32(_mm256_set1_epi32((int32_t)(kb + j)), lv));
+                    sv = _mm256_blendv_ps(sv, _mm256_set1_ps(-INFINITY), hide);
+                    _mm256_storeu_ps(sp, sv);
+                }
+                mt = _mm256_max_ps(mt, sv);
+            }
+            const __m256 mo = _mm256_loadu_ps(m + 8 * v);
+            const __m256 mn = _mm256_max_ps(mo, mt);
+            const __m256 none = _mm256_cmp_ps(mn, _mm256_set1_ps(-INFINITY), _CMP_EQ_OQ);
+            const __m256 base = _mm256_blendv_ps(mn, _mm256_setzero_ps(), none);
+            __m256 c = exp_avx2(_mm256_sub_ps(mo, base));
+            c = _mm256_blendv_ps(c, _mm256_set1_ps(1.0f), none);
+            __m256 sum = _mm256_setzero_ps();
+            for (uint32_t j = 0; j < n; j++) {
+                float *sp = St + (size_t)j * RP + 8 * v;
+                __m256 pv = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(sp), base));
+                pv = _mm256_blendv_ps(pv, _mm256_setzero_ps(), none);
+                _mm256_storeu_ps(sp, pv);
+                sum = _mm256_add_ps(sum, pv);
+            }
+            _mm256_storeu_ps(m + 8 * v, mn);
+            _mm256_storeu_ps(l + 8 * v, _mm256_fmadd_ps(_mm256_loadu_ps(l + 8 * v), c, sum));
+            _mm256_storeu_ps(corr + 8 * v, c);
+        }
+        if (kt == GGML_TYPE_F16)
+            cvt_f16_avx2(vp, rb, n, d, sc->vf);
+        else
+            cvt_q8_avx2(vp, rb, n, d, sc->vf);
+        t32_pv(St, RP, sc->vf, d, n, Ot, corr);
+        kb = ke;
+    }
+
+    const size_t qstride = (size_t)a->n_head * d;
+    if (it->part >= 0) {
+        float *pp = a->parts + (size_t)it->part * a->rows_pad * (d + 2);
+        for (uint32_t r = 0; r < rows; r++) {
+            float *pr = pp + (size_t)r * (d + 2);
+            pr[0] = m[r];
+            pr[1] = l[r];
+            for (uint32_t i = 0; i < d; i++)
+                pr[2 + i] = Ot[(size_t)i * RP + r];
+        }
+        return;
+    }
+    for (uint32_t r = 0; r < rows; r++) {
+        const uint32_t t = it->t0 + r / G, h = it->head * G + r % G;
+        float *o = sg->out + (size_t)t * qstride + (size_t)h * d;
+        const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+        for (uint32_t i = 0; i < d; i++)
+            o[i] = Ot[(size_t)i * RP + r] * inv;
+    }
+}
+#endif
+
 /* ---------------------------------------------------------------- AVX-512 BF16 (prompts) */
 
 /* Prompt chunks (many query rows) on CPUs with AVX512_BF16 (AMD Zen 4, Intel Sapphire Rapids):
@@ -746,7 +935,7 @@ loco_status attn_new(uint32_t n_head, uint32_t n_head_kv, uint32_t head_dim, uin
         size_t rp = a->rows_pad > 64 ? a->rows_pad : 64;
         s->m = malloc(rp * sizeof(float));
         s->l = malloc(rp * sizeof(float));
-        s->bq = aligned_alloc(64, (size_t)head_dim / 2 * 64 * sizeof(uint32_t) + 64);
+        s->bq = aligned_alloc(64, (size_t)head_dim * 64 * sizeof(float) + 64);
         s->bk = aligned_alloc(64, (size_t)KV_BLOCK * head_dim / 2 * sizeof(uint32_t) + 64);
         s->bp = aligned_alloc(64, (size_t)KV_BLOCK / 2 * 64 * sizeof(uint32_t));
         s->bv = aligned_alloc(64, (size_t)KV_BLOCK / 2 * head_dim * sizeof(uint32_t) + 64);
@@ -860,6 +1049,10 @@ static void run_item(attn_ctx *a, const attn_item *it, attn_scratch *sc)
 #ifdef ATTN_X86
     if (a->bf16 && rows > ATTN_DIRECT_ROWS && rows <= 64) {
         run_item_bf16(a, it, sc, rows);
+        return;
+    }
+    if (a->simd && rows > ATTN_DIRECT_ROWS && rows <= 64) {
+        run_item_t32(a, it, sc, rows);
         return;
     }
 #endif
