@@ -4,8 +4,11 @@
  * are exact, and the quantizers' bytes pinned (they were checked byte for byte against
  * llama.cpp's own quantize_row_q2_K_ref / q3_K_ref / quantize_iq4_nl / quantize_iq4_xs, see
  * docs/internals/quant.md), and llama-quantize's type mixes (engine/ftype.h) that `loco model synth
- * --mix` writes. Round trips, extremes, SIMD paths and row loops are covered by
- * test_quant.c, whose type lists include these types. */
+ * --mix` writes; the float steps of llama.cpp's repacked / AMX / IQ panel kernels for them
+ * (quant_lowbit_repack_*, quant_lowbit_amx_iq4_xs) against the formulas written out here, and
+ * which of them the parity path (vecmath.h) runs for which weights and batch sizes. Round
+ * trips, extremes, SIMD paths and row loops are covered by test_quant.c, whose type lists
+ * include these types. */
 #include "base/common.h"
 
 #include <math.h>
@@ -16,6 +19,7 @@
 #include "engine/quant.h"
 #include "engine/quant_int.h"
 #include "engine/quant_lowbit.h"
+#include "engine/vecmath.h"
 
 #define H_ONE 0x3C00  /* fp16 1.0 */
 #define H_HALF 0x3800 /* fp16 0.5 */
@@ -356,6 +360,209 @@ static void test_mix_recipes(void **state)
     assert_int_equal(ftype_of_type(GGML_TYPE_F32), 0);
 }
 
+/* ---------------------------------------------------------------- parity path */
+
+#define PV 512   /* values per row: two super-blocks, sixteen 32-blocks */
+#define PROWS 19 /* two groups of 8 rows and a tail */
+#define PTOK 8   /* activation rows */
+#define PRB 640  /* bytes >= one weight row of PV values (IQ4_XS: 272) */
+#define PAB 640  /* bytes >= one activation row (Q8_K: 584, Q8_0: 544) */
+
+/* Random weight rows (quantized from random floats) and activation rows of type t. */
+static void parity_case(ggml_type t, uint64_t seed, uint8_t w[PROWS][PRB], uint8_t a[PTOK][PAB])
+{
+    uint64_t s = seed;
+    float x[PV];
+    for (int r = 0; r < PROWS; r++) {
+        for (int i = 0; i < PV; i++)
+            x[i] = (float)rand_int(&s, -1000, 1000) * 3e-4f + 0.02f;
+        assert_int_equal(quant_quantize_row(t, x, w[r], PV), LOCO_OK);
+    }
+    for (int k = 0; k < PTOK; k++) {
+        for (int i = 0; i < PV; i++)
+            x[i] = (float)rand_int(&s, -1000, 1000) * 3e-3f;
+        assert_int_equal(quant_quantize_act(quant_act_type(t), x, a[k], PV), LOCO_OK);
+    }
+}
+
+/* sum over values [v0, v1) of the dequantized copy of block b (blk bytes, set up by the
+ * caller) times the int8 activations q: an exact integer here. */
+static int64_t int_dot(ggml_type t, const void *blk, const int8_t *q, int v0, int v1, int n)
+{
+    float y[256];
+    dequant(t, blk, y, n);
+    int64_t sum = 0;
+    for (int i = v0; i < v1; i++) {
+        assert_true(y[i] == (float)(int)y[i]);
+        sum += (int64_t)y[i] * q[i];
+    }
+    return sum;
+}
+
+/* llama.cpp's q2_K_8x8 kernels per output, written from the formula: per super-block (gemv) or
+ * per 128 values (gemm), acc = fma(sum sc*dot, d*d_a, acc), accm = fma(sum m*bsum, dmin*d_a,
+ * accm); result acc - accm. The integer sums come from dequantizing copies of the block with
+ * (d, dmin) = (1, 0) (sc * q) and (0, 1) (-m). */
+static float want_q2_K(const block_q2_K *x, const block_q8_K *y, bool gemm)
+{
+    float acc = 0, accm = 0;
+    for (int i = 0; i < PV / 256; i++) {
+        block_q2_K sc = x[i], mn = x[i];
+        sc.d = H_ONE, sc.dmin = 0, mn.d = 0, mn.dmin = H_ONE;
+        const float dd = fp16_to_f32(x[i].d) * y[i].d, dm = fp16_to_f32(x[i].dmin) * y[i].d;
+        const int parts = gemm ? 2 : 1;
+        for (int h = 0; h < parts; h++) {
+            const int v0 = 256 / parts * h, v1 = v0 + 256 / parts;
+            acc = fmaf((float)int_dot(GGML_TYPE_Q2_K, &sc, y[i].qs, v0, v1, 256), dd, acc);
+            accm = fmaf((float)-int_dot(GGML_TYPE_Q2_K, &mn, y[i].qs, v0, v1, 256), dm, accm);
+        }
+    }
+    return acc - accm;
+}
+
+/* IQ4_XS in llama.cpp's AMX kernels and IQ panel gemm: acc = fma(sum ls*dot, d*d_a, acc) per
+ * super-block (ls * level from a copy with d = 1). */
+static float want_iq4_xs(const block_iq4_xs *x, const block_q8_K *y)
+{
+    float acc = 0;
+    for (int i = 0; i < PV / 256; i++) {
+        block_iq4_xs one = x[i];
+        one.d = H_ONE;
+        acc = fmaf((float)int_dot(GGML_TYPE_IQ4_XS, &one, y[i].qs, 0, 256, 256),
+                   fp16_to_f32(x[i].d) * y[i].d, acc);
+    }
+    return acc;
+}
+
+/* iq4_nl_8x8: acc = fma(isum, d_w*d_a, acc) per 32-block. */
+static float want_iq4_nl(const block_iq4_nl *x, const block_q8_0 *y)
+{
+    float acc = 0;
+    for (int i = 0; i < PV / 32; i++) {
+        block_iq4_nl one = x[i];
+        one.d = H_ONE;
+        acc = fmaf((float)int_dot(GGML_TYPE_IQ4_NL, &one, y[i].qs, 0, 32, 32),
+                   fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d), acc);
+    }
+    return acc;
+}
+
+static void test_parity_float_steps(void **state)
+{
+    (void)state;
+    static uint8_t w[PROWS][PRB], a[PTOK][PAB];
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        parity_case(GGML_TYPE_Q2_K, seed, w, a);
+        for (int r = 0; r < PROWS; r++)
+            for (int k = 0; k < PTOK; k++) {
+                assert_true(quant_lowbit_repack_q2_K_gemv(PV, w[r], a[k]) ==
+                            want_q2_K((const block_q2_K *)w[r], (const block_q8_K *)a[k], false));
+                assert_true(quant_lowbit_repack_q2_K_gemm(PV, w[r], a[k]) ==
+                            want_q2_K((const block_q2_K *)w[r], (const block_q8_K *)a[k], true));
+            }
+        parity_case(GGML_TYPE_IQ4_XS, seed, w, a);
+        for (int r = 0; r < PROWS; r++)
+            for (int k = 0; k < PTOK; k++)
+                assert_true(quant_lowbit_amx_iq4_xs(PV, w[r], a[k]) ==
+                            want_iq4_xs((const block_iq4_xs *)w[r], (const block_q8_K *)a[k]));
+        parity_case(GGML_TYPE_IQ4_NL, seed, w, a);
+        for (int r = 0; r < PROWS; r++)
+            for (int k = 0; k < PTOK; k++)
+                assert_true(quant_lowbit_repack_iq4_nl(PV, w[r], a[k]) ==
+                            want_iq4_nl((const block_iq4_nl *)w[r], (const block_q8_0 *)a[k]));
+    }
+}
+
+/* Which weights llama.cpp's builds repack or take to the AMX / IQ panel kernels
+ * (ggml_repack_get_optimal_repack_type, qtype_has_amx_kernels, ggml_cpu_iqp_supports_mul_mat). */
+static void test_parity_kernel_choice(void **state)
+{
+    (void)state;
+    const char *with[] = {"amx", "avx512", "avx2"};
+    for (size_t i = 0; i < LOCO_ARRAY_LEN(with); i++) {
+        const vm_profile *p = vm_profile_named(with[i]);
+        assert_non_null(p);
+        const bool avx512 = i < 2, amx = i == 0;
+        assert_true(vm_uses_repack(p, GGML_TYPE_IQ4_NL, 4096));
+        assert_true(vm_uses_repack(p, GGML_TYPE_IQ4_XS, 151936));
+        assert_int_equal(vm_uses_repack(p, GGML_TYPE_Q2_K, 4096), avx512);
+        assert_false(vm_uses_repack(p, GGML_TYPE_Q3_K, 4096));
+        assert_false(vm_uses_repack(p, GGML_TYPE_IQ4_NL, 100)); /* not a multiple of 8 */
+        assert_false(vm_uses_repack(p, GGML_TYPE_Q2_K, 100));
+        assert_false(vm_uses_repack(p, GGML_TYPE_IQ4_XS, 100));
+        assert_int_equal(vm_uses_amx(p, GGML_TYPE_IQ4_XS), amx);
+        assert_false(vm_uses_amx(p, GGML_TYPE_Q2_K));
+        assert_false(vm_uses_amx(p, GGML_TYPE_Q3_K));
+        assert_false(vm_uses_amx(p, GGML_TYPE_IQ4_NL));
+    }
+    for (size_t k = 0; k < LOCO_ARRAY_LEN(lowbit_types); k++)
+        assert_false(vm_uses_repack(vm_profile_named("scalar"), lowbit_types[k], 4096));
+}
+
+/* vm_repack_matmul / vm_amx_matmul run each output with the kernel llama.cpp uses for that
+ * batch: Q2_K's gemm for the activation rows in whole groups of 4 (when there are more than
+ * 3), its gemv for the rest; IQ4_XS's panel gemm from 8 rows on, vec_dot below; IQ4_NL's one
+ * formula. Each pair of formulas differs somewhere in these rows (else the test could not tell
+ * them apart). */
+static void test_parity_dispatch(void **state)
+{
+    (void)state;
+    static uint8_t w[PROWS][PRB], a[PTOK][PAB];
+    static float out[PTOK][PROWS];
+    const size_t as = PAB, os = PROWS;
+    int q2_differ = 0, xs_differ = 0;
+    for (uint64_t seed = 7; seed <= 9; seed++) {
+        parity_case(GGML_TYPE_Q2_K, seed, w, a);
+        const size_t rb = ggml_type_row_size(GGML_TYPE_Q2_K, PV);
+        /* pack the rows contiguously (rows of rb bytes) */
+        static uint8_t W[PROWS * PRB];
+        for (int r = 0; r < PROWS; r++)
+            memcpy(W + (size_t)r * rb, w[r], rb);
+        for (int nt = 1; nt <= 7; nt++) {
+            memset(out, 0, sizeof(out));
+            vm_repack_matmul(GGML_TYPE_Q2_K, W, PV, a, nt, as, &out[0][0], os, 0, PROWS);
+            const int n_gemm = nt > 3 ? nt - nt % 4 : 0;
+            for (int k = 0; k < nt; k++)
+                for (int r = 0; r < PROWS; r++) {
+                    const float gv = quant_lowbit_repack_q2_K_gemv(PV, w[r], a[k]);
+                    const float gm = quant_lowbit_repack_q2_K_gemm(PV, w[r], a[k]);
+                    assert_true(out[k][r] == (k < n_gemm ? gm : gv));
+                    q2_differ += gv != gm;
+                }
+        }
+
+        parity_case(GGML_TYPE_IQ4_XS, seed, w, a);
+        const size_t xb = ggml_type_row_size(GGML_TYPE_IQ4_XS, PV);
+        for (int r = 0; r < PROWS; r++)
+            memcpy(W + (size_t)r * xb, w[r], xb);
+        for (int nt = 7; nt <= 8; nt++) {
+            vm_repack_matmul(GGML_TYPE_IQ4_XS, W, PV, a, nt, as, &out[0][0], os, 0, PROWS);
+            for (int k = 0; k < nt; k++)
+                for (int r = 0; r < PROWS; r++) {
+                    const float vd = quant_vec_dot(GGML_TYPE_IQ4_XS, PV, w[r], a[k]);
+                    const float gm = quant_lowbit_amx_iq4_xs(PV, w[r], a[k]);
+                    assert_true(out[k][r] == (nt >= 8 ? gm : vd));
+                    xs_differ += vd != gm;
+                }
+        }
+        vm_amx_matmul(GGML_TYPE_IQ4_XS, W, PV, a, 2, as, &out[0][0], os, 3, 17);
+        for (int k = 0; k < 2; k++)
+            for (int r = 3; r < 17; r++)
+                assert_true(out[k][r] == quant_lowbit_amx_iq4_xs(PV, w[r], a[k]));
+
+        parity_case(GGML_TYPE_IQ4_NL, seed, w, a);
+        const size_t nb = ggml_type_row_size(GGML_TYPE_IQ4_NL, PV);
+        for (int r = 0; r < PROWS; r++)
+            memcpy(W + (size_t)r * nb, w[r], nb);
+        vm_repack_matmul(GGML_TYPE_IQ4_NL, W, PV, a, 5, as, &out[0][0], os, 8, PROWS);
+        for (int k = 0; k < 5; k++)
+            for (int r = 8; r < PROWS; r++)
+                assert_true(out[k][r] == quant_lowbit_repack_iq4_nl(PV, w[r], a[k]));
+    }
+    assert_true(q2_differ > 0);
+    assert_true(xs_differ > 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -366,6 +573,9 @@ int main(void)
         cmocka_unit_test(test_dots_follow_dequant),
         cmocka_unit_test(test_quantizers_pinned),
         cmocka_unit_test(test_mix_recipes),
+        cmocka_unit_test(test_parity_float_steps),
+        cmocka_unit_test(test_parity_kernel_choice),
+        cmocka_unit_test(test_parity_dispatch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
