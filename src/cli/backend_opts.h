@@ -18,7 +18,9 @@
 #define CLI_DEFAULT_KEY_ENV "OPENROUTER_API_KEY"
 
 typedef struct {
-    const char *spec;          /* --backend; NULL: $LOCO_BACKEND, else CLI_DEFAULT_BACKEND */
+    const char *cmd;           /* "ask", "analyze": message prefix (set by init) */
+    const char *spec;          /* --backend; NULL: $LOCO_BACKEND, else the engine when --model
+                                  is a GGUF file or a pulled model, else CLI_DEFAULT_BACKEND */
     const char *model;         /* --model: GGUF file (engine) or model name (servers) */
     const char *key_env;       /* --key-env: variable holding the cloud key */
     const char *local_url;     /* --local-url: hybrid's local OpenAI-compatible server */
@@ -30,8 +32,8 @@ typedef struct {
     int engine_threads;        /* --threads (engine) */
 } cli_backend_opts;
 
-/* Zeroes o (every field then means "default"). */
-void cli_backend_opts_init(cli_backend_opts *o);
+/* Zeroes o (every field then means "default"); cmd names the command in messages. */
+void cli_backend_opts_init(cli_backend_opts *o, const char *cmd);
 /* Consumes one backend flag at argv[*i] (advancing *i past its value). Returns 1 when it took
  * one, 0 when argv[*i] is not a backend flag, -1 on a usage error (printed, prefixed with cmd). */
 int cli_backend_flag(cli_backend_opts *o, const char *cmd, int argc, char **argv, int *i);
@@ -41,9 +43,10 @@ void cli_backend_usage(FILE *out);
 typedef struct cli_backends cli_backends;
 
 /* Builds what o describes: an HTTP client, and the shared local / cloud backends. ctx and
- * max_turns feed the hybrid policy; env gives keys and LOCO_BACKEND. On success the caller
- * frees *out with cli_backends_close. LOCO_ERR_INVALID names a bad --backend, a missing
- * --model or key; other statuses as the backends give them. */
+ * max_turns feed the hybrid policy; env gives keys and LOCO_BACKEND. Loading the engine's
+ * model warns on stderr (once) when ctx exceeds the context the model was trained for. On
+ * success the caller frees *out with cli_backends_close. LOCO_ERR_INVALID names a bad
+ * --backend, a missing --model or key; other statuses as the backends give them. */
 loco_status cli_backends_open(const cli_backend_opts *o, const cli_env *env, long ctx,
                               long max_turns, cli_backends **out, loco_err *err);
 /* A backend for one agent run: a fresh hybrid around the shared local and cloud backends with
@@ -77,6 +80,7 @@ typedef struct {
     bool allow_bash_writes;    /* --allow-bash-writes */
     const char *template_file; /* --prompt-template FILE (prompts/analyze_query.txt built in) */
     const char *rules_file;    /* --rules FILE (prompts/explorer_rules.txt built in) */
+    bool claude;               /* --driver claude: Claude Code drives, loco serves (claude.h) */
 } cli_agent_opts;
 
 void cli_agent_opts_init(cli_agent_opts *o);
