@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "agent/tools_int.h"
+#include "base/os.h"
 
 #define BASH_DEFAULT_TIMEOUT_MS 120000L
 #define BASH_MAX_TIMEOUT_MS 600000L
@@ -176,7 +177,7 @@ static void run_command(const agent_tool_ctx *ctx, const char *command, long tim
                         bash_run *r)
 {
     int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) {
+    if (os_pipe_cloexec(fds) != 0) {
         r->spawn_errno = errno;
         return;
     }

@@ -15,6 +15,7 @@
 #include "base/file.h"
 #include "base/json.h"
 #include "base/log.h"
+#include "base/os.h"
 #include "base/str.h"
 #include "base/url.h"
 #include "cli/claude.h"
@@ -583,8 +584,12 @@ static loco_status spawn_claude(const cli_claude *c, const cli_claude_run_opts *
                                 const char *out_dir, pid_t *pid, int *out_fd, int *err_fd,
                                 loco_err *err)
 {
+    /* one spawn at a time in this process, so no other claude inherits this one's pipes
+     * where pipe2 is missing (analyze runs several questions at once) */
+    static pthread_mutex_t spawn_mu = PTHREAD_MUTEX_INITIALIZER;
     int po[2] = {-1, -1}, pe[2] = {-1, -1};
-    if (pipe(po) || pipe(pe)) {
+    pthread_mutex_lock(&spawn_mu);
+    if (os_pipe_cloexec(po) || os_pipe_cloexec(pe)) {
         int e = errno;
         for (int i = 0; i < 2; i++) {
             if (po[i] >= 0)
@@ -592,10 +597,9 @@ static loco_status spawn_claude(const cli_claude *c, const cli_claude_run_opts *
             if (pe[i] >= 0)
                 close(pe[i]);
         }
+        pthread_mutex_unlock(&spawn_mu);
         return loco_err_set(err, LOCO_ERR_IO, "pipe: %s", strerror(e));
     }
-    fcntl(po[0], F_SETFD, FD_CLOEXEC);
-    fcntl(pe[0], F_SETFD, FD_CLOEXEC);
     arg_list a;
     buf tools;
     buf_init(&tools, 1 << 16);
@@ -632,10 +636,11 @@ static loco_status spawn_claude(const cli_claude *c, const cli_claude_run_opts *
     }
     if (devnull >= 0)
         close(devnull);
-    free_env(envp, store);
-    buf_release(&tools);
     close(po[1]);
     close(pe[1]);
+    pthread_mutex_unlock(&spawn_mu);
+    free_env(envp, store);
+    buf_release(&tools);
     if (child < 0) {
         close(po[0]);
         close(pe[0]);
