@@ -236,8 +236,10 @@ static loco_status open_kind(cli_backends *s, const cli_backend_opts *o, const c
     }
     if (!strcmp(spec, "engine")) {
         s->kind = KIND_ENGINE;
-        snprintf(s->describe, sizeof(s->describe), "engine %s", o->model ? o->model : "?");
-        return open_engine(s, o, ctx, err);
+        loco_status rc = open_engine(s, o, ctx, err);
+        snprintf(s->describe, sizeof(s->describe), "engine %s",
+                 s->local ? s->local->url : o->model ? o->model : "?");
+        return rc;
     }
     if (!strcmp(spec, "hybrid")) {
         s->kind = KIND_HYBRID;

@@ -8,6 +8,7 @@
 #include "base/buf.h"
 #include "cli/cli.h"
 #include "cli/helptext.h"
+#include "cli/options.h"
 
 #ifndef LOCO_VERSION
 #define LOCO_VERSION "0.0.0"
@@ -383,6 +384,7 @@ static int cmd_completion(int argc, char **argv)
 
 int cli_main(int argc, char **argv)
 {
+    cli_set_argv0(argc > 0 ? argv[0] : NULL);
     if (argc < 2) {
         usage(stderr);
         return 2;

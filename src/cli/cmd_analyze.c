@@ -21,9 +21,6 @@
 
 #define ANALYZE_MAX_JOBS 64
 
-#ifndef LOCO_DATA_DIR
-#define LOCO_DATA_DIR "/usr/local/share/loco"
-#endif
 
 static void analyze_usage(FILE *out)
 {
@@ -40,9 +37,9 @@ static void analyze_usage(FILE *out)
             "(7 answers to q007.md), blank lines and lines starting with # ignored; a bad or\n"
             "repeated line is reported with its number and skipped. Without --queries it is\n"
             "data/queries/PROJECT-queries.txt here, else the one installed with loco\n"
-            "(" LOCO_DATA_DIR "/queries: tqdm-queries.txt, the seed's questions about\n"
-            "https://github.com/tqdm/tqdm, and requests-queries.txt, about\n"
-            "https://github.com/psf/requests). For example:\n"
+            "(PREFIX/share/loco/queries, or $LOCO_DATA_DIR/queries): tqdm-queries.txt, the\n"
+            "seed's questions about https://github.com/tqdm/tqdm, and requests-queries.txt,\n"
+            "about https://github.com/psf/requests. For example:\n"
             "  git clone --depth 1 https://github.com/tqdm/tqdm data/repos/tqdm\n"
             "  loco analyze tqdm --jobs 4\n"
             "\n"
@@ -383,10 +380,9 @@ static bool find_queries(const analyze_opts *o, char *path, size_t n)
     snprintf(path, n, "data/queries/%s-queries.txt", o->project);
     if (file_exists(path))
         return true;
-    const char *data = getenv("LOCO_DATA_DIR");
-    char installed[4096];
+    char data[4096], installed[4400];
     snprintf(installed, sizeof(installed), "%s/queries/%s-queries.txt",
-             data && *data ? data : LOCO_DATA_DIR, o->project);
+             cli_data_dir(data, sizeof(data)), o->project);
     if (file_exists(installed)) {
         snprintf(path, n, "%s", installed);
         return true;

@@ -195,9 +195,12 @@ static void print_event(void *ctx, const agent_event *e)
     case AGENT_EV_TURN: {
         char toks[96];
         token_text(e, toks, sizeof(toks));
-        display_line(d, "%*sturn %d: %s%.1f s%s%s", indent, "", e->turn, toks,
-                     e->duration_ms / 1000.0, e->is_error ? ", failed" : "",
-                     e->calls ? "" : ", no tool call");
+        if (e->is_error)
+            display_line(d, "%*sturn %d: failed after %.1f s", indent, "", e->turn,
+                         e->duration_ms / 1000.0);
+        else
+            display_line(d, "%*sturn %d: %s%.1f s%s", indent, "", e->turn, toks,
+                         e->duration_ms / 1000.0, e->calls ? "" : ", no tool call");
         if (e->calls) {
             snprintf(label, sizeof(label), "%*srunning %zu tool call%s", indent - 2, "",
                      e->calls, e->calls == 1 ? "" : "s");
@@ -503,8 +506,8 @@ int cmd_ask(int argc, char **argv)
             cfg.takeover_ctx = b;
         }
         if (!o.quiet) {
-            fprintf(stderr, "loco ask: %s, model %s\n", cli_backends_describe(bs),
-                    cfg.model ? cfg.model : "(engine)");
+            fprintf(stderr, "loco ask: %s%s%s\n", cli_backends_describe(bs),
+                    cfg.model ? ", model " : "", cfg.model ? cfg.model : "");
             if (cli_backends_serial(bs))
                 fprintf(stderr, "loco ask: model loaded in %.1f s\n",
                         (clock_now_ms() - t_open) / 1000.0);

@@ -220,11 +220,7 @@ void cli_help_man(FILE *out, const char *version, const char *overview,
           out);
     fputs(".SH DESCRIPTION\n.nf\n", out);
     roff_text(out, overview, strlen(overview));
-    fputs(".fi\n.PP\nEvery command takes llama.cpp's spellings too: \\-m for \\-\\-model, \\-c "
-          "and \\-\\-ctx\\-size for \\-\\-ctx, \\-t for \\-\\-threads, \\-n and \\-\\-n\\-predict "
-          "for \\-\\-max\\-tokens, \\-p for \\-\\-prompt, \\-\\-temp and \\-\\-temperature alike. "
-          "A file or prompt given as \\- is read from standard input.\n",
-          out);
+    fputs(".fi\n", out);
     fputs(".SH COMMANDS\n", out);
     for (size_t i = 0; i < n; i++) {
         fprintf(out, ".SS \"loco %s\"\n", pages[i].name); /* names are plain words */

@@ -3,6 +3,8 @@
 
 #include <ctype.h>
 #include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "cli/options.h"
@@ -192,6 +194,68 @@ void cli_warn_ctx(const char *cmd, const char *path, long ctx)
                 cmd, ctx, trained, base ? base + 1 : path, trained);
     warned = true;
     pthread_mutex_unlock(&mu);
+}
+
+#ifndef LOCO_DATA_DIR
+#define LOCO_DATA_DIR "/usr/local/share/loco"
+#endif
+
+static const char *program_path; /* argv[0], set once at start */
+
+void cli_set_argv0(const char *argv0)
+{
+    program_path = argv0;
+}
+
+/* The running binary's absolute path (malloc'd), from argv[0] and PATH; NULL when unknown. */
+static char *find_self(void)
+{
+    const char *a = program_path;
+    if (!a || !*a)
+        return NULL;
+    if (strchr(a, '/'))
+        return realpath(a, NULL);
+    const char *path = getenv("PATH");
+    for (const char *p = path ? path : ""; *p;) {
+        size_t n = strcspn(p, ":");
+        char cand[4200];
+        if (n && n < 4000) {
+            snprintf(cand, sizeof(cand), "%.*s/%s", (int)n, p, a);
+            if (access(cand, X_OK) == 0)
+                return realpath(cand, NULL);
+        }
+        p += n;
+        if (*p == ':')
+            p++;
+    }
+    return NULL;
+}
+
+const char *cli_data_dir(char *out, size_t n)
+{
+    const char *env = getenv("LOCO_DATA_DIR");
+    if (env && *env) {
+        snprintf(out, n, "%s", env);
+        return out;
+    }
+    char *self = find_self();
+    char *slash = self ? strrchr(self, '/') : NULL;
+    if (slash) {
+        *slash = '\0'; /* PREFIX/bin */
+        slash = strrchr(self, '/');
+        if (slash) {
+            *slash = '\0'; /* PREFIX */
+            snprintf(out, n, "%s/share/loco", self);
+            struct stat st;
+            if (stat(out, &st) == 0 && S_ISDIR(st.st_mode)) {
+                free(self);
+                return out;
+            }
+        }
+    }
+    free(self);
+    snprintf(out, n, "%s", LOCO_DATA_DIR);
+    return out;
 }
 
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;

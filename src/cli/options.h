@@ -45,6 +45,13 @@ long cli_model_trained_ctx(const char *path);
  * context the model at path was trained for. Thread-safe. */
 void cli_warn_ctx(const char *cmd, const char *path, long ctx);
 
+/* Remembers how loco was started (argv[0]), once, before any thread: cli_data_dir uses it. */
+void cli_set_argv0(const char *argv0);
+/* Where loco's shared data (data/queries as queries/) is installed, into out (size n):
+ * $LOCO_DATA_DIR, else PREFIX/share/loco beside the running PREFIX/bin/loco when that folder
+ * exists, else the prefix it was built for (CMAKE_INSTALL_PREFIX/share/loco). Returns out. */
+const char *cli_data_dir(char *out, size_t n);
+
 /* Logging sink for library code: "2026-11-26T23:00:00.000Z level message" on stderr. */
 void cli_log_sink(void *ctx, log_level level, const char *line);
 
