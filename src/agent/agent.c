@@ -1024,6 +1024,7 @@ static loco_status shared_init(run_shared *sh, const agent_config *cfg, loco_err
                                         cfg->allow_bash_writes, err);
     if (rc)
         return rc;
+    sh->sb.unsafe_bash = cfg->unsafe_bash;
     sh->sb_ready = true;
     buf sys;
     buf_init(&sys, BUF_UNLIMITED);

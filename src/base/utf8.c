@@ -21,7 +21,10 @@ static size_t valid_prefix(const char *s, size_t n)
     return i;
 }
 
-bool utf8_valid(const char *s, size_t n) { return valid_prefix(s, n) == n; }
+bool utf8_valid(const char *s, size_t n)
+{
+    return valid_prefix(s, n) == n;
+}
 
 size_t utf8_complete_len(const char *s, size_t n)
 {

@@ -18,7 +18,10 @@
 #define UTF8_REPLACEMENT "\xEF\xBF\xBD"
 
 /* True for a continuation byte (10xxxxxx). */
-static inline bool utf8_is_cont(unsigned char c) { return (c & 0xC0) == 0x80; }
+static inline bool utf8_is_cont(unsigned char c)
+{
+    return (c & 0xC0) == 0x80;
+}
 
 /* Length of the sequence lead byte c starts (1 to 4), or 0 for a byte that can start none
  * (a continuation byte, C0, C1 or F5..FF). */

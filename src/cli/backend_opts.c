@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/confine.h"
 #include "base/buf.h"
 #include "base/file.h"
 #include "base/models.h"
@@ -420,6 +421,10 @@ int cli_agent_flag(cli_agent_opts *o, const char *cmd, int argc, char **argv, in
         o->allow_bash_writes = true;
         return 1;
     }
+    if (!strcmp(a, "--unsafe-bash")) {
+        o->unsafe_bash = true;
+        return 1;
+    }
     if (cli_flag_value(argc, argv, i, "--prompt-template", &o->template_file, &bad) ||
         cli_flag_value(argc, argv, i, "--rules", &o->rules_file, &bad))
         return bad ? -1 : 1;
@@ -469,13 +474,36 @@ void cli_agent_usage(FILE *out)
             "  --temperature T      sampling temperature (0.7; --temp too)\n"
             "  --allow-write        Write/Edit may touch the repository (default: only the\n"
             "                       answer's directory)\n"
-            "  --allow-bash-writes  Bash may run commands that write, delete, move or use the\n"
-            "                       network (refused by default)\n"
+            "  --allow-bash-writes  no read-only policy for Bash: it may write where Write may\n"
+            "                       (the answer's directory; the repository too with\n"
+            "                       --allow-write); never the network\n"
+            "  --unsafe-bash        run Bash even where the kernel cannot confine it (no\n"
+            "                       Landlock, ...), with the protections that remain; without\n"
+            "                       it Bash is refused there\n"
             "  --prompt-template F  the task message ({project} {question} {output_file}\n"
             "                       {repo}; built in: prompts/analyze_query.txt, with\n"
             "                       --driver claude prompts/claude_query.txt)\n"
             "  --rules F            explorer rules appended to the system prompt ({repo_root}\n"
             "                       {os} {date}; built in: prompts/explorer_rules.txt)\n");
+}
+
+void cli_bash_notice(const char *cmd, const cli_agent_opts *o)
+{
+    confine_caps caps;
+    confine_probe(&caps);
+    buf why;
+    buf_init(&why, 4096);
+    if (confine_describe_missing(&caps, &why)) {
+        if (o->unsafe_bash)
+            fprintf(stderr, "loco %s: --unsafe-bash: Bash runs without these protections: %s\n",
+                    cmd, buf_str(&why));
+        else
+            fprintf(stderr, "loco %s: Bash is off: this system cannot confine it (missing: %s); "
+                            "the model keeps Read, Grep and Glob. Pass --unsafe-bash to run "
+                            "Bash with the protections that remain.\n",
+                    cmd, buf_str(&why));
+    }
+    buf_release(&why);
 }
 
 loco_status cli_read_text(const char *path, char **out, loco_err *err)

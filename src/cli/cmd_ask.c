@@ -492,6 +492,7 @@ int cmd_ask(int argc, char **argv)
         cfg.answer_file = place.file;
         cfg.allow_write = o.agent.allow_write;
         cfg.allow_bash_writes = o.agent.allow_bash_writes;
+        cfg.unsafe_bash = o.agent.unsafe_bash;
         cfg.max_turns = (int)o.agent.max_turns;
         cfg.sub_max_turns = (int)(o.agent.sub_turns ? o.agent.sub_turns : o.agent.max_turns);
         cfg.temperature = o.agent.temperature;
@@ -512,6 +513,7 @@ int cmd_ask(int argc, char **argv)
                 fprintf(stderr, "loco ask: model loaded in %.1f s\n",
                         (clock_now_ms() - t_open) / 1000.0);
         }
+        cli_bash_notice("ask", &o.agent);
     }
     ask_job job;
     memset(&job, 0, sizeof(job));

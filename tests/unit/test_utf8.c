@@ -19,34 +19,67 @@ typedef struct {
     uint32_t cp; /* utf8_decode(s, n) (UTF8_INVALID when seq is 0) */
 } seq_case;
 
-#define C(lit, seq, cp) {lit, sizeof(lit) - 1, seq, cp}
+#define C(lit, seq, cp)               \
+    {                                 \
+        lit, sizeof(lit) - 1, seq, cp \
+    }
 
 static const seq_case cases[] = {
     /* valid: the first and last code point of each length, around the surrogates */
-    C("\x00", 1, 0x0), C("\x7F", 1, 0x7F), C("\xC2\x80", 2, 0x80), C("\xDF\xBF", 2, 0x7FF),
-    C("\xE0\xA0\x80", 3, 0x800), C("\xED\x9F\xBF", 3, 0xD7FF), C("\xEE\x80\x80", 3, 0xE000),
-    C("\xEF\xBF\xBF", 3, 0xFFFF), C("\xEF\xBF\xBD", 3, 0xFFFD), C("\xF0\x90\x80\x80", 4, 0x10000),
-    C("\xF4\x8F\xBF\xBF", 4, 0x10FFFF), C("\xE2\x82\xAC", 3, 0x20AC),
+    C("\x00", 1, 0x0),
+    C("\x7F", 1, 0x7F),
+    C("\xC2\x80", 2, 0x80),
+    C("\xDF\xBF", 2, 0x7FF),
+    C("\xE0\xA0\x80", 3, 0x800),
+    C("\xED\x9F\xBF", 3, 0xD7FF),
+    C("\xEE\x80\x80", 3, 0xE000),
+    C("\xEF\xBF\xBF", 3, 0xFFFF),
+    C("\xEF\xBF\xBD", 3, 0xFFFD),
+    C("\xF0\x90\x80\x80", 4, 0x10000),
+    C("\xF4\x8F\xBF\xBF", 4, 0x10FFFF),
+    C("\xE2\x82\xAC", 3, 0x20AC),
     C("\xF0\x9F\x98\x80", 4, 0x1F600),
     /* only the first sequence counts */
-    C("a\xFF", 1, 'a'), C("\xC3\xA9z", 2, 0xE9),
+    C("a\xFF", 1, 'a'),
+    C("\xC3\xA9z", 2, 0xE9),
     /* overlong forms */
-    C("\xC0\x80", 0, 0), C("\xC1\xBF", 0, 0), C("\xE0\x80\x80", 0, 0), C("\xE0\x9F\xBF", 0, 0),
-    C("\xF0\x80\x80\x80", 0, 0), C("\xF0\x8F\xBF\xBF", 0, 0),
+    C("\xC0\x80", 0, 0),
+    C("\xC1\xBF", 0, 0),
+    C("\xE0\x80\x80", 0, 0),
+    C("\xE0\x9F\xBF", 0, 0),
+    C("\xF0\x80\x80\x80", 0, 0),
+    C("\xF0\x8F\xBF\xBF", 0, 0),
     /* surrogates U+D800..U+DFFF */
-    C("\xED\xA0\x80", 0, 0), C("\xED\xAF\xBF", 0, 0), C("\xED\xB0\x80", 0, 0),
+    C("\xED\xA0\x80", 0, 0),
+    C("\xED\xAF\xBF", 0, 0),
+    C("\xED\xB0\x80", 0, 0),
     C("\xED\xBF\xBF", 0, 0),
     /* above U+10FFFF, and bytes that never start a sequence */
-    C("\xF4\x90\x80\x80", 0, 0), C("\xF5\x80\x80\x80", 0, 0), C("\xF7\xBF\xBF\xBF", 0, 0),
-    C("\xF8\x88\x80\x80\x80", 0, 0), C("\xFC\x84\x80\x80\x80\x80", 0, 0), C("\xFE", 0, 0),
-    C("\xFF", 0, 0), C("\x80", 0, 0), C("\xBF", 0, 0),
+    C("\xF4\x90\x80\x80", 0, 0),
+    C("\xF5\x80\x80\x80", 0, 0),
+    C("\xF7\xBF\xBF\xBF", 0, 0),
+    C("\xF8\x88\x80\x80\x80", 0, 0),
+    C("\xFC\x84\x80\x80\x80\x80", 0, 0),
+    C("\xFE", 0, 0),
+    C("\xFF", 0, 0),
+    C("\x80", 0, 0),
+    C("\xBF", 0, 0),
     /* truncated by n */
-    C("\xC3", 0, 0), C("\xE2\x82", 0, 0), C("\xE2", 0, 0), C("\xF0\x9F\x98", 0, 0),
-    C("\xF0\x9F", 0, 0), C("\xF4", 0, 0),
+    C("\xC3", 0, 0),
+    C("\xE2\x82", 0, 0),
+    C("\xE2", 0, 0),
+    C("\xF0\x9F\x98", 0, 0),
+    C("\xF0\x9F", 0, 0),
+    C("\xF4", 0, 0),
     /* a continuation byte missing or wrong */
-    C("\xC3\x28", 0, 0), C("\xC3\xC3\xA9", 0, 0), C("\xE2\x28\xA1", 0, 0),
-    C("\xE2\x82\x28", 0, 0), C("\xF0\x28\x8C\xBC", 0, 0), C("\xF0\x90\x28\xBC", 0, 0),
-    C("\xF0\x90\x8C\x28", 0, 0), C("\xE2\x82\xF0\x9F\x98\x80", 0, 0),
+    C("\xC3\x28", 0, 0),
+    C("\xC3\xC3\xA9", 0, 0),
+    C("\xE2\x28\xA1", 0, 0),
+    C("\xE2\x82\x28", 0, 0),
+    C("\xF0\x28\x8C\xBC", 0, 0),
+    C("\xF0\x90\x28\xBC", 0, 0),
+    C("\xF0\x90\x8C\x28", 0, 0),
+    C("\xE2\x82\xF0\x9F\x98\x80", 0, 0),
 };
 
 static void test_lead_len_every_byte(void **state)
@@ -267,7 +300,9 @@ static void test_json_str_lossy(void **state)
 {
     (void)state;
     EXPECT_JSON("", "\"\"");
-    EXPECT_JSON("a\"b\\c\nd\x01" "e\xc3\xa9", "\"a\\\"b\\\\c\\nd\\u0001e\xc3\xa9\"");
+    EXPECT_JSON("a\"b\\c\nd\x01"
+                "e\xc3\xa9",
+                "\"a\\\"b\\\\c\\nd\\u0001e\xc3\xa9\"");
     EXPECT_JSON("\t\r\b\f\x1f\x7f", "\"\\t\\r\\b\\f\\u001f\x7f\"");
     EXPECT_JSON("x\0y", "\"x\\u0000y\"");
     EXPECT_JSON("q\"\xff\n\xe2\x82", "\"q\\\"" FFFD "\\n" FFFD FFFD "\"");
@@ -288,9 +323,9 @@ static void test_json_str_lossy_random(void **state)
 {
     (void)state;
     uint32_t x = 12345;
-    static const unsigned char pick[] = {'a', '"', '\\', '\n', 0x00, 0x1f, 0x7f, 0x80, 0xbf,
-                                         0xc0, 0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xed, 0xa0, 0xf0,
-                                         0x9f, 0x98, 0xf4, 0x90, 0xf5, 0xff};
+    static const unsigned char pick[] = {'a',  '"',  '\\', '\n', 0x00, 0x1f, 0x7f, 0x80,
+                                         0xbf, 0xc0, 0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xed,
+                                         0xa0, 0xf0, 0x9f, 0x98, 0xf4, 0x90, 0xf5, 0xff};
     for (int iter = 0; iter < 2000; iter++) {
         unsigned char in[24];
         size_t n = iter % (sizeof(in) + 1);
