@@ -55,6 +55,7 @@ function run(args, opts = {}) {
       if (SANITIZER.test(stderr)) reject(new Error(`sanitizer report from loco ${args.join(' ')}:\n${stderr}`));
       else resolve({ code, signal, stdout, stderr });
     });
+    proc.stdin.on('error', () => {}); // loco may exit before reading it
     proc.stdin.end(opts.input ?? '');
   });
 }
