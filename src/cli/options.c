@@ -50,7 +50,6 @@ static const struct {
 } flag_aliases[] = {
     {"--model", {"-m", NULL}},
     {"--ctx", {"-c", "--ctx-size", NULL}},
-    {"--local-ctx", {"-c", "--ctx-size", "--ctx", NULL}},
     {"--threads", {"-t", NULL}},
     {"--max-tokens", {"-n", "--n-predict", NULL}},
     {"--prompt", {"-p", NULL}},

@@ -191,6 +191,35 @@ test('serve: a cloud URL ending in /v1 and a local URL ending in /v1 reach /v1/m
   assert.ok(!localPaths.some((p) => p.includes('/v1/v1/')), JSON.stringify(localPaths));
 });
 
+test('serve waits for a local server that is still loading its model instead of falling back', async (t) => {
+  const { startLocal, startCloud } = await import('./standins.mjs');
+  const local = await startLocal({ loading: true });
+  const cloud = await startCloud({ base: '/api' });
+  t.after(async () => {
+    await local.stop();
+    await cloud.stop();
+  });
+  const g = await gateway(t, { local: false, cloud: false, localUrls: [local.url], cloudUrl: `${cloud.url}/api`,
+    args: ['--ping-interval', '200'] });
+  const client = anthropic(g.loco);
+  const t0 = Date.now();
+  setTimeout(() => { local.loading = false; }, 1200);
+  const msg = await client.messages.create({ model: HAIKU, max_tokens: 64, messages: [{ role: 'user', content: 'hi' }] });
+  assert.ok(Date.now() - t0 >= 1000, 'answered before the local server was ready');
+  assert.equal(local.requests.length, 1, g.loco.log());
+  assert.equal(cloud.requests.filter((q) => q.path.startsWith('/api/v1/messages')).length, 0, g.loco.log());
+  assert.equal(msg.content[0].text, 'OK.');
+  assert.doesNotMatch(g.loco.log(), /local_down/);
+  // with --local-wait 0 it falls back at once, as before
+  const local2 = await startLocal({ loading: true });
+  t.after(() => local2.stop());
+  const g2 = await gateway(t, { local: false, cloud: false, localUrls: [local2.url], cloudUrl: `${cloud.url}/api`,
+    args: ['--local-wait', '0'] });
+  await anthropic(g2.loco).messages.create({ model: HAIKU, max_tokens: 64, messages: [{ role: 'user', content: 'hi' }] });
+  assert.equal(local2.requests.length, 0);
+  assert.match(g2.loco.log(), /reason=local_(down|error)/);
+});
+
 test('a .gguf file or a pulled model given to --model runs the built-in engine', async () => {
   const dir = scratch();
   const repo = makeRepo(path.join(dir, 'demo'));
