@@ -145,9 +145,7 @@ static const char *pick(const char *flag, const cli_env *env, const char *name, 
     return v && *v ? v : def;
 }
 
-/* A model the engine runs: a .gguf path or file name, or a pulled model named REPO[:QUANT]
- * (a name a model server would not take for its own). */
-static bool is_gguf(const char *model)
+bool cli_model_is_file(const char *model)
 {
     if (!model)
         return false;
@@ -250,7 +248,7 @@ static loco_status open_kind(cli_backends *s, const cli_backend_opts *o, const c
             return loco_err_set(err, LOCO_ERR_INVALID, "'%s' is not an http:// or https:// URL",
                                 url_valid(cloud) ? local_env : cloud);
         loco_status rc;
-        if (is_gguf(o->model) && !o->local_url) {
+        if (cli_model_is_file(o->model) && !o->local_url) {
             snprintf(s->describe, sizeof(s->describe), "hybrid: engine %s, cloud %s", o->model,
                      cloud);
             rc = open_engine(s, o, ctx, err);
@@ -279,7 +277,7 @@ static loco_status pick_model(cli_backends *s, const cli_backend_opts *o)
         m = o->model ? o->model : o->cloud_model ? o->cloud_model : CLI_DEFAULT_CLOUD_MODEL;
         break;
     case KIND_HYBRID:
-        m = o->model && !is_gguf(o->model) ? o->model : CLI_DEFAULT_LOCAL_MODEL;
+        m = o->model && !cli_model_is_file(o->model) ? o->model : CLI_DEFAULT_LOCAL_MODEL;
         break;
     case KIND_ENGINE:
         m = NULL;
@@ -301,7 +299,7 @@ loco_status cli_backends_open(const cli_backend_opts *o, const cli_env *env, lon
     /* a model file names the engine, unless --backend (or LOCO_BACKEND=hybrid, whose local
      * side it then is) says otherwise */
     const char *spec = pick(o->spec, env, "LOCO_BACKEND", CLI_DEFAULT_BACKEND);
-    if (!o->spec && strcmp(spec, "hybrid") && is_gguf(o->model))
+    if (!o->spec && strcmp(spec, "hybrid") && cli_model_is_file(o->model))
         spec = "engine";
     loco_status rc = spec_ok(spec) ? load_prompt(s, o, err)
                                    : loco_err_set(err, LOCO_ERR_INVALID,

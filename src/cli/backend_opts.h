@@ -40,6 +40,10 @@ int cli_backend_flag(cli_backend_opts *o, const char *cmd, int argc, char **argv
 /* The usage lines of the backend flags. */
 void cli_backend_usage(FILE *out);
 
+/* True when model names a model the engine runs: a .gguf path or file name, or a pulled model
+ * named REPO[:QUANT] (a name no model server would take for its own). */
+bool cli_model_is_file(const char *model);
+
 typedef struct cli_backends cli_backends;
 
 /* Builds what o describes: an HTTP client, and the shared local / cloud backends. ctx and

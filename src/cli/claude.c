@@ -15,6 +15,7 @@
 #include "base/file.h"
 #include "base/json.h"
 #include "base/log.h"
+#include "base/models.h"
 #include "base/os.h"
 #include "base/str.h"
 #include "base/url.h"
@@ -117,6 +118,7 @@ struct cli_claude {
     char *settings;         /* --settings JSON */
     char *agents;           /* --agents JSON */
     char *main_model;
+    char *model_path;       /* the engine's model, or NULL (a local server) */
     bool allow_bash_writes;
     char describe[800];
     buf prompt;             /* the local model's system prompt */
@@ -153,16 +155,28 @@ static const char *pick(const char *flag, const cli_env *env, const char *name, 
     return v && *v ? v : def;
 }
 
-/* The local model server: --local-url, else the URL of --backend openai:URL, else
- * $LOCO_LOCAL_URL, else llama-server's default. */
-static const char *local_url(const cli_backend_opts *b, const cli_env *env)
+/* The local side: the in-process engine when --model names a model file (or --backend
+ * engine; the store's model when none is named) and no server is given, in *out_model (malloc'd);
+ * else the server: --local-url, else the URL of --backend openai:URL, else $LOCO_LOCAL_URL,
+ * else llama-server's default. */
+static loco_status local_side(const cli_backend_opts *b, const cli_env *env, const char **out_url,
+                              char **out_model, loco_err *err)
 {
-    if (b->local_url)
-        return b->local_url;
+    *out_url = NULL;
+    *out_model = NULL;
     const char *spec = pick(b->spec, env, "LOCO_BACKEND", NULL);
-    if (spec && str_starts_with(spec, "openai:"))
-        return spec + 7;
-    return pick(NULL, env, "LOCO_LOCAL_URL", "http://127.0.0.1:8080");
+    bool server = b->local_url || (spec && str_starts_with(spec, "openai:"));
+    bool engine = (spec && !strcmp(spec, "engine")) || cli_model_is_file(b->model);
+    if (engine && !server)
+        return b->model ? models_resolve(b->model, out_model, err)
+                        : models_find_default(out_model, err);
+    if (b->local_url)
+        *out_url = b->local_url;
+    else if (spec && str_starts_with(spec, "openai:"))
+        *out_url = spec + 7;
+    else
+        *out_url = pick(NULL, env, "LOCO_LOCAL_URL", "http://127.0.0.1:8080");
+    return LOCO_OK;
 }
 
 loco_status cli_claude_new(const cli_claude_opts *o, const cli_env *env, cli_claude **out,
@@ -181,7 +195,8 @@ loco_status cli_claude_new(const cli_claude_opts *o, const cli_env *env, cli_cla
     const char *key_env = b->key_env ? b->key_env : CLI_DEFAULT_KEY_ENV;
     const char *key = cli_env_get(env, key_env);
     const char *cloud = pick(b->cloud_url, env, "LOCO_CLOUD_URL", CLI_DEFAULT_CLOUD_URL);
-    const char *local = local_url(b, env);
+    const char *local = NULL;
+    char *model_path = NULL;
     if (!key || !*key) {
         free(bin);
         return loco_err_set(err, LOCO_ERR_INVALID,
@@ -189,22 +204,27 @@ loco_status cli_claude_new(const cli_claude_opts *o, const cli_env *env, cli_cla
                             "environment or .env (or name another variable with --key-env)",
                             key_env);
     }
-    if (!url_valid(cloud) || !url_valid(local)) {
+    loco_status rc = local_side(b, env, &local, &model_path, err);
+    if (!rc && (!url_valid(cloud) || (local && !url_valid(local))))
+        rc = loco_err_set(err, LOCO_ERR_INVALID, "'%s' is not an http:// or https:// URL",
+                          url_valid(cloud) ? local : cloud);
+    if (rc) {
         free(bin);
-        return loco_err_set(err, LOCO_ERR_INVALID, "'%s' is not an http:// or https:// URL",
-                            url_valid(cloud) ? local : cloud);
+        free(model_path);
+        return rc;
     }
     cli_claude *c = calloc(1, sizeof(*c));
     if (!c) {
         free(bin);
+        free(model_path);
         return loco_err_set(err, LOCO_ERR_NOMEM, "out of memory");
     }
+    c->model_path = model_path;
     c->bin = bin;
     c->cmd = strdup(o->cmd);
     c->allow_bash_writes = o->allow_bash_writes;
     c->main_model = strdup(b->cloud_model ? b->cloud_model : CLI_DEFAULT_CLOUD_MODEL);
     buf_init(&c->prompt, 1 << 20);
-    loco_status rc = LOCO_OK;
     if (b->prompt_file)
         rc = cli_read_input(b->prompt_file, &c->prompt, err);
     else if (buf_appends(&c->prompt, cli_local_system_prompt))
@@ -220,14 +240,23 @@ loco_status cli_claude_new(const cli_claude_opts *o, const cli_env *env, cli_cla
     const char *urls[1] = {local};
     cfg.listen_host = "127.0.0.1";
     cfg.listen_port = 0;
-    cfg.local_urls = urls;
-    cfg.n_local_urls = 1;
+    cfg.local_urls = local ? urls : NULL;
+    cfg.n_local_urls = local ? 1 : 0;
+    if (model_path) {
+        char prefix[80];
+        snprintf(prefix, sizeof(prefix), "%s", o->cmd);
+        cli_warn_ctx(prefix, model_path, o->ctx);
+        cfg.engine.model_path = model_path;
+        cfg.engine.ctx = o->ctx;
+        cfg.engine.threads = b->engine_threads;
+    }
     cfg.cloud_url = cloud;
     cfg.cloud_key = key;
     cfg.local_models = "claude-haiku-*,*haiku*";
     cfg.fallback_model = c->main_model;
     cfg.max_local_turns = o->max_turns;
     cfg.local_ctx = o->ctx;
+    cfg.local_max_tokens = o->max_tokens;
     cfg.auth_token = c->token;
     cfg.system_prompt = buf_str(&c->prompt);
     cfg.local_idle_timeout_ms = (b->timeout_s ? b->timeout_s : 600) * 1000;
@@ -249,8 +278,9 @@ loco_status cli_claude_new(const cli_claude_opts *o, const cli_env *env, cli_cla
     }
     snprintf(c->describe, sizeof(c->describe),
              "Claude Code (%s) through the gateway on %s: main agent %s in the cloud %s, "
-             "Explore sub-agent on the local server %s",
-             c->bin, c->base_url, c->main_model, cloud, local);
+             "Explore sub-agent on %s %s",
+             c->bin, c->base_url, c->main_model, cloud,
+             model_path ? "the built-in engine," : "the local server", model_path ? model_path : local);
     *out = c;
     return LOCO_OK;
 fail:
@@ -273,6 +303,7 @@ void cli_claude_free(cli_claude *c)
     free(c->settings);
     free(c->agents);
     free(c->main_model);
+    free(c->model_path);
     buf_release(&c->prompt);
     free(c);
 }

@@ -151,3 +151,4 @@ test('--driver claude without claude on PATH says how to install it', async () =
   assert.equal(r2.code, 1);
   assert.match(r2.stderr, /set OPENROUTER_API_KEY/);
 });
+
