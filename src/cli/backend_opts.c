@@ -442,6 +442,7 @@ int cli_agent_flag(cli_agent_opts *o, const char *cmd, int argc, char **argv, in
                     longs[k].min, longs[k].max);
             return -1;
         }
+        o->max_tokens_set |= longs[k].dst == &o->max_tokens;
         return 1;
     }
     if (cli_flag_value(argc, argv, i, "--temperature", &v, &bad)) {

@@ -79,6 +79,7 @@ typedef struct {
     long sub_turns;            /* --task-turns: Task sub-agents' budget (= max turns) */
     long ctx;                  /* --ctx: context tokens (51200) */
     long max_tokens;           /* --max-tokens: per answer (4096) */
+    bool max_tokens_set;       /* --max-tokens was given */
     double temperature;        /* --temperature (0.7) */
     bool allow_write;          /* --allow-write */
     bool allow_bash_writes;    /* --allow-bash-writes */

@@ -41,7 +41,7 @@ typedef struct {
                                         --cloud-model), --system-prompt */
     long max_turns;               /* the local route's turn limit */
     long ctx;                     /* the local context */
-    long max_tokens;              /* cap on one local answer (0: the client's max_tokens) */
+    long max_tokens;              /* cap on one local answer (0: Claude Code's max_tokens) */
     bool allow_bash_writes;       /* Claude Code may run any Bash command (else read-only
                                      commands only) */
     bool verbose;                 /* log the gateway's request lines */

@@ -499,7 +499,8 @@ static void open_work(void *arg)
                               .backend = &o->backend,
                               .max_turns = o->agent.max_turns,
                               .ctx = o->agent.ctx,
-                              .max_tokens = o->agent.max_tokens,
+                              .max_tokens = o->agent.max_tokens_set ? o->agent.max_tokens
+                                                                    : 0,
                               .allow_bash_writes = o->agent.allow_bash_writes,
                               .verbose = o->verbose};
         j->rc = cli_claude_new(&co, j->env, &j->b->claude, &j->err);

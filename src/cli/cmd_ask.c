@@ -261,7 +261,9 @@ static void open_work(void *arg)
                               .backend = &j->o->backend,
                               .max_turns = j->o->agent.max_turns,
                               .ctx = j->o->agent.ctx,
-                              .max_tokens = j->o->agent.max_tokens,
+                              .max_tokens = j->o->agent.max_tokens_set
+                                                ? j->o->agent.max_tokens
+                                                : 0,
                               .allow_bash_writes = j->o->agent.allow_bash_writes};
         j->rc = cli_claude_new(&co, j->env, &j->claude, &j->err);
     } else {
