@@ -196,7 +196,7 @@ static void test_aliases(void **state)
     assert_true(take(a2, 1, "--ctx", &v, &i));
     assert_string_equal(v, "8192");
     const char *a3[] = {"-c", "4096"};
-    assert_true(take(a3, 2, "--local-ctx", &v, &i)); /* serve's name for the same thing */
+    assert_false(take(a3, 2, "--local-ctx", &v, &i)); /* serve has --ctx too: -c is that */
     const char *a4[] = {"--n-predict", "7"};
     assert_true(take(a4, 2, "--max-tokens", &v, &i));
     const char *a5[] = {"--temp", "0.1"};
