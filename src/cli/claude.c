@@ -249,6 +249,7 @@ loco_status cli_claude_new(const cli_claude_opts *o, const cli_env *env, cli_cla
         cfg.engine.model_path = model_path;
         cfg.engine.ctx = o->ctx;
         cfg.engine.threads = b->engine_threads;
+        cfg.engine.no_constrain = b->no_constrain;
     }
     cfg.cloud_url = cloud;
     cfg.cloud_key = key;

@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "base/models.h"
 #include "base/str.h"
+#include "backend/constrain_req.h"
 #include "cli/cli.h"
 #include "cli/options.h"
 #include "engine/gguf.h"
@@ -47,7 +48,10 @@ static void run_usage(FILE *out)
             "  --ignore-eos         keep generating past the end-of-turn token\n"
             "  --json               print {prompt_ids, ids, text, timings} instead of text\n"
             "  --logits-out FILE    write the first step's logits (float32 LE)\n"
-            "  --no-nfc             tokenize without NFC normalisation (as llama.cpp does)\n");
+            "  --no-nfc             tokenize without NFC normalisation (as llama.cpp does)\n"
+            "  --no-constrain       do not constrain <tool_call>s to valid JSON for the tools\n"
+            "                       (those of --messages, else the trained ones; never with\n"
+            "                       --raw or --prompt-ids)\n");
 }
 
 typedef struct {
@@ -55,7 +59,7 @@ typedef struct {
     long max_tokens, top_k, threads, ctx, batch;
     double temp, top_p, min_p, repeat_penalty;
     long seed;
-    bool raw, ignore_eos, json, nfc;
+    bool raw, ignore_eos, json, nfc, no_constrain;
 } run_opts;
 
 static int parse_run(int argc, char **argv, run_opts *o)
@@ -90,6 +94,10 @@ static int parse_run(int argc, char **argv, run_opts *o)
         }
         if (!strcmp(a, "--no-nfc")) {
             o->nfc = false;
+            continue;
+        }
+        if (!strcmp(a, "--no-constrain")) {
+            o->no_constrain = true;
             continue;
         }
         if (cli_flag_value(argc, argv, &i, "--model", &o->model, &bad) ||
@@ -337,6 +345,40 @@ static bool parse_ids(const char *s, tok_ids *out)
     return out->len > 0;
 }
 
+/* The tool-call constraint of the answer (docs/internals/constrain.md): the tools of the
+ * --messages file (OpenAI or Anthropic form), else LocoOperator-4B's trained tools. */
+static loco_status run_constraint(const tok *t, int32_t n_vocab, const run_conv *conv, long max,
+                                  constrain **out, loco_err *err)
+{
+    chat_request *req = chat_request_new();
+    json_t *tools = json_is_object(conv->root) ? json_object_get(conv->root, "tools") : NULL;
+    size_t i;
+    json_t *tool;
+    loco_status rc = req ? LOCO_OK : LOCO_ERR_NOMEM;
+    json_array_foreach(tools, i, tool) {
+        json_t *fn = json_object_get(tool, "function") ? json_object_get(tool, "function") : tool;
+        json_t *schema = json_object_get(fn, "parameters") ? json_object_get(fn, "parameters")
+                                                            : json_object_get(tool, "input_schema");
+        const char *name = json_get_str(fn, "name");
+        char *sj = schema ? json_to_string(schema) : NULL;
+        if (!rc && name && !chat_request_add_tool(req, name, NULL, sj))
+            rc = LOCO_ERR_NOMEM;
+        free(sj);
+    }
+    constrain_tool *ct = NULL;
+    size_t n = 0;
+    constrain_opts co;
+    memset(&co, 0, sizeof(co));
+    if (!rc)
+        rc = constrain_req_tools(req, &ct, &n, &co.mode);
+    co.max_tokens = max;
+    co.n_vocab = n_vocab;
+    rc = rc ? loco_err_set(err, rc, "out of memory") : constrain_new(t, ct, n, &co, out, err);
+    free(ct);
+    chat_request_free(req);
+    return rc;
+}
+
 static void print_ids_json(FILE *f, const char *key, const int32_t *ids, size_t n)
 {
     fprintf(f, "\"%s\":[", key);
@@ -361,6 +403,7 @@ int cmd_run(int argc, char **argv)
     tok *t = NULL;
     tpool *pool = NULL;
     sampler *smp = NULL;
+    constrain *con = NULL;
     float *logits = NULL;
     run_conv conv;
     memset(&conv, 0, sizeof(conv));
@@ -437,6 +480,11 @@ int cmd_run(int argc, char **argv)
             loco_err_set(&err, LOCO_ERR_NOMEM, "out of memory");
         goto fail;
     }
+    if (!o.raw && !o.prompt_ids && !o.no_constrain) {
+        if (run_constraint(t, (int32_t)m->hp.n_vocab, &conv, o.max_tokens, &con, &err))
+            goto fail;
+        sampler_set_constraint(smp, con);
+    }
     double t0 = clock_now_ms();
     if (qwen3_eval(ctx, prompt.ids, (uint32_t)prompt.len, logits, &err))
         goto fail;
@@ -506,6 +554,7 @@ out:
     conv_release(&conv);
     free(logits);
     sampler_free(smp);
+    constrain_free(con);
     qwen3_ctx_free(ctx);
     tpool_free(pool);
     tok_free(t);
