@@ -837,8 +837,8 @@ loco_status cli_claude_run(cli_claude *c, const cli_claude_run_opts *r, agent_re
         }
     }
     unlink(r->scratch_answer); /* a leftover of an interrupted run is not an answer */
-    pid_t pid;
-    int out_fd, err_fd;
+    pid_t pid = -1;
+    int out_fd = -1, err_fd = -1;
     rc = spawn_claude(c, r, dir[0] ? dir : "/", &pid, &out_fd, &err_fd, err);
     if (rc)
         goto out;

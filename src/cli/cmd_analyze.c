@@ -384,10 +384,10 @@ static bool find_queries(const analyze_opts *o, char *path, size_t n)
     char data[4096], installed[4400];
     snprintf(installed, sizeof(installed), "%s/queries/%s-queries.txt",
              cli_data_dir(data, sizeof(data)), o->project);
-    if (file_exists(installed)) {
-        snprintf(path, n, "%s", installed);
+    int len = snprintf(path, n, "%s", installed);
+    if (len >= 0 && (size_t)len < n && file_exists(installed))
         return true;
-    }
+    snprintf(path, n, "data/queries/%s-queries.txt", o->project);
     fprintf(stderr,
             "loco analyze: no questions for '%s': neither %s nor %s exists; write one "
             "(ID<TAB>question per line, see loco analyze --help) or pass --queries FILE\n",
