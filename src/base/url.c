@@ -61,8 +61,12 @@ bool url_valid(const char *url)
 size_t url_api_root_len(const char *url)
 {
     static const char *const suffixes[] = {
-        "/v1/messages/count_tokens", "/v1/chat/completions", "/v1/completions",
-        "/v1/messages",              "/v1/models",           "/v1",
+        "/v1/messages/count_tokens",
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/messages",
+        "/v1/models",
+        "/v1",
     };
     size_t n = strlen(url);
     while (n && url[n - 1] == '/')

@@ -111,36 +111,37 @@ int cli_backend_flag(cli_backend_opts *o, const char *cmd, int argc, char **argv
 
 void cli_backend_usage(FILE *out)
 {
-    fprintf(out,
-            "model backend:\n"
-            "  --backend SPEC       where the model runs [LOCO_BACKEND] (" CLI_DEFAULT_BACKEND ",\n"
-            "                       or engine when --model names a GGUF file or pulled model)\n"
-            "                         openai:URL     OpenAI-compatible server (llama-server,\n"
-            "                                        vLLM, Ollama, loco serve); URL with or\n"
-            "                                        without /v1\n"
-            "                         anthropic:URL  Anthropic-compatible cloud (URL/v1/messages;\n"
-            "                                        with or without /v1)\n"
-            "                         engine         the built-in engine (--model, else the pulled\n"
-            "                                        default model)\n"
-            "                         hybrid         local first (--local-url, or the engine when\n"
-            "                                        --model is a .gguf or REPO:QUANT pulled), cloud\n"
-            "                                        fallback and takeover\n"
-            "  -m, --model NAME|F.gguf  a GGUF file or a pulled model (REPO:QUANT, file name)\n"
-            "                       selects the built-in engine; else the name sent\n"
-            "                       (" CLI_DEFAULT_LOCAL_MODEL " locally, " CLI_DEFAULT_CLOUD_MODEL
-            " in the cloud)\n"
-            "  --native-tools       openai: use the server's own tool calling instead of\n"
-            "                       <tool_call> text\n"
-            "  --key-env NAME       variable (environment or .env) with the cloud key\n"
-            "                       (" CLI_DEFAULT_KEY_ENV ")\n"
-            "  --local-url URL      hybrid: local server [LOCO_LOCAL_URL] (http://127.0.0.1:8080)\n"
-            "  --cloud-url URL      hybrid: cloud [LOCO_CLOUD_URL] (" CLI_DEFAULT_CLOUD_URL ")\n"
-            "  --cloud-model NAME   hybrid: cloud model (" CLI_DEFAULT_CLOUD_MODEL ")\n"
-            "  --system-prompt FILE the training system prompt (built in; - reads stdin)\n"
-            "  --timeout S          give up on a silent model server after S s (600)\n"
-            "  -t, --threads N      engine threads (all cores)\n"
-            "  --no-constrain       engine: do not constrain tool calls to valid JSON for the\n"
-            "                       offered tools (docs/internals/constrain.md)\n");
+    fprintf(
+        out,
+        "model backend:\n"
+        "  --backend SPEC       where the model runs [LOCO_BACKEND] (" CLI_DEFAULT_BACKEND ",\n"
+        "                       or engine when --model names a GGUF file or pulled model)\n"
+        "                         openai:URL     OpenAI-compatible server (llama-server,\n"
+        "                                        vLLM, Ollama, loco serve); URL with or\n"
+        "                                        without /v1\n"
+        "                         anthropic:URL  Anthropic-compatible cloud (URL/v1/messages;\n"
+        "                                        with or without /v1)\n"
+        "                         engine         the built-in engine (--model, else the pulled\n"
+        "                                        default model)\n"
+        "                         hybrid         local first (--local-url, or the engine when\n"
+        "                                        --model is a .gguf or REPO:QUANT pulled), cloud\n"
+        "                                        fallback and takeover\n"
+        "  -m, --model NAME|F.gguf  a GGUF file or a pulled model (REPO:QUANT, file name)\n"
+        "                       selects the built-in engine; else the name sent\n"
+        "                       (" CLI_DEFAULT_LOCAL_MODEL " locally, " CLI_DEFAULT_CLOUD_MODEL
+        " in the cloud)\n"
+        "  --native-tools       openai: use the server's own tool calling instead of\n"
+        "                       <tool_call> text\n"
+        "  --key-env NAME       variable (environment or .env) with the cloud key\n"
+        "                       (" CLI_DEFAULT_KEY_ENV ")\n"
+        "  --local-url URL      hybrid: local server [LOCO_LOCAL_URL] (http://127.0.0.1:8080)\n"
+        "  --cloud-url URL      hybrid: cloud [LOCO_CLOUD_URL] (" CLI_DEFAULT_CLOUD_URL ")\n"
+        "  --cloud-model NAME   hybrid: cloud model (" CLI_DEFAULT_CLOUD_MODEL ")\n"
+        "  --system-prompt FILE the training system prompt (built in; - reads stdin)\n"
+        "  --timeout S          give up on a silent model server after S s (600)\n"
+        "  -t, --threads N      engine threads (all cores)\n"
+        "  --no-constrain       engine: do not constrain tool calls to valid JSON for the\n"
+        "                       offered tools (docs/internals/constrain.md)\n");
 }
 
 static const char *pick(const char *flag, const cli_env *env, const char *name, const char *def)
@@ -244,7 +245,9 @@ static loco_status open_kind(cli_backends *s, const cli_backend_opts *o, const c
         s->kind = KIND_ENGINE;
         loco_status rc = open_engine(s, o, ctx, err);
         snprintf(s->describe, sizeof(s->describe), "engine %s",
-                 s->local ? s->local->url : o->model ? o->model : "?");
+                 s->local   ? s->local->url
+                 : o->model ? o->model
+                            : "?");
         return rc;
     }
     if (!strcmp(spec, "hybrid")) {

@@ -33,10 +33,10 @@ const char cli_claude_task_template[] =
     "on it. Write your answer in Markdown, citing the files (with line numbers) that support "
     "it, and save it to {output_file}\n";
 
-#define CLAUDE_LINE_MAX (64u << 20)   /* one stream-json line (a tool result can be large) */
-#define CLAUDE_STDERR_KEEP 2048       /* the tail of claude's stderr kept for messages */
-#define CLAUDE_PENDING_MAX 256        /* tool calls waiting for their result */
-#define CLAUDE_STOP_GRACE_MS 3000     /* SIGTERM, then SIGKILL after this */
+#define CLAUDE_LINE_MAX (64u << 20) /* one stream-json line (a tool result can be large) */
+#define CLAUDE_STDERR_KEEP 2048     /* the tail of claude's stderr kept for messages */
+#define CLAUDE_PENDING_MAX 256      /* tool calls waiting for their result */
+#define CLAUDE_STOP_GRACE_MS 3000   /* SIGTERM, then SIGKILL after this */
 
 /* ---- the settings and the Explore agent ---- */
 
@@ -52,8 +52,7 @@ static const char explore_prompt[] =
 
 loco_status cli_claude_explore_md(buf *out)
 {
-    return buf_appendf(out,
-                       "---\nname: Explore\ndescription: %s\ntools: %s\nmodel: haiku\n---\n%s",
+    return buf_appendf(out, "---\nname: Explore\ndescription: %s\ntools: %s\nmodel: haiku\n---\n%s",
                        explore_description, explore_tools, explore_prompt);
 }
 
@@ -110,18 +109,18 @@ loco_status cli_claude_settings(const char *base_url, const char *token, const c
 /* ---- the driver ---- */
 
 struct cli_claude {
-    char *bin;              /* claude's path */
+    char *bin; /* claude's path */
     char *cmd;
     gateway *gw;
     char base_url[64];
     char token[64];
-    char *settings;         /* --settings JSON */
-    char *agents;           /* --agents JSON */
+    char *settings; /* --settings JSON */
+    char *agents;   /* --agents JSON */
     char *main_model;
-    char *model_path;       /* the engine's model, or NULL (a local server) */
+    char *model_path; /* the engine's model, or NULL (a local server) */
     bool allow_bash_writes;
     char describe[800];
-    buf prompt;             /* the local model's system prompt */
+    buf prompt; /* the local model's system prompt */
 };
 
 /* claude's path: $LOCO_CLAUDE, else the first executable "claude" on PATH; NULL when none. */
@@ -268,8 +267,7 @@ loco_status cli_claude_new(const cli_claude_opts *o, const cli_env *env, cli_cla
         goto fail;
     }
     snprintf(c->base_url, sizeof(c->base_url), "http://127.0.0.1:%d", gateway_port(c->gw));
-    json_t *settings = settings_json(c->base_url, c->token, c->main_model,
-                                     CLI_CLAUDE_HAIKU_MODEL);
+    json_t *settings = settings_json(c->base_url, c->token, c->main_model, CLI_CLAUDE_HAIKU_MODEL);
     c->settings = json_dumps(settings, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(settings);
     c->agents = explore_agents_json();
@@ -281,7 +279,8 @@ loco_status cli_claude_new(const cli_claude_opts *o, const cli_env *env, cli_cla
              "Claude Code (%s) through the gateway on %s: main agent %s in the cloud %s, "
              "Explore sub-agent on %s %s",
              c->bin, c->base_url, c->main_model, cloud,
-             model_path ? "the built-in engine," : "the local server", model_path ? model_path : local);
+             model_path ? "the built-in engine," : "the local server",
+             model_path ? model_path : local);
     *out = c;
     return LOCO_OK;
 fail:
@@ -313,10 +312,10 @@ void cli_claude_free(cli_claude *c)
 
 /* Read-only shell commands the main agent and Explore may run without --allow-bash-writes. */
 static const char *const read_only_bash[] = {
-    "Bash(ls:*)",   "Bash(cat:*)",  "Bash(head:*)", "Bash(tail:*)", "Bash(wc:*)",
-    "Bash(grep:*)", "Bash(rg:*)",   "Bash(find:*)", "Bash(tree:*)", "Bash(file:*)",
-    "Bash(git log:*)", "Bash(git show:*)", "Bash(git grep:*)", "Bash(git ls-files:*)",
-    "Bash(pwd)",
+    "Bash(ls:*)",       "Bash(cat:*)",          "Bash(head:*)",    "Bash(tail:*)",
+    "Bash(wc:*)",       "Bash(grep:*)",         "Bash(rg:*)",      "Bash(find:*)",
+    "Bash(tree:*)",     "Bash(file:*)",         "Bash(git log:*)", "Bash(git show:*)",
+    "Bash(git grep:*)", "Bash(git ls-files:*)", "Bash(pwd)",
 };
 
 typedef struct {
@@ -327,10 +326,14 @@ typedef struct {
 static bool env_overridden(const char *entry)
 {
     static const char *const names[] = {
-        "ANTHROPIC_BASE_URL=",           "ANTHROPIC_AUTH_TOKEN=",
-        "ANTHROPIC_API_KEY=",            "ANTHROPIC_MODEL=",
-        "ANTHROPIC_DEFAULT_OPUS_MODEL=", "ANTHROPIC_DEFAULT_SONNET_MODEL=",
-        "ANTHROPIC_DEFAULT_HAIKU_MODEL=", "ANTHROPIC_SMALL_FAST_MODEL=",
+        "ANTHROPIC_BASE_URL=",
+        "ANTHROPIC_AUTH_TOKEN=",
+        "ANTHROPIC_API_KEY=",
+        "ANTHROPIC_MODEL=",
+        "ANTHROPIC_DEFAULT_OPUS_MODEL=",
+        "ANTHROPIC_DEFAULT_SONNET_MODEL=",
+        "ANTHROPIC_DEFAULT_HAIKU_MODEL=",
+        "ANTHROPIC_SMALL_FAST_MODEL=",
     };
     for (size_t i = 0; i < LOCO_ARRAY_LEN(names); i++) {
         if (str_starts_with(entry, names[i]))
@@ -401,10 +404,10 @@ typedef struct {
     const cli_claude_run_opts *r;
     FILE *transcript;
     agent_result *res;
-    char *result_text;       /* the "result" event's text */
-    bool result_error;       /* its is_error */
+    char *result_text; /* the "result" event's text */
+    bool result_error; /* its is_error */
     bool saw_result;
-    char last_id[2][160];    /* the last assistant message id per depth (0, 1) */
+    char last_id[2][160]; /* the last assistant message id per depth (0, 1) */
     pending_call pending[CLAUDE_PENDING_MAX];
     size_t n_pending;
 } stream_state;
@@ -423,7 +426,7 @@ static const char *text_of(const json_t *content, char *out, size_t n)
     } else if (json_is_array(content)) {
         size_t i;
         json_t *b;
-        json_array_foreach(content, i, b) {
+        json_array_foreach (content, i, b) {
             const char *t = json_get_str(b, "text");
             if (t) {
                 snprintf(out, n, "%s", t);
@@ -460,7 +463,7 @@ static void on_assistant(stream_state *s, const json_t *msg, int depth)
     json_t *content = json_object_get(msg, "content");
     size_t i;
     json_t *b;
-    json_array_foreach(content, i, b) {
+    json_array_foreach (content, i, b) {
         const char *type = json_get_str(b, "type");
         if (!type || strcmp(type, "tool_use") || s->n_pending >= CLAUDE_PENDING_MAX)
             continue;
@@ -489,7 +492,7 @@ static void on_user(stream_state *s, const json_t *msg)
     json_t *content = json_object_get(msg, "content");
     size_t i;
     json_t *b;
-    json_array_foreach(content, i, b) {
+    json_array_foreach (content, i, b) {
         const char *type = json_get_str(b, "type");
         const char *tid = json_get_str(b, "tool_use_id");
         if (!type || strcmp(type, "tool_result") || !tid)
@@ -765,8 +768,8 @@ static void last_line(const char *text, char *out, size_t n)
     out[k] = '\0';
 }
 
-static loco_status collect_answer(const cli_claude_run_opts *r, stream_state *s,
-                                  agent_result *out, loco_err *err)
+static loco_status collect_answer(const cli_claude_run_opts *r, stream_state *s, agent_result *out,
+                                  loco_err *err)
 {
     bool same = !strcmp(r->scratch_answer, r->answer_file);
     if (file_exists(r->scratch_answer)) {

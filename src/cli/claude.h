@@ -35,16 +35,16 @@ loco_status cli_claude_explore_md(buf *out);
 typedef struct cli_claude cli_claude;
 
 typedef struct {
-    const char *cmd;              /* message prefix: "loco ask" */
+    const char *cmd;                 /* message prefix: "loco ask" */
     const cli_backend_opts *backend; /* local side (--backend openai:URL, --local-url, the
                                         engine's --model), cloud (--cloud-url, --key-env,
                                         --cloud-model), --system-prompt */
-    long max_turns;               /* the local route's turn limit */
-    long ctx;                     /* the local context */
-    long max_tokens;              /* cap on one local answer (0: Claude Code's max_tokens) */
-    bool allow_bash_writes;       /* Claude Code may run any Bash command (else read-only
-                                     commands only) */
-    bool verbose;                 /* log the gateway's request lines */
+    long max_turns;                  /* the local route's turn limit */
+    long ctx;                        /* the local context */
+    long max_tokens;                 /* cap on one local answer (0: Claude Code's max_tokens) */
+    bool allow_bash_writes;          /* Claude Code may run any Bash command (else read-only
+                                        commands only) */
+    bool verbose;                    /* log the gateway's request lines */
 } cli_claude_opts;
 
 /* Finds `claude` ($LOCO_CLAUDE, else on PATH), checks the cloud key, and starts the gateway on

@@ -34,8 +34,7 @@ static const cli_command commands[] = {
     {"tokenize", cmd_tokenize, "print the token ids of a text with a model's tokenizer", NULL},
     {"model", cmd_model, "inspect and build GGUF model files", NULL},
     {"ask", cmd_ask, "answer one question about a repository with the explorer agent", NULL},
-    {"analyze", cmd_analyze, "answer a file of questions about a project (resumable batch)",
-     NULL},
+    {"analyze", cmd_analyze, "answer a file of questions about a project (resumable batch)", NULL},
     {"eval", cmd_eval, "score a model's tool calls against teacher labels (model card metrics)",
      NULL},
     {"help", cmd_help, "show a command's help (--man: the whole manual as a man page)",
@@ -120,8 +119,7 @@ typedef struct {
 
 /* ---- "did you mean" ---- */
 
-static void suggest_line(const char *prefix, const char *word, const char *const *cands,
-                         size_t n)
+static void suggest_line(const char *prefix, const char *word, const char *const *cands, size_t n)
 {
     const char *best[4];
     size_t k = cli_suggest(word, cands, n, best, LOCO_ARRAY_LEN(best));
@@ -357,16 +355,15 @@ static int cmd_version(int argc, char **argv)
 
 static void completion_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: loco completion bash|zsh\n"
-            "\n"
-            "Prints a completion script for the shell, generated from the commands' help:\n"
-            "  loco completion bash > /etc/bash_completion.d/loco        (or source it)\n"
-            "  loco completion zsh > \"${fpath[1]}/_loco\"                (then compinit)\n"
-            "scripts/install.sh installs both, and the man page.\n"
-            "\n"
-            "options:\n"
-            "  -h, --help     this help\n");
+    fprintf(out, "usage: loco completion bash|zsh\n"
+                 "\n"
+                 "Prints a completion script for the shell, generated from the commands' help:\n"
+                 "  loco completion bash > /etc/bash_completion.d/loco        (or source it)\n"
+                 "  loco completion zsh > \"${fpath[1]}/_loco\"                (then compinit)\n"
+                 "scripts/install.sh installs both, and the man page.\n"
+                 "\n"
+                 "options:\n"
+                 "  -h, --help     this help\n");
 }
 
 static int cmd_completion(int argc, char **argv)

@@ -21,7 +21,6 @@
 
 #define ANALYZE_MAX_JOBS 64
 
-
 static void analyze_usage(FILE *out)
 {
     fprintf(out,
@@ -166,8 +165,9 @@ static void on_event(void *ctx, const agent_event *e)
         cli_progress_line(&b->prog, "q%03ld %*s-- %s", j->id, ind, "", e->text);
     } else if (e->type == AGENT_EV_TURN) {
         if (e->prompt_tokens >= 0 && e->gen_tokens >= 0)
-            cli_progress_line(&b->prog, "q%03ld %*sturn %d: %ld prompt + %ld generated tokens, "
-                                        "%.1f s",
+            cli_progress_line(&b->prog,
+                              "q%03ld %*sturn %d: %ld prompt + %ld generated tokens, "
+                              "%.1f s",
                               j->id, ind, "", e->turn, e->prompt_tokens, e->gen_tokens,
                               e->duration_ms / 1000.0);
         else
@@ -212,8 +212,7 @@ static void report(batch *b, const agent_query *q, q_state st, const agent_resul
 
 /* One question through Claude Code: its task names qNNN.partial.md, renamed when done. */
 static loco_status run_claude(batch *b, const agent_query *q, const char *answer,
-                              const char *transcript, job_ctx *jc, agent_result *r,
-                              loco_err *err)
+                              const char *transcript, job_ctx *jc, agent_result *r, loco_err *err)
 {
     char name[40];
     agent_query_file_name(q->id, "partial.md", name, sizeof(name));
@@ -417,8 +416,7 @@ static bool load_queries(const char *path, agent_queries *qs)
         fprintf(stderr, "loco analyze: %s:%zu: %s (skipped)\n", name, qs->problems[i].line,
                 qs->problems[i].message);
     if (qs->n == 0) {
-        fprintf(stderr, "loco analyze: %s holds no questions (see loco analyze --help)\n",
-                name);
+        fprintf(stderr, "loco analyze: %s holds no questions (see loco analyze --help)\n", name);
         return false;
     }
     return true;
@@ -499,14 +497,13 @@ static void open_work(void *arg)
                               .backend = &o->backend,
                               .max_turns = o->agent.max_turns,
                               .ctx = o->agent.ctx,
-                              .max_tokens = o->agent.max_tokens_set ? o->agent.max_tokens
-                                                                    : 0,
+                              .max_tokens = o->agent.max_tokens_set ? o->agent.max_tokens : 0,
                               .allow_bash_writes = o->agent.allow_bash_writes,
                               .verbose = o->verbose};
         j->rc = cli_claude_new(&co, j->env, &j->b->claude, &j->err);
     } else {
-        j->rc = cli_backends_open(&o->backend, j->env, o->agent.ctx, o->agent.max_turns,
-                                  &j->b->bs, &j->err);
+        j->rc = cli_backends_open(&o->backend, j->env, o->agent.ctx, o->agent.max_turns, &j->b->bs,
+                                  &j->err);
     }
 }
 

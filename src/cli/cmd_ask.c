@@ -136,7 +136,8 @@ static void display_step(ask_display *d, const char *label)
     d->active = true;
 }
 
-static void display_line(ask_display *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void display_line(ask_display *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void display_line(ask_display *d, const char *fmt, ...)
 {
@@ -184,9 +185,7 @@ static void print_event(void *ctx, const agent_event *e)
     int indent = 2 + 2 * e->depth;
     char label[160];
     switch (e->type) {
-    case AGENT_EV_NOTE:
-        display_line(d, "%*s-- %s", indent, "", e->text);
-        break;
+    case AGENT_EV_NOTE: display_line(d, "%*s-- %s", indent, "", e->text); break;
     case AGENT_EV_TURN_START:
         snprintf(label, sizeof(label), "%*sturn %d: the model is thinking", indent - 2, "",
                  e->turn);
@@ -202,8 +201,8 @@ static void print_event(void *ctx, const agent_event *e)
             display_line(d, "%*sturn %d: %s%.1f s%s", indent, "", e->turn, toks,
                          e->duration_ms / 1000.0, e->calls ? "" : ", no tool call");
         if (e->calls) {
-            snprintf(label, sizeof(label), "%*srunning %zu tool call%s", indent - 2, "",
-                     e->calls, e->calls == 1 ? "" : "s");
+            snprintf(label, sizeof(label), "%*srunning %zu tool call%s", indent - 2, "", e->calls,
+                     e->calls == 1 ? "" : "s");
             display_step(d, label);
         } else {
             display_step(d, NULL);
@@ -215,8 +214,7 @@ static void print_event(void *ctx, const agent_event *e)
             display_line(d, "%*s%s(%s) %.0f ms  error: %s", indent, "", e->tool, e->summary,
                          e->duration_ms, e->text ? e->text : "");
         else
-            display_line(d, "%*s%s(%s) %.0f ms", indent, "", e->tool, e->summary,
-                         e->duration_ms);
+            display_line(d, "%*s%s(%s) %.0f ms", indent, "", e->tool, e->summary, e->duration_ms);
         break;
     }
     pthread_mutex_unlock(&d->mu);
@@ -261,9 +259,7 @@ static void open_work(void *arg)
                               .backend = &j->o->backend,
                               .max_turns = j->o->agent.max_turns,
                               .ctx = j->o->agent.ctx,
-                              .max_tokens = j->o->agent.max_tokens_set
-                                                ? j->o->agent.max_tokens
-                                                : 0,
+                              .max_tokens = j->o->agent.max_tokens_set ? j->o->agent.max_tokens : 0,
                               .allow_bash_writes = j->o->agent.allow_bash_writes};
         j->rc = cli_claude_new(&co, j->env, &j->claude, &j->err);
     } else {
@@ -387,8 +383,8 @@ static char *read_question(const char *q)
         buf_release(&b);
         return NULL;
     }
-    while (b.len && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r' ||
-                     b.data[b.len - 1] == ' '))
+    while (b.len &&
+           (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r' || b.data[b.len - 1] == ' '))
         b.data[--b.len] = '\0';
     if (!b.len) {
         fprintf(stderr, "loco ask: the question on standard input is empty\n");
@@ -442,8 +438,11 @@ int cmd_ask(int argc, char **argv)
     if (!project || !repo_abs || !place_answer(o.out, &place))
         goto out;
     scratch = o.agent.claude ? scratch_name(place.file) : NULL;
-    if (agent_task_prompt(tpl ? tpl : o.agent.claude ? cli_claude_task_template : NULL, project,
-                          question, o.agent.claude ? scratch : place.file, repo_abs, &task))
+    if (agent_task_prompt(tpl              ? tpl
+                          : o.agent.claude ? cli_claude_task_template
+                                           : NULL,
+                          project, question, o.agent.claude ? scratch : place.file, repo_abs,
+                          &task))
         goto out;
 
     open_job oj = {.o = &o, .env = &env};

@@ -12,34 +12,35 @@
 
 static void setup_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: loco setup [options]\n"
-            "\n"
-            "Writes .claude/settings.local.json for Claude Code: ANTHROPIC_BASE_URL (the gateway),\n"
-            "ANTHROPIC_AUTH_TOKEN, ANTHROPIC_API_KEY \"\", and the default opus/sonnet/haiku model\n"
-            "names (haiku is served by the local model), and .claude/agents/Explore.md, which\n"
-            "runs Claude Code's Explore sub-agent on the haiku model (Claude Code 2.1 otherwise\n"
-            "runs it on the main model, never reaching loco).\n"
-            "\n"
-            "The token Claude Code sends is --auth-token, else LOCO_AUTH_TOKEN (the token\n"
-            "`loco serve --auth-token` requires), else the cloud key; each is read from the\n"
-            "environment, then from .env, as `loco serve` reads them. Running it again when the\n"
-            "files already say the same is fine (exit 0); files that differ are kept unless\n"
-            "--force.\n"
-            "\n"
-            "options:\n"
-            "  --env-file FILE        read settings from FILE instead of DIR/.env\n"
-            "  --key-env NAME         the cloud key's variable (OPENROUTER_API_KEY)\n"
-            "  --auth-token TOKEN     the token to send (the one `loco serve --auth-token`\n"
-            "                         expects) [LOCO_AUTH_TOKEN]\n"
-            "  --dir DIR              project directory to write into (.)\n"
-            "  --base-url URL         gateway URL (http://LOCO_LISTEN, else " CLI_CLAUDE_GATEWAY_URL
-            ")\n"
-            "  --main-model NAME      opus and sonnet model (qwen/qwen3-coder-next)\n"
-            "  --haiku-model NAME     sub-agent model (" CLI_CLAUDE_HAIKU_MODEL ")\n"
-            "  --no-agent             do not write .claude/agents/Explore.md\n"
-            "  --force                overwrite files that differ\n"
-            "  -h, --help             this help\n");
+    fprintf(
+        out,
+        "usage: loco setup [options]\n"
+        "\n"
+        "Writes .claude/settings.local.json for Claude Code: ANTHROPIC_BASE_URL (the gateway),\n"
+        "ANTHROPIC_AUTH_TOKEN, ANTHROPIC_API_KEY \"\", and the default opus/sonnet/haiku model\n"
+        "names (haiku is served by the local model), and .claude/agents/Explore.md, which\n"
+        "runs Claude Code's Explore sub-agent on the haiku model (Claude Code 2.1 otherwise\n"
+        "runs it on the main model, never reaching loco).\n"
+        "\n"
+        "The token Claude Code sends is --auth-token, else LOCO_AUTH_TOKEN (the token\n"
+        "`loco serve --auth-token` requires), else the cloud key; each is read from the\n"
+        "environment, then from .env, as `loco serve` reads them. Running it again when the\n"
+        "files already say the same is fine (exit 0); files that differ are kept unless\n"
+        "--force.\n"
+        "\n"
+        "options:\n"
+        "  --env-file FILE        read settings from FILE instead of DIR/.env\n"
+        "  --key-env NAME         the cloud key's variable (OPENROUTER_API_KEY)\n"
+        "  --auth-token TOKEN     the token to send (the one `loco serve --auth-token`\n"
+        "                         expects) [LOCO_AUTH_TOKEN]\n"
+        "  --dir DIR              project directory to write into (.)\n"
+        "  --base-url URL         gateway URL (http://LOCO_LISTEN, else " CLI_CLAUDE_GATEWAY_URL
+        ")\n"
+        "  --main-model NAME      opus and sonnet model (qwen/qwen3-coder-next)\n"
+        "  --haiku-model NAME     sub-agent model (" CLI_CLAUDE_HAIKU_MODEL ")\n"
+        "  --no-agent             do not write .claude/agents/Explore.md\n"
+        "  --force                overwrite files that differ\n"
+        "  -h, --help             this help\n");
 }
 
 static bool placeholder_key(const char *k)

@@ -26,8 +26,7 @@ void cli_help_scan(const char *text, cli_help_flag *out, size_t *n, size_t max);
 /* The entries of a "commands:" or "subcommands:" list in text: lines "  NAME  summary" after
  * the heading, up to the next blank line. names[i] and summaries[i] (each size bytes) get
  * them; returns how many (at most max). Pure. */
-size_t cli_help_entries(const char *text, char (*names)[64], char (*summaries)[200],
-                        size_t max);
+size_t cli_help_entries(const char *text, char (*names)[64], char (*summaries)[200], size_t max);
 
 /* Optimal string alignment distance: insertions, deletions, substitutions and swaps of two
  * adjacent characters each count 1. Strings longer than 64 bytes compare as far apart. */
@@ -50,8 +49,8 @@ typedef struct {
 
 /* A man page (roff, section 1) with the overview (the top-level help) and one section per
  * page holding its help text verbatim. */
-void cli_help_man(FILE *out, const char *version, const char *overview,
-                  const cli_help_page *pages, size_t n);
+void cli_help_man(FILE *out, const char *version, const char *overview, const cli_help_page *pages,
+                  size_t n);
 /* Completion scripts: command names, the subcommands of "a b" pages, each page's flags and
  * operands (files after a flag that takes a value, and for operands unless the page names
  * words). */

@@ -22,7 +22,7 @@ typedef struct {
     size_t next, done, failed, total;
     char **outputs; /* per sample: the output JSON, or NULL */
     char **errors;  /* per sample: why there is none, or NULL */
-    bool unreachable;   /* a call could not reach the backend: the run stops */
+    bool unreachable; /* a call could not reach the backend: the run stops */
     loco_err unreachable_err;
 } runner;
 

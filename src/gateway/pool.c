@@ -30,9 +30,9 @@ struct pool {
     pthread_cond_t cv;
     pthread_cond_t ready_cv; /* broadcast after each probe round */
     bool stopping;
-    long start_wait_ms;      /* how long a never-up member counts as starting (0: never) */
-    long start_probe_ms;     /* probe interval while one is starting */
-    double t_start;          /* clock_now_ms() at pool_start_health */
+    long start_wait_ms;  /* how long a never-up member counts as starting (0: never) */
+    long start_probe_ms; /* probe interval while one is starting */
+    double t_start;      /* clock_now_ms() at pool_start_health */
 };
 
 static bool window_open(const pool *p)
@@ -68,8 +68,9 @@ static bool any_never_up(pool *p)
 /* Waits until a member is up, the startup window closes, the pool stops or *cancel. */
 static void wait_ready(pool *p, const volatile int *cancel)
 {
-    log_msg(p->log, LOG_INFO, "no local backend is up yet: waiting up to %.0f s for one that is "
-                              "starting",
+    log_msg(p->log, LOG_INFO,
+            "no local backend is up yet: waiting up to %.0f s for one that is "
+            "starting",
             ((double)p->start_wait_ms - (clock_now_ms() - p->t_start)) / 1000.0);
     pthread_mutex_lock(&p->mu);
     while (!p->stopping && !pool_any_healthy(p) && starting(p) && !(cancel && *cancel)) {
@@ -290,7 +291,8 @@ static void *health_main(void *arg)
         probe_all(p);
         pthread_mutex_lock(&p->mu);
         pthread_cond_broadcast(&p->ready_cv);
-        long interval = any_never_up(p) && p->start_probe_ms > 0 && p->start_probe_ms < p->interval_ms
+        long interval = any_never_up(p) && p->start_probe_ms > 0 &&
+                                p->start_probe_ms < p->interval_ms
                             ? p->start_probe_ms
                             : p->interval_ms;
         struct timespec ts;

@@ -43,14 +43,27 @@ static void test_scan(void **state)
     struct {
         const char *name;
         bool value;
-    } want[] = {{"--model", true},    {"--prompt", true},  {"--messages", true},
-                {"--raw", false},     {"-o", true},        {"--out", true},
-                {"--quiet", false},   {"--format", true},  {"--top-p", true},
-                {"--top-k", true},    {"--min-p", true},   {"--ctx", true},
-                {"--listen", true},   {"-h", false},       {"--help", false},
+    } want[] = {{"--model", true},
+                {"--prompt", true},
+                {"--messages", true},
+                {"--raw", false},
+                {"-o", true},
+                {"--out", true},
+                {"--quiet", false},
+                {"--format", true},
+                {"--top-p", true},
+                {"--top-k", true},
+                {"--min-p", true},
+                {"--ctx", true},
+                {"--listen", true},
+                {"-h", false},
+                {"--help", false},
                 /* aliases of the flags found */
-                {"-m", true},         {"-p", true},        {"-c", true},
-                {"--ctx-size", true}, {"-q", false}};
+                {"-m", true},
+                {"-p", true},
+                {"-c", true},
+                {"--ctx-size", true},
+                {"-q", false}};
     for (size_t i = 0; i < LOCO_ARRAY_LEN(want); i++) {
         const cli_help_flag *x = find(f, n, want[i].name);
         if (!x)
@@ -96,8 +109,8 @@ static void test_distance_and_suggest(void **state)
     assert_int_equal(cli_edit_distance("--modle", "--model"), 1); /* a swap counts once */
     assert_int_equal(cli_edit_distance("", "abc"), 3);
     assert_int_equal(cli_edit_distance("kitten", "sitting"), 3);
-    const char *cmds[] = {"pull", "serve", "setup", "run", "tokenize", "model", "ask",
-                          "analyze", "eval"};
+    const char *cmds[] = {"pull",  "serve", "setup",   "run", "tokenize",
+                          "model", "ask",   "analyze", "eval"};
     const char *out[4];
     size_t n = cli_suggest("serv", cmds, LOCO_ARRAY_LEN(cmds), out, 4);
     assert_int_equal(n, 1);
@@ -255,9 +268,12 @@ static void test_read_input(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_scan),      cmocka_unit_test(test_entries),
-        cmocka_unit_test(test_distance_and_suggest), cmocka_unit_test(test_renderers),
-        cmocka_unit_test(test_aliases),   cmocka_unit_test(test_read_input),
+        cmocka_unit_test(test_scan),
+        cmocka_unit_test(test_entries),
+        cmocka_unit_test(test_distance_and_suggest),
+        cmocka_unit_test(test_renderers),
+        cmocka_unit_test(test_aliases),
+        cmocka_unit_test(test_read_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

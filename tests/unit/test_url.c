@@ -13,12 +13,14 @@ static void test_valid(void **state)
 {
     (void)state;
     const char *good[] = {"http://127.0.0.1:8080", "https://openrouter.ai/api/v1",
-                          "http://localhost", "HTTP://Example.COM:1/x?y=1",
-                          "http://[::1]:8080/v1", "http://user@host:9/p", "http://h_1.local"};
-    const char *bad[] = {"foo", "", "127.0.0.1:8080", "localhost:8080", "ftp://h", "http://",
-                         "http://:80", "http://h:", "http://h:123456", "http://h:8o",
-                         "http://h h", "http://h\n", "http://[]:1", "http://[zz]:1",
-                         "openai:http://h", "http:/h"};
+                          "http://localhost",      "HTTP://Example.COM:1/x?y=1",
+                          "http://[::1]:8080/v1",  "http://user@host:9/p",
+                          "http://h_1.local"};
+    const char *bad[] = {
+        "foo",        "",           "127.0.0.1:8080", "localhost:8080",  "ftp://h",
+        "http://",    "http://:80", "http://h:",      "http://h:123456", "http://h:8o",
+        "http://h h", "http://h\n", "http://[]:1",    "http://[zz]:1",   "openai:http://h",
+        "http:/h"};
     for (size_t i = 0; i < LOCO_ARRAY_LEN(good); i++) {
         if (!url_valid(good[i]))
             fail_msg("should be valid: %s", good[i]);
