@@ -408,6 +408,7 @@ typedef struct {
     bool result_error; /* its is_error */
     bool saw_result;
     char last_id[2][160]; /* the last assistant message id per depth (0, 1) */
+    int sub_turns;        /* assistant messages of sub-agents */
     pending_call pending[CLAUDE_PENDING_MAX];
     size_t n_pending;
 } stream_state;
@@ -457,7 +458,9 @@ static void on_assistant(stream_state *s, const json_t *msg, int depth)
         ev.gen_tokens = outn;
         if (depth == 0)
             s->res->turns++;
-        ev.turn = s->res->turns;
+        else
+            s->sub_turns++;
+        ev.turn = depth == 0 ? s->res->turns : s->sub_turns;
         emit(s, &ev);
     }
     json_t *content = json_object_get(msg, "content");

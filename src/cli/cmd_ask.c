@@ -111,7 +111,8 @@ typedef struct {
     cli_progress prog;
     pthread_mutex_t mu;
     bool quiet;
-    bool active; /* the spinner is wanted (a step is under way) */
+    bool active;            /* the spinner is wanted (a step is under way) */
+    const char *idle_label; /* shown between steps (the claude driver), else nothing */
 } ask_display;
 
 static void display_init(ask_display *d, bool quiet)
@@ -127,6 +128,10 @@ static void display_init(ask_display *d, bool quiet)
 /* Shows the spinner with label (NULL: hides it). Caller holds d->mu. */
 static void display_step(ask_display *d, const char *label)
 {
+    if (!label && d->idle_label && d->active && !strcmp(d->prog.label, d->idle_label))
+        return;
+    if (!label)
+        label = d->idle_label;
     if (!label) {
         cli_progress_clear(&d->prog);
         d->active = false;
@@ -163,6 +168,7 @@ static void display_tick(void *ctx)
 static void display_release(ask_display *d)
 {
     pthread_mutex_lock(&d->mu);
+    d->idle_label = NULL;
     display_step(d, NULL);
     pthread_mutex_unlock(&d->mu);
     pthread_mutex_destroy(&d->mu);
@@ -523,8 +529,15 @@ int cmd_ask(int argc, char **argv)
     job.claude = claude;
     job.claude_run = &cr;
     job.task = buf_str(&task);
+    if (claude) {
+        pthread_mutex_lock(&d.mu);
+        d.idle_label = "Claude Code is working";
+        display_step(&d, NULL);
+        pthread_mutex_unlock(&d.mu);
+    }
     sig = cli_run_cancellable(ask_work, &job, &cancel, display_tick, &d);
     pthread_mutex_lock(&d.mu);
+    d.idle_label = NULL;
     display_step(&d, NULL);
     pthread_mutex_unlock(&d.mu);
     if (sig || job.rc == LOCO_ERR_CANCELLED) {
