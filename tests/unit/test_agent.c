@@ -217,7 +217,8 @@ typedef struct {
     char transcript[340];
     fake f;
     agent_config cfg;
-    buf events; /* one line per event */
+    buf events; /* one line per tool call or note */
+    buf turns;  /* one line per model turn event */
 } fixture;
 
 static void on_event(void *ctx, const agent_event *e)
@@ -226,8 +227,13 @@ static void on_event(void *ctx, const agent_event *e)
     if (e->type == AGENT_EV_TOOL)
         buf_appendf(&fx->events, "%d:%d %s %s %s\n", e->depth, e->turn, e->tool, e->summary,
                     e->is_error ? "error" : "ok");
-    else
+    else if (e->type == AGENT_EV_NOTE)
         buf_appendf(&fx->events, "%d:%d note %s\n", e->depth, e->turn, e->text);
+    else if (e->type == AGENT_EV_TURN_START)
+        buf_appendf(&fx->turns, "%d:%d start\n", e->depth, e->turn);
+    else
+        buf_appendf(&fx->turns, "%d:%d end %zu calls%s\n", e->depth, e->turn, e->calls,
+                    e->is_error ? " failed" : "");
 }
 
 static void fixture_init(fixture *fx, script_fn script)
@@ -243,6 +249,7 @@ static void fixture_init(fixture *fx, script_fn script)
     assert_int_equal(mkdir(fx->out, 0755), 0);
     fake_init(&fx->f, script);
     buf_init(&fx->events, BUF_UNLIMITED);
+    buf_init(&fx->turns, BUF_UNLIMITED);
     agent_config_init(&fx->cfg);
     fx->cfg.backend = &fx->f.base;
     fx->cfg.system_prompt = "TRAINING PROMPT";
@@ -261,6 +268,7 @@ static void fixture_release(fixture *fx)
 {
     fake_release(&fx->f);
     buf_release(&fx->events);
+    buf_release(&fx->turns);
     char cmd[400];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx->root);
     assert_int_equal(system(cmd), 0);
@@ -365,6 +373,10 @@ static void test_tool_calls_and_answer(void **state)
     const char *ev = buf_str(&fx.events);
     assert_true(!strcmp(ev, "0:1 Echo a ok\n0:1 Echo b ok\n") ||
                 !strcmp(ev, "0:1 Echo b ok\n0:1 Echo a ok\n"));
+    /* each model turn is announced and then reported with its tool calls (for loco ask's
+     * display) */
+    assert_string_equal(buf_str(&fx.turns), "0:1 start\n0:1 end 2 calls\n0:2 start\n"
+                                            "0:2 end 0 calls\n");
 
     /* transcript: every line JSON; meta, system, 4 messages, 2 tools, end */
     char *t = slurp(fx.transcript);
