@@ -218,7 +218,7 @@ test('serve waits for a local server that is still loading its model instead of 
     args: ['--local-wait', '0'] });
   await anthropic(g2.loco).messages.create({ model: HAIKU, max_tokens: 64, messages: [{ role: 'user', content: 'hi' }] });
   assert.equal(local2.requests.length, 0);
-  assert.match(g2.loco.log(), /reason=local_(down|error)/);
+  assert.match(g2.loco.log(), /falling back to the cloud \(local_(down|error)\)/);
 });
 
 test('a .gguf file or a pulled model given to --model runs the built-in engine', async () => {
