@@ -55,7 +55,8 @@ process.on('exit', () => fs.rmSync(TMP, { recursive: true, force: true }));
 // zen4 build (AMD EPYC, run here), and loco's avx2 profile and its avx512 profile without the
 // repacked kernels against zen4:
 //   F32 2.1e-4 (only the f16 KV cache and attention weights round), F16 2.7e-3, BF16 1.0e-2,
-//   8-bit and 4-6-bit types 6.1e-2 (Q4_K, AMX order; Q4_K_M 5.9e-2, Q8_0 4.5e-2).
+//   8-bit and 4-6-bit types 6.1e-2 (Q4_K, AMX order; Q4_K_M 5.9e-2, Q8_0 4.5e-2); the low-bit
+//   types 6.4e-2 (Q3_K_M tied, AMX order), untied 4.6e-2 (Q2_K, avx2) and 4.2e-2 (IQ4_XS, AMX).
 // The bounds are 2-5x those (the quantity is chaotic: a max over few samples). A wrong formula, a
 // wrong scale, a missing norm or a wrong RoPE moves logits by far more (tests/engine/README.md,
 // "What breaks it").
