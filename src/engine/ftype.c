@@ -6,8 +6,18 @@
 
 #include "engine/ftype.h"
 
-typedef enum { MIX_Q2_K, MIX_Q3_K_S, MIX_Q3_K_M, MIX_Q3_K_L, MIX_Q4_K_S, MIX_Q4_K_M,
-               MIX_Q5_K_S, MIX_Q5_K_M, MIX_IQ4_NL, MIX_IQ4_XS } mix_id;
+typedef enum {
+    MIX_Q2_K,
+    MIX_Q3_K_S,
+    MIX_Q3_K_M,
+    MIX_Q3_K_L,
+    MIX_Q4_K_S,
+    MIX_Q4_K_M,
+    MIX_Q5_K_S,
+    MIX_Q5_K_M,
+    MIX_IQ4_NL,
+    MIX_IQ4_XS
+} mix_id;
 
 static const ftype_mix mixes[] = {
     [MIX_Q2_K] = {"Q2_K", 10, GGML_TYPE_Q2_K},
@@ -50,8 +60,7 @@ ggml_type ftype_mix_type(const ftype_mix *m, ftype_role role, uint32_t layer, ui
     switch (role) {
     case FTYPE_TOKEN_EMBD: /* a tied one is quantized as the output */
         return tied ? GGML_TYPE_Q6_K : m->base;
-    case FTYPE_OUTPUT:
-        return GGML_TYPE_Q6_K;
+    case FTYPE_OUTPUT: return GGML_TYPE_Q6_K;
     case FTYPE_ATTN_V:
         switch (id) {
         case MIX_Q2_K: return n_gqa >= 4 ? GGML_TYPE_Q4_K : GGML_TYPE_Q3_K;
@@ -83,8 +92,7 @@ ggml_type ftype_mix_type(const ftype_mix *m, ftype_role role, uint32_t layer, ui
         case MIX_Q3_K_L: return GGML_TYPE_Q5_K;
         default: return m->base;
         }
-    default:
-        return m->base;
+    default: return m->base;
     }
 }
 

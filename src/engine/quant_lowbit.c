@@ -215,8 +215,8 @@ static void quant_q2_K_weights(const float *x, void *dst, int64_t n)
         for (int j = 0; j < QK_K / 16; j++) {
             for (int l = 0; l < 16; l++)
                 weights[l] = fabsf(x[16 * j + l]);
-            scales[j] = make_qkx2_mad(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux,
-                                      -0.5f, 0.1f, 15);
+            scales[j] = make_qkx2_mad(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f,
+                                      0.1f, 15);
             if (scales[j] > max_scale)
                 max_scale = scales[j];
             if (mins[j] > max_min)
@@ -710,11 +710,11 @@ LOWBIT_ROW_LOOPS(q3_K, GGML_TYPE_Q3_K)
 LOWBIT_ROW_LOOPS(iq4_nl, GGML_TYPE_IQ4_NL)
 LOWBIT_ROW_LOOPS(iq4_xs, GGML_TYPE_IQ4_XS)
 
-#define LOWBIT_OPS(T, ACT)                                                                     \
-    (quant_type_ops)                                                                           \
-    {                                                                                          \
-        .act_type = ACT, .dequant = dequant_##T, .quantize = quant_##T##_weights,              \
-        .vec_dot = dot_##T, .matvec = matvec_##T, .matmul = matmul_##T                         \
+#define LOWBIT_OPS(T, ACT)                                                        \
+    (quant_type_ops)                                                              \
+    {                                                                             \
+        .act_type = ACT, .dequant = dequant_##T, .quantize = quant_##T##_weights, \
+        .vec_dot = dot_##T, .matvec = matvec_##T, .matmul = matmul_##T            \
     }
 
 void quant_lowbit_scalar_fill(quant_kernels *kt)

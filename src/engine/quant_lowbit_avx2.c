@@ -149,8 +149,8 @@ AVX2_FN static float dot_iq4_nl(int64_t n, const void *vw, const void *va)
             mul_add_s8(iq4_levels(x[ib].qs, table), load256(y[ib].qs)), ones);
         const __m256i p2 = _mm256_madd_epi16(
             mul_add_s8(iq4_levels(x[ib + 1].qs, table), load256(y[ib + 1].qs)), ones);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(y[ib].d) * h2f(x[ib].d)),
-                               _mm256_cvtepi32_ps(p1), acc1);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(y[ib].d) * h2f(x[ib].d)), _mm256_cvtepi32_ps(p1),
+                               acc1);
         acc2 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(y[ib + 1].d) * h2f(x[ib + 1].d)),
                                _mm256_cvtepi32_ps(p2), acc2);
     }
@@ -182,8 +182,7 @@ AVX2_FN static float dot_iq4_xs(int64_t n, const void *vw, const void *va)
             const __m256i ls = _mm256_set1_epi16((int16_t)quant_iq4_xs_scale(&x[i], ib));
             sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, ls));
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * y[i].d), _mm256_cvtepi32_ps(sumi),
-                              acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * y[i].d), _mm256_cvtepi32_ps(sumi), acc);
     }
     return hsum8(acc);
 }
@@ -209,11 +208,11 @@ AVX2_ROW_LOOPS(q3_K, GGML_TYPE_Q3_K)
 AVX2_ROW_LOOPS(iq4_nl, GGML_TYPE_IQ4_NL)
 AVX2_ROW_LOOPS(iq4_xs, GGML_TYPE_IQ4_XS)
 
-#define SET_AVX2(T, ID)                                                                        \
-    do {                                                                                       \
-        kt->ops[ID].vec_dot = dot_##T;                                                         \
-        kt->ops[ID].matvec = matvec_##T;                                                       \
-        kt->ops[ID].matmul = matmul_##T;                                                       \
+#define SET_AVX2(T, ID)                  \
+    do {                                 \
+        kt->ops[ID].vec_dot = dot_##T;   \
+        kt->ops[ID].matvec = matvec_##T; \
+        kt->ops[ID].matmul = matmul_##T; \
     } while (0)
 
 bool quant_lowbit_avx2_fill(quant_kernels *kt)

@@ -10,6 +10,7 @@
 #include "engine/gguf.h"
 #include "engine/quant.h"
 #include "engine/synth.h"
+#include "engine/threadpool.h"
 #include "engine/tokenizer.h"
 
 void synth_params_default(synth_params *p)
@@ -60,31 +61,80 @@ typedef struct {
     size_t n;
     uint64_t done;
     uint64_t total;
+    tpool *pool; /* NULL: quantize on the calling thread */
 } synth_job;
+
+/* Rows drawn, then quantized by the pool, per step of fill (the draws stay sequential, so
+ * the bytes do not depend on the thread count). */
+#define SYNTH_CHUNK_ROWS 512
+
+typedef struct {
+    ggml_type type;
+    int64_t ne0, n_rows, rows_per_task;
+    size_t row_bytes;
+    const float *rows;
+    uint8_t *enc;
+    loco_status rc[SYNTH_CHUNK_ROWS];
+} quant_chunk;
+
+static void quant_task(void *ctx, int32_t task, int32_t thread)
+{
+    LOCO_UNUSED(thread);
+    quant_chunk *q = ctx;
+    const int64_t r0 = (int64_t)task * q->rows_per_task;
+    const int64_t r1 = r0 + q->rows_per_task < q->n_rows ? r0 + q->rows_per_task : q->n_rows;
+    for (int64_t r = r0; r < r1; r++)
+        q->rc[r] = quant_quantize_row(q->type, q->rows + r * q->ne0, q->enc + r * q->row_bytes,
+                                      q->ne0);
+}
 
 static loco_status fill(void *ctx, gguf_writer *w, size_t index, loco_err *err)
 {
     synth_job *j = ctx;
     const synth_tensor *t = &j->ts[index];
-    size_t row_bytes = ggml_type_row_size(t->type, (uint64_t)t->ne0);
-    float *row = malloc((size_t)t->ne0 * sizeof(float));
-    void *enc = malloc(row_bytes);
-    loco_status rc = row && enc ? LOCO_OK : LOCO_ERR_NOMEM;
-    uint64_t s = t->seed;
-    for (int64_t r = 0; r < t->ne1 && !rc; r++) {
-        float scale = t->scale;
-        for (size_t k = 0; t->boosted && k < j->p->n_boost; k++) {
-            if (j->p->boost_ids[k] == r)
-                scale *= j->p->boost;
-        }
-        for (int64_t i = 0; i < t->ne0; i++)
-            row[i] = t->center + scale * next_unit(&s);
-        rc = quant_quantize_row(t->type, row, enc, t->ne0);
-        if (!rc)
-            rc = gguf_writer_put(w, enc, row_bytes, err);
+    quant_chunk *q = calloc(1, sizeof(*q));
+    const int64_t chunk = t->ne1 < SYNTH_CHUNK_ROWS ? t->ne1 : SYNTH_CHUNK_ROWS;
+    if (q) {
+        q->type = t->type;
+        q->ne0 = t->ne0;
+        q->row_bytes = ggml_type_row_size(t->type, (uint64_t)t->ne0);
+        q->rows = malloc((size_t)(chunk * t->ne0) * sizeof(float));
+        q->enc = malloc((size_t)chunk * q->row_bytes);
     }
-    free(row);
-    free(enc);
+    loco_status rc = q && q->rows && q->enc ? LOCO_OK : LOCO_ERR_NOMEM;
+    uint64_t s = t->seed;
+    for (int64_t r0 = 0; r0 < t->ne1 && !rc; r0 += chunk) {
+        q->n_rows = t->ne1 - r0 < chunk ? t->ne1 - r0 : chunk;
+        float *rows = (float *)q->rows;
+        for (int64_t i = 0; i < q->n_rows; i++) {
+            float scale = t->scale;
+            for (size_t k = 0; t->boosted && k < j->p->n_boost; k++) {
+                if (j->p->boost_ids[k] == r0 + i)
+                    scale *= j->p->boost;
+            }
+            for (int64_t v = 0; v < t->ne0; v++)
+                rows[i * t->ne0 + v] = t->center + scale * next_unit(&s);
+        }
+        int32_t tasks = j->pool ? tpool_threads(j->pool) * 4 : 1;
+        if (tasks > q->n_rows)
+            tasks = (int32_t)q->n_rows;
+        q->rows_per_task = (q->n_rows + tasks - 1) / tasks;
+        tasks = (int32_t)((q->n_rows + q->rows_per_task - 1) / q->rows_per_task);
+        if (j->pool && tasks > 1)
+            rc = tpool_run(j->pool, tasks, quant_task, q);
+        else
+            for (int32_t k = 0; k < tasks; k++)
+                quant_task(q, k, 0);
+        for (int64_t i = 0; i < q->n_rows && !rc; i++)
+            rc = q->rc[i];
+        if (!rc)
+            rc = gguf_writer_put(w, q->enc, (size_t)q->n_rows * q->row_bytes, err);
+    }
+    if (q) {
+        free((void *)q->rows);
+        free(q->enc);
+    }
+    free(q);
     if (rc == LOCO_ERR_NOMEM)
         return loco_err_set(err, rc, "out of memory writing %s", t->name);
     j->done++;
@@ -285,6 +335,11 @@ loco_status synth_write(const synth_params *p, const char *path, loco_err *err)
     if (!rc)
         rc = plan(&j, n_vocab, err);
     j.total = j.n;
+    if (!rc && p->n_threads != 1) {
+        /* without a pool (none could be started) the rows are quantized on this thread */
+        loco_err perr;
+        j.pool = tpool_new(p->n_threads, &perr);
+    }
     for (size_t i = 0; i < j.n && !rc; i++) {
         int64_t ne[2] = {j.ts[i].ne0, j.ts[i].ne1};
         rc = gguf_writer_add_tensor_fn(w, j.ts[i].name, j.ts[i].type, j.ts[i].ne1 > 1 ? 2 : 1,
@@ -293,6 +348,7 @@ loco_status synth_write(const synth_params *p, const char *path, loco_err *err)
     if (!rc)
         rc = gguf_writer_write(w, path, err);
     gguf_writer_free(w);
+    tpool_free(j.pool);
     free(j.ts);
     return rc;
 }

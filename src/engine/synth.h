@@ -32,6 +32,8 @@ typedef struct {
     size_t n_boost;                    /* so those tokens are sampled far more often (a model */
     float boost;                       /* that opens <tool_call>s and writes JSON-ish text) */
     uint64_t seed;
+    int32_t n_threads;                 /* quantizing threads, 0: every CPU (the bytes are the
+                                        * same for any count) */
     /* progress: called after each tensor with (done, total); may be NULL */
     void (*progress)(void *ctx, uint64_t done, uint64_t total);
     void *progress_ctx;

@@ -12,6 +12,7 @@
 #include "base/common.h"
 
 #include <math.h>
+#include <unistd.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
@@ -19,7 +20,10 @@
 #include "engine/quant.h"
 #include "engine/quant_int.h"
 #include "engine/quant_lowbit.h"
+#include "engine/synth.h"
 #include "engine/vecmath.h"
+#include "base/buf.h"
+#include "base/file.h"
 
 #define H_ONE 0x3C00  /* fp16 1.0 */
 #define H_HALF 0x3800 /* fp16 0.5 */
@@ -217,12 +221,12 @@ static void test_dots_follow_dequant(void **state)
                 want += (double)y[i] * q[i];
             const float got = quant_kernels_scalar()->ops[t].vec_dot(n, w, a);
             if ((double)got != want)
-                fail_msg("%s round %d: dot %.1f, dequantized sum %.1f", ggml_type_name(t),
-                         round, got, want);
+                fail_msg("%s round %d: dot %.1f, dequantized sum %.1f", ggml_type_name(t), round,
+                         got, want);
             const float act = quant_vec_dot(t, n, w, a); /* the active (SIMD) path too */
             if ((double)act != want)
-                fail_msg("%s round %d: active dot %.1f, dequantized sum %.1f",
-                         ggml_type_name(t), round, act, want);
+                fail_msg("%s round %d: active dot %.1f, dequantized sum %.1f", ggml_type_name(t),
+                         round, act, want);
         }
     }
 }
@@ -253,10 +257,10 @@ static void test_quantizers_pinned(void **state)
         /* mostly uniform, some 16-value groups zero, constant, one-signed or spiky */
         const double u = (double)(next_u64(&s) >> 11) / 9007199254740992.0 * 2.0 - 1.0;
         const int group = (int)(i / 16) % 7;
-        x[i] = group == 3 ? 0.0f
+        x[i] = group == 3   ? 0.0f
                : group == 5 ? 0.25f
                : group == 6 ? (float)fabs(u) + 0.05f
-               : (i % 97 == 0 ? (float)u * 40.0f : (float)u);
+                            : (i % 97 == 0 ? (float)u * 40.0f : (float)u);
     }
     const uint64_t want[] = {
         UINT64_C(0xfc6f2041a9d04278), /* Q2_K */
@@ -563,19 +567,54 @@ static void test_parity_dispatch(void **state)
     assert_true(xs_differ > 0);
 }
 
+/* loco model synth quantizes rows on a thread pool: the file must hold the same bytes for any
+ * thread count (1000 vocabulary rows: two chunks of rows, the second partial). */
+static void test_synth_threads(void **state)
+{
+    (void)state;
+    static const char tok[] = "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1},\"merges\":"
+                              "[]},\"added_tokens\":[]}";
+    const char *mixes[] = {"iq4_xs", "q2_k"};
+    for (size_t m = 0; m < LOCO_ARRAY_LEN(mixes); m++) {
+        buf got[2];
+        for (int k = 0; k < 2; k++) {
+            synth_params p;
+            synth_params_default(&p);
+            p.tokenizer_json = tok;
+            p.tokenizer_json_len = strlen(tok);
+            p.n_vocab = 1000;
+            p.n_head_kv = 1;
+            p.tied = false;
+            p.mix = ftype_mix_find(mixes[m]);
+            assert_non_null(p.mix);
+            p.n_threads = k ? 3 : 1;
+            char path[64];
+            snprintf(path, sizeof(path), "/tmp/loco-test-synth-%d-%d.gguf", (int)getpid(), k);
+            loco_err err;
+            loco_err_clear(&err);
+            if (synth_write(&p, path, &err))
+                fail_msg("synth: %s", err.msg);
+            buf_init(&got[k], BUF_UNLIMITED);
+            assert_int_equal(file_read_all(path, &got[k], NULL), LOCO_OK);
+            unlink(path);
+        }
+        assert_true(got[0].len > 1000 * 136);
+        assert_int_equal(got[0].len, got[1].len);
+        assert_memory_equal(got[0].data, got[1].data, got[0].len);
+        buf_release(&got[0]);
+        buf_release(&got[1]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_decode_q2_K),
-        cmocka_unit_test(test_decode_q3_K),
-        cmocka_unit_test(test_decode_iq4_nl),
-        cmocka_unit_test(test_decode_iq4_xs),
-        cmocka_unit_test(test_dots_follow_dequant),
-        cmocka_unit_test(test_quantizers_pinned),
-        cmocka_unit_test(test_mix_recipes),
-        cmocka_unit_test(test_parity_float_steps),
-        cmocka_unit_test(test_parity_kernel_choice),
-        cmocka_unit_test(test_parity_dispatch),
+        cmocka_unit_test(test_decode_q2_K),          cmocka_unit_test(test_decode_q3_K),
+        cmocka_unit_test(test_decode_iq4_nl),        cmocka_unit_test(test_decode_iq4_xs),
+        cmocka_unit_test(test_dots_follow_dequant),  cmocka_unit_test(test_quantizers_pinned),
+        cmocka_unit_test(test_mix_recipes),          cmocka_unit_test(test_parity_float_steps),
+        cmocka_unit_test(test_parity_kernel_choice), cmocka_unit_test(test_parity_dispatch),
+        cmocka_unit_test(test_synth_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
