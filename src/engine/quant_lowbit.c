@@ -371,14 +371,13 @@ static int best_index(const int8_t *val, float x)
         return 0;
     if (x >= val[15])
         return 15;
-    int ml = 0, mu = 15;
-    while (mu - ml > 1) {
-        const int mav = (ml + mu) / 2;
-        if (x < val[mav])
-            mu = mav;
-        else
-            ml = mav;
-    }
+    /* ggml bisects to val[mu - 1] <= x < val[mu]; mu is the count of levels <= x (branch
+     * free: the bisection's mispredicted branches made the IQ4 quantizers slow) */
+    int mu = 0;
+    for (int k = 0; k < 16; k++)
+        mu += val[k] <= x;
+    if (mu == 0) /* NaN: the bisection ends at mu = 15 */
+        return 15;
     return x - val[mu - 1] < val[mu] - x ? mu - 1 : mu;
 }
 
