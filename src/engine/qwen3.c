@@ -9,6 +9,7 @@
 #include <math.h>
 #include <sys/mman.h>
 
+#include "engine/matmul.h"
 #include "engine/qwen3.h"
 #include "engine/quant.h"
 #include "engine/vecmath.h"
@@ -26,8 +27,6 @@ struct qwen3_ctx {
     /* scratch, allocated once */
     float *x;           /* (n_batch, n_embd) residual stream */
     float *xn;          /* (n_batch, max(n_embd, q_dim)) normalised input / attention output */
-    uint8_t *act;       /* (n_batch, act_stride) quantized activations */
-    size_t act_stride;  /* bytes per token row of act */
     float *q;           /* (n_batch, q_dim) */
     float *k;           /* (n_batch, kv_dim) */
     float *v;           /* (n_batch, kv_dim) */
@@ -40,9 +39,7 @@ struct qwen3_ctx {
     uint16_t *wh;       /* (threads, n_ctx) attention weights rounded to fp16 per worker */
     float *vacc;        /* (threads, 64 * head_dim) lanes of the attention V sums */
     const vm_profile *prof; /* which llama.cpp CPU build the numerics mirror */
-    const float *act_in;    /* input c->act was prepared from (NULL: none) */
-    ggml_type act_at;       /* its encoding */
-    uint32_t act_n;         /* its rows */
+    mm_ctx mm;              /* the matrix products: parity or fast path (matmul.h) */
     int32_t n_threads;
 };
 
@@ -143,6 +140,11 @@ loco_status qwen3_load(const gguf *g, qwen3_model **out, loco_err *err)
     if (!m)
         return loco_err_set(err, LOCO_ERR_NOMEM, "out of memory");
     m->file = g;
+    m->mm = mm_weights_new();
+    if (!m->mm) {
+        free(m);
+        return loco_err_set(err, LOCO_ERR_NOMEM, "out of memory");
+    }
     qwen3_hparams *hp = &m->hp;
     loco_status rc = read_hparams(g, hp, err);
     if (rc)
@@ -217,6 +219,7 @@ void qwen3_free(qwen3_model *m)
 {
     if (!m)
         return;
+    mm_weights_free(m->mm);
     free(m->layers);
     free(m);
 }
@@ -230,10 +233,12 @@ static void *map_zeroed(size_t n)
     return p == MAP_FAILED ? NULL : p;
 }
 
-loco_status qwen3_ctx_new(const qwen3_model *m, uint32_t n_ctx, uint32_t n_batch, tpool *pool,
-                          qwen3_ctx **out, loco_err *err)
+loco_status qwen3_ctx_new_opts(const qwen3_model *m, const qwen3_ctx_opts *o, qwen3_ctx **out,
+                               loco_err *err)
 {
     const qwen3_hparams *hp = &m->hp;
+    uint32_t n_ctx = o->n_ctx, n_batch = o->n_batch;
+    tpool *pool = o->pool;
     if (n_ctx == 0 || n_ctx > (1u << 24))
         return loco_err_set(err, LOCO_ERR_INVALID, "context size %u is out of range", n_ctx);
     if (n_batch == 0)
@@ -256,12 +261,9 @@ loco_status qwen3_ctx_new(const qwen3_model *m, uint32_t n_ctx, uint32_t n_batch
     c->kv_bytes = (size_t)hp->n_layer * n_ctx * kvd * sizeof(uint16_t);
     c->k_cache = map_zeroed(c->kv_bytes);
     c->v_cache = map_zeroed(c->kv_bytes);
-    /* the widest activation row of any type: F32 is the largest encoding */
-    c->act_stride = (ggml_type_row_size(GGML_TYPE_F32, widest) + 63) & ~(size_t)63;
     c->tokens = calloc(n_ctx, sizeof(int32_t));
     c->x = calloc(n_batch * E, sizeof(float));
     c->xn = calloc(n_batch * widest, sizeof(float));
-    c->act = aligned_alloc(64, n_batch * c->act_stride);
     c->q = calloc(n_batch * qd, sizeof(float));
     c->k = calloc(n_batch * kvd, sizeof(float));
     c->v = calloc(n_batch * kvd, sizeof(float));
@@ -275,7 +277,7 @@ loco_status qwen3_ctx_new(const qwen3_model *m, uint32_t n_ctx, uint32_t n_batch
     c->vacc = calloc((size_t)c->n_threads * 64 * hp->head_dim, sizeof(float));
     c->prof = vm_profile_get();
     if (!c->vacc ||
-        !c->k_cache || !c->v_cache || !c->tokens || !c->x || !c->xn || !c->act || !c->q ||
+        !c->k_cache || !c->v_cache || !c->tokens || !c->x || !c->xn || !c->q ||
         !c->k || !c->v || !c->attn || !c->gate || !c->up || !c->proj || !c->scores || !c->qh ||
         !c->wh) {
         qwen3_ctx_free(c);
@@ -285,8 +287,31 @@ loco_status qwen3_ctx_new(const qwen3_model *m, uint32_t n_ctx, uint32_t n_batch
                             n_ctx, 2.0 * (double)((size_t)hp->n_layer * n_ctx * kvd * 2) /
                                        (1024.0 * 1024.0 * 1024.0));
     }
+    loco_status rc = o->parity ? LOCO_OK : mm_weights_prepare(m->mm, m, pool, err);
+    if (!rc)
+        rc = mm_ctx_init(&c->mm, o->parity, m->mm, pool, n_batch, (int64_t)widest, err);
+    if (rc) {
+        qwen3_ctx_free(c);
+        return rc;
+    }
     *out = c;
     return LOCO_OK;
+}
+
+loco_status qwen3_ctx_new(const qwen3_model *m, uint32_t n_ctx, uint32_t n_batch, tpool *pool,
+                          qwen3_ctx **out, loco_err *err)
+{
+    qwen3_ctx_opts o;
+    memset(&o, 0, sizeof(o));
+    o.n_ctx = n_ctx;
+    o.n_batch = n_batch;
+    o.pool = pool;
+    return qwen3_ctx_new_opts(m, &o, out, err);
+}
+
+const char *qwen3_ctx_kernels(const qwen3_ctx *c)
+{
+    return mm_describe(&c->mm);
 }
 
 void qwen3_ctx_free(qwen3_ctx *c)
@@ -300,7 +325,7 @@ void qwen3_ctx_free(qwen3_ctx *c)
     free(c->tokens);
     free(c->x);
     free(c->xn);
-    free(c->act);
+    mm_ctx_release(&c->mm);
     free(c->q);
     free(c->k);
     free(c->v);
@@ -367,136 +392,22 @@ static void rope_neox(float *v, uint32_t d, uint32_t pos, float base)
     }
 }
 
-/* ---------------------------------------------------------------- parallel matmul */
+/* ---------------------------------------------------------------- matmul call site */
 
-typedef struct {
-    const vm_profile *prof;
-    const qwen3_weight *w;
-    const uint8_t *act;
-    size_t act_stride;
-    uint32_t n_tokens;
-    float *out;
-    size_t out_stride;
-    int64_t rows_per_task;
-    bool amx; /* the weight is in llama.cpp's AMX buffer (see on_amx) */
-} matmul_job;
-
-/* Whether llama.cpp on this CPU keeps matmul weight w in ggml's AMX buffer, whose kernels
- * then run its matmuls: the AMX types (and F16) with a multiple of 32 rows and whole blocks.
- * (token_embd, a GET_ROWS source, stays in a plain buffer, but a tied output weight is loaded
- * as a separate copy that does go to the AMX buffer.) */
-static bool on_amx(const qwen3_ctx *c, const qwen3_weight *w)
-{
-    if (!c->prof->amx || w->ne1 % 32)
-        return false;
-    if (w->type == GGML_TYPE_F16)
-        return w->ne0 % 16 == 0;
-    return vm_uses_amx(c->prof, w->type);
-}
-
-/* The encoding of the activations w is multiplied with: ggml's vec_dot_type, except that the
- * AMX F16 kernel takes them as f32. */
-static ggml_type act_type(const qwen3_ctx *c, const qwen3_weight *w)
-{
-    if (w->type == GGML_TYPE_F16 && on_amx(c, w))
-        return GGML_TYPE_F32;
-    return quant_act_type(w->type);
-}
-
-/* Rows [rb, re) of a dense (F32/F16/BF16) weight with ggml's arithmetic for it: the AMX F16
- * kernel, tinyBLAS for two or more activation rows, else vec_dot. */
-static void matmul_dense(const matmul_job *j, int64_t rb, int64_t re)
-{
-    const qwen3_weight *w = j->w;
-    const bool tiny = j->n_tokens >= 2 && vm_tinyblas_ok(j->prof, w->type, w->ne1, w->ne0);
-    if (j->amx) {
-        for (; rb + 4 <= re; rb += 4) {
-            const uint16_t *row = (const uint16_t *)((const uint8_t *)w->data + (size_t)rb * w->row_bytes);
-            for (uint32_t t = 0; t < j->n_tokens; t++) {
-                float o[4];
-                vm_amx_dot_f16_x4(w->ne0, row, w->row_bytes / 2,
-                                  (const float *)(j->act + (size_t)t * j->act_stride), o);
-                memcpy(j->out + (size_t)t * j->out_stride + (size_t)rb, o, sizeof(o));
-            }
-        }
-    }
-    for (int64_t r = rb; r < re; r++) {
-        const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
-        for (uint32_t t = 0; t < j->n_tokens; t++) {
-            const uint8_t *a = j->act + (size_t)t * j->act_stride;
-            float v;
-            if (j->amx)
-                v = vm_amx_dot_f16(w->ne0, (const uint16_t *)row, (const float *)a);
-            else if (tiny)
-                v = vm_dot_tinyblas(j->prof, w->type, w->ne0, row, a);
-            else if (w->type == GGML_TYPE_F32)
-                v = vm_dot_f32(j->prof, w->ne0, (const float *)row, (const float *)a);
-            else if (w->type == GGML_TYPE_F16)
-                v = vm_dot_f16(j->prof, w->ne0, (const uint16_t *)row, (const uint16_t *)a);
-            else
-                v = vm_dot_bf16(j->prof, w->ne0, (const uint16_t *)row, (const uint16_t *)a);
-            j->out[(size_t)t * j->out_stride + (size_t)r] = v;
-        }
-    }
-}
-
-static void matmul_task(void *ctx, int32_t task, int32_t thread)
-{
-    LOCO_UNUSED(thread);
-    const matmul_job *j = ctx;
-    const qwen3_weight *w = j->w;
-    int64_t rb = (int64_t)task * j->rows_per_task;
-    int64_t re = rb + j->rows_per_task;
-    if (re > w->ne1)
-        re = w->ne1;
-    if (rb >= re)
-        return;
-    if (w->type == GGML_TYPE_F32 || w->type == GGML_TYPE_F16 || w->type == GGML_TYPE_BF16)
-        matmul_dense(j, rb, re);
-    else if (j->amx)
-        vm_amx_matmul(w->type, w->data, w->ne0, j->act, j->n_tokens, j->act_stride, j->out,
-                      j->out_stride, rb, re);
-    else
-        quant_matmul(w->type, w->data, w->ne1, w->ne0, j->act, j->n_tokens, j->act_stride, j->out,
-                     j->out_stride, rb, re);
-}
-
-/* Encodes the rows of in (n_tokens x w->ne0, stride in_stride floats) as w's activations into
- * c->act, unless they are there already (same input, same encoding, no write in between:
- * callers set c->act_in to NULL after changing the input). */
+/* Encodes the rows of in (n_tokens x w->ne0, stride in_stride floats) as w's activations,
+ * unless they are there already (same input, same encoding, no write in between: callers
+ * call mm_invalidate after changing the input). */
 static void prepare_act(qwen3_ctx *c, const qwen3_weight *w, const float *in, size_t in_stride,
                         uint32_t n_tokens)
 {
-    ggml_type at = act_type(c, w);
-    if (c->act_in == in && c->act_at == at && c->act_n == n_tokens)
-        return;
-    for (uint32_t t = 0; t < n_tokens; t++)
-        quant_quantize_act(at, in + t * in_stride, c->act + t * c->act_stride, w->ne0);
-    c->act_in = in;
-    c->act_at = at;
-    c->act_n = n_tokens;
+    mm_prepare(&c->mm, w, in, in_stride, n_tokens);
 }
 
 /* out[t * out_stride + r] = W row r . act row t, rows split over the pool. */
 static void matmul(qwen3_ctx *c, const qwen3_weight *w, uint32_t n_tokens, float *out,
                    size_t out_stride)
 {
-    matmul_job j = {c->prof, w, c->act, c->act_stride, n_tokens, out, out_stride, 0,
-                    on_amx(c, w)};
-    int64_t tasks = (int64_t)c->n_threads * 4;
-    if (tasks > w->ne1)
-        tasks = w->ne1;
-    if (tasks < 1)
-        tasks = 1;
-    j.rows_per_task = (w->ne1 + tasks - 1) / tasks;
-    /* keep tasks a multiple of 8 rows where possible (SIMD kernels like it) */
-    j.rows_per_task = (j.rows_per_task + 7) & ~(int64_t)7;
-    int32_t n_tasks = (int32_t)((w->ne1 + j.rows_per_task - 1) / j.rows_per_task);
-    if (c->pool && n_tasks > 1)
-        tpool_run(c->pool, n_tasks, matmul_task, &j);
-    else
-        for (int32_t t = 0; t < n_tasks; t++)
-            matmul_task(&j, t, 0);
+    mm_run(&c->mm, w, n_tokens, out, out_stride);
 }
 
 /* ---------------------------------------------------------------- attention */
@@ -579,7 +490,7 @@ static void norm_rows(qwen3_ctx *c, const float *x, const qwen3_weight *w, uint3
     for (uint32_t t = 0; t < n; t++)
         rms_norm(x + (size_t)t * hp->n_embd, w->data, c->xn + (size_t)t * hp->n_embd,
                  hp->n_embd, hp->rms_eps);
-    c->act_in = NULL;
+    mm_invalidate(&c->mm);
 }
 
 /* Attention block of layer l for n tokens at pos0..: x += wo(attention(norm(x))). */
@@ -625,7 +536,7 @@ static void attention_block(qwen3_ctx *c, uint32_t l, uint32_t n, uint32_t pos0)
         for (int32_t t = 0; t < tasks; t++)
             attn_task(&aj, t, 0);
 
-    c->act_in = NULL;
+    mm_invalidate(&c->mm);
     prepare_act(c, &L->wo, c->attn, qd, n);
     matmul(c, &L->wo, n, c->proj, E);
     for (size_t i = 0; i < n * E; i++)
@@ -647,7 +558,7 @@ static void ffn_block(qwen3_ctx *c, uint32_t l, uint32_t r0, uint32_t n)
     matmul(c, &L->up, n, c->up, F);
     for (uint32_t t = 0; t < n; t++)
         vm_swiglu(c->prof, (int64_t)F, c->gate + t * F, c->gate + t * F, c->up + t * F);
-    c->act_in = NULL;
+    mm_invalidate(&c->mm);
     prepare_act(c, &L->down, c->gate, F, n);
     matmul(c, &L->down, n, c->proj, E);
     for (size_t i = 0; i < n * E; i++)
@@ -667,16 +578,18 @@ static void layer_forward(qwen3_ctx *c, uint32_t l, uint32_t n, uint32_t pos0, b
         ffn_block(c, l, 0, n);
 }
 
-static void output_logits(qwen3_ctx *c, const float *x, float *logits)
+/* The logits of n rows of the residual stream x (n_vocab floats each, n_vocab apart). */
+static void output_logits(qwen3_ctx *c, const float *x, uint32_t n, float *logits)
 {
     const qwen3_model *m = c->m;
-    norm_rows(c, x, &m->output_norm, 1);
-    prepare_act(c, &m->output, c->xn, m->hp.n_embd, 1);
-    matmul(c, &m->output, 1, logits, m->hp.n_vocab);
+    norm_rows(c, x, &m->output_norm, n);
+    prepare_act(c, &m->output, c->xn, m->hp.n_embd, n);
+    matmul(c, &m->output, n, logits, m->hp.n_vocab);
 }
 
-loco_status qwen3_eval(qwen3_ctx *c, const int32_t *tokens, uint32_t n, float *out_logits,
-                       loco_err *err)
+/* qwen3_eval (all false: the last token's logits) and qwen3_eval_all (all true). */
+static loco_status eval(qwen3_ctx *c, const int32_t *tokens, uint32_t n, float *out_logits,
+                        bool all, loco_err *err)
 {
     if (n == 0)
         return LOCO_OK;
@@ -684,20 +597,35 @@ loco_status qwen3_eval(qwen3_ctx *c, const int32_t *tokens, uint32_t n, float *o
         return loco_err_set(err, LOCO_ERR_OVERFLOW,
                             "the context is full: %u tokens in it + %u new > %u (raise --ctx)",
                             c->past, n, c->n_ctx);
+    const size_t V = c->m->hp.n_vocab;
     uint32_t done = 0;
     while (done < n) {
         uint32_t b = n - done < c->n_batch ? n - done : c->n_batch;
         loco_status rc = embed(c, tokens + done, b, err);
         if (rc)
             return rc;
-        const bool want = done + b == n && out_logits;
+        const bool want = done + b == n && out_logits && !all;
         for (uint32_t l = 0; l < c->m->hp.n_layer; l++)
             layer_forward(c, l, b, c->past, want && l + 1 == c->m->hp.n_layer);
         memcpy(c->tokens + c->past, tokens + done, b * sizeof(int32_t));
         c->past += b;
+        if (all)
+            output_logits(c, c->x, b, out_logits + (size_t)done * V);
         done += b;
-        if (done == n && out_logits)
-            output_logits(c, c->x + (size_t)(b - 1) * c->m->hp.n_embd, out_logits);
+        if (done == n && want)
+            output_logits(c, c->x + (size_t)(b - 1) * c->m->hp.n_embd, 1, out_logits);
     }
     return LOCO_OK;
+}
+
+loco_status qwen3_eval(qwen3_ctx *c, const int32_t *tokens, uint32_t n, float *out_logits,
+                       loco_err *err)
+{
+    return eval(c, tokens, n, out_logits, false, err);
+}
+
+loco_status qwen3_eval_all(qwen3_ctx *c, const int32_t *tokens, uint32_t n, float *out_logits,
+                           loco_err *err)
+{
+    return eval(c, tokens, n, out_logits, true, err);
 }

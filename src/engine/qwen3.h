@@ -55,6 +55,8 @@ typedef struct {
     qwen3_weight output_norm;/* (n_embd) f32 */
     qwen3_weight output;     /* (n_embd) x n_vocab: token_embd when the file ties them */
     qwen3_layer *layers;     /* n_layer, owned */
+    struct mm_weights *mm;   /* the fast path's repacked weights (matmul.h), owned; filled by the
+                                first fast context */
 } qwen3_model;
 
 /* Reads the architecture from g (borrowed; it must outlive the model). Every tensor is checked
@@ -71,7 +73,22 @@ typedef struct qwen3_ctx qwen3_ctx;
  * single-threaded). */
 loco_status qwen3_ctx_new(const qwen3_model *m, uint32_t n_ctx, uint32_t n_batch, tpool *pool,
                           qwen3_ctx **out, loco_err *err);
+/* Context options; zero means the default for every field. */
+typedef struct {
+    uint32_t n_ctx;   /* positions (required) */
+    uint32_t n_batch; /* tokens per forward batch (0: 1) */
+    tpool *pool;      /* borrowed; NULL: single-threaded */
+    bool parity;      /* llama.cpp's arithmetic bit for bit (docs/internals/qwen3.md) instead
+                         of the fast path (docs/internals/kernels.md) */
+} qwen3_ctx_opts;
+
+/* qwen3_ctx_new with every option. A fast context repacks the model's weights the first time
+ * (once per model, shared by its contexts). */
+loco_status qwen3_ctx_new_opts(const qwen3_model *m, const qwen3_ctx_opts *o, qwen3_ctx **out,
+                               loco_err *err);
 void qwen3_ctx_free(qwen3_ctx *c); /* NULL ok */
+/* What computes the matrix products, e.g. "avx512 (...)" or "parity:avx512" (static). */
+const char *qwen3_ctx_kernels(const qwen3_ctx *c);
 uint32_t qwen3_ctx_size(const qwen3_ctx *c);
 /* Tokens in the cache. */
 uint32_t qwen3_ctx_past(const qwen3_ctx *c);
@@ -85,5 +102,9 @@ int32_t qwen3_ctx_token(const qwen3_ctx *c, uint32_t i);
  * both sizes when past+n exceeds the context; LOCO_ERR_INVALID for an id outside the vocab. */
 loco_status qwen3_eval(qwen3_ctx *c, const int32_t *tokens, uint32_t n, float *out_logits,
                        loco_err *err);
+/* qwen3_eval writing the logits of every token: out_logits holds n * n_vocab floats, row i the
+ * logits after tokens[0..i] (teacher forcing: perplexity, the fast path's KL check). */
+loco_status qwen3_eval_all(qwen3_ctx *c, const int32_t *tokens, uint32_t n, float *out_logits,
+                           loco_err *err);
 
 #endif
