@@ -13,6 +13,7 @@ static const cli_command commands[] = {
     {"serve", cmd_serve, "run the gateway Claude Code points ANTHROPIC_BASE_URL at"},
     {"setup", cmd_setup, "write .claude/settings.local.json from .env"},
     {"run", cmd_run, "run a GGUF model with the built-in engine and stream its answer"},
+    {"bench", cmd_bench, "measure the engine's prompt and generation speed and memory on a model"},
     {"tokenize", cmd_tokenize, "print the token ids of a text with a model's tokenizer"},
     {"model", cmd_model, "inspect and build GGUF model files"},
     {"ask", cmd_ask, "answer one question about a repository with the explorer agent"},

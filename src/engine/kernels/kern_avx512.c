@@ -44,6 +44,16 @@ INLINE __m512 h16(const uint8_t *p)
     return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
 }
 
+/* Fetches the group block `ahead` blocks on (generation streams the weights from memory once;
+ * the hardware prefetcher alone leaves the cores waiting). */
+INLINE void prefetch_block(const uint8_t *B, size_t bb, int64_t b, int64_t nb)
+{
+    const size_t ahead = bb >= 1024 ? 2 * bb : 2048 / bb * bb;
+    if ((size_t)(nb - b) * bb > ahead)
+        for (size_t off = 0; off < bb; off += 64)
+            _mm_prefetch((const char *)B + ahead + off, _MM_HINT_T0);
+}
+
 INLINE void store_tile(float *out, size_t os, int ntk, const __m512 *acc, int64_t r, int64_t rows)
 {
     for (int t = 0; t < ntk; t++) {
@@ -83,6 +93,7 @@ INLINE void tile_a32(ggml_type t, int ntk, const uint8_t *G, int64_t nb, const u
         acc[i] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *B = G + (size_t)b * bb;
+        prefetch_block(B, bb, b, nb);
         __m512i is[NT];
         for (int i = 0; i < ntk; i++)
             is[i] = bcast32(a0 + (size_t)i * as + L.init + 4 * (size_t)b);
@@ -142,6 +153,7 @@ INLINE void tile_k45(bool q5, int ntk, const uint8_t *G, int64_t nb, const uint8
         acc[i] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *B = G + (size_t)b * bb;
+        prefetch_block(B, bb, b, nb);
         const uint8_t *aq = a0 + L.qs + 256 * (size_t)b;
         __m512i isum[NT];
         for (int i = 0; i < ntk; i++)
@@ -202,6 +214,7 @@ INLINE void tile_q6_K(int ntk, const uint8_t *G, int64_t nb, const uint8_t *a0, 
         acc[i] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *B = G + (size_t)b * KG_Q6_K_BYTES;
+        prefetch_block(B, KG_Q6_K_BYTES, b, nb);
         const uint8_t *aq = a0 + L.qs + 256 * (size_t)b;
         __m512i isum[NT];
         for (int i = 0; i < ntk; i++)
@@ -259,23 +272,23 @@ INLINE void tile_q6_K(int ntk, const uint8_t *G, int64_t nb, const uint8_t *a0, 
         const int64_t nb = w->k / BLOCK;                                                       \
         for (int64_t gb = g0; gb < g1; gb += ROW_BLOCK_GROUPS) {                               \
             const int64_t ge = gb + ROW_BLOCK_GROUPS < g1 ? gb + ROW_BLOCK_GROUPS : g1;        \
-            for (int64_t t0 = 0; t0 < nt; t0 += NT) {                                          \
-                const int64_t n = nt - t0 < NT ? nt - t0 : NT;                                 \
+            for (int64_t t0 = 0, n; t0 < nt; t0 += n) {                                        \
+                n = nt - t0 >= NT ? NT : nt - t0 >= 4 ? 4 : nt - t0;                           \
                 const uint8_t *a0 = (const uint8_t *)acts + (size_t)t0 * as;                   \
                 float *o = out + (size_t)t0 * os;                                              \
                 for (int64_t g = gb; g < ge; g++) {                                            \
                     const uint8_t *G = w->data + (size_t)g * w->group_bytes;                   \
                     const int64_t r = g * KERN_GROUP;                                          \
-                    switch (n) {                                                               \
-                    case 8: CALL(8); break;                                                    \
-                    case 7: CALL(7); break;                                                    \
-                    case 6: CALL(6); break;                                                    \
-                    case 5: CALL(5); break;                                                    \
-                    case 4: CALL(4); break;                                                    \
-                    case 3: CALL(3); break;                                                    \
-                    case 2: CALL(2); break;                                                    \
-                    default: CALL(1); break;                                                   \
-                    }                                                                          \
+                    if (n == NT)                                                               \
+                        CALL(NT);                                                              \
+                    else if (n >= 4)                                                           \
+                        CALL(4);                                                               \
+                    else if (n == 3)                                                           \
+                        CALL(3);                                                               \
+                    else if (n == 2)                                                           \
+                        CALL(2);                                                               \
+                    else                                                                       \
+                        CALL(1);                                                               \
                 }                                                                              \
             }                                                                                  \
         }                                                                                      \
@@ -329,6 +342,7 @@ INLINE __m512 load_w16(ggml_type t, const uint8_t *row, int64_t i, __mmask16 m)
 
 #define DR 4 /* rows per dense tile */
 #define DT 4 /* tokens per dense tile */
+#define RG1 1 /* rows per dense tile for one token (one stream: the prefetcher keeps up) */
 
 /* R rows x T tokens: one 16-lane accumulator per output, value i into lane i % 16 (merge-
  * masked tail, so missing values leave lanes untouched, as in the scalar loop). */
@@ -346,7 +360,11 @@ INLINE void dense_tile(ggml_type t, int R, int T, const kern_weight *w, int64_t 
         for (int j = 0; j < T; j++)
             av[j] = _mm512_maskz_loadu_ps(m, (const float *)(a0 + (size_t)j * as) + l);
         for (int i = 0; i < R; i++) {
-            const __m512 wv = load_w16(t, w->data + (size_t)(r + i) * w->row_bytes, l, m);
+            const uint8_t *row = w->data + (size_t)(r + i) * w->row_bytes;
+            /* several rows are separate streams: fetch ahead (the hardware prefetcher ramps
+             * up for one) */
+            _mm_prefetch((const char *)row + (l + 1024) * (t == GGML_TYPE_F32 ? 4 : 2), _MM_HINT_T0);
+            const __m512 wv = load_w16(t, row, l, m);
             for (int j = 0; j < T; j++)
                 acc[i][j] = _mm512_mask3_fmadd_ps(wv, av[j], acc[i][j], m);
         }
@@ -365,6 +383,9 @@ INLINE void gemm_dense_t(ggml_type t, const kern_weight *w, const void *acts, si
         const uint8_t *a0 = (const uint8_t *)acts + (size_t)t0 * as;
         float *o = out + (size_t)t0 * os;
         int64_t r = r0;
+        /* one token (generation): RG1 rows at a time, close to one memory stream */
+        for (; n == 1 && r + RG1 <= r1; r += RG1)
+            dense_tile(t, RG1, 1, w, r, a0, as, o, os);
         for (; r + DR <= r1; r += DR) {
             switch (n) {
             case 4: dense_tile(t, DR, 4, w, r, a0, as, o, os); break;

@@ -197,7 +197,7 @@ typedef struct {
 
 static void decode_block(ggml_type t, const uint8_t *row, int64_t b, row_block *o)
 {
-    memset(o, 0, sizeof(*o));
+    o->m = 0;
     uint32_t qh;
     switch (t) {
     case GGML_TYPE_Q8_0: {
@@ -407,12 +407,13 @@ void kern_weight_pack(kern_weight *w, const void *src, int64_t g0, int64_t g1)
         for (int r = 0; r < KERN_GROUP; r++) {
             const int64_t row = g * KERN_GROUP + r;
             for (int64_t b = 0; b < nb; b++) {
-                if (row < w->rows)
+                if (row < w->rows) {
                     decode_block(w->type, (const uint8_t *)src + (size_t)row * w->row_bytes, b, &rb);
-                else
+                } else {
                     memset(&rb, 0, sizeof(rb));
-                if (row >= w->rows && w->type == GGML_TYPE_Q8_0)
-                    memset(rb.q, 128, 32); /* value 0 */
+                    if (w->type == GGML_TYPE_Q8_0)
+                        memset(rb.q, 128, 32); /* value 0 */
+                }
                 pack_row_block(w->type, G + (size_t)b * bb, r, &rb);
             }
         }

@@ -250,6 +250,11 @@ loco_status kern_weight_init(kern_weight *w, ggml_type type, const void *src, in
         return loco_err_set(err, LOCO_ERR_NOMEM, "tensor '%s': cannot allocate %zu bytes for "
                             "its repacked copy", what, w->group_bytes * (size_t)((rows + 15) / 16));
     }
+#ifdef MADV_HUGEPAGE
+    /* 2 MiB pages where the system allows them: fewer faults while packing, fewer TLB misses
+     * while streaming the weights */
+    madvise(p, w->mem_bytes, MADV_HUGEPAGE);
+#endif
     w->mem = p;
     w->data = p;
     return LOCO_OK;
