@@ -317,6 +317,35 @@ static void test_neon_matches_scalar(void **state)
     compare_tables("neon");
 }
 
+/* ---------------------------------------------------------------- AMX self-check */
+
+static kern_gemm_fn g_good;
+
+/* The AVX-512 Q4_K kernel with one result nudged by one ulp: what a subtly broken path does. */
+static void off_by_one_ulp(const kern_weight *w, const void *acts, size_t as, int64_t nt,
+                           float *out, size_t os, int64_t g0, int64_t g1)
+{
+    g_good(w, acts, as, nt, out, os, g0, g1);
+    if (g0 == 0 && nt > 20)
+        out[20 * os + 3] = nextafterf(out[20 * os + 3], INFINITY);
+}
+
+/* The check kernels.c runs before it uses AMX: it passes for the emulated tile program and
+ * fails for a table that differs in one bit of one output (a tail token of one type). */
+static void test_self_check(void **state)
+{
+    (void)state;
+    const kern_table *ref = kern_named("avx512");
+    const kern_table *emu = kern_named("amx-emu");
+    if (!ref || !emu)
+        skip();
+    assert_true(kern_self_check(emu, ref));
+    kern_table broken = *emu;
+    g_good = broken.gemm[GGML_TYPE_Q4_K];
+    broken.gemm[GGML_TYPE_Q4_K] = off_by_one_ulp;
+    assert_false(kern_self_check(&broken, ref));
+}
+
 /* ---------------------------------------------------------------- dispatch and API */
 
 static void test_dispatch(void **state)
@@ -356,6 +385,7 @@ int main(void)
         cmocka_unit_test(test_avx512_matches_scalar),
         cmocka_unit_test(test_amx_matches_scalar),
         cmocka_unit_test(test_amx_emulated_matches_scalar),
+        cmocka_unit_test(test_self_check),
         cmocka_unit_test(test_neon_matches_scalar),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -134,13 +134,19 @@ void kern_scalar_fill(kern_table *kt);
 bool kern_avx2_fill(kern_table *kt);
 bool kern_avx512_fill(kern_table *kt);
 bool kern_amx_fill(kern_table *kt);
+bool kern_amx_emu_fill(kern_table *kt); /* the AMX program on emulated tiles (tests) */
 bool kern_neon_fill(kern_table *kt);
 
 /* Whether the build has each path (the file was compiled for it). */
 bool kern_avx2_built(void);
 bool kern_avx512_built(void);
 bool kern_amx_built(void);
+bool kern_amx_emu_built(void);
 bool kern_neon_built(void);
+
+/* A small matmul of every packed type (tails of rows and tokens included) through table t and
+ * through ref gives the same bits. kernels.c runs it on the AMX table before using it. */
+bool kern_self_check(const kern_table *t, const kern_table *ref);
 
 /* Writes the 16 (or fewer, for the last group) results of one group for one token. */
 static inline void kern_store_group(float *out, const float *v, int64_t r, int64_t rows)

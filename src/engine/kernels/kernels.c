@@ -98,8 +98,8 @@ static cpu_features detect(void)
 
 /* ---------------------------------------------------------------- tables */
 
-enum { T_SCALAR, T_AVX2, T_AVX512, T_AMX, T_NEON, T_COUNT };
-static const char *const TABLE_NAMES[T_COUNT] = {"scalar", "avx2", "avx512", "amx", "neon"};
+enum { T_SCALAR, T_AVX2, T_AVX512, T_AMX, T_NEON, T_AMX_EMU, T_COUNT };
+static const char *const TABLE_NAMES[T_COUNT] = {"scalar", "avx2", "avx512", "amx", "neon", "amx-emu"};
 
 /* Built once under pthread_once, read-only afterwards. */
 static kern_table g_tables[T_COUNT];
@@ -108,7 +108,6 @@ static const kern_table *g_active;
 static char g_describe[160];
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
-static bool amx_self_check(const kern_table *amx, const kern_table *ref);
 
 static void tables_init(void)
 {
@@ -128,12 +127,16 @@ static void tables_init(void)
         g_tables[T_AMX] = g_tables[T_AVX512];
         if (!kern_amx_fill(&g_tables[T_AMX]))
             amx_note = "not usable";
-        else if (!amx_self_check(&g_tables[T_AMX], &g_tables[T_AVX512]))
+        else if (!kern_self_check(&g_tables[T_AMX], &g_tables[T_AVX512]))
             amx_note = "self-check FAILED, disabled";
         else
             g_have[T_AMX] = true, amx_note = "self-check passed";
     } else if (f.amx && !kern_amx_built()) {
         amx_note = "not built";
+    }
+    if (g_have[T_AVX512] && kern_amx_emu_built()) {
+        g_tables[T_AMX_EMU] = g_tables[T_AVX512];
+        g_have[T_AMX_EMU] = kern_amx_emu_fill(&g_tables[T_AMX_EMU]);
     }
     if (f.neon && kern_neon_built())
         g_have[T_NEON] = kern_neon_fill(&g_tables[T_NEON]);
@@ -288,9 +291,8 @@ void kern_matmul(const kern_table *kt, const kern_weight *w, const void *acts, s
 
 /* ---------------------------------------------------------------- AMX self-check */
 
-/* A small matmul of every packed type through the AMX table and the reference table (AVX-512
- * VNNI) must give the same bits; otherwise AMX is not used. Deterministic data. */
-static bool amx_self_check(const kern_table *amx, const kern_table *ref)
+/* Deterministic data; 48 rows (3 groups), 37 tokens (two tiles of 16 and a tail of 5). */
+bool kern_self_check(const kern_table *amx, const kern_table *ref)
 {
     static const ggml_type types[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q4_1,
                                       GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q4_K,
