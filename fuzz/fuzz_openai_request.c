@@ -1,4 +1,4 @@
-/* fuzz_openai_request.c: libFuzzer target for the OpenAI codec (chat/openai.c). The input is
+/* fuzz_openai_request.c: libFuzzer target for the OpenAI codec (chat/openai_*.c). The input is
  * parsed as a /v1/chat/completions body (and a parsed request must survive write -> parse),
  * then fed line by line to the upstream stream reader, whose events drive the front's SSE
  * writer and the answer accumulator. */

@@ -5,6 +5,7 @@
 
 #include "agent/queries.h"
 #include "base/str.h"
+#include "base/utf8.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -26,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t n = strlen(a->question);
         if (a->id < 1 || a->id > AGENT_QUERY_ID_MAX || n == 0 || n > AGENT_QUERY_MAX_BYTES)
             abort();
-        if (!str_utf8_valid(a->question, n) || a->line < 1 || a->line > lines)
+        if (!utf8_valid(a->question, n) || a->line < 1 || a->line > lines)
             abort();
         for (size_t k = 0; k < n; k++) {
             if ((unsigned char)a->question[k] < 0x20)

@@ -4,6 +4,7 @@
 #include "base/common.h"
 
 #include "base/str.h"
+#include "base/utf8.h"
 #include "engine/tokenizer.h"
 
 #define FUZZ_TOK_MAX_INPUT 65536
@@ -80,7 +81,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (n1.len != n2.len || (n1.len && memcmp(n1.data, n2.data, n1.len) != 0))
         abort();
-    if (str_utf8_valid(p, size) && !str_utf8_valid(n1.data ? n1.data : "", n1.len))
+    if (utf8_valid(p, size) && !utf8_valid(n1.data ? n1.data : "", n1.len))
         abort();
     check_roundtrip(nfc, n1.data ? n1.data : "", n1.len, TOK_PARSE_SPECIAL);
 
@@ -98,9 +99,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
     if (tok_stream_flush(&s, &text))
         abort();
-    if (!str_utf8_valid(text.data ? text.data : "", text.len))
+    if (!utf8_valid(text.data ? text.data : "", text.len))
         abort();
-    if (str_utf8_valid(p, size) &&
+    if (utf8_valid(p, size) &&
         (text.len != n1.len || (n1.len && memcmp(text.data, n1.data, n1.len) != 0)))
         abort();
     buf_release(&text);

@@ -15,6 +15,7 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "base/str.h"
+#include "base/utf8.h"
 #include "chat/chat.h"
 
 /* Keep equal to prompts/analyze_query.txt and prompts/explorer_rules.txt (test_agent checks). */
@@ -151,7 +152,7 @@ static void copy_one_line(char *out, size_t max, const char *s)
     size_t n = strlen(s);
     bool cut = false;
     if (n > max - 1) {
-        n = str_utf8_complete_len(s, max > 4 ? max - 4 : 0);
+        n = utf8_complete_len(s, max > 4 ? max - 4 : 0);
         cut = true;
     }
     for (size_t i = 0; i < n; i++)
@@ -558,7 +559,7 @@ static void first_line(const buf *b, char *out, size_t max)
     const char *nl = strchr(s, '\n');
     size_t n = nl ? (size_t)(nl - s) : strlen(s);
     if (n >= max)
-        n = str_utf8_complete_len(s, max - 1);
+        n = utf8_complete_len(s, max - 1);
     memcpy(out, s, n);
     out[n] = '\0';
 }
@@ -743,7 +744,7 @@ static void cut_result(call_job *j, size_t cap, long context)
     size_t keep = cap > note_len + 64 ? cap - note_len : 64;
     if (keep > total)
         keep = total;
-    keep = str_utf8_complete_len(j->out.data, keep);
+    keep = utf8_complete_len(j->out.data, keep);
     j->cut = total - keep;
     j->out.len = keep;
     j->out.data[keep] = '\0';
@@ -1013,6 +1014,7 @@ static loco_status shared_init(run_shared *sh, const agent_config *cfg, loco_err
                                         cfg->allow_bash_writes, err);
     if (rc)
         return rc;
+    sh->sb.unsafe_bash = cfg->unsafe_bash;
     sh->sb_ready = true;
     buf sys;
     buf_init(&sys, BUF_UNLIMITED);

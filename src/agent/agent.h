@@ -60,7 +60,8 @@ typedef struct {
     const char *out_dir;       /* where Write/Edit may write; NULL: nowhere (unless allow_write) */
     const char *answer_file;   /* where the answer goes (inside out_dir), or NULL */
     bool allow_write;          /* Write/Edit anywhere in the repository too */
-    bool allow_bash_writes;    /* Bash commands that write, delete, move or use the network */
+    bool allow_bash_writes;    /* no lexical policy: Bash may write where Write may */
+    bool unsafe_bash;          /* Bash even where the kernel cannot confine it fully */
     int max_turns;             /* model turns with tools for the main agent */
     int sub_max_turns;         /* ... for each Task sub-agent */
     double temperature;

@@ -1,13 +1,15 @@
 /* bash_policy.c: the Bash tool's read-only policy. A conservative lexer walks a shell command
- * (pipelines, lists, subshells, $(...), backticks, process substitutions, here-documents) and
- * judges every simple command and redirection; see tools_bash_allowed in tools_int.h. It is a
- * guard against accidents by the model, not a security boundary: docs/internals/tools.md. */
+ * (pipelines, lists, subshells, $(...), backticks, process substitutions, here-documents,
+ * $'...' and $"..." decoded as bash decodes them) and judges every simple command and
+ * redirection; see tools_bash_allowed in tools_int.h. It is an early, friendly refusal only:
+ * the kernel confines what the shell can do (confine.h, docs/internals/tools.md). */
 #include "base/common.h"
 
 #include <ctype.h>
 
 #include "agent/tools_int.h"
 #include "base/str.h"
+#include "base/utf8.h"
 
 /* Nesting of substitutions / shells (-c) the policy follows before giving up. */
 #define POLICY_MAX_DEPTH 12
@@ -161,6 +163,94 @@ static void scan_subs(lexer *lx, size_t a, size_t b)
     lx->scan_depth--;
 }
 
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Appends code point v to w as UTF-8 (bash in a UTF-8 locale). */
+static void append_utf8(buf *w, unsigned long v)
+{
+    char b[4];
+    if (v <= 0x10ffff)
+        (void)buf_append(w, b, utf8_encode((uint32_t)v, b));
+}
+
+/* Appends the value of the body s[0..n) of $'...' to w, decoded as bash does: \a \b \e \E
+ * \f \n \r \t \v \\ \' \" \?, \NNN (octal), \xHH, \uHHHH, \UHHHHHHHH, \cX; other
+ * escapes stay as written. A NUL ends the string (bash drops the rest). */
+static void decode_ansi_c(const char *s, size_t n, buf *w)
+{
+    size_t i = 0;
+    while (i < n) {
+        char c = s[i++];
+        if (c != '\\' || i >= n) {
+            (void)buf_appendc(w, c);
+            continue;
+        }
+        char e = s[i++];
+        unsigned long v = 0;
+        int digits = 0, max = 0;
+        switch (e) {
+        case 'a': v = 7; break;
+        case 'b': v = 8; break;
+        case 'e':
+        case 'E': v = 27; break;
+        case 'f': v = 12; break;
+        case 'n': v = 10; break;
+        case 'r': v = 13; break;
+        case 't': v = 9; break;
+        case 'v': v = 11; break;
+        case '\\':
+        case '\'':
+        case '"':
+        case '?': v = (unsigned char)e; break;
+        case 'c':
+            if (i >= n) {
+                (void)buf_append(w, "\\c", 2);
+                continue;
+            }
+            v = (unsigned char)s[i++] & 0x1f;
+            break;
+        case 'x':
+        case 'u':
+        case 'U':
+            max = e == 'x' ? 2 : (e == 'u' ? 4 : 8);
+            while (digits < max && i < n && hex_value(s[i]) >= 0)
+                v = v * 16 + (unsigned long)hex_value(s[i++]), digits++;
+            if (digits == 0) {
+                (void)buf_appendc(w, '\\');
+                (void)buf_appendc(w, e);
+                continue;
+            }
+            break;
+        default:
+            if (e >= '0' && e <= '7') {
+                v = (unsigned long)(e - '0');
+                while (++digits < 3 && i < n && s[i] >= '0' && s[i] <= '7')
+                    v = v * 8 + (unsigned long)(s[i++] - '0');
+                v &= 0xff;
+                break;
+            }
+            (void)buf_appendc(w, '\\');
+            (void)buf_appendc(w, e);
+            continue;
+        }
+        if (v == 0)
+            return; /* NUL: bash ends the string here */
+        if (e == 'u' || e == 'U')
+            append_utf8(w, v);
+        else
+            (void)buf_appendc(w, (char)v);
+    }
+}
+
 static bool is_meta(char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == ';' || c == '&' || c == '|' || c == '(' ||
@@ -253,6 +343,8 @@ static void lex_word(lexer *lx, buf *w, bool *exp, bool *quoted)
     *exp = false;
     *quoted = false;
     const char *s = lx->s;
+    int braces = 0;
+    bool brace_list = false;
     while (lx->i < lx->n && !lx->refused) {
         char c = s[lx->i];
         if ((c == '<' || c == '>') && lx->i + 1 < lx->n && s[lx->i + 1] == '(') {
@@ -285,12 +377,17 @@ static void lex_word(lexer *lx, buf *w, bool *exp, bool *quoted)
                 refuse(lx, "unbalanced single quote");
                 return;
             }
-            (void)buf_append(w, s + start, j - start);
+            if (c == '$')
+                decode_ansi_c(s + start, j - start, w);
+            else
+                (void)buf_append(w, s + start, j - start);
             *quoted = true;
             lx->i = j + 1;
             continue;
         }
-        if (c == '"') {
+        if (c == '"' || (c == '$' && lx->i + 1 < lx->n && s[lx->i + 1] == '"')) {
+            if (c == '$')
+                lx->i++; /* $"...": a translated string, judged as "..." */
             *quoted = true;
             lex_dquote(lx, w, exp);
             continue;
@@ -304,6 +401,13 @@ static void lex_word(lexer *lx, buf *w, bool *exp, bool *quoted)
             (void)buf_appendc(w, '$');
             continue;
         }
+        /* Unquoted {a,b} and {a..b} are brace expansions: the word's value is not its text. */
+        if (c == '{')
+            braces++;
+        else if (braces > 0 && (c == ',' || (c == '.' && lx->i + 1 < lx->n && s[lx->i + 1] == '.')))
+            brace_list = true;
+        else if (c == '}' && braces > 0 && brace_list)
+            *exp = true;
         (void)buf_appendc(w, c);
         lx->i++;
     }
@@ -717,10 +821,32 @@ static void judge_find(lexer *lx, pword *w, size_t argc)
     }
 }
 
+/* /dev/stdin, /dev/fd/N, /proc/self/fd/N: commands read from a pipe or a substitution. */
+static bool is_stdin_path(const char *a)
+{
+    return strcmp(a, "/dev/stdin") == 0 || str_starts_with(a, "/dev/fd/") ||
+           str_starts_with(a, "/proc/self/fd/") || strcmp(a, "-") == 0;
+}
+
+/* source FILE / . FILE: a file in the repository is not judged (like a script run by path),
+ * commands generated on the spot are refused. */
+static void judge_source(lexer *lx, const char *name, pword *w, size_t argc)
+{
+    size_t k = 1;
+    if (k < argc && strcmp(w[k].s, "--") == 0)
+        k++;
+    if (k < argc && (w[k].exp || is_stdin_path(w[k].s)))
+        refuse_cmd(lx, name, "of generated commands cannot be judged");
+}
+
 static void judge_shell(lexer *lx, const char *name, pword *w, size_t argc)
 {
     for (size_t k = 1; k < argc; k++) {
         const char *a = w[k].s;
+        if (w[k].exp || is_stdin_path(a)) {
+            refuse_cmd(lx, name, "running generated commands cannot be judged");
+            return;
+        }
         if (a[0] != '-' && a[0] != '+')
             return; /* a script file: not judged (docs) */
         if (strcmp(a, "-o") == 0 || strcmp(a, "+o") == 0 || strcmp(a, "-O") == 0) {
@@ -947,6 +1073,8 @@ static void judge_named(lexer *lx, const char *name, pword *w, size_t argc)
         judge_shell(lx, name, w, argc);
     else if (strcmp(name, "eval") == 0)
         judge_joined(lx, name, w, argc, 1);
+    else if (strcmp(name, "source") == 0 || strcmp(name, ".") == 0)
+        judge_source(lx, name, w, argc);
     else if (strcmp(name, "watch") == 0)
         judge_joined(lx, name, w, argc, skip_opts(w, argc, 1, "nd"));
     else if (strcmp(name, "git") == 0)

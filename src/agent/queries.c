@@ -6,6 +6,7 @@
 #include "base/buf.h"
 #include "base/file.h"
 #include "base/str.h"
+#include "base/utf8.h"
 
 typedef struct {
     agent_queries *q;
@@ -147,7 +148,7 @@ static loco_status parse_line(parse_state *st, const char *s, size_t n, size_t l
     } else if (qn > AGENT_QUERY_MAX_BYTES) {
         rc = add_problem(st, line, "query %ld: question longer than %d bytes", id,
                          AGENT_QUERY_MAX_BYTES);
-    } else if (!str_utf8_valid(qs, qn)) {
+    } else if (!utf8_valid(qs, qn)) {
         rc = add_problem(st, line, "query %ld: question is not valid UTF-8", id);
     } else if (has_control(qs, qn)) {
         rc = add_problem(st, line, "query %ld: question holds a control character (tab?)", id);

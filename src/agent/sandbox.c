@@ -46,6 +46,7 @@ loco_status agent_sandbox_init(agent_sandbox *sb, const char *repo_root, const c
             return rc;
         }
     }
+    confine_probe(&sb->bash_caps);
     return LOCO_OK;
 }
 

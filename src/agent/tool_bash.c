@@ -1,16 +1,19 @@
 /* tool_bash.c: the Bash tool (command, timeout?, description?): runs `/bin/bash -c command` in
- * the repository root in its own process group, output read incrementally and capped, the
- * whole group killed on timeout or cancel. The read-only policy lives in bash_policy.c. */
+ * the repository root, confined by the kernel (confine.h: Landlock, no network, limits, every
+ * descendant killed at the end) with a scrubbed environment and a private scratch HOME; output
+ * read incrementally and capped. Refused when the kernel cannot confine it, unless the user
+ * passed --unsafe-bash. The lexical read-only policy (bash_policy.c) is an early, friendly
+ * refusal only. */
 #include "base/common.h"
 
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/confine.h"
 #include "agent/tools_int.h"
 
 #define BASH_DEFAULT_TIMEOUT_MS 120000L
@@ -26,6 +29,12 @@
 #define BASH_LINGER_MS 1000
 /* Reads per poll wakeup (16 KB each). */
 #define BASH_DRAIN_READS 64
+/* Limits of one call: processes at once (sb->bash_max_procs overrides), address space and
+ * file size per process; CPU seconds per process are twice the timeout plus this. */
+#define BASH_MAX_PROCS 512
+#define BASH_MAX_MEMORY (8ull << 30)
+#define BASH_MAX_FILE (1ull << 30)
+#define BASH_CPU_EXTRA_S 10
 
 #define BASH_SCHEMA                                                                            \
     "{\"type\":\"object\",\"properties\":{"                                                    \
@@ -35,8 +44,6 @@
     "\"description\":{\"type\":\"string\",\"description\":\"Clear, concise description of "    \
     "what this command does in 5-10 words\"}},"                                                \
     "\"required\":[\"command\"],\"additionalProperties\":false}"
-
-extern char **environ;
 
 /* What one run produced. */
 typedef struct {
@@ -48,7 +55,8 @@ typedef struct {
     bool timed_out;
     bool cancelled;
     bool lingering;     /* background processes outlived the shell and were stopped */
-    int spawn_errno;    /* nonzero: could not start */
+    bool spawn_failed;  /* could not start: spawn_err says why */
+    loco_err spawn_err;
 } bash_run;
 
 static long now_ms(void)
@@ -56,43 +64,6 @@ static long now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* In the child, between fork and exec: async-signal-safe calls only. */
-static void child_exec(const char *dir, int out_fd, char *const argv[])
-{
-    setpgid(0, 0);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof(dfl));
-    dfl.sa_handler = SIG_DFL;
-    static const int sigs[] = {SIGPIPE, SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGCHLD, SIGALRM,
-                               SIGUSR1, SIGUSR2, SIGTSTP, SIGTTIN, SIGTTOU};
-    for (size_t k = 0; k < sizeof(sigs) / sizeof(sigs[0]); k++)
-        sigaction(sigs[k], &dfl, NULL);
-    int null_fd = open("/dev/null", O_RDONLY);
-    if (null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
-        _exit(126);
-    if (chdir(dir) != 0) {
-        static const char msg[] = "loco: cannot enter the repository directory\n";
-        (void)!write(2, msg, sizeof(msg) - 1);
-        _exit(126);
-    }
-#ifdef SYS_close_range
-    if (syscall(SYS_close_range, 3u, ~0u, 0u) != 0)
-#endif
-        for (int fd = 3; fd < 4096; fd++)
-            close(fd);
-    execve("/bin/bash", argv, environ);
-    _exit(127);
-}
-
-static void kill_group(pid_t pgid, int sig)
-{
-    if (pgid > 0)
-        kill(-pgid, sig);
 }
 
 /* Reads what is available on fd into r (at most BASH_DRAIN_READS reads, so a fast producer
@@ -120,36 +91,29 @@ static bool drain(int fd, bash_run *r)
     return true;
 }
 
-/* True once the shell has exited (left as a zombie so its pid, the group id, stays ours). */
-static bool shell_exited(pid_t pid)
-{
-    siginfo_t si;
-    memset(&si, 0, sizeof(si));
-    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0)
-        return errno == ECHILD;
-    return si.si_pid == pid;
-}
-
-/* Supervises the running group until the output closes and the shell exits, or the deadline,
+/* Supervises the confined call until the output closes and the shell exits, or the deadline,
  * cancel or lingering background processes end it. */
-static void supervise(const agent_tool_ctx *ctx, pid_t pid, int fd, long timeout_ms,
+static void supervise(const agent_tool_ctx *ctx, confine_proc *p, int fd, long timeout_ms,
                       bash_run *r)
 {
     long start = now_ms();
     long term_at = -1, kill_at = -1, exited_at = -1;
     bool open_fd = true;
     for (;;) {
-        if (open_fd) {
-            struct pollfd p = {.fd = fd, .events = POLLIN};
-            int pr = poll(&p, 1, BASH_POLL_MS);
-            if (pr > 0 && !drain(fd, r))
-                open_fd = false;
-        } else {
-            poll(NULL, 0, BASH_POLL_MS / 4);
-        }
+        struct pollfd pf[2];
+        nfds_t n = 0;
+        if (open_fd)
+            pf[n++] = (struct pollfd){.fd = fd, .events = POLLIN};
+        if (exited_at < 0)
+            pf[n++] = (struct pollfd){.fd = confine_proc_exit_fd(p), .events = POLLIN};
+        int pr = poll(n ? pf : NULL, n, n ? BASH_POLL_MS : BASH_POLL_MS / 4);
+        if (pr > 0 && open_fd && pf[0].revents && !drain(fd, r))
+            open_fd = false;
         long now = now_ms();
-        if (exited_at < 0 && shell_exited(pid))
+        if (exited_at < 0 && confine_proc_exited(p, &r->status)) {
             exited_at = now;
+            r->exited = true;
+        }
         if (exited_at >= 0 && !open_fd)
             break;
         if (term_at < 0) {
@@ -160,47 +124,137 @@ static void supervise(const agent_tool_ctx *ctx, pid_t pid, int fd, long timeout
             else if (exited_at >= 0 && now - exited_at >= BASH_LINGER_MS)
                 r->lingering = true;
             if (r->cancelled || r->timed_out || r->lingering) {
-                kill_group(pid, SIGTERM);
+                confine_proc_terminate(p);
                 term_at = now;
             }
         } else if (kill_at < 0 && now - term_at >= BASH_KILL_GRACE_MS) {
-            kill_group(pid, SIGKILL);
+            confine_proc_kill(p);
             kill_at = now;
-        } else if (kill_at >= 0 && now - kill_at >= BASH_LINGER_MS && exited_at >= 0) {
-            break; /* something outside the group holds the output open */
+        } else if (kill_at >= 0 && (exited_at >= 0 || now - kill_at >= BASH_LINGER_MS)) {
+            break; /* everything is dead; whatever still holds the output is not ours */
         }
     }
 }
 
+/* The parent of the repository (git must not look above it: Landlock would refuse). */
+static void git_ceiling(const char *repo, char *out, size_t n)
+{
+    const char *slash = strrchr(repo, '/');
+    size_t len = slash && slash != repo ? (size_t)(slash - repo) : 1;
+    snprintf(out, n, "GIT_CEILING_DIRECTORIES=%.*s", (int)len, repo);
+}
+
+/* Resolves rel (a path read from file, relative to base) into out when it is a directory. */
+static bool resolve_dir_in(const char *base, const char *rel, char *out)
+{
+    char joined[PATH_MAX * 2];
+    int n = rel[0] == '/' ? snprintf(joined, sizeof(joined), "%s", rel)
+                          : snprintf(joined, sizeof(joined), "%s/%s", base, rel);
+    return n > 0 && (size_t)n < sizeof(joined) && realpath(joined, out) != NULL;
+}
+
+/* Reads the first line of path into line (without the newline); false when unreadable. */
+static bool first_line(const char *path, char *line, size_t n)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return false;
+    bool ok = fgets(line, (int)n, f) != NULL;
+    fclose(f);
+    if (ok)
+        line[strcspn(line, "\r\n")] = '\0';
+    return ok;
+}
+
+/* A worktree's or submodule's .git is a file ("gitdir: PATH") naming a git directory outside
+ * the repository, and that one may name the shared one ("commondir"): both are part of the
+ * repository, so git may read them. Fills dirs[0..1] (PATH_MAX each); returns how many. */
+static size_t git_dirs(const char *repo, char dirs[2][PATH_MAX])
+{
+    char path[PATH_MAX + 16], line[PATH_MAX + 16];
+    int n = snprintf(path, sizeof(path), "%s/.git", repo);
+    if (n <= 0 || (size_t)n >= sizeof(path) || !first_line(path, line, sizeof(line)) ||
+        strncmp(line, "gitdir: ", 8) != 0 || !resolve_dir_in(repo, line + 8, dirs[0]))
+        return 0;
+    n = snprintf(path, sizeof(path), "%s/commondir", dirs[0]);
+    if (n > 0 && (size_t)n < sizeof(path) && first_line(path, line, sizeof(line)) &&
+        resolve_dir_in(dirs[0], line, dirs[1]))
+        return 2;
+    return 1;
+}
+
+/* Runs command confined (with what the kernel offers when the user passed --unsafe-bash). */
 static void run_command(const agent_tool_ctx *ctx, const char *command, long timeout_ms,
                         bash_run *r)
 {
+    const agent_sandbox *sb = ctx->sb;
+    char *scratch = NULL;
+    if (confine_scratch_new(&scratch, &r->spawn_err)) {
+        r->spawn_failed = true;
+        return;
+    }
+    const char *reads[4], *writes[3];
+    size_t n_read = 0, n_write = 0;
+    reads[n_read++] = sb->repo_root;
+    if (sb->out_dir)
+        reads[n_read++] = sb->out_dir;
+    char gitdirs[2][PATH_MAX];
+    size_t n_git = git_dirs(sb->repo_root, gitdirs);
+    for (size_t k = 0; k < n_git; k++)
+        reads[n_read++] = gitdirs[k];
+    writes[n_write++] = scratch;
+    if (sb->allow_bash_writes && sb->out_dir)
+        writes[n_write++] = sb->out_dir;
+    if (sb->allow_bash_writes && sb->allow_write)
+        writes[n_write++] = sb->repo_root;
+    char ceiling[PATH_MAX + 32];
+    git_ceiling(sb->repo_root, ceiling, sizeof(ceiling));
+    const char *extra[] = {ceiling, "GIT_OPTIONAL_LOCKS=0"};
+    confine_spec spec = {
+        .read_paths = reads,
+        .n_read = n_read,
+        .write_paths = writes,
+        .n_write = n_write,
+        .cwd = sb->repo_root,
+        .home = scratch,
+        .extra_env = extra,
+        .n_extra_env = LOCO_ARRAY_LEN(extra),
+        .caps = &sb->bash_caps,
+        .use = sb->bash_caps.have & CONFINE_ALL,
+        .cpu_seconds = 2 * ((timeout_ms + 999) / 1000) + BASH_CPU_EXTRA_S,
+        .max_procs = sb->bash_max_procs > 0 ? sb->bash_max_procs : BASH_MAX_PROCS,
+        .max_memory = BASH_MAX_MEMORY,
+        .max_file = BASH_MAX_FILE,
+    };
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) {
-        r->spawn_errno = errno;
+        loco_err_set(&r->spawn_err, LOCO_ERR_IO, "cannot create a pipe: %s", strerror(errno));
+        r->spawn_failed = true;
+        confine_scratch_remove(scratch);
+        free(scratch);
         return;
     }
-    char *const argv[] = {(char *)"bash", (char *)"-c", (char *)command, NULL};
-    pid_t pid = fork();
-    if (pid < 0) {
-        r->spawn_errno = errno;
+    spec.out_fd = fds[1];
+    char *const argv[] = {(char *)"/bin/bash", (char *)"-c", (char *)command, NULL};
+    confine_proc *p = NULL;
+    if (confine_spawn(&spec, argv, &p, &r->spawn_err) != LOCO_OK) {
+        r->spawn_failed = true;
         close(fds[0]);
         close(fds[1]);
+        confine_scratch_remove(scratch);
+        free(scratch);
         return;
     }
-    if (pid == 0)
-        child_exec(ctx->sb->repo_root, fds[1], argv);
-    setpgid(pid, pid); /* also done in the child; whichever runs first wins */
     close(fds[1]);
     fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK);
-    supervise(ctx, pid, fds[0], timeout_ms, r);
+    supervise(ctx, p, fds[0], timeout_ms, r);
     close(fds[0]);
-    kill_group(pid, SIGKILL); /* leftovers; the zombie leader keeps the group id ours */
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    r->status = status;
-    r->exited = true;
+    confine_proc_kill(p); /* leftovers, setsid escapees included */
+    if (!r->exited)
+        r->exited = confine_proc_exited(p, &r->status);
+    confine_proc_free(p);
+    confine_scratch_remove(scratch);
+    free(scratch);
 }
 
 /* The exit code as a shell reports it (128+N for a signal). */
@@ -233,10 +287,12 @@ static loco_status format_result(const bash_run *r, long timeout_ms, buf *out, b
     /* Status lines start on a line of their own. */
     const char *sep = (out->len > start && out->data[out->len - 1] != '\n') ? "\n" : "";
     if (!rc && r->timed_out)
-        rc = buf_appendf(out, "%sCommand timed out after %ld ms; its process group was killed.",
+        rc = buf_appendf(out, "%sCommand timed out after %ld ms; it and every process it started "
+                                   "were killed.",
                          sep, timeout_ms);
     else if (!rc && r->cancelled)
-        rc = buf_appendf(out, "%sCommand cancelled; its process group was killed.", sep);
+        rc = buf_appendf(out, "%sCommand cancelled; it and every process it started were killed.",
+                         sep);
     else if (!rc && r->lingering)
         rc = buf_appends(out, "\n[background processes still running after the command "
                               "finished were stopped]");
@@ -274,7 +330,17 @@ static loco_status bash_run_tool(const agent_tool_ctx *ctx, const json_t *args, 
             "Bash: command refused by the read-only policy: %s. The explorer's shell may not "
             "write, delete or move files or reach the network; use Read, Grep and Glob to look "
             "around (and Write for the answer file). The user can lift this with "
-            "--allow-bash-writes.",
+            "--allow-bash-writes (the network stays closed).",
+            buf_str(&err));
+        buf_release(&err);
+        return rc;
+    }
+    buf_reset(&err);
+    if (confine_describe_missing(&ctx->sb->bash_caps, &err) && !ctx->sb->unsafe_bash) {
+        loco_status rc = tools_error(
+            out, out_is_error,
+            "Bash: refused: this system cannot confine the shell; missing: %s. Use Read, Grep "
+            "and Glob instead. The user can run Bash anyway with --unsafe-bash.",
             buf_str(&err));
         buf_release(&err);
         return rc;
@@ -290,9 +356,8 @@ static loco_status bash_run_tool(const agent_tool_ctx *ctx, const json_t *args, 
     buf_init(&r.head, r.cap);
     run_command(ctx, command, timeout_ms, &r);
     loco_status rc;
-    if (r.spawn_errno)
-        rc = tools_error(out, out_is_error, "Bash: cannot start /bin/bash: %s",
-                         strerror(r.spawn_errno));
+    if (r.spawn_failed)
+        rc = tools_error(out, out_is_error, "Bash: %s", r.spawn_err.msg);
     else
         rc = format_result(&r, timeout_ms, out, out_is_error);
     buf_release(&r.head);
@@ -304,14 +369,15 @@ static loco_status bash_run_tool(const agent_tool_ctx *ctx, const json_t *args, 
 const agent_tool agent_tool_bash = {
     .name = "Bash",
     .description =
-        "Executes a bash command in the repository root (its own process group, stdin "
-        "/dev/null, stdout and stderr merged) with an optional timeout in milliseconds "
-        "(default 120000, max 600000). Output beyond 30000 characters is cut. The shell is "
-        "read-only by policy unless the user passed --allow-bash-writes: commands that write, "
-        "delete or move files or reach the network are refused. Prefer Read, Grep and Glob for "
-        "reading and searching files.",
+        "Executes a bash command in the repository root (stdin /dev/null, stdout and stderr "
+        "merged) with an optional timeout in milliseconds (default 120000, max 600000). Output "
+        "beyond 30000 characters is cut. The shell is sandboxed: it can read the repository "
+        "and system files but not the user's home, cannot reach the network, and can write "
+        "only to $TMPDIR (a scratch directory emptied after each call); commands that write, "
+        "delete or move files are refused. Every process it starts is stopped when the call "
+        "ends. Prefer Read, Grep and Glob for reading and searching files.",
     .schema_json = BASH_SCHEMA,
-    /* Not read_only: with --allow-bash-writes it writes, and the policy is a heuristic. */
+    /* Not read_only: with --allow-bash-writes it writes. */
     .read_only = false,
     .run = bash_run_tool,
 };

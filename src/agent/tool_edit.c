@@ -8,6 +8,7 @@
 #include "agent/tools_int.h"
 #include "base/file.h"
 #include "base/str.h"
+#include "base/utf8.h"
 
 /* Largest file Edit loads (it rewrites the whole file). */
 #define EDIT_MAX_FILE (64u * 1024 * 1024)
@@ -109,7 +110,7 @@ static loco_status edit_file(const char *path, const json_t *ov, const json_t *n
     }
     size_t count = count_matches(buf_str(&cur), cur.len, old_s, old_n);
     size_t shown = old_n < EDIT_ECHO_MAX ? old_n : EDIT_ECHO_MAX;
-    int echo = (int)str_utf8_complete_len(old_s, shown);
+    int echo = (int)utf8_complete_len(old_s, shown);
     if (count == 0) {
         rc = tools_error(out, is_error,
                          "Edit: String to replace not found in %s.\nString: %.*s%s", path,

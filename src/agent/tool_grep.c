@@ -15,6 +15,7 @@
 #include "agent/tools_int.h"
 #include "agent/walk.h"
 #include "base/str.h"
+#include "base/utf8.h"
 
 /* Claude Code's default head_limit (0 asks for everything). */
 #define GREP_DEFAULT_HEAD_LIMIT 250
@@ -146,40 +147,6 @@ static size_t line_end(const char *data, size_t pos, size_t end)
     return nl ? (size_t)(nl - data) : end;
 }
 
-/* Appends s[0..n) replacing invalid UTF-8 with U+FFFD so the result stays valid text. */
-static loco_status append_text(buf *b, const char *s, size_t n)
-{
-    if (str_utf8_valid(s, n))
-        return buf_append(b, s, n);
-    size_t i = 0;
-    while (i < n) {
-        size_t j = i;
-        while (j < n && (unsigned char)s[j] < 0x80)
-            j++;
-        loco_status rc = buf_append(b, s + i, j - i);
-        if (rc || j == n)
-            return rc;
-        size_t len = 1;
-        unsigned char c = (unsigned char)s[j];
-        if (c >= 0xC2 && c <= 0xDF)
-            len = 2;
-        else if (c >= 0xE0 && c <= 0xEF)
-            len = 3;
-        else if (c >= 0xF0 && c <= 0xF4)
-            len = 4;
-        if (len > 1 && j + len <= n && str_utf8_valid(s + j, len)) {
-            rc = buf_append(b, s + j, len);
-        } else {
-            rc = buf_append(b, "\xEF\xBF\xBD", 3);
-            len = 1;
-        }
-        if (rc)
-            return rc;
-        i = j + len;
-    }
-    return LOCO_OK;
-}
-
 /* One output line: "path:N:text" (match) or "path-N-text" (context); without -n "path:text". */
 static loco_status emit_line(grep_file *f, uint64_t ln, size_t ls, size_t le, bool match)
 {
@@ -197,7 +164,7 @@ static loco_status emit_line(grep_file *f, uint64_t ln, size_t ls, size_t le, bo
     if (le - ls > GREP_MAX_COLUMNS)
         rc = buf_appends(b, match ? "[Omitted long matching line]" : "[Omitted long context line]");
     else
-        rc = append_text(b, f->data + ls, le - ls);
+        rc = utf8_append_lossy(b, f->data + ls, le - ls);
     if (!rc)
         rc = buf_appendc(b, '\n');
     f->printed_any = true;
@@ -984,7 +951,7 @@ static size_t required_literal(const char *p, char *best, size_t cap)
                 src = p + i + 1;
                 adv = 2;
             } else if (c >= 0xC0) {
-                while (n < 4 && ((unsigned char)p[i + n] & 0xC0) == 0x80)
+                while (n < 4 && utf8_is_cont((unsigned char)p[i + n]))
                     n++;
                 adv = n;
             }
@@ -1016,7 +983,7 @@ static loco_status compile_pattern(const grep_args *a, pcre2_code **out, buf *re
     *out = NULL;
     size_t plen = strlen(a->pattern);
     uint32_t opts = PCRE2_MULTILINE;
-    if (str_utf8_valid(a->pattern, plen))
+    if (utf8_valid(a->pattern, plen))
         opts |= PCRE2_UTF | PCRE2_MATCH_INVALID_UTF | PCRE2_UCP;
     if (a->icase)
         opts |= PCRE2_CASELESS;

@@ -9,6 +9,7 @@
 
 #include "agent/tools_int.h"
 #include "base/str.h"
+#include "base/utf8.h"
 
 #define READ_DEFAULT_LIMIT 2000
 #define READ_MAX_LINE_CHARS 2000
@@ -59,11 +60,10 @@ static bool looks_binary(const unsigned char *p, size_t n, bool full)
             i++;
             continue;
         }
-        size_t len = str_utf8_complete_len((const char *)p + i, n - i);
         size_t seq = (c >= 0xf0) ? 4 : (c >= 0xe0) ? 3 : (c >= 0xc0) ? 2 : 1;
         if (seq > 1 && i + seq > n && !full)
             break; /* cut at the sample's end */
-        if (seq == 1 || len < seq || !str_utf8_valid((const char *)p + i, seq)) {
+        if (seq == 1 || utf8_seq_len((const char *)p + i, n - i) != seq) {
             bad++;
             i++;
             continue;
@@ -78,7 +78,7 @@ static size_t prefix_for_chars(const char *p, size_t n, size_t max_chars)
 {
     size_t chars = 0;
     for (size_t i = 0; i < n; i++) {
-        if (((unsigned char)p[i] & 0xc0) != 0x80) {
+        if (!utf8_is_cont((unsigned char)p[i])) {
             if (chars == max_chars)
                 return i;
             chars++;
@@ -139,7 +139,7 @@ static loco_status feed(read_state *st, const char *p, size_t n, bool *done)
         bool in_window = st->line >= st->first && st->line <= st->last;
         if (in_window)
             for (size_t j = i; j < end; j++)
-                if (((unsigned char)p[j] & 0xc0) != 0x80)
+                if (!utf8_is_cont((unsigned char)p[j]))
                     st->line_chars++;
         if (!in_window && !nl)
             st->line_chars += end - i; /* only "non-empty" matters outside the window */

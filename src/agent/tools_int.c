@@ -9,6 +9,7 @@
 #include "agent/tools_int.h"
 #include "base/file.h"
 #include "base/str.h"
+#include "base/utf8.h"
 
 /* The member, or NULL when args is not an object, the member is absent or it is JSON null. */
 static const json_t *arg_get(const json_t *args, const char *name)
@@ -120,7 +121,7 @@ loco_status tools_cap_output_from(buf *out, size_t start, size_t max, const char
     int nlen = cap_note(note, sizeof(note), total, total, what);
     size_t keep = max > (size_t)nlen ? max - (size_t)nlen : 0;
     const char *p = out->data + start;
-    keep = str_utf8_complete_len(p, keep);
+    keep = utf8_complete_len(p, keep);
     /* Prefer ending at a newline if one lies in the last quarter of what is kept. */
     for (size_t i = keep; i > keep - keep / 4 && i > 0; i--) {
         if (p[i - 1] == '\n') {
@@ -181,29 +182,14 @@ loco_status tools_append_text(buf *out, const char *p, size_t n)
 {
     size_t i = 0;
     while (i < n) {
-        size_t run = i;
-        while (run < n && (unsigned char)p[run] < 0x80 && p[run] != '\0')
-            run++;
-        if (run > i) {
-            loco_status rc = buf_append(out, p + i, run - i);
-            if (rc)
-                return rc;
-            i = run;
-            continue;
-        }
-        unsigned char c = (unsigned char)p[i];
-        size_t seq = (c >= 0xf0) ? 4 : (c >= 0xe0) ? 3 : (c >= 0xc0) ? 2 : 1;
-        if (c != 0 && seq > 1 && i + seq <= n && str_utf8_valid(p + i, seq)) {
-            loco_status rc = buf_append(out, p + i, seq);
-            if (rc)
-                return rc;
-            i += seq;
-        } else {
-            loco_status rc = buf_appends(out, "\xef\xbf\xbd");
-            if (rc)
-                return rc;
-            i++;
-        }
+        const char *nul = memchr(p + i, '\0', n - i);
+        size_t end = nul ? (size_t)(nul - p) : n;
+        loco_status rc = utf8_append_lossy(out, p + i, end - i);
+        if (!rc && nul)
+            rc = buf_appends(out, UTF8_REPLACEMENT);
+        if (rc)
+            return rc;
+        i = end + 1;
     }
     return LOCO_OK;
 }

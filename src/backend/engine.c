@@ -653,3 +653,85 @@ loco_status backend_engine_new(const backend_engine_opts *o, backend **out, loco
     *out = &b->base;
     return LOCO_OK;
 }
+
+/* ---- serving API (docs/internals/backends.md) ---- */
+
+static backend_engine *as_engine(backend *b)
+{
+    return b && b->ops == &engine_ops ? (backend_engine *)b : NULL;
+}
+
+loco_status backend_engine_stats(backend *base, struct backend_engine_stats *out)
+{
+    backend_engine *b = as_engine(base);
+    if (!b)
+        return LOCO_ERR_INVALID;
+    memset(out, 0, sizeof(*out));
+    out->parallel = 1;
+    return LOCO_OK;
+}
+
+loco_status backend_engine_tokenize(backend *base, const char *text, size_t n, bool special,
+                                    int32_t **out_ids, size_t *out_n, loco_err *err)
+{
+    backend_engine *b = as_engine(base);
+    *out_ids = NULL;
+    *out_n = 0;
+    if (!b)
+        return loco_err_set(err, LOCO_ERR_INVALID, "not an engine backend");
+    tok_ids ids;
+    tok_ids_init(&ids, ENGINE_MAX_PROMPT_TOKENS);
+    loco_status rc = tok_encode(b->t, text, n, special ? TOK_PARSE_SPECIAL : 0, &ids, err);
+    if (rc) {
+        tok_ids_release(&ids);
+        return rc;
+    }
+    *out_ids = ids.ids; /* ownership moves to the caller */
+    *out_n = ids.len;
+    return LOCO_OK;
+}
+
+loco_status backend_engine_detokenize(backend *base, const int32_t *ids, size_t n, char **out,
+                                      loco_err *err)
+{
+    backend_engine *b = as_engine(base);
+    *out = NULL;
+    if (!b)
+        return loco_err_set(err, LOCO_ERR_INVALID, "not an engine backend");
+    buf raw, text;
+    buf_init(&raw, BUF_UNLIMITED);
+    buf_init(&text, BUF_UNLIMITED);
+    loco_status rc = tok_decode(b->t, ids, n, &raw, err);
+    tok_stream ts;
+    tok_stream_init(&ts);
+    if (!rc)
+        rc = tok_stream_push_bytes(&ts, raw.data ? raw.data : "", raw.len, &text);
+    if (!rc)
+        rc = tok_stream_flush(&ts, &text);
+    if (!rc) {
+        *out = buf_take(&text, NULL);
+        if (!*out)
+            rc = LOCO_ERR_NOMEM;
+    }
+    if (rc && (!err || !err->code))
+        loco_err_set(err, rc, "cannot decode the ids: %s", loco_status_str(rc));
+    buf_release(&raw);
+    buf_release(&text);
+    return rc;
+}
+
+loco_status backend_engine_complete_text(backend *base, const char *prompt,
+                                         const chat_request *params, const backend_call *call,
+                                         chat_event_fn cb, void *ctx, backend_result *out,
+                                         loco_err *err)
+{
+    LOCO_UNUSED(prompt);
+    LOCO_UNUSED(params);
+    LOCO_UNUSED(call);
+    LOCO_UNUSED(cb);
+    LOCO_UNUSED(ctx);
+    LOCO_UNUSED(out);
+    if (!as_engine(base))
+        return loco_err_set(err, LOCO_ERR_INVALID, "not an engine backend");
+    return loco_err_set(err, LOCO_ERR_UNSUPPORTED, "raw completions are not implemented yet");
+}

@@ -2,6 +2,7 @@
 #include "base/common.h"
 
 #include "base/json.h"
+#include "base/utf8.h"
 
 /* Depth check without recursion: count brackets outside strings. */
 static bool json_depth_ok(const char *p, size_t n)
@@ -102,4 +103,22 @@ loco_status json_append(buf *b, const json_t *v)
 char *json_to_string(const json_t *v)
 {
     return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+loco_status json_append_str_lossy(buf *b, const char *s, size_t n)
+{
+    if (utf8_valid(s, n))
+        return buf_append_json_str(b, s, n);
+    buf clean;
+    buf_init(&clean, BUF_UNLIMITED);
+    loco_status rc = utf8_append_lossy(&clean, s, n);
+    if (!rc)
+        rc = buf_append_json_str(b, buf_str(&clean), clean.len);
+    buf_release(&clean);
+    return rc;
+}
+
+loco_status json_append_cstr_lossy(buf *b, const char *s)
+{
+    return json_append_str_lossy(b, s ? s : "", s ? strlen(s) : 0);
 }

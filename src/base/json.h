@@ -1,5 +1,6 @@
 /* json.h: thin helpers over jansson: parsing with a position-naming error, typed getters
- * that tolerate absent or mistyped members, and compact serialisation into a buf. */
+ * that tolerate absent or mistyped members, compact serialisation into a buf, and a JSON string
+ * writer that repairs invalid UTF-8. */
 #ifndef LOCO_JSON_H
 #define LOCO_JSON_H
 
@@ -25,6 +26,12 @@ bool json_get_bool(const json_t *obj, const char *key, bool *out_v);
 
 /* Appends the compact serialisation of v (keys in insertion order, UTF-8 unescaped). */
 loco_status json_append(buf *b, const json_t *v);
+/* Appends s[0..n) as a JSON string literal (quotes included, escaped like
+ * buf_append_json_str) with every byte that does not start a valid UTF-8 sequence written as
+ * U+FFFD: a model's or a file's raw bytes never make a client's JSON parser fail. */
+loco_status json_append_str_lossy(buf *b, const char *s, size_t n);
+/* json_append_str_lossy of a C string; NULL is written as "". */
+loco_status json_append_cstr_lossy(buf *b, const char *s);
 /* Compact serialisation as a new malloc'd string (caller frees); NULL on failure. */
 char *json_to_string(const json_t *v);
 

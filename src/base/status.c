@@ -20,6 +20,7 @@ const char *loco_status_str(loco_status st)
     case LOCO_ERR_OVERFLOW: return "context overflow";
     case LOCO_ERR_AUTH: return "authentication error";
     case LOCO_ERR_EXISTS: return "already exists";
+    case LOCO_ERR_BUSY: return "busy";
     }
     return "unknown status";
 }

@@ -20,6 +20,7 @@ typedef enum {
     LOCO_ERR_OVERFLOW,    /* a prompt does not fit a context window */
     LOCO_ERR_AUTH,        /* missing or wrong credentials */
     LOCO_ERR_EXISTS,      /* refusing to overwrite */
+    LOCO_ERR_BUSY,        /* a server's queue is full: try again later */
 } loco_status;
 
 /* Static, never NULL. */

@@ -8,6 +8,7 @@
 
 #include "base/buf.h"
 #include "base/status.h"
+#include "base/utf8.h"
 
 /* Parses all of s as a base-10 integer in [min, max]; LOCO_ERR_INVALID otherwise. */
 loco_status str_parse_long(const char *s, long min, long max, long *out_v);
@@ -38,9 +39,9 @@ const char *str_memmem(const char *hay, size_t n, const char *needle);
 /* Length of the longest suffix of s[0..n) that is a proper prefix of pat (for
  * holding back partial tags while streaming). */
 size_t str_partial_suffix(const char *s, size_t n, const char *pat);
-/* True when s[0..n) is valid UTF-8. */
-bool str_utf8_valid(const char *s, size_t n);
-/* Length of the longest prefix of s[0..n) that does not end inside a UTF-8 sequence. */
-size_t str_utf8_complete_len(const char *s, size_t n);
+/* The old names of utf8_valid and utf8_complete_len (base/utf8.h), kept only until the
+ * branches written against them have merged; new code uses the utf8_ names. */
+#define str_utf8_valid utf8_valid
+#define str_utf8_complete_len utf8_complete_len
 
 #endif

@@ -7,6 +7,7 @@
 
 #include "base/json.h"
 #include "base/str.h"
+#include "base/utf8.h"
 #include "chat/qwen.h"
 
 /* A rendered conversation is at most this big (requests are limited before this anyway). */
@@ -738,7 +739,7 @@ static json_t *xml_value(const chat_qwen_parser *p, const char *tool, const char
 static char *dup_trimmed(const char *s, size_t n)
 {
     trim(&s, &n);
-    return n && str_utf8_valid(s, n) && !memchr(s, '\0', n) ? str_ndup(s, n) : NULL;
+    return n && utf8_valid(s, n) && !memchr(s, '\0', n) ? str_ndup(s, n) : NULL;
 }
 
 /* Position of the first of the tags in s[0..n), n when none. */
@@ -902,7 +903,7 @@ static loco_status step_text(chat_qwen_parser *p, bool final, bool *more)
         *more = true;
         return rc;
     }
-    size_t safe = final ? n : str_utf8_complete_len(d, n - max_partial(d, n));
+    size_t safe = final ? n : utf8_complete_len(d, n - max_partial(d, n));
     loco_status rc = run_feed(p, CHAT_EV_TEXT_DELTA, d, safe);
     consume(p, safe);
     if (final)
@@ -924,7 +925,7 @@ static loco_status step_think(chat_qwen_parser *p, bool final, bool *more)
         *more = true;
         return rc;
     }
-    size_t safe = final ? n : str_utf8_complete_len(d, n - str_partial_suffix(d, n, TAG_THINK_END));
+    size_t safe = final ? n : utf8_complete_len(d, n - str_partial_suffix(d, n, TAG_THINK_END));
     loco_status rc = run_feed(p, CHAT_EV_THINKING_DELTA, d, safe);
     consume(p, safe);
     if (final) {

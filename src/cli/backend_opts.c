@@ -8,8 +8,10 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/confine.h"
 #include "base/buf.h"
 #include "base/file.h"
+#include "base/models.h"
 #include "base/str.h"
 #include "cli/backend_opts.h"
 #include "cli/prompt.h"
@@ -80,10 +82,13 @@ void cli_backend_usage(FILE *out)
             "                         openai:URL     OpenAI-compatible server (llama-server,\n"
             "                                        vLLM, Ollama, loco serve); URL before /v1\n"
             "                         anthropic:URL  Anthropic-compatible cloud (URL/v1/messages)\n"
-            "                         engine         the built-in engine (needs --model F.gguf)\n"
+            "                         engine         the built-in engine (--model, else the pulled\n"
+            "                                        default model)\n"
             "                         hybrid         local first (--local-url, or the engine when\n"
-            "                                        --model is a .gguf), cloud fallback and takeover\n"
-            "  --model NAME|F.gguf  GGUF file for the engine, else the model name sent\n"
+            "                                        --model is a .gguf or REPO:QUANT pulled), cloud\n"
+            "                                        fallback and takeover\n"
+            "  --model NAME|F.gguf  the engine's model: a GGUF file or a pulled model (REPO:QUANT,\n"
+            "                       file name; default: the model store's); else the name sent\n"
             "                       (" CLI_DEFAULT_LOCAL_MODEL " locally, " CLI_DEFAULT_CLOUD_MODEL
             " in the cloud)\n"
             "  --native-tools       openai: use the server's own tool calling instead of\n"
@@ -106,9 +111,20 @@ static const char *pick(const char *flag, const cli_env *env, const char *name, 
     return v && *v ? v : def;
 }
 
+/* A model the engine runs: a .gguf path, or a pulled model named REPO:QUANT (a name a model
+ * server would not take for its own). */
 static bool is_gguf(const char *model)
 {
-    return model && str_ends_with(model, ".gguf");
+    if (!model)
+        return false;
+    if (str_ends_with(model, ".gguf"))
+        return true;
+    char *path = NULL;
+    loco_err ignored;
+    bool pulled = strchr(model, '/') && strchr(model, ':') &&
+                  models_resolve(model, &path, &ignored) == LOCO_OK;
+    free(path);
+    return pulled;
 }
 
 static loco_status open_openai(cli_backends *s, const cli_backend_opts *o, const char *url,
@@ -124,17 +140,21 @@ static loco_status open_openai(cli_backends *s, const cli_backend_opts *o, const
 static loco_status open_engine(cli_backends *s, const cli_backend_opts *o, long ctx,
                                loco_err *err)
 {
-    if (!o->model)
-        return loco_err_set(err, LOCO_ERR_INVALID,
-                            "the engine needs a model: --model FILE.gguf");
+    char *path = NULL;
+    loco_status rc = o->model ? models_resolve(o->model, &path, err)
+                              : models_find_default(&path, err);
+    if (rc)
+        return rc;
     backend_engine_opts eo;
     memset(&eo, 0, sizeof(eo));
-    eo.model_path = o->model;
+    eo.model_path = path;
     eo.ctx = ctx;
     eo.threads = o->engine_threads;
     eo.nfc = true;
     eo.seed = 42;
-    return backend_engine_new(&eo, &s->local, err);
+    rc = backend_engine_new(&eo, &s->local, err);
+    free(path);
+    return rc;
 }
 
 static loco_status open_cloud(cli_backends *s, const cli_backend_opts *o, const cli_env *env,
@@ -342,6 +362,10 @@ int cli_agent_flag(cli_agent_opts *o, const char *cmd, int argc, char **argv, in
         o->allow_bash_writes = true;
         return 1;
     }
+    if (!strcmp(a, "--unsafe-bash")) {
+        o->unsafe_bash = true;
+        return 1;
+    }
     if (cli_flag_value(argc, argv, i, "--prompt-template", &o->template_file, &bad) ||
         cli_flag_value(argc, argv, i, "--rules", &o->rules_file, &bad))
         return bad ? -1 : 1;
@@ -386,12 +410,35 @@ void cli_agent_usage(FILE *out)
             "  --temperature T      sampling temperature (0.7)\n"
             "  --allow-write        Write/Edit may touch the repository (default: only the\n"
             "                       answer's directory)\n"
-            "  --allow-bash-writes  Bash may run commands that write, delete, move or use the\n"
-            "                       network (refused by default)\n"
+            "  --allow-bash-writes  no read-only policy for Bash: it may write where Write may\n"
+            "                       (the answer's directory; the repository too with\n"
+            "                       --allow-write); never the network\n"
+            "  --unsafe-bash        run Bash even where the kernel cannot confine it (no\n"
+            "                       Landlock, ...), with the protections that remain; without\n"
+            "                       it Bash is refused there\n"
             "  --prompt-template F  the task message ({project} {question} {output_file}\n"
             "                       {repo}; built in: prompts/analyze_query.txt)\n"
             "  --rules F            explorer rules appended to the system prompt ({repo_root}\n"
             "                       {os} {date}; built in: prompts/explorer_rules.txt)\n");
+}
+
+void cli_bash_notice(const char *cmd, const cli_agent_opts *o)
+{
+    confine_caps caps;
+    confine_probe(&caps);
+    buf why;
+    buf_init(&why, 4096);
+    if (confine_describe_missing(&caps, &why)) {
+        if (o->unsafe_bash)
+            fprintf(stderr, "loco %s: --unsafe-bash: Bash runs without these protections: %s\n",
+                    cmd, buf_str(&why));
+        else
+            fprintf(stderr, "loco %s: Bash is off: this system cannot confine it (missing: %s); "
+                            "the model keeps Read, Grep and Glob. Pass --unsafe-bash to run "
+                            "Bash with the protections that remain.\n",
+                    cmd, buf_str(&why));
+    }
+    buf_release(&why);
 }
 
 loco_status cli_read_text(const char *path, char **out, loco_err *err)

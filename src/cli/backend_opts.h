@@ -75,6 +75,7 @@ typedef struct {
     double temperature;        /* --temperature (0.7) */
     bool allow_write;          /* --allow-write */
     bool allow_bash_writes;    /* --allow-bash-writes */
+    bool unsafe_bash;          /* --unsafe-bash: Bash even where the kernel cannot confine it */
     const char *template_file; /* --prompt-template FILE (prompts/analyze_query.txt built in) */
     const char *rules_file;    /* --rules FILE (prompts/explorer_rules.txt built in) */
 } cli_agent_opts;
@@ -83,6 +84,10 @@ void cli_agent_opts_init(cli_agent_opts *o);
 /* As cli_backend_flag, for the explorer options. */
 int cli_agent_flag(cli_agent_opts *o, const char *cmd, int argc, char **argv, int *i);
 void cli_agent_usage(FILE *out);
+/* Says on stderr ("loco CMD: ...") which protections of Bash's confinement this system lacks
+ * and whether Bash is therefore off (no --unsafe-bash) or runs without them; silent when the
+ * kernel confines it fully. */
+void cli_bash_notice(const char *cmd, const cli_agent_opts *o);
 /* Reads path (at most 1 MiB) into a malloc'd string in *out; NULL path leaves *out NULL. */
 loco_status cli_read_text(const char *path, char **out, loco_err *err);
 

@@ -10,6 +10,7 @@ typedef struct {
 } cli_command;
 
 static const cli_command commands[] = {
+    {"pull", cmd_pull, "download a GGUF model from the Hugging Face Hub into the model store"},
     {"serve", cmd_serve, "run the gateway Claude Code points ANTHROPIC_BASE_URL at"},
     {"setup", cmd_setup, "write .claude/settings.local.json from .env"},
     {"run", cmd_run, "run a GGUF model with the built-in engine and stream its answer"},

@@ -17,7 +17,10 @@ int cmd_model(int argc, char **argv);
 int cmd_ask(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
 /* `loco model synth` (cmd_model_synth.c), dispatched by cmd_model. */
 int cmd_model_synth(int argc, char **argv);
+/* `loco model list` (cmd_model_list.c), dispatched by cmd_model. */
+int cmd_model_list(int argc, char **argv);
 
 #endif

@@ -269,6 +269,7 @@ static void run_query(batch *b, size_t k)
     cfg.answer_file = answer;
     cfg.allow_write = b->o->agent.allow_write;
     cfg.allow_bash_writes = b->o->agent.allow_bash_writes;
+    cfg.unsafe_bash = b->o->agent.unsafe_bash;
     cfg.max_turns = (int)b->o->agent.max_turns;
     cfg.sub_max_turns = (int)(b->o->agent.sub_turns ? b->o->agent.sub_turns
                                                     : b->o->agent.max_turns);
@@ -484,6 +485,7 @@ int cmd_analyze(int argc, char **argv)
     long jobs = o.jobs < (long)b.to_run ? o.jobs : (long)b.to_run;
     fprintf(stderr, "loco analyze %s: %zu questions (%zu already answered), %ld at a time, %s\n",
             o.project, qs.n, b.skipped, jobs, cli_backends_describe(b.bs));
+    cli_bash_notice("analyze", &o.agent);
     if (jobs > 1 && cli_backends_serial(b.bs))
         fprintf(stderr, "loco analyze: the built-in engine runs one question at a time; "
                         "--jobs only queues them\n");

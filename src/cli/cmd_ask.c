@@ -265,6 +265,7 @@ int cmd_ask(int argc, char **argv)
     cfg.answer_file = place.file;
     cfg.allow_write = o.agent.allow_write;
     cfg.allow_bash_writes = o.agent.allow_bash_writes;
+    cfg.unsafe_bash = o.agent.unsafe_bash;
     cfg.max_turns = (int)o.agent.max_turns;
     cfg.sub_max_turns = (int)(o.agent.sub_turns ? o.agent.sub_turns : o.agent.max_turns);
     cfg.temperature = o.agent.temperature;
@@ -281,6 +282,7 @@ int cmd_ask(int argc, char **argv)
     if (!o.quiet)
         fprintf(stderr, "loco ask: %s, model %s\n", cli_backends_describe(bs),
                 cfg.model ? cfg.model : "(engine)");
+    cli_bash_notice("ask", &o.agent);
     ask_job job;
     memset(&job, 0, sizeof(job));
     job.cfg = &cfg;

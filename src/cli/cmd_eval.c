@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "base/file.h"
+#include "base/models.h"
 #include "base/str.h"
 #include "cli/cli.h"
 #include "cli/options.h"
@@ -32,12 +33,13 @@ static void usage(FILE *out)
         "                           detected per line\n"
         "  --predictions FILE       one {\"id\", \"output\"} per line; output is the raw\n"
         "                           assistant text or a message (any of the forms above)\n"
-        "  --backend SPEC           produce the predictions: engine (with --model F.gguf),\n"
+        "  --backend SPEC           produce the predictions: engine (the built-in engine),\n"
         "                           openai:URL (an OpenAI-compatible server; the conversation\n"
         "                           is sent as <tool_call>/<tool_response> text with the\n"
         "                           sample's own system prompt, the answer kept raw) or\n"
         "                           anthropic:URL (the conversation as it is)\n"
-        "  --model NAME|F.gguf      model name sent to a server; the GGUF file for engine\n"
+        "  --model NAME|F.gguf      model name sent to a server; for engine a GGUF file or a\n"
+        "                           pulled model (REPO:QUANT, file name; default: the store's)\n"
         "  --api-key KEY            sent to the server (default: $LOCO_EVAL_API_KEY)\n"
         "  --jobs N                 samples in flight at once (1)\n"
         "  --max-tokens N           answer length limit (1024)\n"
@@ -207,15 +209,20 @@ static loco_status open_backend(const eval_flags *f, http_client **client, backe
 {
     *render_qwen = true;
     if (!strcmp(f->backend, "engine")) {
-        if (!f->model)
-            return loco_err_set(err, LOCO_ERR_INVALID, "--backend engine needs --model F.gguf");
+        char *path = NULL;
+        loco_status rc = f->model ? models_resolve(f->model, &path, err)
+                                  : models_find_default(&path, err);
+        if (rc)
+            return rc;
         backend_engine_opts eo;
         memset(&eo, 0, sizeof(eo));
-        eo.model_path = f->model;
+        eo.model_path = path;
         eo.threads = (int)f->threads;
         eo.nfc = true;
         eo.seed = 42;
-        return backend_engine_new(&eo, out, err);
+        rc = backend_engine_new(&eo, out, err);
+        free(path);
+        return rc;
     }
     bool openai = str_starts_with(f->backend, "openai:");
     bool anth = str_starts_with(f->backend, "anthropic:");

@@ -1,11 +1,14 @@
 /* cmd_model.c: `loco model <sub>`: tools for GGUF model files. Subcommands live in the table
- * below ({name, function, help}); `info` prints what a file holds (engine/gguf.h). */
+ * below ({name, function, help}); `info` prints what a file holds (engine/gguf.h); `list`
+ * (cmd_model_list.c) what the model store holds. */
 #include "base/common.h"
 
 #include <jansson.h>
 #include <math.h>
 
+#include "base/models.h"
 #include "base/str.h"
+#include "base/utf8.h"
 #include "cli/cli.h"
 #include "engine/gguf.h"
 
@@ -18,6 +21,7 @@ typedef struct {
 static int model_info(int argc, char **argv);
 
 static const model_sub model_subs[] = {
+    {"list", cmd_model_list, "list the models in the model store (pulled with `loco pull`)"},
     {"info", model_info, "print a GGUF file's architecture, sizes, tensor types, tokenizer "
                          "and chat template summary"},
     {"synth", cmd_model_synth, "write a Qwen3 GGUF with deterministic random weights and a "
@@ -305,12 +309,12 @@ static json_t *j_int(int64_t v)
 
 static json_t *j_str(const char *s)
 {
-    return s && str_utf8_valid(s, strlen(s)) ? json_string(s) : json_null();
+    return s && utf8_valid(s, strlen(s)) ? json_string(s) : json_null();
 }
 
 static json_t *j_strn(const char *s, size_t n)
 {
-    return s && str_utf8_valid(s, n) ? json_stringn(s, n) : json_null();
+    return s && utf8_valid(s, n) ? json_stringn(s, n) : json_null();
 }
 
 static json_t *j_f64(double v)
@@ -386,13 +390,14 @@ static int print_json(const gguf *g, const model_facts *f)
 static void info_usage(FILE *out)
 {
     fprintf(out,
-            "usage: loco model info [--json] FILE\n"
+            "usage: loco model info [--json] MODEL\n"
             "\n"
             "Prints what a GGUF model file holds: architecture, name, file type, parameter\n"
             "count, size, tensor types (count and bytes), context length, shape (embedding,\n"
             "layers, heads, KV heads, head dim, FFN, rope base, RMS eps), tokenizer (model,\n"
             "pre-tokenizer, vocabulary, BOS/EOS) and a chat template summary. Only the header\n"
-            "is read; tensor data is not touched.\n"
+            "is read; tensor data is not touched. MODEL is a GGUF file, or a pulled model by\n"
+            "REPO:QUANT or file name (`loco model list`).\n"
             "\n"
             "options:\n"
             "  --json                 machine-readable output (absent values are null)\n"
@@ -428,10 +433,13 @@ static int model_info(int argc, char **argv)
     gguf *g;
     loco_err err;
     loco_err_clear(&err);
-    if (gguf_open(path, &g, &err)) {
+    char *resolved = NULL;
+    if (models_resolve(path, &resolved, &err) || gguf_open(resolved, &g, &err)) {
         fprintf(stderr, "loco model info: %s\n", err.msg);
+        free(resolved);
         return 1;
     }
+    free(resolved);
     model_facts f;
     collect_facts(g, &f);
     int rc = 0;

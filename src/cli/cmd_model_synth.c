@@ -9,6 +9,7 @@
 #include "base/str.h"
 #include "cli/cli.h"
 #include "cli/options.h"
+#include "cli/progress.h"
 #include "engine/synth.h"
 
 static void synth_usage(FILE *out)
@@ -44,25 +45,11 @@ static bool u32_flag(const char *what, const char *v, uint32_t *out)
     return true;
 }
 
-typedef struct {
-    bool tty;
-    int last;
-} synth_progress;
-
 static void on_progress(void *ctx, uint64_t done, uint64_t total)
 {
-    synth_progress *p = ctx;
-    int pct = total ? (int)(done * 100 / total) : 100;
-    if (p->tty) {
-        int bar = pct / 4;
-        fprintf(stderr, "\r  [%.*s%*s] %3d%% (%" PRIu64 "/%" PRIu64 " tensors)", bar,
-                "#########################", 25 - bar, "", pct, done, total);
-        if (done == total)
-            fputc('\n', stderr);
-    } else if (pct / 25 != p->last / 25 || done == total) {
-        fprintf(stderr, "synth: %d%% (%" PRIu64 "/%" PRIu64 " tensors)\n", pct, done, total);
-    }
-    p->last = pct;
+    cli_progress *p = ctx;
+    p->total = total;
+    cli_progress_update(p, done);
 }
 
 int cmd_model_synth(int argc, char **argv)
@@ -181,13 +168,17 @@ int cmd_model_synth(int argc, char **argv)
     p.tokenizer_json = buf_str(&tj);
     p.tokenizer_json_len = tj.len;
     p.chat_template = tmpl;
-    synth_progress prog = {isatty(2) != 0, -1};
+    cli_progress prog;
+    cli_progress_init(&prog, "synth", CLI_PROGRESS_COUNT, 0);
+    prog.noun = "tensors";
     p.progress = on_progress;
     p.progress_ctx = &prog;
     if (synth_write(&p, out, &err)) {
+        cli_progress_clear(&prog);
         fprintf(stderr, "loco model synth: %s\n", err.msg);
         goto out;
     }
+    cli_progress_finish(&prog);
     fprintf(stderr, "wrote %s\n", out);
     code = 0;
 out:

@@ -9,6 +9,7 @@
 #include "base/file.h"
 #include "base/json.h"
 #include "base/log.h"
+#include "base/models.h"
 #include "base/str.h"
 #include "cli/cli.h"
 #include "cli/options.h"
@@ -24,13 +25,15 @@
 static void run_usage(FILE *out)
 {
     fprintf(out,
-            "usage: loco run --model F.gguf (--prompt TEXT | --messages FILE.json) [options]\n"
+            "usage: loco run [--model M] (--prompt TEXT | --messages FILE.json) [options]\n"
             "\n"
             "Streams a completion to stdout. The prompt goes through the model's chat template\n"
             "(Qwen3 ChatML) unless --raw; --messages takes the OpenAI/HF form\n"
             "[{\"role\": ..., \"content\": ...}] (or {\"messages\": [...], \"tools\": [...]}).\n"
             "\n"
             "options:\n"
+            "  --model M            a GGUF file, or a pulled model by REPO:QUANT or file name\n"
+            "                       (default: the model store's, see `loco model list`)\n"
             "  --system TEXT        system message (with --prompt)\n"
             "  --raw                use --prompt as is, no template (special tokens parsed)\n"
             "  --prompt-ids LIST    comma-separated prompt token ids instead of text\n"
@@ -144,9 +147,9 @@ static int parse_run(int argc, char **argv, run_opts *o)
         }
     }
     int sources = !!o->prompt + !!o->messages + !!o->prompt_ids;
-    if (!o->model || sources != 1) {
-        fprintf(stderr, "loco run: give --model and exactly one of --prompt, --messages, "
-                        "--prompt-ids (see --help)\n");
+    if (sources != 1) {
+        fprintf(stderr, "loco run: give exactly one of --prompt, --messages, --prompt-ids "
+                        "(see --help)\n");
         return 2;
     }
     return -1;
@@ -366,8 +369,11 @@ int cmd_run(int argc, char **argv)
     tok_ids_init(&gen, 1u << 24);
     buf out;
     buf_init(&out, BUF_UNLIMITED);
+    char *model_path = NULL;
 
-    if (gguf_open(o.model, &g, &err) || gguf_check_supported(g, &err) ||
+    if ((o.model ? models_resolve(o.model, &model_path, &err)
+                 : models_find_default(&model_path, &err)) ||
+        gguf_open(model_path, &g, &err) || gguf_check_supported(g, &err) ||
         qwen3_load(g, &m, &err) || tok_from_gguf(g, o.nfc, &t, &err))
         goto fail;
     pool = tpool_new(o.threads ? (int32_t)o.threads : tpool_default_threads(), &err);
@@ -493,6 +499,7 @@ int cmd_run(int argc, char **argv)
 fail:
     fprintf(stderr, "loco run: %s\n", err.msg[0] ? err.msg : "failed");
 out:
+    free(model_path);
     buf_release(&out);
     tok_ids_release(&prompt);
     tok_ids_release(&gen);

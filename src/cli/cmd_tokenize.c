@@ -3,6 +3,7 @@
 #include "base/common.h"
 
 #include "base/file.h"
+#include "base/models.h"
 #include "cli/cli.h"
 #include "cli/options.h"
 #include "engine/gguf.h"
@@ -57,11 +58,12 @@ int cmd_tokenize(int argc, char **argv)
     buf_init(&in, (size_t)1 << 30);
     tok_ids ids;
     tok_ids_init(&ids, (size_t)1 << 30);
+    char *model_path = NULL;
     if (file && file_read_all(file, &in, &err))
         goto fail;
     if (text)
         buf_appends(&in, text);
-    if (gguf_open(model, &g, &err) || tok_from_gguf(g, nfc, &t, &err))
+    if (models_resolve(model, &model_path, &err) || gguf_open(model_path, &g, &err) || tok_from_gguf(g, nfc, &t, &err))
         goto fail;
     if (tok_encode(t, buf_str(&in), in.len, special ? TOK_PARSE_SPECIAL : 0, &ids, &err))
         goto fail;
@@ -73,6 +75,7 @@ int cmd_tokenize(int argc, char **argv)
 fail:
     fprintf(stderr, "loco tokenize: %s\n", err.msg);
 out:
+    free(model_path);
     tok_ids_release(&ids);
     buf_release(&in);
     tok_free(t);

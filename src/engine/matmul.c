@@ -78,6 +78,7 @@ static const kern_weight *mm_find(const mm_weights *mw, const void *key)
 typedef struct {
     kern_weight *w;
     const void *src;
+    int64_t g0, g1; /* the slice being packed */
     int64_t per_task;
 } pack_job;
 
@@ -85,8 +86,8 @@ static void pack_task(void *ctx, int32_t task, int32_t thread)
 {
     LOCO_UNUSED(thread);
     const pack_job *j = ctx;
-    const int64_t g0 = (int64_t)task * j->per_task;
-    const int64_t g1 = g0 + j->per_task < j->w->n_groups ? g0 + j->per_task : j->w->n_groups;
+    const int64_t g0 = j->g0 + (int64_t)task * j->per_task;
+    const int64_t g1 = g0 + j->per_task < j->g1 ? g0 + j->per_task : j->g1;
     if (g0 < g1)
         kern_weight_pack(j->w, j->src, g0, g1);
 }
@@ -132,20 +133,30 @@ loco_status mm_weights_prepare(mm_weights *mw, const qwen3_model *m, tpool *pool
         mw->n++;
         if (!kern_type_packed(w->type))
             continue;
-        pack_job j = {&e->w, w->data, 0};
-        int32_t tasks = threads * 4;
-        if (tasks > e->w.n_groups)
-            tasks = (int32_t)e->w.n_groups;
-        j.per_task = (e->w.n_groups + tasks - 1) / tasks;
-        tasks = (int32_t)((e->w.n_groups + j.per_task - 1) / j.per_task);
-        if (pool)
-            tpool_run(pool, tasks, pack_task, &j);
-        else
-            for (int32_t t = 0; t < tasks; t++)
-                pack_task(&j, t, 0);
+        /* in slices of about 32 MiB of the source, whose mapped pages are dropped as soon as
+         * they are packed: the peak stays near the packed size, not packed + one tensor */
+        const int64_t slice = (int64_t)(((size_t)32 << 20) / (w->row_bytes * KERN_GROUP)) + 1;
+        for (int64_t s0 = 0; s0 < e->w.n_groups; s0 += slice) {
+            const int64_t s1 = s0 + slice < e->w.n_groups ? s0 + slice : e->w.n_groups;
+            pack_job j = {&e->w, w->data, s0, s1, 0};
+            int32_t tasks = threads * 2;
+            if (tasks > s1 - s0)
+                tasks = (int32_t)(s1 - s0);
+            j.per_task = (s1 - s0 + tasks - 1) / tasks;
+            tasks = (int32_t)((s1 - s0 + j.per_task - 1) / j.per_task);
+            if (pool)
+                tpool_run(pool, tasks, pack_task, &j);
+            else
+                for (int32_t t = 0; t < tasks; t++)
+                    pack_task(&j, t, 0);
+            if (file) {
+                const int64_t r0 = s0 * KERN_GROUP;
+                const int64_t r1 = s1 * KERN_GROUP < w->ne1 ? s1 * KERN_GROUP : w->ne1;
+                drop_pages((const uint8_t *)w->data + (size_t)r0 * w->row_bytes,
+                           (size_t)(r1 - r0) * w->row_bytes);
+            }
+        }
         mw->bytes += e->w.mem_bytes;
-        if (file)
-            drop_pages(w->data, (size_t)w->ne1 * w->row_bytes);
     }
     if (!rc) {
         qsort(mw->e, mw->n, sizeof(mm_entry), entry_cmp);

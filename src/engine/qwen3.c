@@ -237,8 +237,10 @@ loco_status qwen3_ctx_new_opts(const qwen3_model *m, const qwen3_ctx_opts *o, qw
                                loco_err *err)
 {
     const qwen3_hparams *hp = &m->hp;
-    uint32_t n_ctx = o->n_ctx, n_batch = o->n_batch;
+    uint32_t n_ctx = o->n_ctx, n_batch = o->n_batch ? o->n_batch : 256;
     tpool *pool = o->pool;
+    if (o->kv_type != QWEN3_KV_F16)
+        return loco_err_set(err, LOCO_ERR_UNSUPPORTED, "only an F16 KV cache is implemented yet");
     if (n_ctx == 0 || n_ctx > (1u << 24))
         return loco_err_set(err, LOCO_ERR_INVALID, "context size %u is out of range", n_ctx);
     if (n_batch == 0)
@@ -304,8 +306,9 @@ loco_status qwen3_ctx_new(const qwen3_model *m, uint32_t n_ctx, uint32_t n_batch
     qwen3_ctx_opts o;
     memset(&o, 0, sizeof(o));
     o.n_ctx = n_ctx;
-    o.n_batch = n_batch;
+    o.n_batch = n_batch ? n_batch : 1;
     o.pool = pool;
+    o.parity = true; /* until its callers move to qwen3_ctx_new_opts and pick */
     return qwen3_ctx_new_opts(m, &o, out, err);
 }
 

@@ -4,6 +4,7 @@
 #ifndef LOCO_QWEN3_H
 #define LOCO_QWEN3_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "base/status.h"
@@ -70,26 +71,35 @@ typedef struct qwen3_ctx qwen3_ctx;
 /* A sequence context: KV cache for n_ctx positions (F16, like llama.cpp's default, mapped
  * lazily so untouched positions cost no memory) and scratch for batches of up to n_batch
  * tokens, all allocated here; the forward pass allocates nothing. pool is borrowed (NULL:
- * single-threaded). */
+ * single-threaded). This older entry point computes with the parity path (what its callers
+ * have always got); qwen3_ctx_new_opts defaults to the fast path. */
 loco_status qwen3_ctx_new(const qwen3_model *m, uint32_t n_ctx, uint32_t n_batch, tpool *pool,
                           qwen3_ctx **out, loco_err *err);
-/* Context options; zero means the default for every field. */
-typedef struct {
-    uint32_t n_ctx;   /* positions (required) */
-    uint32_t n_batch; /* tokens per forward batch (0: 1) */
-    tpool *pool;      /* borrowed; NULL: single-threaded */
-    bool parity;      /* llama.cpp's arithmetic bit for bit (docs/internals/qwen3.md) instead
-                         of the fast path (docs/internals/kernels.md) */
-} qwen3_ctx_opts;
-
-/* qwen3_ctx_new with every option. A fast context repacks the model's weights the first time
- * (once per model, shared by its contexts). */
-loco_status qwen3_ctx_new_opts(const qwen3_model *m, const qwen3_ctx_opts *o, qwen3_ctx **out,
-                               loco_err *err);
 void qwen3_ctx_free(qwen3_ctx *c); /* NULL ok */
 /* What computes the matrix products, e.g. "avx512 (...)" or "parity:avx512" (static). */
 const char *qwen3_ctx_kernels(const qwen3_ctx *c);
 uint32_t qwen3_ctx_size(const qwen3_ctx *c);
+/* KV cache element type. */
+typedef enum {
+    QWEN3_KV_F16 = 0, /* like llama.cpp's default */
+    QWEN3_KV_Q8_0,    /* 8-bit blocks of 32 values with an f16 scale: about half the memory */
+} qwen3_kv_type;
+
+/* Context options; zero means the default for every field. */
+typedef struct {
+    uint32_t n_ctx;        /* positions per sequence (required) */
+    uint32_t n_batch;      /* tokens per forward batch (0: 256) */
+    tpool *pool;           /* borrowed; NULL: single-threaded */
+    bool parity;           /* llama.cpp's arithmetic bit for bit (docs/internals/qwen3.md)
+                              instead of the fast path */
+    qwen3_kv_type kv_type;
+} qwen3_ctx_opts;
+
+/* qwen3_ctx_new with every option. A fast context repacks the model's weights the first time
+ * (once per model, shared by its contexts; docs/internals/kernels.md). */
+loco_status qwen3_ctx_new_opts(const qwen3_model *m, const qwen3_ctx_opts *o, qwen3_ctx **out,
+                               loco_err *err);
+
 /* Tokens in the cache. */
 uint32_t qwen3_ctx_past(const qwen3_ctx *c);
 /* Forgets every position from n on (n <= past): how a prefix is reused. */

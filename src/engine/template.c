@@ -30,51 +30,6 @@ static span span_of(const char *s)
 
 /* ---------------------------------------------------------------- tojson */
 
-/* Appends s as JSON.stringify writes a string: only ", \ and C0 controls are escaped (the
- * five short forms, else \u00xx in lower case); everything else, DEL and non-ASCII included,
- * is copied. */
-static loco_status js_string(buf *out, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    loco_status rc = buf_appendc(out, '"');
-    size_t run = 0;
-    for (size_t i = 0; i < n && !rc; i++) {
-        unsigned char c = (unsigned char)s[i];
-        const char *esc = NULL;
-        char u[7] = {'\\', 'u', '0', '0', 0, 0, 0};
-        if (c == '"')
-            esc = "\\\"";
-        else if (c == '\\')
-            esc = "\\\\";
-        else if (c == '\b')
-            esc = "\\b";
-        else if (c == '\f')
-            esc = "\\f";
-        else if (c == '\n')
-            esc = "\\n";
-        else if (c == '\r')
-            esc = "\\r";
-        else if (c == '\t')
-            esc = "\\t";
-        else if (c < 0x20) {
-            u[4] = hex[c >> 4];
-            u[5] = hex[c & 15];
-            esc = u;
-        }
-        if (!esc)
-            continue;
-        rc = buf_append(out, s + run, i - run);
-        if (!rc)
-            rc = buf_appends(out, esc);
-        run = i + 1;
-    }
-    if (!rc)
-        rc = buf_append(out, s + run, n - run);
-    if (!rc)
-        rc = buf_appendc(out, '"');
-    return rc;
-}
-
 /* Appends d as JavaScript's Number.prototype.toString writes it (ECMA-262 Number::toString):
  * the shortest digits that read back as d, plain notation for exponents in [-7, 21), else
  * d.ddde+N. -0 prints "0"; non-finite values print "null" as JSON.stringify does. */
@@ -187,7 +142,7 @@ static loco_status js_object(buf *out, const json_t *obj)
         if (j > 0)
             rc = buf_appends(out, ", ");
         if (!rc)
-            rc = js_string(out, m[j].key, m[j].key_len);
+            rc = buf_append_json_str(out, m[j].key, m[j].key_len);
         if (!rc)
             rc = buf_appends(out, ": ");
         if (!rc)
@@ -220,7 +175,9 @@ static loco_status js_value(buf *out, const json_t *v)
     case JSON_ARRAY:
         return js_array(out, v);
     case JSON_STRING:
-        return js_string(out, json_string_value(v), json_string_length(v));
+        /* JSON.stringify escapes exactly what buf_append_json_str does: ", \ and C0 controls
+         * (the five short forms, else \u00xx in lower case); DEL and non-ASCII are copied. */
+        return buf_append_json_str(out, json_string_value(v), json_string_length(v));
     case JSON_INTEGER:
         return js_number(out, (double)json_integer_value(v));
     case JSON_REAL:

@@ -6,12 +6,13 @@
 #include "engine/tokenizer.h"
 
 #include "base/json.h"
+#include "base/utf8.h"
 #include "engine/gguf.h"
 #include "engine/unicode_data.h"
 
-#define CP_EOF 0xFFFFFFFFu     /* past the end of the text */
-#define CP_INVALID 0xFFFFFFFEu /* one byte of invalid UTF-8 */
-#define BYTE_CP_LIMIT 324u     /* GPT-2 byte-to-unicode uses code points below this */
+#define CP_EOF 0xFFFFFFFFu      /* past the end of the text */
+#define CP_INVALID UTF8_INVALID /* one byte of invalid UTF-8 (0xFFFFFFFE) */
+#define BYTE_CP_LIMIT 324u      /* GPT-2 byte-to-unicode uses code points below this */
 
 /* Hash table of ids keyed by a byte string stored elsewhere (open addressing, 0 = empty). */
 typedef struct {
@@ -56,64 +57,6 @@ static void byte_tables(uint32_t byte_cp[256], int16_t cp_byte[BYTE_CP_LIMIT])
         byte_cp[b] = printable ? b : extra++;
         cp_byte[byte_cp[b]] = (int16_t)b;
     }
-}
-
-/* ---------------------------------------------------------------- UTF-8 */
-
-/* Decodes one code point at s[0..n) (n >= 1). Invalid or truncated sequences give CP_INVALID
- * with length 1 (the byte is kept as a symbol of its own). */
-static uint32_t utf8_decode(const unsigned char *s, size_t n, size_t *out_len)
-{
-    unsigned char c = s[0];
-    *out_len = 1;
-    if (c < 0x80)
-        return c;
-    size_t len;
-    uint32_t cp, min;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2, cp = c & 0x1Fu, min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3, cp = c & 0x0Fu, min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4, cp = c & 0x07u, min = 0x10000;
-    } else {
-        return CP_INVALID;
-    }
-    if (len > n)
-        return CP_INVALID;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return CP_INVALID;
-        cp = (cp << 6) | (s[i] & 0x3Fu);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return CP_INVALID;
-    *out_len = len;
-    return cp;
-}
-
-static size_t utf8_encode(uint32_t cp, char out[4])
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
 }
 
 /* ---------------------------------------------------------------- Unicode lookups */
@@ -179,7 +122,7 @@ static ucp ucp_at(const char *text, size_t n, size_t pos)
     ucp u = {CP_EOF, 0, 0};
     if (pos >= n)
         return u;
-    u.cp = utf8_decode((const unsigned char *)text + pos, n - pos, &u.len);
+    u.cp = utf8_decode(text + pos, n - pos, &u.len);
     u.cls = cp_class(u.cp);
     return u;
 }
@@ -439,7 +382,7 @@ static size_t first_unstable(const char *text, size_t n, size_t from)
             continue;
         }
         size_t len;
-        uint32_t cp = utf8_decode(s + i, n - i, &len);
+        uint32_t cp = utf8_decode((const char *)s + i, n - i, &len);
         if (cp_nfc_unstable(cp))
             return i;
         i += len;
@@ -453,10 +396,10 @@ static size_t prev_cp_start(const char *text, size_t floor, size_t end)
     const unsigned char *s = (const unsigned char *)text;
     for (size_t k = 1; k <= 4 && end >= floor + k; k++) {
         size_t len;
-        uint32_t cp = utf8_decode(s + end - k, k, &len);
+        uint32_t cp = utf8_decode((const char *)s + end - k, k, &len);
         if (cp != CP_INVALID && len == k)
             return end - k;
-        if ((s[end - k] & 0xC0) != 0x80)
+        if (!utf8_is_cont(s[end - k]))
             break;
     }
     return end;
@@ -480,7 +423,7 @@ loco_status tok_nfc(const char *text, size_t n, buf *out)
         size_t p = seg;
         while (p < n) {
             size_t len;
-            uint32_t cp = utf8_decode(s + p, n - p, &len);
+            uint32_t cp = utf8_decode((const char *)s + p, n - p, &len);
             if (cp == CP_INVALID || (p > u && !cp_nfc_unstable(cp)))
                 break;
             if (!decompose(cp, &d)) {
@@ -597,7 +540,7 @@ static bool bytelevel_decode(const int16_t cp_byte[BYTE_CP_LIMIT], const char *s
     size_t k = 0;
     for (size_t i = 0; i < n;) {
         size_t len;
-        uint32_t cp = utf8_decode((const unsigned char *)s + i, n - i, &len);
+        uint32_t cp = utf8_decode(s + i, n - i, &len);
         if (cp >= BYTE_CP_LIMIT || cp_byte[cp] < 0)
             return false;
         out[k++] = (char)cp_byte[cp];
@@ -1078,40 +1021,13 @@ loco_status tok_decode(const tok *t, const int32_t *ids, size_t n, buf *out, loc
 
 void tok_stream_init(tok_stream *s) { memset(s, 0, sizeof(*s)); }
 
-static loco_status emit_fffd(buf *out) { return buf_append(out, "\xEF\xBF\xBD", 3); }
-
-/* Valid range of the second byte after lead byte c (narrower for E0, ED, F0, F4). */
-static bool second_ok(unsigned char lead, unsigned char c)
-{
-    if (lead == 0xE0)
-        return c >= 0xA0 && c <= 0xBF;
-    if (lead == 0xED)
-        return c >= 0x80 && c <= 0x9F;
-    if (lead == 0xF0)
-        return c >= 0x90 && c <= 0xBF;
-    if (lead == 0xF4)
-        return c >= 0x80 && c <= 0x8F;
-    return (c & 0xC0) == 0x80;
-}
-
-static size_t lead_len(unsigned char c)
-{
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        return 2;
-    if (c >= 0xE0 && c <= 0xEF)
-        return 3;
-    if (c >= 0xF0 && c <= 0xF4)
-        return 4;
-    return 0;
-}
+static loco_status emit_fffd(buf *out) { return buf_append(out, UTF8_REPLACEMENT, 3); }
 
 static loco_status stream_byte(tok_stream *s, unsigned char c, buf *out)
 {
     loco_status st;
     if (s->n_held) {
-        bool ok = s->n_held == 1 ? second_ok(s->held[0], c) : (c & 0xC0) == 0x80;
+        bool ok = s->n_held == 1 ? utf8_second_ok(s->held[0], c) : utf8_is_cont(c);
         if (ok) {
             s->held[s->n_held++] = c;
             if (s->n_held < s->need)
@@ -1125,7 +1041,7 @@ static loco_status stream_byte(tok_stream *s, unsigned char c, buf *out)
         if (st)
             return st;
     }
-    size_t need = lead_len(c);
+    size_t need = utf8_lead_len(c);
     if (need == 0)
         return emit_fffd(out);
     if (need == 1)

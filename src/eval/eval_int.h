@@ -41,8 +41,4 @@ loco_status eval_problem_add(eval_problem **list, size_t *n, size_t *total, cons
                              size_t line, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 
-/* Appends s[0..n) to out with every byte that does not start a valid UTF-8 sequence replaced
- * by U+FFFD (JSON output needs valid UTF-8). buf errors pass through. */
-loco_status eval_utf8_fix(const char *s, size_t n, buf *out);
-
 #endif

@@ -5,6 +5,7 @@
 
 #include "base/json.h"
 #include "base/str.h"
+#include "base/utf8.h"
 #include "eval/eval.h"
 
 #define MD_MAX_TEXT 80      /* bytes of a name or id shown in a table cell */
@@ -29,7 +30,7 @@ static size_t cut_len(const char *s, size_t max)
     size_t n = strlen(s);
     if (n <= max)
         return n;
-    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
+    while (max > 0 && utf8_is_cont((unsigned char)s[max]))
         max--;
     return max;
 }
@@ -453,12 +454,12 @@ static loco_status xml_text_n(buf *b, const char *s, size_t n)
 static loco_status xml_label(buf *b, const char *s, size_t max)
 {
     size_t n = strlen(s);
-    if (!str_utf8_valid(s, n))
+    if (!utf8_valid(s, n))
         return buf_appends(b, "?");
     size_t at = 0, chars = 0;
     while (at < n && chars < max) {
         at++;
-        while (at < n && ((unsigned char)s[at] & 0xC0) == 0x80)
+        while (at < n && utf8_is_cont((unsigned char)s[at]))
             at++;
         chars++;
     }

@@ -6,6 +6,7 @@
 #include <pthread.h>
 
 #include "base/json.h"
+#include "base/utf8.h"
 #include "chat/qwen.h"
 #include "eval/eval_int.h"
 
@@ -58,7 +59,7 @@ static json_t *answer_text(const chat_answer *a)
         if (any)
             rc = buf_appendc(&t, '\n');
         if (!rc)
-            rc = eval_utf8_fix(a->blocks[i].text, a->blocks[i].len, &t);
+            rc = utf8_append_lossy(&t, a->blocks[i].text, a->blocks[i].len);
         any = true;
     }
     json_t *v = rc ? NULL : json_stringn(buf_str(&t), t.len);

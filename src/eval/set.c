@@ -5,37 +5,8 @@
 
 #include "base/json.h"
 #include "base/str.h"
+#include "base/utf8.h"
 #include "eval/eval_int.h"
-
-/* Length of the UTF-8 sequence a lead byte starts; 0 for a byte that cannot start one. */
-static size_t seq_len(unsigned char c)
-{
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        return 2;
-    if (c >= 0xE0 && c <= 0xEF)
-        return 3;
-    if (c >= 0xF0 && c <= 0xF4)
-        return 4;
-    return 0;
-}
-
-loco_status eval_utf8_fix(const char *s, size_t n, buf *out)
-{
-    loco_status rc = LOCO_OK;
-    for (size_t i = 0; i < n && !rc;) {
-        size_t len = seq_len((unsigned char)s[i]);
-        if (len && len <= n - i && str_utf8_valid(s + i, len)) {
-            rc = buf_append(out, s + i, len);
-            i += len;
-        } else {
-            rc = buf_appends(out, "\xEF\xBF\xBD");
-            i++;
-        }
-    }
-    return rc;
-}
 
 eval_set *eval_set_new(void)
 {
@@ -86,7 +57,7 @@ loco_status eval_problem_add(eval_problem **list, size_t *n, size_t *total, cons
     buf msg;
     buf_init(&msg, BUF_UNLIMITED); /* at most 3 bytes per byte of raw */
     size_t used = len < 0 ? 0 : (size_t)len < sizeof(raw) ? (size_t)len : sizeof(raw) - 1;
-    loco_status rc = eval_utf8_fix(raw, used, &msg); /* parse errors quote raw bytes */
+    loco_status rc = utf8_append_lossy(&msg, raw, used); /* parse errors quote raw bytes */
     char *m = rc ? NULL : buf_take(&msg, NULL);
     char *src = strdup(source ? source : "");
     buf_release(&msg);

@@ -10,6 +10,7 @@
 #include "base/file.h"
 #include "base/json.h"
 #include "base/str.h"
+#include "base/utf8.h"
 
 static void test_buf_limit(void **state)
 {
@@ -82,10 +83,10 @@ static void test_str(void **state)
     buf_release(&b);
     assert_int_equal(str_partial_suffix("abc<tool_", 9, "<tool_call>"), 6);
     assert_int_equal(str_partial_suffix("abc", 3, "<tool_call>"), 0);
-    assert_true(str_utf8_valid("h\xc3\xa9", 3));
-    assert_false(str_utf8_valid("h\xc3", 2));
-    assert_int_equal(str_utf8_complete_len("h\xe2\x82", 3), 1);
-    assert_int_equal(str_utf8_complete_len("h\xe2\x82\xac", 4), 4);
+    assert_true(utf8_valid("h\xc3\xa9", 3));
+    assert_false(utf8_valid("h\xc3", 2));
+    assert_int_equal(utf8_complete_len("h\xe2\x82", 3), 1);
+    assert_int_equal(utf8_complete_len("h\xe2\x82\xac", 4), 4);
 }
 
 static void test_json(void **state)

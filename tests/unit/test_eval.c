@@ -10,6 +10,7 @@
 #include "base/file.h"
 #include "base/json.h"
 #include "base/str.h"
+#include "base/utf8.h"
 #include "eval/eval.h"
 
 /* ---- turns ---- */
@@ -612,7 +613,7 @@ static void test_problem_utf8(void **state)
     eval_report *r = NULL;
     assert_int_equal(eval_score(set, &r, &err), LOCO_OK);
     assert_int_equal(r->samples_broken, 1);
-    assert_true(str_utf8_valid(r->problems[0].message, strlen(r->problems[0].message)));
+    assert_true(utf8_valid(r->problems[0].message, strlen(r->problems[0].message)));
     assert_non_null(strstr(r->problems[0].message, "\xEF\xBF\xBD"));
     buf b;
     buf_init(&b, BUF_UNLIMITED);

@@ -1,4 +1,4 @@
-/* test_openai.c: unit tests of the OpenAI Chat Completions codec (chat/openai.c): request
+/* test_openai.c: unit tests of the OpenAI Chat Completions codec (chat/openai_*.c): request
  * write/parse, upstream stream and body readers (llama-server, vLLM shapes), error bodies,
  * and the front's SSE / JSON writers. Outputs are asserted byte for byte. */
 #include "base/common.h"

@@ -8,6 +8,7 @@
 
 #include "base/buf.h"
 #include "base/str.h"
+#include "base/utf8.h"
 #include "chat/chat.h"
 #include "chat/qwen.h"
 
@@ -457,7 +458,7 @@ static void test_parse_think_eof_utf8(void **state)
 static loco_status utf8_event(void *ctx, const chat_event *ev)
 {
     if (ev->type == CHAT_EV_TEXT_DELTA)
-        assert_true(str_utf8_valid(ev->text, ev->len));
+        assert_true(utf8_valid(ev->text, ev->len));
     return chat_answer_on_event(ctx, ev);
 }
 

@@ -1,12 +1,14 @@
 /* test_tool_bash.c: unit tests of the Bash tool (agent/tool_bash.c) and its read-only policy
- * (agent/bash_policy.c): output, exit codes, the working directory, timeouts that kill the whole
- * process group, cancel, the output cap, and ~60 commands judged by the policy. */
+ * (agent/bash_policy.c): output, exit codes, the working directory, timeouts that kill every
+ * process of the call, cancel, the output cap, and ~120 commands judged by the policy ($'...'
+ * and $"..." decoded). The kernel's confinement has its own tests: test_bash_confine.c. */
 #include "base/common.h"
 
 #include <setjmp.h>
 #include <cmocka.h>
 
 #include "test_util.h"
+#include <dirent.h>
 #include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
@@ -22,37 +24,23 @@
 #include "base/file.h"
 #include "base/str.h"
 
-typedef struct {
-    char root[256];
-    char repo[512];
-    agent_sandbox sb;
-    volatile int cancel;
-} fx;
+typedef test_fx fx;
+
+/* The cancel flag the tool polls (the tests run one at a time). */
+static volatile int cancel_flag;
 
 static int setup(void **state)
 {
-    fx *f = calloc(1, sizeof(*f));
-    char tmpl[] = "/tmp/loco-bash-XXXXXX";
-    if (!f || !mkdtemp(tmpl))
+    fx *f = test_fx_new("bash");
+    if (!f || test_fx_sandbox(f, false) != 0) {
+        test_fx_free(f);
         return -1;
-    char *r = realpath(tmpl, NULL);
-    snprintf(f->root, sizeof(f->root), "%s", r);
-    free(r);
-    snprintf(f->repo, sizeof(f->repo), "%s/repo", f->root);
-    mkdir(f->repo, 0755);
-    loco_err err;
-    if (agent_sandbox_init(&f->sb, f->repo, NULL, false, false, &err) != LOCO_OK)
-        return -1;
+    }
+    /* These tests are about the tool, not the kernel: they run with whatever confinement this
+     * machine has (test_bash_confine.c checks the refusal where some is missing). */
+    f->sb.unsafe_bash = true;
+    cancel_flag = 0;
     *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    agent_sandbox_release(&f->sb);
-    test_rm_tree(f->root);
-    free(f);
     return 0;
 }
 
@@ -69,7 +57,7 @@ static char *run_st(fx *f, const char *command, long timeout, bool *is_error, lo
     json_t *args = json_pack("{s:s}", "command", command);
     if (timeout > 0)
         json_object_set_new(args, "timeout", json_integer(timeout));
-    agent_tool_ctx ctx = {.sb = &f->sb, .cancel = &f->cancel, .threads = 1};
+    agent_tool_ctx ctx = {.sb = &f->sb, .cancel = &cancel_flag, .threads = 1};
     buf out;
     buf_init(&out, BUF_UNLIMITED);
     *is_error = false;
@@ -114,20 +102,65 @@ static void test_basics(void **state)
     signal(SIGPIPE, SIG_IGN);
     check(f, "yes | head -n 2", false, "y\ny\n");
     signal(SIGPIPE, SIG_DFL);
-    /* its own process group */
+    /* a scratch HOME (and TMPDIR), emptied after the call */
     bool is_error;
-    char *got = run(f, "ps -o pgid= -p $$; echo $$", 0, &is_error);
-    long pgid = 0, pid = 0;
-    assert_int_equal(sscanf(got, "%ld %ld", &pgid, &pid), 2);
-    assert_int_equal(pgid, pid);
-    assert_int_not_equal(pgid, (long)getpgrp());
+    f->sb.allow_bash_writes = true; /* touch is refused by the policy */
+    char *got = run(f, "echo \"$HOME $TMPDIR\"; touch \"$HOME/x\" && ls \"$HOME\"", 0,
+                    &is_error);
+    f->sb.allow_bash_writes = false;
+    char home[512];
+    assert_int_equal(sscanf(got, "%511s", home), 1);
+    assert_non_null(strstr(home, "/loco-bash-"));
+    assert_non_null(strstr(got, "\nx\n"));
+    assert_false(is_error);
     free(got);
+    struct stat st;
+    assert_int_not_equal(stat(home, &st), 0); /* removed */
+}
+
+/* The pid of a live process whose command line contains marker, or 0. */
+static long find_process(const char *marker)
+{
+    DIR *d = opendir("/proc");
+    long found = 0;
+    struct dirent *e;
+    while (d && !found && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        char path[300], cmd[4096];
+        snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
+        FILE *fp = fopen(path, "r");
+        if (!fp)
+            continue;
+        size_t n = fread(cmd, 1, sizeof(cmd) - 1, fp);
+        fclose(fp);
+        for (size_t k = 0; k < n; k++)
+            if (cmd[k] == '\0')
+                cmd[k] = ' ';
+        cmd[n] = '\0';
+        if (strstr(cmd, marker))
+            str_parse_long(e->d_name, 1, LONG_MAX, &found);
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
+/* True once no process carries marker (waits up to 5 s for the kernel to finish). */
+static bool marker_gone(const char *marker)
+{
+    for (int i = 0; i < 250; i++) {
+        if (!find_process(marker))
+            return true;
+        usleep(20000);
+    }
+    return false;
 }
 
 static void test_bad_args(void **state)
 {
     fx *f = *state;
-    agent_tool_ctx ctx = {.sb = &f->sb, .cancel = &f->cancel, .threads = 1};
+    agent_tool_ctx ctx = {.sb = &f->sb, .cancel = &cancel_flag, .threads = 1};
     static const char *const cases[][2] = {
         {"{}", "Bash: command is required"},
         {"{\"command\":1}", "Bash: command must be a string"},
@@ -149,45 +182,29 @@ static void test_bad_args(void **state)
     }
 }
 
-static bool process_gone(long pid)
-{
-    for (int i = 0; i < 100; i++) {
-        if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
-            return true;
-        usleep(20000);
-    }
-    return false;
-}
-
 static void test_timeout_kills_group(void **state)
 {
     fx *f = *state;
-    f->sb.allow_bash_writes = true; /* the test records the background pid in a file */
+    char marker[64], cmd[256];
+    snprintf(marker, sizeof(marker), "977.%ld", (long)getpid());
+    snprintf(cmd, sizeof(cmd), "sleep %s & sleep 100", marker);
     double t0 = now_s();
     bool is_error;
-    char *got = run(f, "sleep 100 & echo $! > bg.pid; sleep 100", 300, &is_error);
+    char *got = run(f, cmd, 300, &is_error);
     double dt = now_s() - t0;
-    assert_string_equal(got, "Command timed out after 300 ms; its process group was killed.");
+    assert_string_equal(got, "Command timed out after 300 ms; it and every process it started "
+                             "were killed.");
     assert_true(is_error);
     assert_true(dt < 2.0);
     free(got);
-    char p[1024];
-    snprintf(p, sizeof(p), "%s/bg.pid", f->repo);
-    buf b;
-    buf_init(&b, 64);
-    assert_int_equal(file_read_all(p, &b, NULL), LOCO_OK);
-    long pid = 0;
-    assert_int_equal(str_parse_long(strtok_r(b.data, "\n", &(char *){NULL}), 1, LONG_MAX, &pid),
-                     LOCO_OK);
-    buf_release(&b);
-    assert_true(process_gone(pid));
+    assert_true(marker_gone(marker));
 
     /* a command ignoring SIGTERM gets SIGKILL after the grace period; output so far is kept */
     t0 = now_s();
     got = run(f, "trap '' TERM; echo started; sleep 100", 200, &is_error);
     dt = now_s() - t0;
-    assert_string_equal(got, "started\nCommand timed out after 200 ms; its process group was "
-                             "killed.");
+    assert_string_equal(got, "started\nCommand timed out after 200 ms; it and every process it "
+                             "started were killed.");
     assert_true(dt >= 2.0 && dt < 5.0);
     free(got);
 }
@@ -214,9 +231,9 @@ static void test_background_lingering(void **state)
 
 static void *cancel_later(void *arg)
 {
-    fx *f = arg;
+    (void)arg;
     usleep(300000);
-    f->cancel = 1;
+    cancel_flag = 1;
     return NULL;
 }
 
@@ -232,7 +249,8 @@ static void test_cancel(void **state)
     double dt = now_s() - t0;
     pthread_join(th, NULL);
     assert_int_equal(st, LOCO_ERR_CANCELLED);
-    assert_string_equal(got, "begun\nCommand cancelled; its process group was killed.");
+    assert_string_equal(got, "begun\nCommand cancelled; it and every process it started were "
+                             "killed.");
     assert_true(dt < 1.5);
     free(got);
     /* already cancelled: nothing runs */
@@ -240,7 +258,7 @@ static void test_cancel(void **state)
     assert_int_equal(st, LOCO_ERR_CANCELLED);
     assert_string_equal(got, "");
     free(got);
-    f->cancel = 0;
+    cancel_flag = 0;
 }
 
 static void test_output_cap(void **state)
@@ -267,8 +285,8 @@ static void test_output_cap(void **state)
     getrusage(RUSAGE_SELF, &after);
     assert_true(strlen(got) <= AGENT_TOOL_OUTPUT_MAX);
     assert_non_null(strstr(got, "bytes cut; narrow the command"));
-    assert_true(str_ends_with(got, "Command timed out after 1500 ms; its process group was "
-                                   "killed."));
+    assert_true(str_ends_with(got, "Command timed out after 1500 ms; it and every process it "
+                                   "started were killed."));
     assert_true(after.ru_maxrss - before.ru_maxrss < 16 * 1024);
     free(got);
 }
@@ -280,17 +298,18 @@ static void test_refusal_result(void **state)
           "Bash: command refused by the read-only policy: `rm` writes, deletes or moves files. "
           "The explorer's shell may not write, delete or move files or reach the network; use "
           "Read, Grep and Glob to look around (and Write for the answer file). The user can "
-          "lift this with --allow-bash-writes.");
+          "lift this with --allow-bash-writes (the network stays closed).");
     check(f, "echo hi > f.txt", true,
           "Bash: command refused by the read-only policy: the redirection '> f.txt' writes to a "
           "file. The explorer's shell may not write, delete or move files or reach the network; "
           "use Read, Grep and Glob to look around (and Write for the answer file). The user can "
-          "lift this with --allow-bash-writes.");
+          "lift this with --allow-bash-writes (the network stays closed).");
     char p[1024];
     snprintf(p, sizeof(p), "%s/f.txt", f->repo);
     assert_false(file_exists(p));
-    /* --allow-bash-writes lifts it */
+    /* --allow-bash-writes lifts it (the repository is writable with --allow-write only) */
     f->sb.allow_bash_writes = true;
+    f->sb.allow_write = true;
     check(f, "echo hi > f.txt && cat f.txt", false, "hi\n");
     assert_true(file_exists(p));
 }
@@ -397,6 +416,32 @@ static void test_policy(void **state)
         {"f() { rm x; }; f", false, "`rm` writes"},
         {"echo 'unbalanced", false, "unbalanced single quote"},
         {"ls 2>&1 >out", false, "the redirection '> out'"},
+        /* $'...' and $"..." are decoded before judging (issue 11's bypasses) */
+        {"$'\\x72\\x6d' -f F", false, "`rm` writes"},
+        {"$'\\162\\155' -f F", false, "`rm` writes"},
+        {"r$'\\x6d' -f F", false, "`rm` writes"},
+        {"$\"rm\" -f F", false, "`rm` writes"},
+        {"$'\\u0072m' F", false, "`rm` writes"},
+        {"$'\\U00000072\\155' F", false, "`rm` writes"},
+        {"$'\\x72\\x6d\\0zz' F", false, "`rm` writes"}, /* a NUL ends the string */
+        {"sed $'-\\x69' s/a/b/ F", false, "`sed` -i"},
+        {"sed $'-n\\151' s/a/b/ F", false, "`sed` -i"},
+        {"echo x | $'\\x74ee' FILE", false, "`tee` writes"},
+        {"find . -name F $'-\\x64elete'", false, "`find -delete`"},
+        {"$'\\x63url' http://example.com", false, "`curl` reaches the network"},
+        {"git $'\\x63onfig' user.name x", false, "`git config`"},
+        {"git $\"config\" user.name x", false, "`git config`"},
+        {"$'\\x2fbin/rm' x", false, "`rm` writes"},
+        {"{rm,-f,F}", false, "a command named by an expansion"},
+        {"source <(echo rm -f F)", false, "`source` of generated commands"},
+        {". /dev/stdin <<< 'rm -f F'", false, "`.` of generated commands"},
+        {"bash <(echo rm -f F)", false, "`bash` running generated commands"},
+        {"source ./env.sh", true, NULL},
+        {"echo $'a\\tb\\x41\\q'", true, NULL},
+        {"echo $\"hello $USER\"", true, NULL},
+        {"printf '%s\\n' $'\\x2d\\x69'", true, NULL},
+        {"echo {1..3} {a,b}", true, NULL},
+        {"find . -exec grep -l x {} +", true, NULL},
     };
     for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
         buf why;
@@ -412,13 +457,13 @@ static void test_policy(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_basics, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_timeout_kills_group, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_background_lingering, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_output_cap, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refusal_result, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_basics, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_args, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_timeout_kills_group, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_background_lingering, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_cancel, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_output_cap, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_refusal_result, setup, test_fx_teardown),
         cmocka_unit_test(test_policy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,10 +11,12 @@
 
 #include <cmocka.h>
 
+#include "test_util.h"
+
 #include "agent/tools.h"
 
-static char root[64];
-static agent_sandbox sb;
+static test_fx *fx;
+static const char *root; /* fx->repo: the sandbox's repository, where the tools run */
 
 static void put(const char *rel, long mtime)
 {
@@ -38,9 +40,10 @@ static void put(const char *rel, long mtime)
 static int setup(void **state)
 {
     LOCO_UNUSED(state);
-    snprintf(root, sizeof(root), "/tmp/loco_glob_XXXXXX");
-    if (!mkdtemp(root))
+    fx = test_fx_new("glob");
+    if (!fx || test_fx_sandbox(fx, false) != 0)
         return -1;
+    root = fx->repo;
     put(".gitignore", 50);
     put("src/main.c", 300);
     put("src/util/helper.c", 500);
@@ -51,17 +54,14 @@ static int setup(void **state)
     put("build/out.c", 1000);
     put("same/b.txt", 700);
     put("same/a.txt", 700);
-    loco_err err;
-    return agent_sandbox_init(&sb, root, NULL, false, false, &err) == LOCO_OK ? 0 : -1;
+    return 0;
 }
 
 static int teardown(void **state)
 {
     LOCO_UNUSED(state);
-    agent_sandbox_release(&sb);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-    return system(cmd) == 0 ? 0 : -1;
+    test_fx_free(fx);
+    return 0;
 }
 
 static bool is_error;
@@ -71,7 +71,7 @@ static char *glob_call(const char *pattern, const char *path)
     json_t *args = json_pack("{s:s}", "pattern", pattern);
     if (path)
         json_object_set_new(args, "path", json_string(path));
-    agent_tool_ctx ctx = {.sb = &sb, .threads = 3};
+    agent_tool_ctx ctx = {.sb = &fx->sb, .threads = 3};
     buf out;
     buf_init(&out, BUF_UNLIMITED);
     assert_int_equal(agent_tool_glob.run(&ctx, args, &out, &is_error), LOCO_OK);
@@ -173,7 +173,7 @@ static void test_errors(void **state)
     assert_true(is_error);
     expect("{a,b", NULL, "Glob: glob '{a,b': unclosed '{'");
     assert_true(is_error);
-    agent_tool_ctx ctx = {.sb = &sb, .threads = 1};
+    agent_tool_ctx ctx = {.sb = &fx->sb, .threads = 1};
     json_t *args = json_object();
     buf out;
     buf_init(&out, BUF_UNLIMITED);

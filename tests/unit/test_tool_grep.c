@@ -11,11 +11,13 @@
 
 #include <cmocka.h>
 
+#include "test_util.h"
+
 #include "agent/tools.h"
 #include "base/str.h"
 
-static char root[64];
-static agent_sandbox sb;
+static test_fx *fx;
+static const char *root; /* fx->repo: the sandbox's repository, where the tools run */
 
 /* Appends s to dst (size bytes). */
 static void cat(char *dst, size_t size, const char *s)
@@ -52,9 +54,10 @@ static void put(const char *rel, const char *text, long mtime)
 static int setup(void **state)
 {
     LOCO_UNUSED(state);
-    snprintf(root, sizeof(root), "/tmp/loco_grep_XXXXXX");
-    if (!mkdtemp(root))
+    fx = test_fx_new("grep");
+    if (!fx || test_fx_sandbox(fx, false) != 0)
         return -1;
+    root = fx->repo;
     put(".gitignore", "*.log\nbig/\n", 500);
     put("a.c", "int alpha;\nint beta;\nint gamma;\nALPHA again\n", 1000);
     put("b.c", "nothing here\nalpha\n", 2000);
@@ -62,17 +65,14 @@ static int setup(void **state)
     put_n("bin.dat", "alpha\0binary\n", 13, 3000);
     put("ignored.log", "alpha\n", 4000);
     put(".hidden", "alpha hidden\n", 100);
-    loco_err err;
-    return agent_sandbox_init(&sb, root, NULL, false, false, &err) == LOCO_OK ? 0 : -1;
+    return 0;
 }
 
 static int teardown(void **state)
 {
     LOCO_UNUSED(state);
-    agent_sandbox_release(&sb);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-    return system(cmd) == 0 ? 0 : -1;
+    test_fx_free(fx);
+    return 0;
 }
 
 /* Runs Grep with JSON args (printf-style, "%R" is not special: pass root yourself). */
@@ -87,7 +87,7 @@ static char *grep_threads(int threads, size_t max_output, bool *is_error, const 
     json_t *args = json_loads(text, 0, &jerr);
     if (!args)
         fail_msg("bad test JSON %s: %s", text, jerr.text);
-    agent_tool_ctx ctx = {.sb = &sb, .max_output = max_output, .threads = threads};
+    agent_tool_ctx ctx = {.sb = &fx->sb, .max_output = max_output, .threads = threads};
     buf out;
     buf_init(&out, BUF_UNLIMITED);
     assert_int_equal(agent_tool_grep.run(&ctx, args, &out, is_error), LOCO_OK);
@@ -383,7 +383,7 @@ static void test_literal_prefilter(void **state)
         bool is_error;
         json_t *args = json_pack("{s:s,s:s,s:s}", "pattern", cases[i].pattern, "output_mode",
                                  "content", "path", "lit");
-        agent_tool_ctx ctx = {.sb = &sb, .threads = 2};
+        agent_tool_ctx ctx = {.sb = &fx->sb, .threads = 2};
         buf out;
         buf_init(&out, BUF_UNLIMITED);
         assert_int_equal(agent_tool_grep.run(&ctx, args, &out, &is_error), LOCO_OK);
@@ -440,7 +440,7 @@ static void test_threads_and_cap(void **state)
     free(capped);
 
     volatile int cancel = 1;
-    agent_tool_ctx ctx = {.sb = &sb, .threads = 2, .cancel = &cancel};
+    agent_tool_ctx ctx = {.sb = &fx->sb, .threads = 2, .cancel = &cancel};
     json_t *a = json_pack("{s:s}", "pattern", "token");
     buf out;
     buf_init(&out, BUF_UNLIMITED);

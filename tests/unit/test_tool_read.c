@@ -19,13 +19,9 @@
 #include "base/buf.h"
 #include "base/file.h"
 #include "base/str.h"
+#include "base/utf8.h"
 
-typedef struct {
-    char root[256];
-    char repo[512];
-    char out[512];
-    agent_sandbox sb;
-} fx;
+typedef test_fx fx;
 
 static void put(fx *f, const char *rel, const char *data, size_t n)
 {
@@ -34,33 +30,7 @@ static void put(fx *f, const char *rel, const char *data, size_t n)
     assert_int_equal(file_write_atomic(p, data, n, 0644, NULL), LOCO_OK);
 }
 
-static int setup(void **state)
-{
-    fx *f = calloc(1, sizeof(*f));
-    char tmpl[] = "/tmp/loco-read-XXXXXX";
-    if (!f || !mkdtemp(tmpl))
-        return -1;
-    char *r = realpath(tmpl, NULL);
-    snprintf(f->root, sizeof(f->root), "%s", r);
-    free(r);
-    snprintf(f->repo, sizeof(f->repo), "%s/repo", f->root);
-    snprintf(f->out, sizeof(f->out), "%s/out", f->root);
-    mkdir(f->repo, 0755);
-    loco_err err;
-    if (agent_sandbox_init(&f->sb, f->repo, f->out, false, false, &err) != LOCO_OK)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    agent_sandbox_release(&f->sb);
-    test_rm_tree(f->root);
-    free(f);
-    return 0;
-}
+static int setup(void **state) { return test_fx_setup(state, "read"); }
 
 /* Runs Read with args (JSON text); returns the malloc'd result. */
 static char *run(fx *f, size_t max_output, const char *json, bool *is_error)
@@ -419,7 +389,7 @@ static void test_helpers(void **state)
         assert_int_equal(buf_appends(&out, "\xc3\xa9"), LOCO_OK);
     assert_int_equal(tools_cap_output_from(&out, 5, 301, "text"), LOCO_OK);
     assert_true(str_starts_with(out.data, "KEEP:\xc3\xa9"));
-    assert_true(str_utf8_valid(out.data, out.len));
+    assert_true(utf8_valid(out.data, out.len));
     assert_true(out.len - 5 <= 301);
     buf_reset(&out);
     assert_int_equal(tools_append_text(&out, "a\0b\xff\xc3\xa9", 6), LOCO_OK);
@@ -432,14 +402,14 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_helpers),
-        cmocka_unit_test_setup_teardown(test_numbering, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_default_limit_and_long_lines, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_window_is_2000_lines, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_empty_and_past_end, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_output_cap, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_huge_file_streamed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_numbering, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_default_limit_and_long_lines, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_window_is_2000_lines, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_empty_and_past_end, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_refusals, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_args, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_output_cap, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_huge_file_streamed, setup, test_fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

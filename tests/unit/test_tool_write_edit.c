@@ -18,13 +18,7 @@
 #include "base/file.h"
 #include "base/str.h"
 
-typedef struct {
-    char root[256];
-    char repo[512];
-    char out[512];
-    char outside[512];
-    agent_sandbox sb;
-} fx;
+typedef test_fx fx;
 
 static void put(const char *path, const char *text)
 {
@@ -44,39 +38,14 @@ static char *slurp(const char *path)
 
 static int setup(void **state)
 {
-    fx *f = calloc(1, sizeof(*f));
-    char tmpl[] = "/tmp/loco-write-XXXXXX";
-    if (!f || !mkdtemp(tmpl))
+    if (test_fx_setup(state, "write") != 0)
         return -1;
-    char *r = realpath(tmpl, NULL);
-    snprintf(f->root, sizeof(f->root), "%s", r);
-    free(r);
-    snprintf(f->repo, sizeof(f->repo), "%s/repo", f->root);
-    snprintf(f->out, sizeof(f->out), "%s/out", f->root);
-    snprintf(f->outside, sizeof(f->outside), "%s/outside", f->root);
-    mkdir(f->repo, 0755);
-    mkdir(f->outside, 0755);
+    fx *f = *state;
     char p[1024];
     snprintf(p, sizeof(p), "%s/src.c", f->repo);
     put(p, "int main(void) { return 0; }\n");
     snprintf(p, sizeof(p), "%s/escape", f->repo);
-    if (symlink(f->outside, p) != 0)
-        return -1;
-    loco_err err;
-    if (agent_sandbox_init(&f->sb, f->repo, f->out, false, false, &err) != LOCO_OK)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    agent_sandbox_release(&f->sb);
-    chmod(f->out, 0755);
-    test_rm_tree(f->root);
-    free(f);
-    return 0;
+    return symlink(f->outside, p) == 0 ? 0 : -1;
 }
 
 static char *run_tool(fx *f, const agent_tool *t, json_t *args, bool *is_error)
@@ -346,10 +315,10 @@ static void test_edit_refusals(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_write, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_write_refusals, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_edit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_edit_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_write_refusals, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_edit, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_edit_refusals, setup, test_fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
