@@ -207,7 +207,12 @@ static void run_model(const char *label, ggml_type type, bool mix, uint32_t posi
     assert_non_null(pool);
     assert_int_equal(gguf_open(model, &g, &err), LOCO_OK);
     assert_int_equal(qwen3_load(g, &m, &err), LOCO_OK);
-    qwen3_ctx_opts o = {positions + 8, 512, pool, true};
+    qwen3_ctx_opts o;
+    memset(&o, 0, sizeof(o));
+    o.n_ctx = positions + 8;
+    o.n_batch = 512;
+    o.pool = pool;
+    o.parity = true;
     assert_int_equal(qwen3_ctx_new_opts(m, &o, &cp, &err), LOCO_OK);
     o.parity = false;
     assert_int_equal(qwen3_ctx_new_opts(m, &o, &cf, &err), LOCO_OK);
