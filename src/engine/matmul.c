@@ -445,8 +445,9 @@ void mm_run(mm_ctx *c, const qwen3_weight *w, uint32_t n_tokens, float *out, siz
     fast_job j;
     memset(&j, 0, sizeof(j));
     j.c = c, j.kw = kw, j.n_tokens = n_tokens, j.out = out, j.out_stride = out_stride;
-    /* a few tasks per thread (they balance), each a whole number of 16-row groups */
-    int64_t tasks = (int64_t)c->n_threads * (n_tokens > 1 ? 2 : 4);
+    /* several tasks per thread, each a whole number of 16-row groups: they balance, and a
+     * thread the OS preempts in the middle of a task holds up the others less */
+    int64_t tasks = (int64_t)c->n_threads * 8;
     if (tasks > kw->n_groups)
         tasks = kw->n_groups;
     j.groups_per_task = (kw->n_groups + tasks - 1) / tasks;
