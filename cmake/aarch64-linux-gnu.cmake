@@ -12,4 +12,6 @@ set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
 # pkg-config must describe the arm64 libraries, not the host's
 set(ENV{PKG_CONFIG_LIBDIR} /usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig)
 set(ENV{PKG_CONFIG_PATH} "")
-set(CMAKE_CROSSCOMPILING_EMULATOR qemu-aarch64;-L;/usr/aarch64-linux-gnu)
+# the arm64 C library of the multiarch packages (libc6:arm64, at /), which the arm64 -dev
+# packages bring: its loader and libc must come from the same package
+set(CMAKE_CROSSCOMPILING_EMULATOR qemu-aarch64;-L;/)
