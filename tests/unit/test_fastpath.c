@@ -4,7 +4,7 @@
  * fast path's next-token distribution from the parity path's must be <= 1e-4, and the top-1
  * token must agree wherever the parity path's two best logits differ by more than 0.01.
  * Prints the figures per model type. Positions: 2048 for the Q4_K_M-like mix and Q8_0 and
- * 512 for the other types in optimised builds; a quarter of that unoptimised (Debug, ASan).
+ * 512 for the other types in optimised builds; an eighth of that unoptimised (Debug, ASan).
  * The models are small synth models (2 layers, hidden 256) with a small vocabulary (8192:
  * token ids are taken modulo it) so that building eleven of them stays cheap; the first
  * positions run as prompt batches of 512 (the batched kernels), the last 64 one token at a
@@ -30,7 +30,7 @@
 #ifdef __OPTIMIZE__
 #define SCALE 1
 #else
-#define SCALE 4
+#define SCALE 8
 #endif
 
 static int32_t *g_ids;
