@@ -70,7 +70,7 @@ section "release build in ${REL_DIR} (what scripts/install.sh builds; the engine
 cmake -S . -B "$REL_DIR" -DCMAKE_BUILD_TYPE=Release -DLOCO_SANITIZE=OFF -DLOCO_FUZZ=OFF
 cmake --build "$REL_DIR" -j"$JOBS"
 # the fast path against the parity path at full length (2048 teacher-forced positions per
-# headline type; the Debug/ASan runs above use a quarter): prints the KL / top-1 figures
+# headline type; the Debug/ASan runs above use an eighth): prints the KL / top-1 figures
 LOCO_SOURCE_DIR="$ROOT" "$REL_DIR/test_fastpath"
 
 section "aarch64: cross-built (gcc-aarch64-linux-gnu), kernel unit tests under qemu-user"

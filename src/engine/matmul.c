@@ -1,7 +1,8 @@
 /* matmul.c: the forward pass's matrix multiplications (see matmul.h): the parity path with
- * llama.cpp's kernel choice per weight (AMX-formula kernels, tinyBLAS for batches, vec_dot
- * for one row; docs/internals/qwen3.md) and the fast path on repacked weights
- * (docs/internals/kernels.md), both split over the thread pool by rows. Engine layer. */
+ * llama.cpp's kernel choice per weight (AMX-formula kernels, its repacked Q4_0/Q4_K kernels on
+ * AVX2/AVX-512 CPUs without AMX, tinyBLAS for batches, vec_dot for one row;
+ * docs/internals/qwen3.md) and the fast path on repacked weights (docs/internals/kernels.md),
+ * both split over the thread pool by rows. Engine layer. */
 #include "base/common.h"
 
 #include <pthread.h>
@@ -331,6 +332,9 @@ static void parity_task(void *ctx, int32_t task, int32_t thread)
     else if (j->amx)
         vm_amx_matmul(w->type, w->data, w->ne0, j->act, j->n_tokens, j->act_stride, j->out,
                       j->out_stride, rb, re);
+    else if (vm_uses_repack(j->prof, w->type, w->ne1)) /* else in its CPU_REPACK buffer */
+        vm_repack_matmul(w->type, w->data, w->ne0, j->act, j->n_tokens, j->act_stride, j->out,
+                         j->out_stride, rb, re);
     else
         quant_matmul(w->type, w->data, w->ne1, w->ne0, j->act, j->n_tokens, j->act_stride, j->out,
                      j->out_stride, rb, re);
