@@ -19,8 +19,8 @@
 #include <unistd.h>
 #endif
 
+#include "engine/kernels/blocks.h"
 #include "engine/quant.h"
-#include "engine/quant_int.h"
 #include "engine/quant_lowbit.h"
 #include "engine/vecmath.h"
 
