@@ -606,15 +606,49 @@ static void test_synth_threads(void **state)
     }
 }
 
+/* A type loco still cannot compute with (the other IQ types of llama-quantize) names itself and
+ * the supported list, now with the low-bit types, at load (quant_check) and in synth. */
+static void test_unsupported_names_itself(void **state)
+{
+    (void)state;
+    const char *list = ggml_type_supported_list();
+    assert_non_null(strstr(list, "Q2_K, Q3_K"));
+    assert_non_null(strstr(list, "IQ4_NL, IQ4_XS"));
+    loco_err err;
+    loco_err_clear(&err);
+    assert_int_equal(quant_check(GGML_TYPE_IQ2_XXS, 256, "blk.0.ffn_up.weight", &err),
+                     LOCO_ERR_UNSUPPORTED);
+    char want[512];
+    snprintf(want, sizeof(want),
+             "tensor 'blk.0.ffn_up.weight' has type IQ2_XXS (id %u); supported types: %s",
+             (unsigned)GGML_TYPE_IQ2_XXS, list);
+    assert_string_equal(err.msg, want);
+    for (size_t k = 0; k < LOCO_ARRAY_LEN(lowbit_types); k++)
+        assert_int_equal(quant_check(lowbit_types[k], 512, "w", &err), LOCO_OK);
+    synth_params p;
+    synth_params_default(&p);
+    p.type = GGML_TYPE_IQ2_XXS;
+    loco_err_clear(&err);
+    assert_int_equal(synth_write(&p, "/nonexistent/x.gguf", &err), LOCO_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.msg, "IQ2_XXS"));
+    assert_non_null(strstr(err.msg, list));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_decode_q2_K),          cmocka_unit_test(test_decode_q3_K),
-        cmocka_unit_test(test_decode_iq4_nl),        cmocka_unit_test(test_decode_iq4_xs),
-        cmocka_unit_test(test_dots_follow_dequant),  cmocka_unit_test(test_quantizers_pinned),
-        cmocka_unit_test(test_mix_recipes),          cmocka_unit_test(test_parity_float_steps),
-        cmocka_unit_test(test_parity_kernel_choice), cmocka_unit_test(test_parity_dispatch),
+        cmocka_unit_test(test_decode_q2_K),
+        cmocka_unit_test(test_decode_q3_K),
+        cmocka_unit_test(test_decode_iq4_nl),
+        cmocka_unit_test(test_decode_iq4_xs),
+        cmocka_unit_test(test_dots_follow_dequant),
+        cmocka_unit_test(test_quantizers_pinned),
+        cmocka_unit_test(test_mix_recipes),
+        cmocka_unit_test(test_parity_float_steps),
+        cmocka_unit_test(test_parity_kernel_choice),
+        cmocka_unit_test(test_parity_dispatch),
         cmocka_unit_test(test_synth_threads),
+        cmocka_unit_test(test_unsupported_names_itself),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
