@@ -276,7 +276,8 @@ loco_status backend_hybrid_new(backend *local, backend *cloud, const backend_hyb
  * agent's cloud takeover at its turn limit. LOCO_ERR_INVALID when b is not a hybrid backend. */
 loco_status backend_hybrid_force_cloud(backend *b);
 
-/* Joins base and path without doubling or dropping the '/' (malloc'd; NULL on failure). */
+/* Joins base and path without doubling or dropping the '/' (malloc'd; NULL on failure). base
+ * is cut to its API root first (url_api_root_len: a trailing /v1 or full endpoint goes). */
 char *backend_join_url(const char *base, const char *path);
 
 #endif
