@@ -376,6 +376,23 @@ static pid_t key_holder(void)
     return pid;
 }
 
+/* Waits (up to 10 s) until the holder runs sleep, so its environ is the key's. */
+static void holder_wait_exec(pid_t holder)
+{
+    char path[64], line[64];
+    snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)holder);
+    for (int i = 0; i < 1000; i++) {
+        FILE *fp = fopen(path, "r");
+        size_t n = fp ? fread(line, 1, sizeof(line) - 1, fp) : 0;
+        if (fp)
+            fclose(fp);
+        line[n] = '\0';
+        if (n && strcmp(line, "sleep") == 0)
+            return;
+        usleep(10000);
+    }
+}
+
 static void test_environment(void **state)
 {
     fx *f = *state;
@@ -397,7 +414,7 @@ static void test_environment(void **state)
     assert_non_null(strstr(got, "PATH=/"));
     free(got);
     /* control: without Landlock a process's /proc/PID/environ hands the key over */
-    usleep(100000); /* the holder has exec'd */
+    holder_wait_exec(holder);
     snprintf(cmd, sizeof(cmd), "tr '\\0' '\\n' < /proc/%ld/environ", (long)holder);
     got = bash_without(f, CONFINE_ALL, cmd, 0);
     kill(holder, SIGKILL);
