@@ -449,7 +449,10 @@ void confine_os_probe(confine_caps *c)
     c->root = geteuid() == 0;
     c->landlock_abi = landlock_abi();
     c->seccomp = seccomp_usable();
-    c->child_list = access("/proc/thread-self/children", R_OK) == 0;
+    /* the subreaper fallback needs both (qemu-user, for one, refuses PR_*_CHILD_SUBREAPER) */
+    int subreaper = 0;
+    c->child_list = access("/proc/thread-self/children", R_OK) == 0 &&
+                    prctl(PR_GET_CHILD_SUBREAPER, &subreaper, 0, 0, 0) == 0;
     if (probe_clone(CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWPID)) {
         c->userns = c->netns = c->pidns = true;
     } else if (c->root && probe_clone(CLONE_NEWNET | CLONE_NEWPID)) {
@@ -719,7 +722,8 @@ loco_status confine_os_prepare(const confine_spec *spec, confine_os **out, loco_
     os->clone_flags = flags | SIGCHLD;
     os->userns = (flags & CLONE_NEWUSER) != 0;
     os->pidns = (flags & CLONE_NEWPID) != 0;
-    os->subreaper = (use & CONFINE_CLEANUP) && !os->pidns;
+    /* the subreaper only serves the /proc children list (a cgroup finds escapees itself) */
+    os->subreaper = (use & CONFINE_CLEANUP) && !os->pidns && c->child_list;
     if (os->userns)
         make_maps(os->uid_map, os->gid_map);
     loco_status rc = LOCO_OK;

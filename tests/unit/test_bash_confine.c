@@ -719,6 +719,29 @@ int main(int argc, char **argv)
         setenv("ANTHROPIC_AUTH_TOKEN", SECRET_ANT, 1);
         setenv("HF_TOKEN", SECRET_HF, 1);
         setenv("LOCO_TEST_CONFINE_REEXEC", "1", 1);
+        /* A cross build runs under LOCO_EMULATOR (qemu-user, set by CMake): the host cannot
+         * exec our binary itself, so the emulator is started again with it. */
+        const char *emu = getenv("LOCO_EMULATOR");
+        if (emu && emu[0]) {
+            char words[256];
+            char *eargv[16 + 64];
+            size_t n = 0;
+            snprintf(words, sizeof(words), "%s", emu);
+            for (char *w = words; *w && n < 16;) {
+                while (*w == ' ')
+                    *w++ = '\0';
+                if (*w)
+                    eargv[n++] = w;
+                while (*w && *w != ' ')
+                    w++;
+            }
+            for (int i = 0; argv[i] && n < LOCO_ARRAY_LEN(eargv) - 1; i++)
+                eargv[n++] = argv[i];
+            eargv[n] = NULL;
+            execvp(eargv[0], eargv);
+            perror("execvp LOCO_EMULATOR");
+            return 1;
+        }
         execv("/proc/self/exe", argv);
         perror("execv /proc/self/exe");
         return 1;
