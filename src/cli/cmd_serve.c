@@ -39,6 +39,12 @@ static void serve_usage(FILE *out)
             "  --record DIR             append every exchange as SFT JSONL [LOCO_RECORD]\n"
             "  --auth-token TOKEN       require this key from clients [LOCO_AUTH_TOKEN]\n"
             "  --max-body BYTES         request body limit (33554432) [LOCO_MAX_BODY]\n"
+            "  --max-inflight N         requests served at once; more get 529 (256)\n"
+            "                           [LOCO_MAX_INFLIGHT]\n"
+            "  --max-conns N            client connections open at once; the request of one\n"
+            "                           more is answered 503 (1024) [LOCO_MAX_CONNS]\n"
+            "  --idle-timeout S         a connection must deliver each request within S s of\n"
+            "                           going idle, else it is closed (60) [LOCO_IDLE_TIMEOUT]\n"
             "  --ping-interval MS       keep-alive pings while the local model thinks (5000)\n"
             "                           [LOCO_PING_INTERVAL]\n"
             "  --local-timeout S        give up on a silent local server after S s (600)\n"
@@ -83,6 +89,7 @@ typedef struct {
     const char *listen, *cloud_url, *cloud_key_env, *local_models, *fallback_model;
     const char *max_turns, *local_ctx, *record, *auth_token, *max_body, *ping, *timeout;
     const char *prompt_file, *env_file;
+    const char *max_inflight, *max_conns, *idle_timeout;
     const char *local_urls[SERVE_MAX_LOCAL];
     size_t n_local;
     bool verbose;
@@ -122,7 +129,10 @@ static int parse_flags(int argc, char **argv, serve_flags *f)
                    cli_flag_value(argc, argv, &i, "--ping-interval", &f->ping, &bad) ||
                    cli_flag_value(argc, argv, &i, "--local-timeout", &f->timeout, &bad) ||
                    cli_flag_value(argc, argv, &i, "--system-prompt", &f->prompt_file, &bad) ||
-                   cli_flag_value(argc, argv, &i, "--env-file", &f->env_file, &bad)) {
+                   cli_flag_value(argc, argv, &i, "--env-file", &f->env_file, &bad) ||
+                   cli_flag_value(argc, argv, &i, "--max-inflight", &f->max_inflight, &bad) ||
+                   cli_flag_value(argc, argv, &i, "--max-conns", &f->max_conns, &bad) ||
+                   cli_flag_value(argc, argv, &i, "--idle-timeout", &f->idle_timeout, &bad)) {
         } else {
             fprintf(stderr, "loco serve: unknown option '%s' (see loco serve --help)\n", a);
             return 2;
@@ -183,7 +193,7 @@ int cmd_serve(int argc, char **argv)
              t && f.n_local < SERVE_MAX_LOCAL; t = strtok_r(NULL, ", ", &save))
             f.local_urls[f.n_local++] = t;
     }
-    long turns, ctx, max_body, ping, timeout;
+    long turns, ctx, max_body, ping, timeout, inflight, conns, idle;
     if (!number("--max-local-turns", pick(f.max_turns, &env, "LOCO_MAX_LOCAL_TURNS", "10"), 0,
                 1000000, &turns) ||
         !number("--local-ctx", pick(f.local_ctx, &env, "LOCO_LOCAL_CTX", "51200"), 1,
@@ -193,7 +203,13 @@ int cmd_serve(int argc, char **argv)
         !number("--ping-interval", pick(f.ping, &env, "LOCO_PING_INTERVAL", "5000"), -1,
                 600000, &ping) ||
         !number("--local-timeout", pick(f.timeout, &env, "LOCO_LOCAL_TIMEOUT", "600"), 1,
-                86400, &timeout)) {
+                86400, &timeout) ||
+        !number("--max-inflight", pick(f.max_inflight, &env, "LOCO_MAX_INFLIGHT", "256"), 1,
+                1000000, &inflight) ||
+        !number("--max-conns", pick(f.max_conns, &env, "LOCO_MAX_CONNS", "1024"), 1, 1000000,
+                &conns) ||
+        !number("--idle-timeout", pick(f.idle_timeout, &env, "LOCO_IDLE_TIMEOUT", "60"), 1,
+                86400, &idle)) {
         code = 2;
         goto out;
     }
@@ -231,6 +247,9 @@ int cmd_serve(int argc, char **argv)
     cfg.max_body = (size_t)max_body;
     cfg.ping_interval_ms = ping;
     cfg.local_idle_timeout_ms = timeout * 1000;
+    cfg.max_concurrency = (unsigned)inflight;
+    cfg.max_connections = (unsigned)conns;
+    cfg.idle_timeout_s = (unsigned)idle;
     cfg.log = &log;
 
     /* block the stop signals before threads start so only sigwait sees them */

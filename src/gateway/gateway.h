@@ -31,6 +31,10 @@ typedef struct {
                                         (default 600000) */
     long health_interval_ms;         /* pool probes (default 5000) */
     unsigned max_concurrency;        /* requests in flight beyond this get 529 (default 256) */
+    unsigned max_connections;        /* client connections open at once; the request of one
+                                        more is answered 503 and it is closed (default 1024) */
+    unsigned idle_timeout_s;         /* a client connection must deliver each request within
+                                        this many seconds of going idle (default 60) */
     const loco_log *log;             /* request lines and warnings; may be NULL */
 } gateway_config;
 

@@ -35,7 +35,6 @@ struct gateway {
     char *cloud_count_url;
     char *bearer_header;     /* "Authorization: Bearer KEY" */
     char *key_header;        /* "x-api-key: KEY" */
-    char *error_413;
     http_client *client;
     pool *pool;
     backend *cloud;
