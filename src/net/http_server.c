@@ -54,6 +54,7 @@ typedef struct {
     buf in;          /* bytes read and not consumed yet (a head, a body, pipelined bytes) */
     size_t scanned;  /* bytes of in already searched for the end of the head */
     char why[160];   /* a formatted error message */
+    char path[256];  /* the path of a request answered with an error before it was parsed */
 } http_conn;
 
 typedef struct {
@@ -755,6 +756,31 @@ void http_request_each_header(const http_request *req,
 
 /* ---- one connection ---- */
 
+/* The path of a request target t[0..n) (not decoded, no query), or of the request line
+ * when line is set, for the shape of an error answered before the head was parsed. */
+static const char *http_guess_path(http_conn *c, const char *t, size_t n, bool line)
+{
+    c->path[0] = '\0';
+    if (!t)
+        return c->path;
+    const char *end = t + n;
+    if (line) {
+        const char *nl = memchr(t, '\n', n);
+        end = nl ? nl : end;
+        const char *sp = memchr(t, ' ', (size_t)(end - t));
+        if (!sp)
+            return c->path;
+        t = sp + 1;
+    }
+    size_t k = 0;
+    while (t + k < end && t[k] != ' ' && t[k] != '?' && t[k] != '\r' && k + 1 < sizeof(c->path)) {
+        c->path[k] = t[k];
+        k++;
+    }
+    c->path[k] = '\0';
+    return c->path;
+}
+
 /* Runs the handler for a request read into r; false when the connection must close. */
 static bool http_serve(http_conn *c, http_response *r)
 {
@@ -801,7 +827,12 @@ static void http_conn_loop(http_conn *c)
             linger = true;
             st = -1;
         } else if (st > 0) {
-            http_send_error(c, r->path, st, why);
+            const char *path = r->path;
+            if (!path && r->head.target) /* parsed as far as the request line */
+                path = http_guess_path(c, r->head.target, strlen(r->head.target), false);
+            else if (!path && !r->head_bytes) /* the head did not fit */
+                path = http_guess_path(c, c->in.data, c->in.len, true);
+            http_send_error(c, path, st, why);
             linger = true;
         }
         bool keep = st == 0 && http_serve(c, r);
