@@ -148,8 +148,10 @@ static void handle_completion(gateway *gw, const http_request *hreq, http_respon
     loco_err err;
     loco_err_clear(&err);
     loco_status rc = front == FRONT_ANTHROPIC
-                         ? chat_anth_parse_request(hreq->body, hreq->body_len, &req, &err)
-                         : chat_oai_parse_request(hreq->body, hreq->body_len, &req, &err);
+                         ? chat_anth_parse_request_checked(hreq->body, hreq->body_len,
+                                                           CHAT_CHECK_API, &req, &err)
+                         : chat_oai_parse_request_checked(hreq->body, hreq->body_len,
+                                                          CHAT_CHECK_API, &req, &err);
     if (rc) {
         ex_send_error(&ex, 400, "invalid_request_error", err.msg);
     } else {
@@ -234,7 +236,8 @@ static void handle_count_tokens(gateway *gw, const http_request *hreq, http_resp
     chat_request *req = NULL;
     loco_err err;
     loco_err_clear(&err);
-    if (chat_anth_parse_request(hreq->body, hreq->body_len, &req, &err)) {
+    if (chat_anth_parse_request_checked(hreq->body, hreq->body_len, CHAT_CHECK_API_COUNT, &req,
+                                        &err)) {
         send_anth_error(resp, 400, "invalid_request_error", err.msg);
         return;
     }
