@@ -480,7 +480,7 @@ int cmd_run(int argc, char **argv)
         print_ids_json(stdout, "ids", gen.ids, gen.len);
         buf js;
         buf_init(&js, BUF_UNLIMITED);
-        buf_append_json_str(&js, buf_str(&out), out.len);
+        json_append_str_lossy(&js, buf_str(&out), out.len); /* a cut character: U+FFFD */
         printf(",\"text\":%s,\"prompt_seconds\":%.6f,\"gen_seconds\":%.6f}\n", buf_str(&js),
                pp_s, tg_s);
         buf_release(&js);

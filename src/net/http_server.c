@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "base/fault.h"
+#include "base/json.h"
 #include "net/http_parse.h"
 #include "net/http_server.h"
 
@@ -175,7 +176,7 @@ static loco_status http_default_error(const char *path, int status, const char *
     loco_status st = buf_appendf(out, "{\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":",
                                  type);
     if (!st)
-        st = buf_append_json_str(out, message, strlen(message));
+        st = json_append_str_lossy(out, message, strlen(message));
     if (!st)
         st = buf_appends(out, "}}");
     return st;
