@@ -9,11 +9,32 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/buf.h"
 #include "base/status.h"
 #include "chat/chat.h"
 #include "net/http_client.h"
 
 typedef struct backend backend;
+
+/* How a tool call the local model made fits what the caller can run (backend_fit_fn). */
+typedef enum {
+    BACKEND_FIT_KEEP = 0, /* pass it on as it is */
+    BACKEND_FIT_MAPPED,   /* pass *out_name with the arguments appended to out_args instead */
+    BACKEND_FIT_REJECT,   /* the caller cannot run it; why says so */
+} backend_fit;
+
+/* Fits one whole tool call name(args_json) of the local model to the tools req offers (the
+ * gateway's tool reconciliation). Everything is borrowed; on MAPPED *out_name must stay valid
+ * until the call of the hybrid returns (a string of req or a static one) and the new
+ * arguments, a compact JSON object, are appended to out_args. why (why_size bytes) is always
+ * NUL-terminated. */
+typedef backend_fit (*backend_fit_fn)(void *ctx, const chat_request *req, const char *name,
+                                      const char *args_json, const char **out_name,
+                                      buf *out_args, char *why, size_t why_size);
+
+/* Text a streaming hybrid call holds back before it passes a prose answer on (see
+ * backend_call.stream). */
+#define HYBRID_COMMIT_TEXT_BYTES 256
 
 /* Per-call options; every field may be left zero. */
 typedef struct {
@@ -29,6 +50,15 @@ typedef struct {
      * x-claude-code-session-id): the prefix cache keeps this key's last conversation warm
      * (evicted last). NULL: none. Borrowed for the call. */
     const char *cache_key;
+    /* hybrid only: the caller streams. The local answer is held until it is known to be
+     * usable, then passed on live: at its first good tool call, once it holds
+     * HYBRID_COMMIT_TEXT_BYTES of text with no call, or at its end. false: held to its end
+     * (a broken call anywhere in it can still be retried). */
+    bool stream;
+    /* hybrid only: fits each local tool call to the caller's tools (NULL: a call to a tool
+     * the request does not offer is unusable) */
+    backend_fit_fn fit_call;
+    void *fit_ctx;
 } backend_call;
 
 /* What a finished (or failed) call learned, filled by backend_complete. */
@@ -46,6 +76,9 @@ typedef struct {
      * static strings. */
     const char *route;
     const char *reason;
+    size_t retries;         /* hybrid: unusable local answers that were tried again */
+    double t_first_token;   /* hybrid: clock_now_ms() when the local answer that was passed on
+                               produced its first text or tool call; 0 when none */
 } backend_result;
 
 typedef struct {
@@ -173,16 +206,35 @@ loco_status backend_engine_complete_text(backend *b, const char *prompt,
 
 typedef struct {
     long max_local_turns;       /* assistant turns >= this go to the cloud (0: 10) */
-    long local_ctx;             /* estimated prompt tokens above this go to the cloud (0: 51200) */
+    long local_ctx;             /* prompt tokens above this go to the cloud (0: 51200) */
     const char *fallback_model; /* model name the cloud is asked for (copied; NULL: the call's) */
     const char *system_prompt;  /* what the local model sees as system, for the size estimate
                                    (copied; NULL: req->system) */
+    /* the local backend counts the rendered prompt exactly and cheaply (the engine): the
+     * context rule uses backend_count_tokens instead of the estimate, before any compute */
+    bool exact_count;
+    /* with cloud NULL: the caller has a cloud of its own, so the turn-limit and media rules
+     * apply (the gateway, which passes Anthropic bodies to the cloud byte for byte) */
+    bool fallback_available;
 } backend_hybrid_opts;
 
-/* Local first, cloud fallback with the gateway's rules (backend/policy.h). local and cloud
- * are borrowed and must outlive the hybrid backend (so one hybrid per agent run is cheap);
- * opts may be NULL. The local answer is held until it is complete and usable, then replayed
- * to the caller; out->route and out->reason say who served and why. */
+/* Local first, cloud fallback with the gateway's rules (backend/policy.h): the one
+ * implementation of hold, retry and fall back (docs/internals/backends.md).
+ *   - policy_local_refusal first ("turn_limit", "media", "context", or "takeover" after
+ *     backend_hybrid_force_cloud);
+ *   - the local answer is held until it is known to be usable (call->stream says when) and
+ *     each tool call is fitted to the caller's tools (call->fit_call, e.g. the gateway's
+ *     reconciliation); an unusable answer (unparseable call, unmappable or forbidden tool,
+ *     no call where tool_choice demands one, no end) is tried POLICY_LOCAL_ATTEMPTS times;
+ *   - a local failure or a second unusable answer falls back: to cloud, or, with cloud NULL,
+ *     back to the caller: nothing reached cb, the call returns the local status
+ *     (LOCO_ERR_INVALID for an unusable answer, LOCO_ERR_OVERFLOW with out->prompt_tokens and
+ *     out->context_tokens for "context") with out->route "fallback" and out->reason set;
+ *   - LOCO_ERR_BUSY (the engine's queue is full) and LOCO_ERR_CANCELLED return at once;
+ *   - a failure after the answer was passed on returns its status with out->got_events set.
+ * local and cloud (may be NULL) are borrowed and must outlive the hybrid backend (so one
+ * hybrid per agent run is cheap); opts may be NULL. out->route and out->reason say who
+ * served and why. */
 loco_status backend_hybrid_new(backend *local, backend *cloud, const backend_hybrid_opts *opts,
                                backend **out, loco_err *err);
 /* From now on every call of the hybrid backend b goes to the cloud (reason "takeover"): the

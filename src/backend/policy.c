@@ -31,7 +31,8 @@ const char *policy_local_refusal(const chat_request *req, const policy_config *c
     long max_turns = cfg->max_local_turns > 0 ? cfg->max_local_turns
                                               : POLICY_DEFAULT_MAX_LOCAL_TURNS;
     long ctx = cfg->local_ctx > 0 ? cfg->local_ctx : POLICY_DEFAULT_LOCAL_CTX;
-    long est = policy_estimate_tokens(cfg->system_prompt, req);
+    long est = cfg->prompt_tokens > 0 ? cfg->prompt_tokens
+                                      : policy_estimate_tokens(cfg->system_prompt, req);
     if (out_est)
         *out_est = est;
     if ((long)chat_request_assistant_turns(req) >= max_turns && cfg->cloud_available)

@@ -22,6 +22,8 @@ typedef struct {
     long local_ctx;            /* estimated prompt tokens above this refuse local (<= 0: default) */
     const char *system_prompt; /* the system the local model sees; NULL: req->system */
     bool cloud_available;      /* false: turn limit and media do not refuse (nowhere to go) */
+    long prompt_tokens;        /* > 0: the exact prompt size (the local tokenizer's count of
+                                  the rendered prompt), used instead of the estimate */
 } policy_config;
 
 /* Estimated prompt tokens of req as the local model sees it, system_prompt replacing
@@ -32,8 +34,9 @@ long policy_estimate_tokens(const char *system_prompt, const chat_request *req);
 
 /* Why req must not go to the local model, checked in this order: "turn_limit" (assistant
  * turns >= max_local_turns, only with a cloud), "media" (an image or document, only with a
- * cloud), "context" (the estimate > local_ctx); NULL when local may try. The result is a
- * static string. *out_est (may be NULL) receives the estimate. */
+ * cloud), "context" (the prompt > local_ctx: cfg->prompt_tokens when known, else the estimate); NULL
+ * when local may try. The result is a static string. *out_est (may be NULL) receives the
+ * size the context rule used. */
 const char *policy_local_refusal(const chat_request *req, const policy_config *cfg,
                                  long *out_est);
 

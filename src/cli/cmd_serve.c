@@ -1,14 +1,17 @@
-/* cmd_serve.c: `loco serve`: the gateway Claude Code points ANTHROPIC_BASE_URL at. Every flag
- * can also come from the environment or .env (flags win). */
+/* cmd_serve.c: `loco serve`: the gateway Claude Code points ANTHROPIC_BASE_URL at, with the
+ * in-process engine as its local route (--model, or the model store's default) and/or remote
+ * servers (--local-url). Every flag can also come from the environment or .env (flags win). */
 #include "base/common.h"
 
 #include <signal.h>
 
 #include "base/file.h"
+#include "base/models.h"
 #include "base/str.h"
 #include "cli/cli.h"
 #include "cli/options.h"
 #include "cli/prompt.h"
+#include "cli/pull.h"
 #include "gateway/gateway.h"
 
 #define SERVE_MAX_LOCAL 64
@@ -18,14 +21,34 @@ static void serve_usage(FILE *out)
     fprintf(out,
             "usage: loco serve [options]\n"
             "\n"
-            "Runs the gateway: the Anthropic Messages API (and /v1/chat/completions) that\n"
-            "Claude Code points ANTHROPIC_BASE_URL at. Sub-agent models (haiku) go to the local\n"
-            "model server, everything else to the cloud; the local side falls back to the cloud.\n"
+            "Runs the gateway: the Anthropic Messages API (and the OpenAI API) that Claude Code\n"
+            "points ANTHROPIC_BASE_URL at. Sub-agent models (haiku) go to the local model,\n"
+            "everything else to the cloud; the local side falls back to the cloud. The local\n"
+            "model runs in this process (--model, or the one model in the model store) and/or\n"
+            "on other servers (--local-url). Also answers POST /v1/completions, /tokenize and\n"
+            "/detokenize like llama-server when a model is loaded.\n"
             "\n"
             "options (environment / .env name in brackets; flags win):\n"
             "  --listen HOST:PORT       where to listen (127.0.0.1:9091) [LOCO_LISTEN]\n"
-            "  --local-url URL          OpenAI-compatible local server; repeat for a pool\n"
-            "                           (http://127.0.0.1:8080) [LOCO_LOCAL_URL, comma-separated]\n"
+            "  --model FILE.gguf        run this model in process for the local route [LOCO_MODEL]\n"
+            "                           (default: the one model in $LOCO_MODELS, else\n"
+            "                           $XDG_DATA_HOME/loco/models, else ~/.local/share/loco/models)\n"
+            "  --hf REPO:QUANT          a Hugging Face GGUF from the model store, pulled first\n"
+            "                           when it is not there (as loco pull) [LOCO_HF]\n"
+            "  --parallel N             sequences the engine serves at once (4) [LOCO_PARALLEL]\n"
+            "  --queue N                calls that may wait beyond --parallel before 529\n"
+            "                           (2 x --parallel) [LOCO_QUEUE]\n"
+            "  --ctx N                  engine context per sequence in tokens (--local-ctx)\n"
+            "                           [LOCO_CTX]\n"
+            "  --threads N              engine threads (every CPU) [LOCO_THREADS]\n"
+            "  --cache-mb N             prefix-cache memory cap in MiB (engine default)\n"
+            "                           [LOCO_CACHE_MB]\n"
+            "  --kv-type TYPE           KV cache type: f16 or q8_0 (f16) [LOCO_KV_TYPE]\n"
+            "  --no-constrain           no constrained decoding of tool calls [LOCO_NO_CONSTRAIN=1]\n"
+            "  --keep-reminders         no prompt diet: the local model also sees Claude Code's\n"
+            "                           <system-reminder> blocks [LOCO_KEEP_REMINDERS=1]\n"
+            "  --local-url URL          OpenAI-compatible local server; repeat for a pool (with\n"
+            "                           --model too) [LOCO_LOCAL_URL, comma-separated]\n"
             "  --cloud-url URL          Anthropic-compatible base, URL/v1/messages\n"
             "                           (https://openrouter.ai/api) [LOCO_CLOUD_URL]\n"
             "  --cloud-key-env NAME     variable holding the cloud key (OPENROUTER_API_KEY)\n"
@@ -35,7 +58,10 @@ static void serve_usage(FILE *out)
             "  --fallback-model NAME    cloud model on fallback (qwen/qwen3-coder-next)\n"
             "                           [LOCO_FALLBACK_MODEL]\n"
             "  --max-local-turns N      assistant turns served locally (10) [LOCO_MAX_LOCAL_TURNS]\n"
-            "  --local-ctx N            local context in tokens (51200) [LOCO_LOCAL_CTX]\n"
+            "  --local-ctx N            prompt tokens the local route takes (--ctx, else 51200)\n"
+            "                           [LOCO_LOCAL_CTX]\n"
+            "  --local-max-tokens N     cap on the tokens of one local answer (0: the client's\n"
+            "                           max_tokens) [LOCO_LOCAL_MAX_TOKENS]\n"
             "  --record DIR             append every exchange as SFT JSONL [LOCO_RECORD]\n"
             "  --auth-token TOKEN       require this key from clients [LOCO_AUTH_TOKEN]\n"
             "  --max-body BYTES         request body limit (33554432) [LOCO_MAX_BODY]\n"
@@ -89,10 +115,12 @@ typedef struct {
     const char *listen, *cloud_url, *cloud_key_env, *local_models, *fallback_model;
     const char *max_turns, *local_ctx, *record, *auth_token, *max_body, *ping, *timeout;
     const char *prompt_file, *env_file;
+    const char *model, *hf, *parallel, *queue, *ctx, *threads, *cache_mb, *kv_type;
+    const char *local_max_tokens;
     const char *max_inflight, *max_conns, *idle_timeout;
     const char *local_urls[SERVE_MAX_LOCAL];
     size_t n_local;
-    bool verbose;
+    bool verbose, no_constrain, keep_reminders;
 } serve_flags;
 
 static int parse_flags(int argc, char **argv, serve_flags *f)
@@ -107,6 +135,14 @@ static int parse_flags(int argc, char **argv, serve_flags *f)
         }
         if (!strcmp(a, "--verbose")) {
             f->verbose = true;
+            continue;
+        }
+        if (!strcmp(a, "--no-constrain")) {
+            f->no_constrain = true;
+            continue;
+        }
+        if (!strcmp(a, "--keep-reminders")) {
+            f->keep_reminders = true;
             continue;
         }
         if (cli_flag_value(argc, argv, &i, "--local-url", &v, &bad)) {
@@ -130,6 +166,16 @@ static int parse_flags(int argc, char **argv, serve_flags *f)
                    cli_flag_value(argc, argv, &i, "--local-timeout", &f->timeout, &bad) ||
                    cli_flag_value(argc, argv, &i, "--system-prompt", &f->prompt_file, &bad) ||
                    cli_flag_value(argc, argv, &i, "--env-file", &f->env_file, &bad) ||
+                   cli_flag_value(argc, argv, &i, "--model", &f->model, &bad) ||
+                   cli_flag_value(argc, argv, &i, "--hf", &f->hf, &bad) ||
+                   cli_flag_value(argc, argv, &i, "--parallel", &f->parallel, &bad) ||
+                   cli_flag_value(argc, argv, &i, "--queue", &f->queue, &bad) ||
+                   cli_flag_value(argc, argv, &i, "--ctx", &f->ctx, &bad) ||
+                   cli_flag_value(argc, argv, &i, "--threads", &f->threads, &bad) ||
+                   cli_flag_value(argc, argv, &i, "--cache-mb", &f->cache_mb, &bad) ||
+                   cli_flag_value(argc, argv, &i, "--kv-type", &f->kv_type, &bad) ||
+                   cli_flag_value(argc, argv, &i, "--local-max-tokens", &f->local_max_tokens,
+                                  &bad) ||
                    cli_flag_value(argc, argv, &i, "--max-inflight", &f->max_inflight, &bad) ||
                    cli_flag_value(argc, argv, &i, "--max-conns", &f->max_conns, &bad) ||
                    cli_flag_value(argc, argv, &i, "--idle-timeout", &f->idle_timeout, &bad)) {
@@ -162,6 +208,47 @@ static bool number(const char *what, const char *s, long min, long max, long *ou
     return true;
 }
 
+/* A boolean setting: the flag, else the environment/.env ("1", "true", "yes" set it). */
+static bool flag_or_env(bool flag, const cli_env *e, const char *name)
+{
+    if (flag)
+        return true;
+    const char *v = cli_env_get(e, name);
+    return v && (!strcmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes"));
+}
+
+/* Which model the engine runs: --model (a path or a name in the model store), --hf
+ * REPO:QUANT (the store's copy, pulled first when missing), else the store's default when no
+ * --local-url is set.
+ * *out_path NULL: none. Returns false (after a message) on an error the user must fix. */
+static bool pick_model(const serve_flags *f, const cli_env *env, size_t n_local, char **out_path)
+{
+    *out_path = NULL;
+    const char *model = pick(f->model, env, "LOCO_MODEL", NULL);
+    const char *hf = pick(f->hf, env, "LOCO_HF", NULL);
+    loco_err err;
+    loco_err_clear(&err);
+    if (model && *model) {
+        if (models_resolve(model, out_path, &err)) {
+            fprintf(stderr, "loco serve: %s\n", err.msg);
+            return false;
+        }
+        return true;
+    }
+    if (hf && *hf) {
+        /* the store's copy, pulled first when it is not there yet */
+        cli_pull_opts po = {.cmd = "loco serve", .ensure = true};
+        return cli_pull(&po, hf, env, out_path) == 0;
+    }
+    if (n_local)
+        return true; /* a remote pool only */
+    if (models_find_default(out_path, &err) && err.code != LOCO_ERR_NOT_FOUND) {
+        fprintf(stderr, "loco serve: %s\n", err.msg);
+        return false;
+    }
+    return true;
+}
+
 int cmd_serve(int argc, char **argv)
 {
     serve_flags f;
@@ -174,6 +261,7 @@ int cmd_serve(int argc, char **argv)
         return 1;
     int code = 1;
     char *local_list = NULL;
+    char *model_path = NULL;
     buf prompt;
     buf_init(&prompt, 1 << 20);
     gateway *gw = NULL;
@@ -187,23 +275,35 @@ int cmd_serve(int argc, char **argv)
         goto out;
     }
     if (f.n_local == 0) {
-        const char *v = pick(NULL, &env, "LOCO_LOCAL_URL", "http://127.0.0.1:8080");
-        local_list = strdup(v);
-        for (char *save = NULL, *t = strtok_r(local_list, ", ", &save);
+        const char *v = pick(NULL, &env, "LOCO_LOCAL_URL", NULL);
+        local_list = v ? strdup(v) : NULL;
+        for (char *save = NULL, *t = local_list ? strtok_r(local_list, ", ", &save) : NULL;
              t && f.n_local < SERVE_MAX_LOCAL; t = strtok_r(NULL, ", ", &save))
             f.local_urls[f.n_local++] = t;
     }
-    long turns, ctx, max_body, ping, timeout, inflight, conns, idle;
+    long turns, local_ctx = 0, max_body, ping, timeout, parallel, queue, ctx = 0, threads, cache_mb;
+    long local_max_tokens, inflight, conns, idle;
+    const char *lctx = pick(f.local_ctx, &env, "LOCO_LOCAL_CTX", NULL);
+    const char *ectx = pick(f.ctx, &env, "LOCO_CTX", NULL);
     if (!number("--max-local-turns", pick(f.max_turns, &env, "LOCO_MAX_LOCAL_TURNS", "10"), 0,
                 1000000, &turns) ||
-        !number("--local-ctx", pick(f.local_ctx, &env, "LOCO_LOCAL_CTX", "51200"), 1,
-                100000000, &ctx) ||
+        (lctx && !number("--local-ctx", lctx, 1, 100000000, &local_ctx)) ||
+        (ectx && !number("--ctx", ectx, 256, 1L << 24, &ctx)) ||
         !number("--max-body", pick(f.max_body, &env, "LOCO_MAX_BODY", "33554432"), 1024,
                 1L << 34, &max_body) ||
         !number("--ping-interval", pick(f.ping, &env, "LOCO_PING_INTERVAL", "5000"), -1,
                 600000, &ping) ||
         !number("--local-timeout", pick(f.timeout, &env, "LOCO_LOCAL_TIMEOUT", "600"), 1,
                 86400, &timeout) ||
+        !number("--parallel", pick(f.parallel, &env, "LOCO_PARALLEL", "4"), 1, 256,
+                &parallel) ||
+        !number("--queue", pick(f.queue, &env, "LOCO_QUEUE", "0"), 0, 100000, &queue) ||
+        !number("--threads", pick(f.threads, &env, "LOCO_THREADS", "0"), 0, 512, &threads) ||
+        !number("--cache-mb", pick(f.cache_mb, &env, "LOCO_CACHE_MB", "0"), 0, 1L << 24,
+                &cache_mb) ||
+        !number("--local-max-tokens",
+                pick(f.local_max_tokens, &env, "LOCO_LOCAL_MAX_TOKENS", "0"), 0, 1L << 24,
+                &local_max_tokens) ||
         !number("--max-inflight", pick(f.max_inflight, &env, "LOCO_MAX_INFLIGHT", "256"), 1,
                 1000000, &inflight) ||
         !number("--max-conns", pick(f.max_conns, &env, "LOCO_MAX_CONNS", "1024"), 1, 1000000,
@@ -213,6 +313,20 @@ int cmd_serve(int argc, char **argv)
         code = 2;
         goto out;
     }
+    const char *kv_type = pick(f.kv_type, &env, "LOCO_KV_TYPE", "f16");
+    if (strcmp(kv_type, "f16") && strcmp(kv_type, "q8_0")) {
+        fprintf(stderr, "loco serve: --kv-type is f16 or q8_0, got '%s'\n", kv_type);
+        code = 2;
+        goto out;
+    }
+    if (!pick_model(&f, &env, f.n_local, &model_path)) {
+        code = 2;
+        goto out;
+    }
+    if (!model_path && !f.n_local)
+        fprintf(stderr, "loco serve: no local model: get one with `loco pull " MODELS_DEFAULT_REPO
+                        ":" MODELS_DEFAULT_QUANT "` (or start with --model FILE.gguf or "
+                        "--local-url URL); serving the cloud only for now\n");
     const char *key_env = pick(f.cloud_key_env, &env, "LOCO_CLOUD_KEY_ENV", "OPENROUTER_API_KEY");
     const char *key = cli_env_get(&env, key_env);
     const char *prompt_path = pick(f.prompt_file, &env, "LOCO_SYSTEM_PROMPT", NULL);
@@ -240,7 +354,8 @@ int cmd_serve(int argc, char **argv)
     cfg.fallback_model = pick(f.fallback_model, &env, "LOCO_FALLBACK_MODEL",
                               "qwen/qwen3-coder-next");
     cfg.max_local_turns = turns;
-    cfg.local_ctx = ctx;
+    cfg.local_ctx = local_ctx;
+    cfg.local_max_tokens = local_max_tokens;
     cfg.record_dir = pick(f.record, &env, "LOCO_RECORD", NULL);
     cfg.auth_token = pick(f.auth_token, &env, "LOCO_AUTH_TOKEN", NULL);
     cfg.system_prompt = buf_str(&prompt);
@@ -250,12 +365,23 @@ int cmd_serve(int argc, char **argv)
     cfg.max_concurrency = (unsigned)inflight;
     cfg.max_connections = (unsigned)conns;
     cfg.idle_timeout_s = (unsigned)idle;
+    cfg.engine.model_path = model_path;
+    cfg.engine.ctx = ctx;
+    cfg.engine.threads = (int)threads;
+    cfg.engine.parallel = (int)parallel;
+    cfg.engine.queue_max = (int)queue;
+    cfg.engine.cache_mb = cache_mb;
+    cfg.engine.kv_type = kv_type;
+    cfg.engine.no_constrain = flag_or_env(f.no_constrain, &env, "LOCO_NO_CONSTRAIN");
+    cfg.keep_reminders = flag_or_env(f.keep_reminders, &env, "LOCO_KEEP_REMINDERS");
     cfg.log = &log;
 
     /* block the stop signals before threads start so only sigwait sees them */
     sigset_t set = serve_signals();
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    if (model_path)
+        fprintf(stderr, "loco serve: loading %s\n", model_path);
     if (gateway_start(&cfg, &gw, &err)) {
         fprintf(stderr, "loco serve: %s\n", err.msg);
         if (strstr(err.msg, "in use"))
@@ -264,6 +390,11 @@ int cmd_serve(int argc, char **argv)
         goto out;
     }
     fprintf(stderr, "loco serve: listening on http://%s:%d\n", host, gateway_port(gw));
+    if (model_path)
+        fprintf(stderr,
+                "loco serve: local model %s in process (%ld sequences at once, models %s)%s\n",
+                model_path, parallel, cfg.local_models,
+                cfg.keep_reminders ? ", reminders kept" : "");
     for (size_t i = 0; i < f.n_local; i++)
         fprintf(stderr, "loco serve: local model server %s (models %s)\n", f.local_urls[i],
                 cfg.local_models);
@@ -280,6 +411,7 @@ out:
     gateway_stop(gw);
     buf_release(&prompt);
     free(local_list);
+    free(model_path);
     cli_env_release(&env);
     return code;
 }

@@ -192,33 +192,12 @@ void gw_cloud_passthrough(exchange *ex, const char *body, size_t len, const char
     free(rewritten);
 }
 
-/* Cloud answer as events for the OpenAI front: stream commits at the first event. */
-typedef struct {
-    exchange *ex;
-    chat_answer whole;
-} cloud_sink;
-
-static loco_status cloud_on_event(void *ctx, const chat_event *ev)
-{
-    cloud_sink *s = ctx;
-    if (s->ex->stream) {
-        if (ev->type == CHAT_EV_MESSAGE_START) {
-            chat_event e = *ev;
-            e.id = s->ex->id;
-            e.model = s->ex->model;
-            return ex_event(s->ex, &e);
-        }
-        return ex_event(s->ex, ev);
-    }
-    return chat_answer_on_event(&s->whole, ev);
-}
-
+/* The cloud route through the anthropic backend: OpenAI-front requests. */
 void gw_cloud_events(exchange *ex, const chat_request *req, const char *model)
 {
     gateway *gw = ex->gw;
-    cloud_sink s;
-    s.ex = ex;
-    chat_answer_init(&s.whole, GW_ANSWER_MAX);
+    gw_sink s;
+    gw_sink_init(&s, ex);
     backend_call call;
     memset(&call, 0, sizeof(call));
     call.cancel = &ex->cancel;
@@ -227,17 +206,10 @@ void gw_cloud_events(exchange *ex, const chat_request *req, const char *model)
     loco_err err;
     loco_err_clear(&err);
     ex_start_pinger(ex);
-    loco_status rc = backend_complete(gw->cloud, req, &call, cloud_on_event, &s, &res, &err);
+    loco_status rc = backend_complete(gw->cloud, req, &call, gw_sink_event, &s, &res, &err);
     ex_stop_pinger(ex);
     if (rc == LOCO_OK) {
-        if (!ex->stream) {
-            free(s.whole.id);
-            s.whole.id = strdup(ex->id);
-            ex_send_answer(ex, &s.whole);
-            chat_answer_release(&ex->answer);
-            ex->answer = s.whole;
-            chat_answer_init(&s.whole, GW_ANSWER_MAX);
-        }
+        gw_sink_finish(&s);
         ex->answer_ok = true;
     } else if (rc == LOCO_ERR_CANCELLED || __atomic_load_n(&ex->cancel, __ATOMIC_ACQUIRE)) {
         snprintf(ex->reason, sizeof(ex->reason), "client_gone");
@@ -248,5 +220,5 @@ void gw_cloud_events(exchange *ex, const chat_request *req, const char *model)
                                           : 502;
         ex_send_error(ex, st, chat_anth_error_type(st), err.msg);
     }
-    chat_answer_release(&s.whole);
+    gw_sink_release(&s);
 }

@@ -238,6 +238,67 @@ void ex_send_error(exchange *ex, int status, const char *type, const char *messa
     buf_release(&body);
 }
 
+void ex_send_busy(exchange *ex)
+{
+    pthread_mutex_lock(&ex->mu);
+    if (!ex->committed)
+        http_response_add_header(ex->resp, "Retry-After", "1");
+    pthread_mutex_unlock(&ex->mu);
+    snprintf(ex->reason, sizeof(ex->reason), "busy");
+    if (ex->front == FRONT_ANTHROPIC)
+        ex_send_error(ex, 529, "overloaded_error",
+                      "the local model is serving as many requests as it can queue; retry "
+                      "shortly");
+    else
+        ex_send_error(ex, 503, "overloaded_error",
+                      "the local model is serving as many requests as it can queue; retry "
+                      "shortly");
+}
+
+void gw_sink_init(gw_sink *s, exchange *ex)
+{
+    s->ex = ex;
+    s->t_first_content = 0;
+    chat_answer_init(&s->whole, GW_ANSWER_MAX);
+}
+
+loco_status gw_sink_event(void *ctx, const chat_event *ev)
+{
+    gw_sink *s = ctx;
+    exchange *ex = s->ex;
+    if (!s->t_first_content &&
+        (ev->type == CHAT_EV_TEXT_DELTA || ev->type == CHAT_EV_TOOL_CALL_START))
+        s->t_first_content = clock_now_ms();
+    chat_event e = *ev;
+    if (ev->type == CHAT_EV_MESSAGE_START) {
+        e.id = ex->id;
+        e.model = ex->model;
+        if (e.usage.input_tokens < 0 && ex->est_input_tokens > 0)
+            e.usage.input_tokens = ex->est_input_tokens;
+    }
+    if (ex->stream)
+        return ex_event(ex, &e);
+    return chat_answer_on_event(&s->whole, &e);
+}
+
+void gw_sink_finish(gw_sink *s)
+{
+    exchange *ex = s->ex;
+    if (ex->stream)
+        return;
+    free(s->whole.id);
+    s->whole.id = strdup(ex->id);
+    ex_send_answer(ex, &s->whole);
+    chat_answer_release(&ex->answer); /* keep the answer for the recording */
+    ex->answer = s->whole;
+    chat_answer_init(&s->whole, GW_ANSWER_MAX);
+}
+
+void gw_sink_release(gw_sink *s)
+{
+    chat_answer_release(&s->whole);
+}
+
 loco_status ex_raw_start(exchange *ex, int status, const char *content_type)
 {
     loco_status rc = LOCO_OK;
@@ -269,7 +330,9 @@ void ex_end(exchange *ex)
     ex_stop_pinger(ex);
     pthread_mutex_lock(&ex->mu);
     if (ex->committed && !ex->ended) {
-        if (ex->front == FRONT_OPENAI && ex->stream && !ex->raw_mode)
+        /* the OpenAI writer ends its own stream with [DONE]; an error sent after commit
+         * does not */
+        if (ex->front == FRONT_OPENAI && ex->stream && !ex->raw_mode && !ex->ow.done)
             write_locked(ex, "data: [DONE]\n\n", 14);
         http_response_end(ex->resp);
     }
@@ -287,12 +350,15 @@ void ex_finish(exchange *ex)
     if (__atomic_load_n(&ex->cancel, __ATOMIC_ACQUIRE) && ex->status == 200)
         snprintf(ex->reason + strlen(ex->reason), sizeof(ex->reason) - strlen(ex->reason),
                  "%sclient_gone", ex->reason[0] ? "," : "");
+    double ttft = ex->t_first_token > 0 ? ex->t_first_token - ex->t0 : -1;
     log_msg(gw->cfg.log, LOG_INFO,
             "req=%s endpoint=%s model=%s route=%s reason=%s status=%d in=%ld out=%ld "
-            "ttfb_ms=%.1f total_ms=%.1f",
+            "ttfb_ms=%.1f ttft_ms=%.1f total_ms=%.1f",
             ex->id, ex->endpoint, ex->model[0] ? ex->model : "-", ex->route,
             ex->reason[0] ? ex->reason : "-", ex->status, ex->in_tokens, ex->out_tokens, ttfb,
-            total);
+            ttft, total);
     metrics_request_done(gw->metrics, ex->endpoint, ex->route, ex->reason, ex->status,
                          ex->in_tokens, ex->out_tokens, ttfb, total);
+    if (ex->t_first_token > 0)
+        metrics_ttft(gw->metrics, ex->route, (ex->t_first_token - ex->t0) / 1000.0);
 }

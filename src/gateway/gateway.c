@@ -38,52 +38,54 @@ static bool authorized(const gateway *gw, const http_request *req)
     return false;
 }
 
+/* True when an OpenAI-front request names the engine's own model (or none): it is answered
+ * the way llama-server would, by the local backends directly. */
+static bool names_local_model(const gateway *gw, const chat_request *req)
+{
+    if (!req->model || !req->model[0])
+        return true;
+    return gw->model_id && !strcmp(req->model, gw->model_id);
+}
+
 /* The decision and the answer for one parsed request, shared by both fronts. */
 static void serve_request(exchange *ex, chat_request *req)
 {
     gateway *gw = ex->gw;
-    ex->model = req->model;
+    ex->model = req->model ? req->model : "";
     ex->stream = req->stream;
     if (ex->front == FRONT_ANTHROPIC)
         chat_anth_sse_init(&ex->aw, ex->model, &ex->out);
     else
         chat_oai_sse_init(&ex->ow, ex->model, ex->include_usage, &ex->out);
 
-    bool local = gw->pool && str_glob_list_match(gw->local_models, req->model);
+    bool local = gw->local && str_glob_list_match(gw->local_models, ex->model);
+    if (!local && gw->local && ex->front == FRONT_OPENAI &&
+        (names_local_model(gw, req) || !has_cloud(gw))) {
+        gw_direct_route(ex, req);
+        return;
+    }
     const char *reason = NULL;
-    long est = 0;
     if (local) {
         if (!req->has_temperature) {
             req->has_temperature = true; /* LocoOperator's recommended sampling */
             req->temperature = 0.7;
         }
-        policy_config pc = {
-            .max_local_turns = gw->cfg.max_local_turns,
-            .local_ctx = gw->cfg.local_ctx,
-            .system_prompt = gw->system_prompt,
-            .cloud_available = has_cloud(gw),
-        };
-        reason = policy_local_refusal(req, &pc, &est);
-        ex->est_input_tokens = est;
-        if (!reason && !pool_any_healthy(gw->pool))
-            reason = "local_down";
-        if (!reason) {
-            if (gw_local_route(ex, req) == LOCAL_DONE)
-                return;
-            reason = ex->reason;
-        } else {
-            snprintf(ex->reason, sizeof(ex->reason), "%s", reason);
-        }
+        long cap = gw->cfg.local_max_tokens;
+        if (cap > 0 && (req->max_tokens <= 0 || req->max_tokens > cap))
+            req->max_tokens = cap;
+        if (gw_local_route(ex, req) == LOCAL_DONE)
+            return;
+        reason = ex->reason;
     }
     if (local && !has_cloud(gw)) {
         /* nowhere to fall back to: answer the way Claude Code understands */
         char msg[200];
         ex->route = "local";
         if (!strcmp(reason, "context") || !strcmp(reason, "context_overflow")) {
-            long n = ex->overflow_prompt > 0 ? ex->overflow_prompt : est;
+            long n = ex->overflow_prompt > 0 ? ex->overflow_prompt : ex->est_input_tokens;
             long max = ex->overflow_ctx > 0 ? ex->overflow_ctx : gw->cfg.local_ctx;
             if (n <= max)
-                n = max + 1; /* the server said it does not fit: never claim it does */
+                n = max + 1; /* the local side said it does not fit: never claim it does */
             snprintf(msg, sizeof(msg), "prompt is too long: %ld tokens > %ld maximum", n, max);
             ex_send_error(ex, 400, "invalid_request_error", msg);
         } else if (!strcmp(reason, "local_timeout")) {
@@ -221,13 +223,12 @@ static bool cloud_count(gateway *gw, const http_request *hreq, long *out_n)
     return ok;
 }
 
+/* The local model's count of what it would see (diet and training prompt applied). */
 static bool local_count(gateway *gw, const chat_request *req, long *out_n)
 {
-    int m = gw->pool ? pool_acquire(gw->pool, 0) : -1;
-    if (m < 0)
-        return false;
-    bool ok = backend_count_tokens(pool_backend(gw->pool, m), req, out_n, NULL) == LOCO_OK;
-    pool_release(gw->pool, m, false);
+    chat_request *lreq = gw_local_request(gw, req, "count_tokens");
+    bool ok = lreq && backend_count_tokens(gw->local, lreq, out_n, NULL) == LOCO_OK;
+    chat_request_free(lreq);
     return ok;
 }
 
@@ -243,7 +244,7 @@ static void handle_count_tokens(gateway *gw, const http_request *hreq, http_resp
     }
     long n = 0;
     const char *how = "estimate";
-    if (str_glob_list_match(gw->local_models, req->model) && gw->pool) {
+    if (gw->local && str_glob_list_match(gw->local_models, req->model)) {
         if (local_count(gw, req, &n))
             how = "local";
         else
@@ -260,28 +261,46 @@ static void handle_count_tokens(gateway *gw, const http_request *hreq, http_resp
     chat_request_free(req);
 }
 
+static json_t *model_entry(const char *id, const char *display, const char *owner)
+{
+    json_t *m = json_object();
+    json_object_set_new(m, "id", json_string(id));
+    json_object_set_new(m, "type", json_string("model"));
+    json_object_set_new(m, "object", json_string("model"));
+    json_object_set_new(m, "display_name", json_string(display));
+    json_object_set_new(m, "created_at", json_string("2026-01-01T00:00:00Z"));
+    json_object_set_new(m, "created", json_integer(1767225600));
+    json_object_set_new(m, "owned_by", json_string(owner));
+    return m;
+}
+
+/* Both APIs' shapes at once: Anthropic's (type, display_name, created_at, has_more, first_id,
+ * last_id) and OpenAI's / llama-server's (object, created, owned_by; the engine's model
+ * first, as llama-server lists its one model). */
 static void handle_models(gateway *gw, http_response *resp)
 {
     json_t *data = json_array();
-    const char *ids[3] = {"claude-haiku-4-5-20251001", gw->fallback_model, NULL};
-    for (size_t i = 0; ids[i]; i++) {
-        json_t *m = json_object();
-        json_object_set_new(m, "id", json_string(ids[i]));
-        json_object_set_new(m, "type", json_string("model"));
-        json_object_set_new(m, "object", json_string("model"));
-        json_object_set_new(m, "display_name", json_string(i == 0 ? "LocoOperator-4B (local)"
-                                                                   : ids[i]));
-        json_object_set_new(m, "created_at", json_string("2026-01-01T00:00:00Z"));
-        json_object_set_new(m, "created", json_integer(1767225600));
-        json_object_set_new(m, "owned_by", json_string(i == 0 ? "loco" : "cloud"));
+    if (gw->model_id) {
+        json_t *m = model_entry(gw->model_id, "the in-process engine (local)", "loco");
+        json_t *meta = json_object();
+        json_object_set_new(meta, "n_ctx", json_integer(gw->cfg.engine.ctx));
+        json_object_set_new(m, "meta", meta);
         json_array_append_new(data, m);
     }
+    json_array_append_new(data, model_entry("claude-haiku-4-5-20251001",
+                                            "LocoOperator-4B (local)", "loco"));
+    json_array_append_new(data, model_entry(gw->fallback_model, gw->fallback_model, "cloud"));
+    size_t n = json_array_size(data);
     json_t *root = json_object();
     json_object_set_new(root, "object", json_string("list"));
-    json_object_set_new(root, "data", data);
     json_object_set_new(root, "has_more", json_false());
-    json_object_set_new(root, "first_id", json_string(ids[0]));
-    json_object_set_new(root, "last_id", json_string(ids[1]));
+    json_object_set_new(root, "first_id",
+                        json_string(json_string_value(json_object_get(json_array_get(data, 0),
+                                                                      "id"))));
+    json_object_set_new(root, "last_id",
+                        json_string(json_string_value(json_object_get(json_array_get(data, n - 1),
+                                                                      "id"))));
+    json_object_set_new(root, "data", data);
     char *s = json_to_string(root);
     http_response_send(resp, 200, "application/json", s ? s : "{}", s ? strlen(s) : 2);
     free(s);
@@ -302,7 +321,7 @@ static void handle_health(gateway *gw, http_response *resp)
         json_object_set_new(m, "in_flight", json_integer(pool_in_flight(gw->pool, (int)i)));
         json_array_append_new(local, m);
     }
-    json_object_set_new(root, "status", json_string(any ? "ok" : "degraded"));
+    json_object_set_new(root, "status", json_string(any || !gw->pool ? "ok" : "degraded"));
     json_object_set_new(root, "local", local);
     json_t *cloud = json_object();
     json_object_set_new(cloud, "url", json_string(gw->cloud_url));
@@ -320,6 +339,24 @@ static void handle_metrics(gateway *gw, http_response *resp)
     for (size_t i = 0; gw->pool && i < pool_size(gw->pool); i++)
         metrics_backend(gw->metrics, pool_url(gw->pool, (int)i), pool_healthy(gw->pool, (int)i),
                         pool_in_flight(gw->pool, (int)i));
+    struct backend_engine_stats st;
+    if (gw->engine && backend_engine_stats(gw->engine, &st) == LOCO_OK) {
+        metrics_engine_stats es = {
+            .queue_len = st.queue_len,
+            .active = st.active,
+            .parallel = st.parallel,
+            .requests = st.requests,
+            .busy = st.busy,
+            .cancelled = st.cancelled,
+            .prompt_tokens = st.prompt_tokens,
+            .cache_hit_tokens = st.cache_hit_tokens,
+            .gen_tokens = st.gen_tokens,
+            .prompt_seconds = st.prompt_seconds,
+            .gen_seconds = st.gen_seconds,
+            .kv_bytes = st.kv_bytes,
+        };
+        metrics_engine(gw->metrics, &es);
+    }
     buf b;
     buf_init(&b, BUF_UNLIMITED);
     metrics_render(gw->metrics, &b);
@@ -369,9 +406,8 @@ static void inflight_done(void *ctx)
 /* --max-inflight requests are being served: 529 overloaded_error (503 on the OpenAI front,
  * whose clients do not know 529), logged and counted like every answered request. */
 static void refuse_overloaded(gateway *gw, const http_request *req, http_response *resp,
-                              gw_front front)
+                              gw_front front, const char *endpoint)
 {
-    const char *endpoint = front == FRONT_ANTHROPIC ? "messages" : "chat_completions";
     int status = front == FRONT_ANTHROPIC ? 529 : 503;
     char msg[160];
     snprintf(msg, sizeof(msg),
@@ -422,7 +458,10 @@ static void handler(void *ctx, const http_request *req, http_response *resp)
     bool messages = !strcmp(p, "/v1/messages");
     bool chat = !strcmp(p, "/v1/chat/completions");
     bool count = !strcmp(p, "/v1/messages/count_tokens");
-    if (!post && (messages || chat || count)) {
+    bool completions = !strcmp(p, "/v1/completions") || !strcmp(p, "/completions");
+    bool tokenize = !strcmp(p, "/tokenize");
+    bool detokenize = !strcmp(p, "/detokenize");
+    if (!post && (messages || chat || count || completions || tokenize || detokenize)) {
         http_response_add_header(resp, "Allow", "POST");
         send_anth_error(resp, 405, "invalid_request_error", "this endpoint takes POST");
         return;
@@ -431,7 +470,15 @@ static void handler(void *ctx, const http_request *req, http_response *resp)
         handle_count_tokens(gw, req, resp);
         return;
     }
-    if (!messages && !chat) {
+    if (tokenize) {
+        gw_handle_tokenize(gw, req, resp);
+        return;
+    }
+    if (detokenize) {
+        gw_handle_detokenize(gw, req, resp);
+        return;
+    }
+    if (!messages && !chat && !completions) {
         char msg[300];
         snprintf(msg, sizeof(msg), "no such endpoint: %s %.200s", m, p);
         send_anth_error(resp, 404, "not_found_error", msg);
@@ -440,13 +487,17 @@ static void handler(void *ctx, const http_request *req, http_response *resp)
     int n = atomic_fetch_add(&gw->in_flight, 1);
     if (n >= (int)gw->cfg.max_concurrency) {
         atomic_fetch_sub(&gw->in_flight, 1);
-        refuse_overloaded(gw, req, resp, messages ? FRONT_ANTHROPIC : FRONT_OPENAI);
+        refuse_overloaded(gw, req, resp, messages ? FRONT_ANTHROPIC : FRONT_OPENAI,
+                          messages ? "messages" : completions ? "completions" : "chat_completions");
         return;
     }
     /* counted out once the answer is complete for the client, not when this thread is
      * done: a client that sends its next request on receiving the last byte finds it free */
     http_response_on_done(resp, inflight_done, gw);
-    handle_completion(gw, req, resp, messages ? FRONT_ANTHROPIC : FRONT_OPENAI);
+    if (completions)
+        gw_handle_completions(gw, req, resp);
+    else
+        handle_completion(gw, req, resp, messages ? FRONT_ANTHROPIC : FRONT_OPENAI);
 }
 
 static char *dup_opt(const char *s)
@@ -461,6 +512,75 @@ static char *header_line(const char *name, const char *value)
     if (s)
         snprintf(s, n, "%s: %s", name, value ? value : "");
     return s;
+}
+
+/* The model id /v1/models lists for the engine: the file's base name without .gguf. */
+static char *model_id_of(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t n = strlen(base);
+    if (n > 5 && !strcmp(base + n - 5, ".gguf"))
+        n -= 5;
+    return strndup(base, n);
+}
+
+/* The local side: the engine (when a model is given) and the --local-url servers in one
+ * pool, and the hybrid over it that holds, retries and decides fallbacks. */
+static loco_status open_local(gateway *gw, loco_err *err)
+{
+    const gateway_engine_config *ec = &gw->cfg.engine;
+    if (!ec->model_path && !gw->cfg.n_local_urls)
+        return LOCO_OK; /* cloud only */
+    loco_status rc = pool_new(gw->cfg.log, &gw->pool, err);
+    if (rc)
+        return rc;
+    if (ec->model_path) {
+        backend_engine_opts eo;
+        memset(&eo, 0, sizeof(eo));
+        eo.model_path = ec->model_path;
+        eo.ctx = ec->ctx;
+        eo.threads = ec->threads;
+        eo.parallel = ec->parallel;
+        eo.queue_max = ec->queue_max;
+        eo.cache_mb = ec->cache_mb;
+        eo.constrain = !ec->no_constrain;
+        eo.kv_type = ec->kv_type;
+        backend *e = NULL;
+        rc = backend_engine_new(&eo, &e, err);
+        if (!rc)
+            rc = pool_add(gw->pool, e, err);
+        if (rc)
+            return rc;
+        gw->engine = e;
+        gw->model_id = model_id_of(ec->model_path);
+        if (!gw->model_id)
+            return loco_err_set(err, LOCO_ERR_NOMEM, "out of memory");
+    }
+    backend_openai_opts bo;
+    memset(&bo, 0, sizeof(bo));
+    bo.qwen_text = true; /* the system comes with each request (training prompt + ENV) */
+    bo.default_idle_timeout_ms = gw->cfg.local_idle_timeout_ms;
+    for (size_t i = 0; i < gw->cfg.n_local_urls; i++) {
+        backend *b = NULL;
+        rc = backend_openai_new(gw->client, gw->local_urls[i], &bo, &b, err);
+        if (!rc)
+            rc = pool_add(gw->pool, b, err);
+        if (rc)
+            return rc;
+    }
+    rc = pool_start_health(gw->pool, gw->cfg.health_interval_ms, err);
+    if (rc)
+        return rc;
+    gw->local = pool_backend(gw->pool);
+    backend_hybrid_opts ho;
+    memset(&ho, 0, sizeof(ho));
+    ho.max_local_turns = gw->cfg.max_local_turns;
+    ho.local_ctx = gw->cfg.local_ctx;
+    ho.exact_count = gw->engine != NULL;
+    ho.fallback_available = has_cloud(gw);
+    ho.fallback_model = gw->fallback_model;
+    return backend_hybrid_new(gw->local, NULL, &ho, &gw->hybrid, err);
 }
 
 loco_status gateway_start(const gateway_config *cfg, gateway **out, loco_err *err)
@@ -498,13 +618,21 @@ loco_status gateway_start(const gateway_config *cfg, gateway **out, loco_err *er
     if (gw->cfg.max_local_turns <= 0)
         gw->cfg.max_local_turns = 10;
     if (gw->cfg.local_ctx <= 0)
-        gw->cfg.local_ctx = 51200;
+        gw->cfg.local_ctx = gw->cfg.engine.ctx > 0 ? gw->cfg.engine.ctx : 51200;
+    if (gw->cfg.engine.ctx <= 0)
+        gw->cfg.engine.ctx = gw->cfg.local_ctx;
+    gw->model_path = dup_opt(cfg->engine.model_path);
+    gw->kv_type = dup_opt(cfg->engine.kv_type);
+    gw->cfg.engine.model_path = gw->model_path;
+    gw->cfg.engine.kv_type = gw->kv_type;
     gw->local_urls = calloc(cfg->n_local_urls + 1, sizeof(char *));
     bool ok = gw->listen_host && gw->cloud_url && gw->local_models && gw->fallback_model &&
               gw->system_prompt && gw->cloud_messages_url && gw->cloud_count_url &&
               gw->bearer_header && gw->key_header && gw->local_urls &&
               (!cfg->cloud_key || gw->cloud_key) && (!cfg->record_dir || gw->record_dir) &&
-              (!cfg->auth_token || gw->auth_token);
+              (!cfg->auth_token || gw->auth_token) &&
+              (!cfg->engine.model_path || gw->model_path) &&
+              (!cfg->engine.kv_type || gw->kv_type);
     for (size_t i = 0; ok && i < cfg->n_local_urls; i++) {
         gw->local_urls[i] = strdup(cfg->local_urls[i]);
         ok = gw->local_urls[i] != NULL;
@@ -517,20 +645,9 @@ loco_status gateway_start(const gateway_config *cfg, gateway **out, loco_err *er
     rc = http_client_new(&gw->client, err);
     if (rc)
         goto fail;
-    if (cfg->n_local_urls) {
-        backend_openai_opts bo;
-        memset(&bo, 0, sizeof(bo));
-        bo.qwen_text = true;
-        bo.system_prompt = gw->system_prompt;
-        bo.default_idle_timeout_ms = gw->cfg.local_idle_timeout_ms;
-        rc = pool_new(gw->client, (const char *const *)gw->local_urls, cfg->n_local_urls, &bo,
-                      cfg->log, &gw->pool, err);
-        if (rc)
-            goto fail;
-        rc = pool_start_health(gw->pool, cfg->health_interval_ms, err);
-        if (rc)
-            goto fail;
-    }
+    rc = open_local(gw, err);
+    if (rc)
+        goto fail;
     rc = backend_anthropic_new(gw->client, gw->cloud_url, gw->cloud_key, &gw->cloud, err);
     if (rc)
         goto fail;
@@ -570,6 +687,7 @@ void gateway_stop(gateway *gw)
     if (!gw)
         return;
     http_server_stop(gw->server);
+    backend_free(gw->hybrid);
     pool_free(gw->pool);
     backend_free(gw->cloud);
     record_close(gw->rec);
@@ -578,6 +696,9 @@ void gateway_stop(gateway *gw)
     for (size_t i = 0; gw->local_urls && gw->local_urls[i]; i++)
         free(gw->local_urls[i]);
     free(gw->local_urls);
+    free(gw->model_path);
+    free(gw->kv_type);
+    free(gw->model_id);
     free(gw->listen_host);
     free(gw->cloud_url);
     free(gw->cloud_key);

@@ -35,8 +35,14 @@ struct gateway {
     char *cloud_count_url;
     char *bearer_header;     /* "Authorization: Bearer KEY" */
     char *key_header;        /* "x-api-key: KEY" */
+    char *model_path;        /* the engine's file (owned copy of cfg.engine.model_path) */
+    char *kv_type;
+    char *model_id;          /* the engine's model as /v1/models lists it; NULL: no engine */
     http_client *client;
-    pool *pool;
+    pool *pool;              /* the local backends (engine and/or --local-url), or NULL */
+    backend *local;          /* pool_backend(pool), or NULL */
+    backend *engine;         /* the engine member of the pool (borrowed), or NULL */
+    backend *hybrid;         /* hold/retry/fallback over local; the gateway falls back itself */
     backend *cloud;
     recorder *rec;
     metrics *metrics;
@@ -76,8 +82,9 @@ typedef struct {
     chat_anth_sse_writer aw;
     chat_oai_sse_writer ow;
     long est_input_tokens;   /* reported in message_start until the real count arrives */
-    long overflow_prompt;    /* prompt tokens the local server reported with an overflow */
+    long overflow_prompt;    /* prompt tokens the local side reported with an overflow */
     long overflow_ctx;       /* its context size */
+    double t_first_token;    /* local route: first token of the answer served (0: none) */
 
     /* for the log line, metrics and the recording */
     int status;
@@ -107,6 +114,9 @@ loco_status ex_on_event(void *ctx, const chat_event *ev);
 loco_status ex_send_answer(exchange *ex, const chat_answer *a);
 /* An error in the front's shape: a status + JSON body before commit, an error event after. */
 void ex_send_error(exchange *ex, int status, const char *type, const char *message);
+/* The engine's queue is full: 529 overloaded_error (Anthropic front) or 503 (OpenAI front)
+ * with retry-after, before commit; an error event after. */
+void ex_send_busy(exchange *ex);
 /* Sends a JSON body with a status (never commits a stream). */
 void ex_send_json(exchange *ex, int status, const char *body, size_t len);
 /* Raw passthrough: start with status/content type unless committed. */
@@ -117,14 +127,46 @@ void ex_end(exchange *ex);
 /* One log line, metrics, and the recording. */
 void ex_finish(exchange *ex);
 
+/* Events from a backend to the client: streamed through ex_event (MESSAGE_START gets the
+ * exchange's id and model, and the estimate when the upstream gave no input size), or for a
+ * non-stream exchange gathered and sent as one answer by gw_sink_finish. */
+typedef struct {
+    exchange *ex;
+    chat_answer whole;
+    double t_first_content; /* clock_now_ms() of the first text or tool call (0: none) */
+} gw_sink;
+
+void gw_sink_init(gw_sink *s, exchange *ex);
+loco_status gw_sink_event(void *ctx, const chat_event *ev); /* ctx: the gw_sink */
+/* A whole answer arrived: non-stream, send it (and keep it for the recording). */
+void gw_sink_finish(gw_sink *s);
+void gw_sink_release(gw_sink *s);
+
+/* The cache key of a request: x-claude-code-agent-id, else x-claude-code-session-id
+ * (borrowed from hreq), else NULL. */
+const char *gw_cache_key(const http_request *hreq);
+
 /* Outcome of trying the local route. */
 typedef enum {
     LOCAL_DONE = 0,   /* answered (or the client went away) */
     LOCAL_FALLBACK,   /* ex->reason says why; nothing of the answer was sent */
 } local_outcome;
 
-/* The local route for req (already checked for turns, media and size). */
+/* The local route for req through the hybrid (refusals, hold, retry; the prompt diet and the
+ * training prompt applied first). LOCAL_FALLBACK: ex->reason says why, nothing was sent. */
 local_outcome gw_local_route(exchange *ex, const chat_request *req);
+/* The request the local model sees (diet.h): a new request, or NULL after an error was
+ * logged. */
+chat_request *gw_local_request(gateway *gw, const chat_request *req, const char *id);
+/* The local backends as the client sent it (its own system prompt, no diet, no fallback):
+ * OpenAI-front requests for the engine's own model name, or any when no cloud is set, as
+ * llama-server would answer them. */
+void gw_direct_route(exchange *ex, const chat_request *req);
+/* llama-server's POST /tokenize and /detokenize, and OpenAI POST /v1/completions, answered
+ * by the engine (engine_api.c). */
+void gw_handle_tokenize(gateway *gw, const http_request *hreq, http_response *resp);
+void gw_handle_detokenize(gateway *gw, const http_request *hreq, http_response *resp);
+void gw_handle_completions(gateway *gw, const http_request *hreq, http_response *resp);
 /* The cloud route through the anthropic backend (events; OpenAI front). model: the name to
  * send. */
 void gw_cloud_events(exchange *ex, const chat_request *req, const char *model);

@@ -40,6 +40,9 @@ struct metrics {
     family ttfb;      /* loco_time_to_first_byte_seconds{route} */
     family up;        /* loco_backend_up{url} */
     family busy;      /* loco_backend_in_flight{url} */
+    family ttft;      /* loco_time_to_first_token_seconds{route} */
+    bool has_engine;
+    metrics_engine_stats engine;
     long in_flight;
     uint64_t tools[TOOL_N];
 };
@@ -178,7 +181,8 @@ metrics *metrics_new(void)
         free(m);
         return NULL;
     }
-    family *series_tables[] = {&m->requests, &m->fallbacks, &m->tokens, &m->duration, &m->ttfb};
+    family *series_tables[] = {&m->requests, &m->fallbacks, &m->tokens,
+                               &m->duration, &m->ttfb,      &m->ttft};
     for (size_t i = 0; i < LOCO_ARRAY_LEN(series_tables); i++)
         series_tables[i]->max = METRICS_MAX_SERIES;
     m->up.max = m->busy.max = METRICS_MAX_BACKENDS;
@@ -190,7 +194,7 @@ void metrics_free(metrics *m)
     if (!m)
         return;
     family *all[] = {&m->requests, &m->fallbacks, &m->tokens, &m->duration,
-                     &m->ttfb,     &m->up,        &m->busy};
+                     &m->ttfb,     &m->up,        &m->busy,   &m->ttft};
     for (size_t i = 0; i < LOCO_ARRAY_LEN(all); i++)
         family_release(all[i]);
     pthread_mutex_destroy(&m->mu);
@@ -275,6 +279,27 @@ void metrics_backend(metrics *m, const char *url, bool healthy, int in_flight)
         busy->value = in_flight;
     pthread_mutex_unlock(&m->mu);
     free(labels);
+}
+
+void metrics_ttft(metrics *m, const char *route, double seconds)
+{
+    if (!m || seconds < 0)
+        return;
+    char *rt = labels_make("route", route, NULL, NULL, NULL, NULL);
+    pthread_mutex_lock(&m->mu);
+    observe(family_get(&m->ttft, rt, "route=\"other\""), seconds);
+    pthread_mutex_unlock(&m->mu);
+    free(rt);
+}
+
+void metrics_engine(metrics *m, const metrics_engine_stats *st)
+{
+    if (!m || !st)
+        return;
+    pthread_mutex_lock(&m->mu);
+    m->engine = *st;
+    m->has_engine = true;
+    pthread_mutex_unlock(&m->mu);
 }
 
 /* ---- rendering ---- */
@@ -370,6 +395,70 @@ static loco_status render_histogram(buf *b, const family *f, const char *name,
     return rc;
 }
 
+static loco_status render_one(buf *b, const char *name, const char *type, const char *help,
+                              double v)
+{
+    loco_status rc = header(b, name, type, help);
+    if (!rc)
+        rc = buf_appendf(b, "%s ", name);
+    if (!rc)
+        rc = num_append(b, v);
+    return rc ? rc : buf_appendc(b, '\n');
+}
+
+static double ratio(double a, double b)
+{
+    return b > 0 ? a / b : 0;
+}
+
+static loco_status render_engine(buf *b, const metrics_engine_stats *e)
+{
+    double hit = (double)e->cache_hit_tokens, all = (double)e->prompt_tokens;
+    double computed = all > hit ? all - hit : 0;
+    const struct {
+        const char *name, *type, *help;
+        double v;
+    } rows[] = {
+        {"loco_engine_queue_length", "gauge", "Calls waiting for an engine sequence.",
+         (double)e->queue_len},
+        {"loco_engine_active_sequences", "gauge", "Engine sequences running.", (double)e->active},
+        {"loco_engine_parallel", "gauge", "Engine sequences that may run at once.",
+         (double)e->parallel},
+        {"loco_engine_requests_total", "counter", "Calls the engine accepted.",
+         (double)e->requests},
+        {"loco_engine_busy_total", "counter", "Calls refused because the queue was full.",
+         (double)e->busy},
+        {"loco_engine_cancelled_total", "counter", "Calls cancelled (the client went away).",
+         (double)e->cancelled},
+        {"loco_engine_prompt_tokens_total", "counter",
+         "Prompt tokens of accepted calls, prefix-cache hits included.", all},
+        {"loco_engine_prompt_tokens_computed_total", "counter",
+         "Prompt tokens the engine computed (not taken from the prefix cache).", computed},
+        {"loco_engine_prefix_cache_hit_tokens_total", "counter",
+         "Prompt tokens taken from the prefix cache instead of computed.", hit},
+        {"loco_engine_prefix_cache_hit_ratio", "gauge",
+         "Share of prompt tokens taken from the prefix cache, since start.", ratio(hit, all)},
+        {"loco_engine_prompt_seconds_total", "counter",
+         "Time the engine spent computing prompt tokens.", e->prompt_seconds},
+        {"loco_engine_prompt_tokens_per_second", "gauge",
+         "Prompt tokens computed per second of prompt time, since start.",
+         ratio(computed, e->prompt_seconds)},
+        {"loco_engine_generation_tokens_total", "counter", "Tokens the engine generated.",
+         (double)e->gen_tokens},
+        {"loco_engine_generation_seconds_total", "counter", "Time the engine spent generating.",
+         e->gen_seconds},
+        {"loco_engine_generation_tokens_per_second", "gauge",
+         "Tokens generated per second of generation time, since start.",
+         ratio((double)e->gen_tokens, e->gen_seconds)},
+        {"loco_engine_kv_bytes", "gauge", "KV cache memory held (sequences and prefix cache).",
+         (double)e->kv_bytes},
+    };
+    loco_status rc = LOCO_OK;
+    for (size_t i = 0; i < LOCO_ARRAY_LEN(rows) && !rc; i++)
+        rc = render_one(b, rows[i].name, rows[i].type, rows[i].help, rows[i].v);
+    return rc;
+}
+
 static loco_status render_locked(metrics *m, buf *b)
 {
     loco_status rc = render_values(b, &m->requests, "loco_requests_total", "counter",
@@ -391,6 +480,9 @@ static loco_status render_locked(metrics *m, buf *b)
         rc = render_histogram(b, &m->ttfb, "loco_time_to_first_byte_seconds",
                               "Time from request to the first byte of the answer, by route.");
     if (!rc)
+        rc = render_histogram(b, &m->ttft, "loco_time_to_first_token_seconds",
+                              "Time from request to the model's first token, by route.");
+    if (!rc)
         rc = header(b, "loco_tool_calls_total", "counter",
                     "Tool calls of the local model, by outcome.");
     for (size_t i = 0; i < TOOL_N && !rc; i++)
@@ -402,6 +494,8 @@ static loco_status render_locked(metrics *m, buf *b)
     if (!rc)
         rc = render_values(b, &m->busy, "loco_backend_in_flight", "gauge",
                            "Requests in flight at the backend.");
+    if (!rc && m->has_engine)
+        rc = render_engine(b, &m->engine);
     return rc;
 }
 

@@ -4,6 +4,7 @@
 #define LOCO_GATEWAY_METRICS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "base/buf.h"
 #include "base/status.h"
@@ -42,6 +43,38 @@ void metrics_inflight(metrics *m, int delta);
 void metrics_tool_call(metrics *m, bool repaired, bool bad, bool mapped);
 /* Sets loco_backend_up{url} (1/0) and loco_backend_in_flight{url}. Thread-safe. */
 void metrics_backend(metrics *m, const char *url, bool healthy, int in_flight);
+
+/* loco_time_to_first_token_seconds{route} observes seconds (from the request's arrival to the
+ * first text or tool call the model produced) when >= 0. Thread-safe. */
+void metrics_ttft(metrics *m, const char *route, double seconds);
+
+/* A snapshot of the in-process engine's counters (totals since start). */
+typedef struct {
+    long queue_len;            /* calls waiting for a sequence */
+    long active;               /* sequences running */
+    long parallel;             /* the slot count */
+    uint64_t requests;         /* calls accepted */
+    uint64_t busy;             /* calls refused: queue full */
+    uint64_t cancelled;        /* calls cancelled (a client went away) */
+    uint64_t prompt_tokens;    /* prompt tokens of accepted calls, cached ones included */
+    uint64_t cache_hit_tokens; /* of those, taken from the prefix cache (not computed) */
+    uint64_t gen_tokens;       /* tokens generated */
+    double prompt_seconds;     /* time spent computing prompt tokens */
+    double gen_seconds;        /* time spent generating */
+    uint64_t kv_bytes;         /* KV cache memory held now */
+} metrics_engine_stats;
+
+/* Sets the engine families from st (copied); they are rendered from the first call on:
+ * gauges loco_engine_queue_length, loco_engine_active_sequences, loco_engine_parallel,
+ * loco_engine_kv_bytes; counters loco_engine_requests_total, loco_engine_busy_total,
+ * loco_engine_cancelled_total, loco_engine_prompt_tokens_total (cached included),
+ * loco_engine_prompt_tokens_computed_total, loco_engine_prefix_cache_hit_tokens_total,
+ * loco_engine_generation_tokens_total, loco_engine_prompt_seconds_total,
+ * loco_engine_generation_seconds_total; derived gauges loco_engine_prompt_tokens_per_second
+ * (computed tokens / prompt seconds), loco_engine_generation_tokens_per_second and
+ * loco_engine_prefix_cache_hit_ratio (hits / prompt tokens); a rate is 0 before any work.
+ * Thread-safe. */
+void metrics_engine(metrics *m, const metrics_engine_stats *st);
 
 /* Appends the whole exposition to out (HELP and TYPE lines for every family, series sorted
  * by their label text). LOCO_ERR_LIMIT / LOCO_ERR_NOMEM from out; then out holds a prefix. */

@@ -1,21 +1,22 @@
-/* pool.c: local backend pool with a health thread. */
+/* pool.c: the local backend pool (pool.h): a backend over member backends, with a health
+ * thread, least-busy selection and failover before the first event. */
 #include "base/common.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "backend/policy.h"
 #include "gateway/pool.h"
-
-#define POOL_MAX 64
 
 typedef struct {
     backend *b;
     atomic_int in_flight;
     atomic_bool healthy;
-} pool_member;
+} pool_member_t;
 
 struct pool {
-    pool_member m[POOL_MAX];
+    backend base; /* the pool as a backend; first, so a backend * is the pool */
+    pool_member_t m[POOL_MAX];
     size_t n;
     const loco_log *log;
     long interval_ms;
@@ -26,30 +27,153 @@ struct pool {
     bool stopping;
 };
 
-loco_status pool_new(http_client *client, const char *const *urls, size_t n,
-                     const backend_openai_opts *opts, const loco_log *log, pool **out,
-                     loco_err *err)
+/* The healthy member with the fewest calls in flight not in tried; -1 when none. */
+static int acquire(pool *p, uint64_t tried)
 {
-    if (n == 0 || n > POOL_MAX)
-        return loco_err_set(err, LOCO_ERR_INVALID, "the local pool needs 1 to %d URLs, got %zu",
-                            POOL_MAX, n);
+    int best = -1;
+    int best_load = INT_MAX;
+    for (size_t i = 0; i < p->n; i++) {
+        if (tried & ((uint64_t)1 << i))
+            continue;
+        if (!atomic_load(&p->m[i].healthy))
+            continue;
+        int load = atomic_load(&p->m[i].in_flight);
+        if (load < best_load) {
+            best = (int)i;
+            best_load = load;
+        }
+    }
+    if (best >= 0)
+        atomic_fetch_add(&p->m[best].in_flight, 1);
+    return best;
+}
+
+static void release(pool *p, int i, bool failed)
+{
+    atomic_fetch_sub(&p->m[i].in_flight, 1);
+    if (failed && atomic_exchange(&p->m[i].healthy, false))
+        log_msg(p->log, LOG_WARN, "local backend %s marked down after a failed request",
+                p->m[i].b->url);
+}
+
+/* Passes a member's events on and notes that one did (no failover after that). */
+typedef struct {
+    chat_event_fn cb;
+    void *ctx;
+    bool forwarded;
+} pool_relay;
+
+static loco_status relay_event(void *ctx, const chat_event *ev)
+{
+    pool_relay *r = ctx;
+    r->forwarded = true;
+    return r->cb(r->ctx, ev);
+}
+
+static loco_status pool_complete(backend *base, const chat_request *req, const backend_call *call,
+                                 chat_event_fn cb, void *ctx, backend_result *out, loco_err *err)
+{
+    pool *p = (pool *)base;
+    uint64_t tried = 0;
+    bool any_timeout = false, any_error = false, any_busy = false;
+    char last[LOCO_ERR_MSG_MAX] = "";
+    int last_http = 0;
+    for (;;) {
+        int m = acquire(p, tried);
+        if (m < 0)
+            break;
+        pool_relay r = {cb, ctx, false};
+        loco_err_clear(err);
+        loco_status rc = backend_complete(p->m[m].b, req, call, relay_event, &r, out, err);
+        bool busy = rc == LOCO_ERR_BUSY;
+        bool server_failed = policy_server_failed(rc, out->http_status);
+        release(p, m, server_failed && !r.forwarded);
+        if (rc == LOCO_OK || r.forwarded || (!server_failed && !busy))
+            return rc;
+        log_msg(p->log, LOG_WARN, "local backend %s failed: %s", p->m[m].b->url,
+                err && err->msg[0] ? err->msg : loco_status_str(rc));
+        any_timeout |= rc == LOCO_ERR_TIMEOUT;
+        any_busy |= busy;
+        any_error |= !busy && rc != LOCO_ERR_UNAVAILABLE && rc != LOCO_ERR_TIMEOUT;
+        snprintf(last, sizeof(last), "%s", err ? err->msg : "");
+        last_http = out->http_status;
+        tried |= (uint64_t)1 << m;
+    }
+    loco_status rc = any_timeout ? LOCO_ERR_TIMEOUT
+                     : any_error ? LOCO_ERR_UPSTREAM
+                     : any_busy  ? LOCO_ERR_BUSY
+                                 : LOCO_ERR_UNAVAILABLE;
+    out->http_status = last_http;
+    if (last[0])
+        return loco_err_set(err, rc, "%s", last);
+    return loco_err_set(err, rc, "no local model server is up");
+}
+
+static loco_status pool_count_tokens(backend *base, const chat_request *req, long *out_n,
+                                     loco_err *err)
+{
+    pool *p = (pool *)base;
+    loco_status rc = loco_err_set(err, LOCO_ERR_UNSUPPORTED, "no local model server is up");
+    for (size_t i = 0; i < p->n; i++) {
+        if (!atomic_load(&p->m[i].healthy))
+            continue;
+        rc = backend_count_tokens(p->m[i].b, req, out_n, err);
+        if (rc == LOCO_OK)
+            return LOCO_OK;
+    }
+    return rc;
+}
+
+static loco_status pool_health(backend *base, loco_err *err)
+{
+    pool *p = (pool *)base;
+    if (pool_any_healthy(p))
+        return LOCO_OK;
+    return loco_err_set(err, LOCO_ERR_UNAVAILABLE, "no local model server is up");
+}
+
+static void pool_free_op(backend *base)
+{
+    LOCO_UNUSED(base); /* owned by pool_free */
+}
+
+static const backend_ops pool_ops = {
+    .kind = "pool",
+    .complete = pool_complete,
+    .health = pool_health,
+    .count_tokens = pool_count_tokens,
+    .free = pool_free_op,
+};
+
+loco_status pool_new(const loco_log *log, pool **out, loco_err *err)
+{
     pool *p = calloc(1, sizeof(*p));
     if (!p)
         return loco_err_set(err, LOCO_ERR_NOMEM, "out of memory");
+    p->base.ops = &pool_ops;
+    p->base.url = strdup("pool");
+    if (!p->base.url) {
+        free(p);
+        return loco_err_set(err, LOCO_ERR_NOMEM, "out of memory");
+    }
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     p->log = log;
-    for (size_t i = 0; i < n; i++) {
-        loco_status rc = backend_openai_new(client, urls[i], opts, &p->m[i].b, err);
-        if (rc) {
-            pool_free(p);
-            return rc;
-        }
-        atomic_init(&p->m[i].in_flight, 0);
-        atomic_init(&p->m[i].healthy, true);
-        p->n++;
-    }
     *out = p;
+    return LOCO_OK;
+}
+
+loco_status pool_add(pool *p, backend *b, loco_err *err)
+{
+    if (p->n >= POOL_MAX || p->thread_started) {
+        backend_free(b);
+        return loco_err_set(err, LOCO_ERR_LIMIT, "the local pool holds at most %d members",
+                            POOL_MAX);
+    }
+    p->m[p->n].b = b;
+    atomic_init(&p->m[p->n].in_flight, 0);
+    atomic_init(&p->m[p->n].healthy, true);
+    p->n++;
     return LOCO_OK;
 }
 
@@ -113,7 +237,13 @@ void pool_free(pool *p)
         backend_free(p->m[i].b);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
+    free(p->base.url);
     free(p);
+}
+
+backend *pool_backend(pool *p)
+{
+    return &p->base;
 }
 
 size_t pool_size(const pool *p)
@@ -121,35 +251,7 @@ size_t pool_size(const pool *p)
     return p->n;
 }
 
-int pool_acquire(pool *p, uint64_t tried)
-{
-    int best = -1;
-    int best_load = INT_MAX;
-    for (size_t i = 0; i < p->n; i++) {
-        if (tried & ((uint64_t)1 << i))
-            continue;
-        if (!atomic_load(&p->m[i].healthy))
-            continue;
-        int load = atomic_load(&p->m[i].in_flight);
-        if (load < best_load) {
-            best = (int)i;
-            best_load = load;
-        }
-    }
-    if (best >= 0)
-        atomic_fetch_add(&p->m[best].in_flight, 1);
-    return best;
-}
-
-void pool_release(pool *p, int i, bool failed)
-{
-    atomic_fetch_sub(&p->m[i].in_flight, 1);
-    if (failed && atomic_exchange(&p->m[i].healthy, false))
-        log_msg(p->log, LOG_WARN, "local backend %s marked down after a failed request",
-                p->m[i].b->url);
-}
-
-backend *pool_backend(pool *p, int i)
+backend *pool_member(pool *p, int i)
 {
     return p->m[i].b;
 }

@@ -1,5 +1,6 @@
-/* pool.h: the local route's backends: one or more OpenAI-compatible servers (llama-server,
- * vLLM, loco instances) with health checks, least-busy selection and failover. */
+/* pool.h: the local route's backends as one backend: the in-process engine and/or
+ * OpenAI-compatible servers (llama-server, vLLM, loco instances), with health checks,
+ * least-busy selection and failover to the next member before any byte of an answer. */
 #ifndef LOCO_POOL_H
 #define LOCO_POOL_H
 
@@ -9,26 +10,34 @@
 #include "backend/backend.h"
 #include "base/log.h"
 
+/* Members one pool holds. */
+#define POOL_MAX 64
+
 typedef struct pool pool;
 
-/* Creates one openai backend per URL (opts applied to each). client is borrowed. log may be
- * NULL. At most 64 members. */
-loco_status pool_new(http_client *client, const char *const *urls, size_t n,
-                     const backend_openai_opts *opts, const loco_log *log, pool **out,
-                     loco_err *err);
+/* A new empty pool. log may be NULL (borrowed). */
+loco_status pool_new(const loco_log *log, pool **out, loco_err *err);
+/* Adds member b (consumed: the pool frees it, also on failure). Before pool_start_health
+ * only. LOCO_ERR_LIMIT past POOL_MAX members. */
+loco_status pool_add(pool *p, backend *b, loco_err *err);
 /* Starts the health thread: every interval_ms each member is probed; an unhealthy member
  * comes back once a probe succeeds. The first round runs at once. */
 loco_status pool_start_health(pool *p, long interval_ms, loco_err *err);
-/* Stops the health thread and frees everything; NULL ok. */
+/* Stops the health thread and frees everything, members included; NULL ok. */
 void pool_free(pool *p);
 
+/* The pool as a backend (kind "pool"), valid until pool_free (never backend_free it).
+ * complete(): the healthy member with the fewest calls in flight; when it fails before any
+ * event reached the caller (unreachable, timed out, HTTP 5xx: marked unhealthy; or
+ * LOCO_ERR_BUSY) the next one is tried. With none left: LOCO_ERR_TIMEOUT when any timed out,
+ * else LOCO_ERR_UPSTREAM when any failed otherwise, else LOCO_ERR_BUSY when any was busy,
+ * else LOCO_ERR_UNAVAILABLE. count_tokens(): the first healthy member that can count.
+ * health(): OK when any member is healthy. */
+backend *pool_backend(pool *p);
+
 size_t pool_size(const pool *p);
-/* The healthy member with the fewest requests in flight that is not in tried (bit i = member
- * i); its in-flight count is incremented. -1 when none is left. */
-int pool_acquire(pool *p, uint64_t tried);
-/* Ends a use of member i; failed marks it unhealthy until its next successful probe. */
-void pool_release(pool *p, int i, bool failed);
-backend *pool_backend(pool *p, int i);
+/* Member i (borrowed). */
+backend *pool_member(pool *p, int i);
 const char *pool_url(const pool *p, int i);
 bool pool_healthy(const pool *p, int i);
 int pool_in_flight(const pool *p, int i);

@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startCloud, startLocal, contentText, TASK_PHRASE } from './cc_standins.mjs';
+import { synthModel } from './helpers.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..', '..');
@@ -61,9 +62,11 @@ function makeRepo(marker) {
   return { dir, repo, file, home };
 }
 
-// Starts `loco serve` and waits for GET /health to answer 200.
-async function startLoco(port, localUrl, cloudUrl, cwd) {
-  const args = ['serve', '--listen', `127.0.0.1:${port}`, '--local-url', localUrl,
+// Starts `loco serve` and waits for GET /health to answer 200. local: a --local-url, or
+// ['--model', FILE, ...] for the in-process engine.
+async function startLoco(port, local, cloudUrl, cwd) {
+  const args = ['serve', '--listen', `127.0.0.1:${port}`,
+    ...(Array.isArray(local) ? local : ['--local-url', local]),
     '--cloud-url', cloudUrl, '--cloud-key-env', 'LOCO_TEST_CLOUD_KEY'];
   const proc = spawn(LOCO_BIN, args, {
     cwd, env: { PATH: process.env.PATH, HOME: cwd, LOCO_TEST_CLOUD_KEY: CLOUD_KEY },
@@ -180,10 +183,18 @@ async function scenario(t, variant, mode = {}) {
     assert.ok(contentText(r.body.messages[0].content).startsWith("You are a Claude agent, built on Anthropic's Claude Agent SDK."),
       'local system prompt is not the training prompt');
   }
-  const prompt = path.join(ROOT, 'prompts', 'local_system.txt');
-  if (fs.existsSync(prompt)) {
-    assert.equal(contentText(sub[0].body.messages[0].content).trim(), fs.readFileSync(prompt, 'utf8').trim());
-  }
+  // The prompt diet: the training prompt gets the ENV line of the training data, and the
+  // first user turn is the task alone (Claude Code's reminders are dropped).
+  const training = fs.readFileSync(path.join(ROOT, 'prompts', 'local_system.txt'), 'utf8').trim();
+  const system = contentText(sub[0].body.messages[0].content);
+  const envLine = system.slice(training.length);
+  assert.ok(system.startsWith(training), `system is not the training prompt:\n${system}`);
+  const cwd = /^\n\nENV: Working directory is (.+) \(Linux, bash\)\.$/.exec(envLine);
+  assert.ok(cwd, `no ENV line after the training prompt: ${JSON.stringify(envLine)}`);
+  assert.equal(fs.realpathSync(cwd[1]), fs.realpathSync(env.repo));
+  const task = contentText(sub[0].body.messages[1].content);
+  assert.ok(task.startsWith(TASK_PHRASE), `the first user turn is not the bare task: ${task.slice(0, 500)}`);
+  assert.doesNotMatch(task, /system-reminder/);
   const withResult = sub.find((r) => lastUserText(r.body).includes('<tool_response>'));
   assert.ok(withResult, `no local request whose last user turn holds a <tool_response>${why()}`);
   const resultText = lastUserText(withResult.body);
@@ -214,6 +225,56 @@ async function scenario(t, variant, mode = {}) {
 }
 
 test('Claude Code sub-agent on the local route: Read', { timeout: 60000 }, (t) => scenario(t, 'read'));
+
+// The whole product in one process: `loco serve --model tiny-synth.gguf` serves the haiku
+// sub-agent with the in-process engine (random weights: whatever it writes, the streams must
+// be well-formed and every tool call Claude Code receives must be valid), the scripted cloud
+// plays the main agent.
+test('Claude Code with loco serve --model: the sub-agent runs on the in-process engine', { timeout: 120000 }, async (t) => {
+  const claude = findClaude();
+  assert.ok(claude, 'Claude Code is not installed: run `npm ci` in tests/ (or set CLAUDE_BIN)');
+  const model = synthModel();
+  const marker = `LOCO_MARKER_engine${crypto.randomBytes(4).toString('hex')}`;
+  const env = makeRepo(marker);
+  const record = path.join(env.dir, 'record');
+  const cloud = await startCloud({ repo: env.repo, file: env.file, variant: 'read' });
+  const port = await freePort();
+  let loco = null;
+  t.after(async () => {
+    if (loco) await stopLoco(loco);
+    await cloud.close();
+    fs.rmSync(env.dir, { recursive: true, force: true });
+  });
+  // --local-max-tokens keeps random text short (the sub-agent asks for 32000 tokens; after a
+  // max_tokens stop Claude Code asks it to go on, a few times)
+  loco = await startLoco(port, ['--model', model, '--ctx', '2048', '--local-max-tokens', '16', '--record', record],
+    cloud.url, env.dir);
+  const run = await runClaude(claude, `http://127.0.0.1:${port}`, env);
+  const why = () => `\nclaude exit=${run.code} signal=${run.signal}\nstdout: ${run.stdout}\nstderr: ${run.stderr.slice(-1500)}` +
+    `\ncloud requests:\n${summary(cloud.requests)}\nloco log:\n${loco.log.text.slice(-3000)}`;
+  assert.equal(run.code, 0, `claude failed${why()}`);
+  assert.match(run.stdout, /Sub-agent report/, `the main agent did not get the sub-agent's report${why()}`);
+  // the sub-agent's turns were served locally, none reached the cloud
+  const local = loco.log.text.split('\n').filter((l) => /endpoint=messages model=claude-haiku\S* route=local reason=- status=200/.test(l));
+  assert.ok(local.length >= 1, `no haiku request served by the engine${why()}`);
+  assert.equal(cloud.requests.filter((r) => /haiku/i.test(r.body?.model || '')).length, 0, `haiku reached the cloud${why()}`);
+  // every tool call Claude Code received (the recording holds each finished exchange) is a
+  // JSON object naming a tool the sub-agent was offered, with its required arguments
+  const lines = fs.existsSync(record) ? fs.readdirSync(record).flatMap((f) =>
+    fs.readFileSync(path.join(record, f), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l))) : [];
+  const mine = lines.filter((l) => l.route === 'local');
+  assert.ok(mine.length >= 1, `no local exchange recorded${why()}`);
+  for (const ex of mine) {
+    const offered = new Map((ex.tools ?? []).map((x) => [x.function.name, x.function.parameters]));
+    const answer = ex.messages.at(-1);
+    assert.equal(answer.role, 'assistant');
+    for (const m of answer.content.matchAll(/<tool_call>\n([\s\S]*?)\n<\/tool_call>/g)) {
+      const call = JSON.parse(m[1]);
+      assert.ok(offered.has(call.name), `a call to ${call.name}, which was not offered`);
+      for (const req of offered.get(call.name)?.required ?? []) assert.ok(req in call.arguments, `${call.name} without ${req}`);
+    }
+  }
+});
 test('Claude Code sub-agent on the local route: Bash', { timeout: 60000 }, (t) => scenario(t, 'bash'));
 test('Claude Code sub-agent on the local route: Grep mapped onto Bash', { timeout: 60000 }, (t) => scenario(t, 'grep'));
 test('Claude Code with loco setup: Explore runs on haiku without the main agent naming a model', { timeout: 60000 },

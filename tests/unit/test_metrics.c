@@ -70,6 +70,9 @@ static void test_empty(void **state)
         "# HELP loco_time_to_first_byte_seconds Time from request to the first byte of the "
         "answer, by route.\n"
         "# TYPE loco_time_to_first_byte_seconds histogram\n"
+        "# HELP loco_time_to_first_token_seconds Time from request to the model's first "
+        "token, by route.\n"
+        "# TYPE loco_time_to_first_token_seconds histogram\n"
         "# HELP loco_tool_calls_total Tool calls of the local model, by outcome.\n"
         "# TYPE loco_tool_calls_total counter\n"
         "loco_tool_calls_total{outcome=\"ok\"} 0\n"
@@ -107,6 +110,9 @@ static void test_sequence(void **state)
     metrics_backend(m, "http://127.0.0.1:8080", true, 3);
     metrics_backend(m, "http://127.0.0.1:8081", false, 0);
     metrics_backend(m, "http://127.0.0.1:8080", false, 1);
+    metrics_ttft(m, "local", 0.5);
+    metrics_ttft(m, "local", 2.0);
+    metrics_ttft(m, "local", -1); /* unknown: not observed */
     char *text = render(m);
     assert_string_equal(
         text,
@@ -156,6 +162,13 @@ static void test_sequence(void **state)
                 2, 2, 2, 2, 2, 2, 2, 2, 2)
         "loco_time_to_first_byte_seconds_sum{route=\"local\"} 0.014\n"
         "loco_time_to_first_byte_seconds_count{route=\"local\"} 2\n"
+        "# HELP loco_time_to_first_token_seconds Time from request to the model's first "
+        "token, by route.\n"
+        "# TYPE loco_time_to_first_token_seconds histogram\n"
+        BUCKETS("loco_time_to_first_token_seconds", "route=\"local\"", 0, 0, 0, 0, 0, 0, 1, 1,
+                2, 2, 2, 2, 2, 2, 2, 2, 2)
+        "loco_time_to_first_token_seconds_sum{route=\"local\"} 2.5\n"
+        "loco_time_to_first_token_seconds_count{route=\"local\"} 2\n"
         "# HELP loco_tool_calls_total Tool calls of the local model, by outcome.\n"
         "# TYPE loco_tool_calls_total counter\n"
         "loco_tool_calls_total{outcome=\"ok\"} 2\n"
@@ -308,12 +321,62 @@ static void test_concurrent(void **state)
     metrics_free(m);
 }
 
+/* The engine families appear once metrics_engine was called, rates derived from totals. */
+static void test_engine(void **state)
+{
+    (void)state;
+    metrics *m = metrics_new();
+    char *text = render(m);
+    assert_null(strstr(text, "loco_engine_"));
+    free(text);
+    metrics_engine_stats st = {
+        .queue_len = 3,
+        .active = 4,
+        .parallel = 4,
+        .requests = 9,
+        .busy = 2,
+        .cancelled = 1,
+        .prompt_tokens = 1200,
+        .cache_hit_tokens = 900,
+        .gen_tokens = 50,
+        .prompt_seconds = 1.5,
+        .gen_seconds = 2.0,
+        .kv_bytes = 1 << 20,
+    };
+    metrics_engine(m, &st);
+    text = render(m);
+    assert_true(sample(text, "loco_engine_queue_length ") == 3);
+    assert_true(sample(text, "loco_engine_active_sequences ") == 4);
+    assert_true(sample(text, "loco_engine_prompt_tokens_total ") == 1200);
+    assert_true(sample(text, "loco_engine_prompt_tokens_computed_total ") == 300);
+    assert_true(sample(text, "loco_engine_busy_total ") == 2);
+    assert_true(sample(text, "loco_engine_cancelled_total ") == 1);
+    assert_true(sample(text, "loco_engine_kv_bytes ") == 1048576);
+    assert_true(sample(text, "loco_engine_prompt_tokens_per_second ") == 200);
+    assert_true(sample(text, "loco_engine_generation_tokens_total ") == 50);
+    assert_true(sample(text, "loco_engine_generation_tokens_per_second ") == 25);
+    assert_true(sample(text, "loco_engine_prefix_cache_hit_tokens_total ") == 900);
+    assert_true(sample(text, "loco_engine_prefix_cache_hit_ratio ") == 0.75);
+    assert_non_null(strstr(text, "# TYPE loco_engine_prompt_tokens_total counter\n"));
+    assert_non_null(strstr(text, "# TYPE loco_engine_queue_length gauge\n"));
+    free(text);
+    metrics_engine_stats zero;
+    memset(&zero, 0, sizeof(zero));
+    metrics_engine(m, &zero); /* no division by zero before any work */
+    text = render(m);
+    assert_true(sample(text, "loco_engine_prompt_tokens_per_second ") == 0);
+    assert_true(sample(text, "loco_engine_prefix_cache_hit_ratio ") == 0);
+    free(text);
+    metrics_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_empty),       cmocka_unit_test(test_sequence),
         cmocka_unit_test(test_bucket_edges), cmocka_unit_test(test_escaping),
         cmocka_unit_test(test_bound),       cmocka_unit_test(test_concurrent),
+        cmocka_unit_test(test_engine),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
