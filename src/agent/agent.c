@@ -259,7 +259,7 @@ typedef struct {
 
 static bool cancelled(const run_shared *sh)
 {
-    return sh->cfg->cancel && *sh->cfg->cancel;
+    return sh->cfg->cancel && __atomic_load_n(sh->cfg->cancel, __ATOMIC_ACQUIRE);
 }
 
 static void emit(run_shared *sh, const agent_event *ev)

@@ -404,7 +404,7 @@ static loco_status search_fd(grep_file *f, int fd, off_t size)
     bool eof = false, first_read = true;
     f->line0 = 1;
     while (!eof && !f->stop) {
-        if (g->cancel && *g->cancel)
+        if (g->cancel && __atomic_load_n(g->cancel, __ATOMIC_ACQUIRE))
             return LOCO_ERR_CANCELLED;
         size_t want = first_read ? first : window;
         if (ensure_cap(w, carry + want + 1))

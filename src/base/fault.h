@@ -26,7 +26,8 @@ bool fault_fired(void);
 void fault_suspend(void);
 /* Where counting may start: with LOCO_FAULT_ARM=request in the environment, the failures
  * asked for by LOCO_FAULT_ALLOC / LOCO_FAULT_READ / LOCO_FAULT_WRITE=N count from the first
- * time a program passes here (the HTTP server's first request) instead of from its start. */
+ * time a program passes here (the HTTP server starting to read its first request) instead
+ * of from its start. LOCO_FAULT_REPORT=FILE writes the counts there at exit. */
 void fault_arm_point(void);
 #define LOCO_FAULT_BUILD 1
 #else

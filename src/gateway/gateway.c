@@ -154,8 +154,10 @@ static void handle_completion(gateway *gw, const http_request *hreq, http_respon
                                                            CHAT_CHECK_API, &req, &err)
                          : chat_oai_parse_request_checked(hreq->body, hreq->body_len,
                                                           CHAT_CHECK_API, &req, &err);
-    if (rc) {
+    if (rc == LOCO_ERR_INVALID) {
         ex_send_error(&ex, 400, "invalid_request_error", err.msg);
+    } else if (rc) { /* out of memory: the server's fault, not the request's */
+        ex_send_error(&ex, 500, "api_error", err.msg[0] ? err.msg : loco_status_str(rc));
     } else {
         if (front == FRONT_OPENAI)
             ex.include_usage = chat_oai_request_wants_usage(hreq->body, hreq->body_len);
@@ -237,9 +239,12 @@ static void handle_count_tokens(gateway *gw, const http_request *hreq, http_resp
     chat_request *req = NULL;
     loco_err err;
     loco_err_clear(&err);
-    if (chat_anth_parse_request_checked(hreq->body, hreq->body_len, CHAT_CHECK_API_COUNT, &req,
-                                        &err)) {
-        send_anth_error(resp, 400, "invalid_request_error", err.msg);
+    loco_status prc = chat_anth_parse_request_checked(hreq->body, hreq->body_len,
+                                                      CHAT_CHECK_API_COUNT, &req, &err);
+    if (prc) {
+        bool bad = prc == LOCO_ERR_INVALID;
+        send_anth_error(resp, bad ? 400 : 500, bad ? "invalid_request_error" : "api_error",
+                        err.msg[0] ? err.msg : loco_status_str(prc));
         return;
     }
     long n = 0;

@@ -467,10 +467,10 @@ static int http_read_request(http_conn *c, http_response *r, const char **out_wh
         wait_s = HTTP_SERVER_OVER_LIMIT_WAIT_S;
     long deadline = http_now_ms() + (long)wait_s * 1000;
     size_t head_len = 0;
+    fault_arm_point();
     int st = http_read_head(c, deadline, &head_len, out_why);
     if (st)
         return st;
-    fault_arm_point();
     r->head_bytes = malloc(head_len + 1);
     if (!r->head_bytes) {
         *out_why = "out of memory";
@@ -1022,12 +1022,15 @@ loco_status http_server_start(const http_server_config *cfg, http_server **out, 
         http_server_free(s);
         return st;
     }
+    /* *out is set before the first handler can run, so a handler may use it (the gateway
+     * reads its server's counters from the handler) */
+    *out = s;
     if (pthread_create(&s->acceptor, NULL, http_accept_main, s) != 0) {
+        *out = NULL;
         http_server_free(s);
         return loco_err_set(err, LOCO_ERR_NOMEM, "http server: cannot start a thread");
     }
     s->acceptor_started = true;
-    *out = s;
     return LOCO_OK;
 }
 

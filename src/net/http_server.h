@@ -82,7 +82,8 @@ typedef struct {
 } http_server_stats;
 
 /* Binds and starts serving. cfg is copied (its strings too). On success *out owns the
- * server; free it with http_server_stop. LOCO_ERR_IO (with the address in err) when the
+ * server (set before the first request can reach the handler); free it with
+ * http_server_stop. LOCO_ERR_IO (with the address in err) when the
  * address cannot be bound, LOCO_ERR_INVALID for a bad config. */
 loco_status http_server_start(const http_server_config *cfg, http_server **out, loco_err *err);
 /* The port actually bound. */
