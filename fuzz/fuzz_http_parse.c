@@ -37,8 +37,7 @@ static void check_head(const char *data, size_t size)
         if (http_parse_target(h.target, &path, &query, &why) == 0 &&
             (path[0] != '/' && path[0] != '*'))
             abort();
-    } else if ((st != 400 && st != 417 && st != 431 && st != 501 && st != 505) || !why ||
-               !why[0]) {
+    } else if ((st != 400 && st != 417 && st != 431 && st != 501 && st != 505) || !why || !why[0]) {
         abort();
     }
     free(p);

@@ -249,8 +249,8 @@ static void fault_write_report(void)
         return;
     char line[160];
     int k = snprintf(line, sizeof(line), "alloc %ld\nread %ld\nwrite %ld\nfired %d\n",
-                     fault_count(FAULT_ALLOC), fault_count(FAULT_READ),
-                     fault_count(FAULT_WRITE), fault_fired() ? 1 : 0);
+                     fault_count(FAULT_ALLOC), fault_count(FAULT_READ), fault_count(FAULT_WRITE),
+                     fault_fired() ? 1 : 0);
     (void)__real_write(fd, line, (size_t)k);
     close(fd);
 }

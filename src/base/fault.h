@@ -45,9 +45,7 @@ static inline bool fault_fired(void)
 {
     return false;
 }
-static inline void fault_suspend(void)
-{
-}
+static inline void fault_suspend(void) {}
 #define fault_arm_point() ((void)0)
 #define LOCO_FAULT_BUILD 0
 #endif

@@ -212,8 +212,11 @@ loco_status str_append_printable(buf *b, const char *s, size_t n)
             rc = buf_appendf(b, "\\u{%04" PRIX32 "}", utf8_decode(s + i, seq, &used));
             i += seq;
         } else {
-            const char *named = c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t"
-                              : c == 0x1b ? "\\e" : NULL;
+            const char *named = c == '\n'   ? "\\n"
+                                : c == '\r' ? "\\r"
+                                : c == '\t' ? "\\t"
+                                : c == 0x1b ? "\\e"
+                                            : NULL;
             rc = named ? buf_appends(b, named) : buf_appendf(b, "\\x%02X", c);
             i++;
         }

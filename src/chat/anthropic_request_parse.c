@@ -159,13 +159,25 @@ static loco_status add_text_block(parse_ctx *pc, chat_message *msg, chat_block_t
 /* The content block types the Messages API defines (requests may carry any of them back). */
 static bool known_block_type(const char *type)
 {
-    static const char *const known[] = {
-        "text", "image", "document", "search_result", "tool_use", "tool_result", "thinking",
-        "redacted_thinking", "server_tool_use", "web_search_tool_result",
-        "web_fetch_tool_result", "code_execution_tool_result",
-        "bash_code_execution_tool_result", "text_editor_code_execution_tool_result",
-        "tool_search_tool_result", "tool_reference", "mcp_tool_use", "mcp_tool_result",
-        "container_upload"};
+    static const char *const known[] = {"text",
+                                        "image",
+                                        "document",
+                                        "search_result",
+                                        "tool_use",
+                                        "tool_result",
+                                        "thinking",
+                                        "redacted_thinking",
+                                        "server_tool_use",
+                                        "web_search_tool_result",
+                                        "web_fetch_tool_result",
+                                        "code_execution_tool_result",
+                                        "bash_code_execution_tool_result",
+                                        "text_editor_code_execution_tool_result",
+                                        "tool_search_tool_result",
+                                        "tool_reference",
+                                        "mcp_tool_use",
+                                        "mcp_tool_result",
+                                        "container_upload"};
     for (size_t i = 0; i < LOCO_ARRAY_LEN(known); i++) {
         if (!strcmp(type, known[i]))
             return true;
@@ -182,8 +194,8 @@ static loco_status parse_block(parse_ctx *pc, chat_message *msg, const json_t *b
     if (!type)
         return loco_err_set(pc->err, LOCO_ERR_INVALID, "%s: block needs a string \"type\"", path);
     if (pc->check != CHAT_CHECK_SHAPE && !known_block_type(type))
-        return loco_err_set(pc->err, LOCO_ERR_INVALID, "%s.type: unknown content block type '%.64s'",
-                            path, type);
+        return loco_err_set(pc->err, LOCO_ERR_INVALID,
+                            "%s.type: unknown content block type '%.64s'", path, type);
     const char *text = json_get_str(blk, "text");
     if (!strcmp(type, "text")) {
         if (!text)
@@ -468,7 +480,8 @@ static loco_status check_thinking(parse_ctx *pc, const json_t *th)
     const json_t *budget = member(th, "budget_tokens");
     long b = 0;
     if (budget && !chat_anth_int_value(budget, &b))
-        return loco_err_set(pc->err, LOCO_ERR_INVALID, "thinking.budget_tokens: expected an integer");
+        return loco_err_set(pc->err, LOCO_ERR_INVALID,
+                            "thinking.budget_tokens: expected an integer");
     if (strcmp(type, "enabled") != 0)
         return LOCO_OK;
     if (!budget)
@@ -531,7 +544,8 @@ static loco_status check_api(parse_ctx *pc, const json_t *root)
     chat_request *req = pc->req;
     const json_t *msgs = member(root, "messages");
     if (json_array_size(msgs) == 0)
-        return loco_err_set(pc->err, LOCO_ERR_INVALID, "messages: at least one message is required");
+        return loco_err_set(pc->err, LOCO_ERR_INVALID,
+                            "messages: at least one message is required");
     if (!member(root, "max_tokens") && pc->check == CHAT_CHECK_API)
         return loco_err_set(pc->err, LOCO_ERR_INVALID, "max_tokens: field required");
     if (req->max_tokens > CHAT_MAX_TOKENS_LIMIT)

@@ -393,8 +393,8 @@ static bool openai_path(const char *p)
 
 /* The body of the HTTP server's own error answers (bad request heads, timeouts, too many
  * connections), in the error shape of the API the path belongs to. */
-static loco_status server_error_body(void *ctx, const char *path, int status,
-                                     const char *message, buf *out)
+static loco_status server_error_body(void *ctx, const char *path, int status, const char *message,
+                                     buf *out)
 {
     LOCO_UNUSED(ctx);
     const char *type = chat_anth_error_type(status);
@@ -431,8 +431,7 @@ static void refuse_overloaded(gateway *gw, const http_request *req, http_respons
             "req=- endpoint=%s remote=%s route=none reason=max_inflight status=%d "
             "in_flight=%d",
             endpoint, req->remote_addr, status, atomic_load(&gw->in_flight));
-    metrics_request_done(gw->metrics, endpoint, "none", "max_inflight", status, -1, -1, -1,
-                         -1);
+    metrics_request_done(gw->metrics, endpoint, "none", "max_inflight", status, -1, -1, -1, -1);
 }
 
 static void handler(void *ctx, const http_request *req, http_response *resp)
@@ -493,7 +492,9 @@ static void handler(void *ctx, const http_request *req, http_response *resp)
     if (n >= (int)gw->cfg.max_concurrency) {
         atomic_fetch_sub(&gw->in_flight, 1);
         refuse_overloaded(gw, req, resp, messages ? FRONT_ANTHROPIC : FRONT_OPENAI,
-                          messages ? "messages" : completions ? "completions" : "chat_completions");
+                          messages      ? "messages"
+                          : completions ? "completions"
+                                        : "chat_completions");
         return;
     }
     /* counted out once the answer is complete for the client, not when this thread is

@@ -92,8 +92,8 @@ static int parse_request_line(char *line, http_parse_head *out, const char **out
         if (*t < 0x21 || *t == 0x7f)
             return fail(out_why, 400, "control character in the request target");
     }
-    if (strncmp(v, "HTTP/", 5) != 0 || v[5] < '0' || v[5] > '9' || v[6] != '.' ||
-        v[7] < '0' || v[7] > '9' || v[8])
+    if (strncmp(v, "HTTP/", 5) != 0 || v[5] < '0' || v[5] > '9' || v[6] != '.' || v[7] < '0' ||
+        v[7] > '9' || v[8])
         return fail(out_why, 400, "malformed HTTP version");
     if (v[5] != '1')
         return fail(out_why, 505, "only HTTP/1.0 and HTTP/1.1 are supported");
@@ -297,9 +297,9 @@ enum {
     CH_SIZE = 0, /* hex digits of a chunk size */
     CH_EXT,      /* after the size: chunk extensions up to the line end */
     CH_DATA,
-    CH_DATA_CR,  /* CRLF after the data */
+    CH_DATA_CR, /* CRLF after the data */
     CH_DATA_LF,
-    CH_TRAILER,  /* start of a trailer line (an empty one ends the body) */
+    CH_TRAILER, /* start of a trailer line (an empty one ends the body) */
     CH_TRAILER_LINE,
     CH_TRAILER_END_LF,
     CH_DONE,
@@ -404,8 +404,7 @@ int http_chunked_feed(http_chunked *c, const char *p, size_t n, buf *body, size_
             if (ch == '\n')
                 c->state = CH_TRAILER;
             break;
-        default:
-            break;
+        default: break;
         }
         i++;
         if (c->state == CH_TRAILER || c->state == CH_TRAILER_LINE ||

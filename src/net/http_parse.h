@@ -32,8 +32,8 @@ typedef struct {
     int minor;    /* HTTP/1.minor: 0 or 1 */
     http_parse_header headers[HTTP_PARSE_MAX_HEADERS];
     size_t n_headers;
-    bool chunked;         /* Transfer-Encoding: chunked */
-    bool has_length;      /* Content-Length given (never together with chunked) */
+    bool chunked;    /* Transfer-Encoding: chunked */
+    bool has_length; /* Content-Length given (never together with chunked) */
     uint64_t length;
     bool close;           /* the connection ends after this exchange (HTTP/1.0 or close) */
     bool expect_continue; /* Expect: 100-continue */
@@ -60,8 +60,8 @@ int http_parse_target(char *target, char **out_path, char **out_query, const cha
 /* Incremental decoder of a chunked body; caller-owned, no allocation. */
 typedef struct {
     int state;
-    uint64_t left;   /* data bytes left in the current chunk */
-    size_t line;     /* bytes of the current size line or of the trailers so far */
+    uint64_t left; /* data bytes left in the current chunk */
+    size_t line;   /* bytes of the current size line or of the trailers so far */
     int digits;
 } http_chunked;
 

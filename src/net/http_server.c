@@ -52,10 +52,10 @@ typedef struct {
     int fd;
     bool over_limit; /* accepted past max_connections: its request gets 503 */
     char remote[80];
-    buf in;          /* bytes read and not consumed yet (a head, a body, pipelined bytes) */
-    size_t scanned;  /* bytes of in already searched for the end of the head */
-    char why[160];   /* a formatted error message */
-    char path[256];  /* the path of a request answered with an error before it was parsed */
+    buf in;         /* bytes read and not consumed yet (a head, a body, pipelined bytes) */
+    size_t scanned; /* bytes of in already searched for the end of the head */
+    char why[160];  /* a formatted error message */
+    char path[256]; /* the path of a request answered with an error before it was parsed */
 } http_conn;
 
 typedef struct {
@@ -72,14 +72,14 @@ struct http_response {
     http_request req;
     http_parse_head head; /* pointers into head_bytes */
     char *head_bytes;
-    char *path, *query;   /* inside head_bytes */
+    char *path, *query; /* inside head_bytes */
     buf body;
-    bool is_head;         /* HEAD: headers only */
-    bool close;           /* the connection ends after this answer */
+    bool is_head; /* HEAD: headers only */
+    bool close;   /* the connection ends after this answer */
     pthread_mutex_t mu;
     http_resp_kind kind;
     bool ended;
-    bool broken;          /* a write failed: the connection cannot carry another answer */
+    bool broken; /* a write failed: the connection cannot carry another answer */
     atomic_bool gone;
     http_hdr *hdrs;
     size_t n_hdrs, cap_hdrs;
@@ -160,9 +160,8 @@ static void http_date(char *out, size_t size)
         snprintf(out, size, "Thu, 01 Jan 1970 00:00:00 GMT");
         return;
     }
-    snprintf(out, size, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7],
-             tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-             tm.tm_sec);
+    snprintf(out, size, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7], tm.tm_mday,
+             months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
 /* Default error body: the Anthropic shape, which every loco client reads. */
@@ -173,8 +172,8 @@ static loco_status http_default_error(const char *path, int status, const char *
                        : status == 503 ? "overloaded_error"
                        : status < 500  ? "invalid_request_error"
                                        : "api_error";
-    loco_status st = buf_appendf(out, "{\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":",
-                                 type);
+    loco_status st = buf_appendf(
+        out, "{\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":", type);
     if (!st)
         st = json_append_str_lossy(out, message, strlen(message));
     if (!st)
@@ -302,10 +301,9 @@ static void http_send_error(http_conn *c, const char *path, int status, const ch
     http_log(c, status >= 500 ? LOG_WARN : LOG_DEBUG, message, status);
     buf body;
     buf_init(&body, 64 * 1024);
-    loco_status st = s->cfg.error_body
-                         ? s->cfg.error_body(s->cfg.error_ctx, path ? path : "", status,
-                                             message, &body)
-                         : http_default_error(path, status, message, &body);
+    loco_status st = s->cfg.error_body ? s->cfg.error_body(s->cfg.error_ctx, path ? path : "",
+                                                           status, message, &body)
+                                       : http_default_error(path, status, message, &body);
     if (st) {
         buf_reset(&body);
         http_default_error(path, status, "error", &body);
@@ -519,8 +517,8 @@ static loco_status http_build_head(http_response *r, int status, const char *cty
 {
     char date[40];
     http_date(date, sizeof(date));
-    loco_status st = buf_appendf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status,
-                                 http_reason(status), date);
+    loco_status st = buf_appendf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, http_reason(status),
+                                 date);
     if (!st && ctype)
         st = buf_appendf(out, "Content-Type: %s\r\n", ctype);
     for (size_t i = 0; !st && i < r->n_hdrs; i++)
@@ -666,8 +664,8 @@ loco_status http_response_end(http_response *r)
 
 static bool http_owned_header(const char *name)
 {
-    static const char *const owned[] = {"content-length", "transfer-encoding", "connection",
-                                        "date", "content-type"};
+    static const char *const owned[] = {"content-length", "transfer-encoding", "connection", "date",
+                                        "content-type"};
     for (size_t i = 0; i < LOCO_ARRAY_LEN(owned); i++) {
         if (!strcasecmp(name, owned[i]))
             return true;
@@ -946,7 +944,8 @@ static void *http_accept_main(void *arg)
 
 static loco_status http_listen(http_server *s, loco_err *err)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     char ports[16];
@@ -965,8 +964,8 @@ static loco_status http_listen(http_server *s, loco_err *err)
     if (e) {
         if (fd >= 0)
             close(fd);
-        return loco_err_set(err, LOCO_ERR_IO, "cannot listen on %s:%d: %s", s->host,
-                            s->cfg.port, strerror(e));
+        return loco_err_set(err, LOCO_ERR_IO, "cannot listen on %s:%d: %s", s->host, s->cfg.port,
+                            strerror(e));
     }
     struct sockaddr_storage sa;
     socklen_t len = sizeof(sa);

@@ -41,8 +41,8 @@ typedef void (*http_handler_fn)(void *ctx, const http_request *req, http_respons
  * 417, 431, 500, 501, 503 or 505; message says what was wrong) into out. path is the
  * request's path when it was read ("" otherwise), so the body can take the shape of the
  * API the client speaks. Called on connection threads. */
-typedef loco_status (*http_error_fn)(void *ctx, const char *path, int status,
-                                     const char *message, buf *out);
+typedef loco_status (*http_error_fn)(void *ctx, const char *path, int status, const char *message,
+                                     buf *out);
 
 #define HTTP_SERVER_MAX_BODY_DEFAULT ((size_t)32 << 20)
 #define HTTP_SERVER_MAX_CONNECTIONS_DEFAULT 1024u
@@ -55,22 +55,22 @@ typedef loco_status (*http_error_fn)(void *ctx, const char *path, int status,
 #define HTTP_SERVER_OVER_LIMIT_WAIT_S 5u
 
 typedef struct {
-    const char *host;          /* "127.0.0.1", "0.0.0.0", "::1", ...; NULL = 127.0.0.1 */
-    int port;                  /* port 0 = ephemeral; http_server_port() tells which */
-    size_t max_body;           /* larger bodies are answered 413 (a declared Content-Length
-                                  before the body is read); 0 = HTTP_SERVER_MAX_BODY_DEFAULT */
-    unsigned max_connections;  /* connections served at once; the request of one more is
-                                  answered 503 and the connection closed. 0 = default */
-    unsigned idle_timeout_s;   /* a connection waiting for a request must deliver all of it
-                                  (head and body) within this many seconds, however slowly
-                                  the bytes come, else it is closed (408 when part of a
-                                  request had arrived); a client that reads nothing of an
-                                  answer for this long is cut off. 0 = default (60) */
-    http_error_fn error_body;  /* NULL = {"type":"error","error":{"type","message"}} */
-    void *error_ctx;           /* borrowed; must outlive the server */
-    const loco_log *log;       /* refused connections, timeouts, bad requests; may be NULL */
-    http_handler_fn handler;   /* required */
-    void *handler_ctx;         /* borrowed; must outlive the server */
+    const char *host;         /* "127.0.0.1", "0.0.0.0", "::1", ...; NULL = 127.0.0.1 */
+    int port;                 /* port 0 = ephemeral; http_server_port() tells which */
+    size_t max_body;          /* larger bodies are answered 413 (a declared Content-Length
+                                 before the body is read); 0 = HTTP_SERVER_MAX_BODY_DEFAULT */
+    unsigned max_connections; /* connections served at once; the request of one more is
+                                 answered 503 and the connection closed. 0 = default */
+    unsigned idle_timeout_s;  /* a connection waiting for a request must deliver all of it
+                                 (head and body) within this many seconds, however slowly
+                                 the bytes come, else it is closed (408 when part of a
+                                 request had arrived); a client that reads nothing of an
+                                 answer for this long is cut off. 0 = default (60) */
+    http_error_fn error_body; /* NULL = {"type":"error","error":{"type","message"}} */
+    void *error_ctx;          /* borrowed; must outlive the server */
+    const loco_log *log;      /* refused connections, timeouts, bad requests; may be NULL */
+    http_handler_fn handler;  /* required */
+    void *handler_ctx;        /* borrowed; must outlive the server */
 } http_server_config;
 
 /* Counters since start; thread-safe snapshot. */

@@ -63,7 +63,8 @@ static const char fx_request[] =
     "\"system\":[{\"type\":\"text\",\"text\":\"You are a Claude agent, built on Anthropic's "
     "Claude Agent SDK.\",\"cache_control\":{\"type\":\"ephemeral\"}}],"
     "\"tools\":[{\"name\":\"Read\",\"description\":\"Reads a file\",\"input_schema\":{\"type\":"
-    "\"object\",\"properties\":{\"file_path\":{\"type\":\"string\"}},\"required\":[\"file_path\"]}},"
+    "\"object\",\"properties\":{\"file_path\":{\"type\":\"string\"}},\"required\":[\"file_path\"]}}"
+    ","
     "{\"name\":\"Bash\",\"input_schema\":{\"type\":\"object\",\"properties\":{\"command\":"
     "{\"type\":\"string\"}}}}],"
     "\"messages\":[{\"role\":\"user\",\"content\":\"Where is main? gr\\u00f6\\u00dfe \\u2713\"},"
@@ -75,7 +76,10 @@ static const char fx_request[] =
 
 /* An upstream llama-server answer: text, then a <tool_call> split across chunks. */
 static const char *const fx_chunks[] = {
-    "I will look at ", "the build. \xe2\x9c\x93", "\n<tool_", "call>\n{\"name\": \"Bash\", \"arg",
+    "I will look at ",
+    "the build. \xe2\x9c\x93",
+    "\n<tool_",
+    "call>\n{\"name\": \"Bash\", \"arg",
     "uments\": {\"command\": \"grep -rn main /r\"}}\n</tool_call>",
 };
 
@@ -134,8 +138,10 @@ static loco_status run_codec(buf *out, loco_err *err)
         loco_err_set(err, rc, "writing the upstream request: %s", loco_status_str(rc));
     if (!rc)
         rc = buf_append(out, body.data, body.len); /* the request is part of the result */
-    chat_qwen_parser_opts po = {.on_event = chat_anth_sse_on_event, .ctx = &w,
-                                .tools = req ? req->tools : NULL, .n_tools = req ? req->n_tools : 0};
+    chat_qwen_parser_opts po = {.on_event = chat_anth_sse_on_event,
+                                .ctx = &w,
+                                .tools = req ? req->tools : NULL,
+                                .n_tools = req ? req->n_tools : 0};
     if (!rc && (rc = chat_qwen_parser_new(&po, &qp)) != LOCO_OK)
         loco_err_set(err, rc, "parser: %s", loco_status_str(rc));
     chain.qp = qp;
@@ -189,7 +195,8 @@ static loco_status run_load(buf *out, loco_err *err)
     loco_status rc = backend_engine_new(&eo, &b, err);
     int32_t *ids = NULL;
     size_t n = 0;
-    static const char text[] = "int main(void) { return 0; } // gr\xc3\xb6\xc3\x9f" "e \xe2\x9c\x93";
+    static const char text[] = "int main(void) { return 0; } // gr\xc3\xb6\xc3\x9f"
+                               "e \xe2\x9c\x93";
     if (!rc)
         rc = backend_engine_tokenize(b, text, sizeof(text) - 1, false, &ids, &n, err);
     fault_suspend();
@@ -253,23 +260,29 @@ static loco_status sb_complete(backend *b, const chat_request *req, const backen
         for (int i = 0; !rc && i < 3; i++) {
             char id[16];
             snprintf(id, sizeof(id), "call_%d", i);
-            rc = sb_ev(cb, ctx, (chat_event){.type = CHAT_EV_TOOL_CALL_START, .index = i,
-                                             .id = id, .name = names[i]});
+            rc = sb_ev(
+                cb, ctx,
+                (chat_event){
+                    .type = CHAT_EV_TOOL_CALL_START, .index = i, .id = id, .name = names[i]});
             if (!rc)
-                rc = sb_ev(cb, ctx, (chat_event){.type = CHAT_EV_TOOL_ARGS_DELTA, .index = i,
-                                                 .text = args[i], .len = strlen(args[i])});
+                rc = sb_ev(cb, ctx,
+                           (chat_event){.type = CHAT_EV_TOOL_ARGS_DELTA,
+                                        .index = i,
+                                        .text = args[i],
+                                        .len = strlen(args[i])});
             if (!rc)
                 rc = sb_ev(cb, ctx, (chat_event){.type = CHAT_EV_TOOL_CALL_END, .index = i});
         }
         if (!rc)
-            rc = sb_ev(cb, ctx, (chat_event){.type = CHAT_EV_MESSAGE_END,
-                                             .stop = CHAT_STOP_TOOL_USE});
+            rc = sb_ev(cb, ctx,
+                       (chat_event){.type = CHAT_EV_MESSAGE_END, .stop = CHAT_STOP_TOOL_USE});
         return rc;
     }
     static const char answer[] = "main is in src/main.c (line 1).\n";
     if (!rc)
-        rc = sb_ev(cb, ctx, (chat_event){.type = CHAT_EV_TEXT_DELTA, .text = answer,
-                                         .len = sizeof(answer) - 1});
+        rc = sb_ev(
+            cb, ctx,
+            (chat_event){.type = CHAT_EV_TEXT_DELTA, .text = answer, .len = sizeof(answer) - 1});
     if (!rc)
         rc = sb_ev(cb, ctx, (chat_event){.type = CHAT_EV_MESSAGE_END, .stop = CHAT_STOP_END_TURN});
     return rc;
@@ -415,8 +428,10 @@ static int run_child(const scenario *sc, fault_kind kind, long n, int fd)
         int code = CHILD_SAME;
         if (rc && (n == 0 || getenv("LOCO_FAULT_VERBOSE")))
             fprintf(stderr, "%s: %s call %ld failing: %s: %s\n", sc->name,
-                    kind == FAULT_ALLOC ? "allocation" : kind == FAULT_READ ? "read" : "write", n,
-                    loco_status_str(rc), err.msg);
+                    kind == FAULT_ALLOC  ? "allocation"
+                    : kind == FAULT_READ ? "read"
+                                         : "write",
+                    n, loco_status_str(rc), err.msg);
         if (rc && !err.msg[0])
             code = CHILD_NO_MESSAGE;
         else if (rc)
@@ -424,7 +439,8 @@ static int run_child(const scenario *sc, fault_kind kind, long n, int fd)
         if (fd >= 0) {
             char head[64];
             int k = snprintf(head, sizeof(head), "%ld %d %zu\n", count, (int)rc, out.len);
-            if (write(fd, head, (size_t)k) != k || write(fd, out.data ? out.data : "", out.len) != (ssize_t)out.len)
+            if (write(fd, head, (size_t)k) != k ||
+                write(fd, out.data ? out.data : "", out.len) != (ssize_t)out.len)
                 code = 99;
             close(fd);
         }
@@ -521,10 +537,11 @@ static void torture(const scenario *sc, fault_kind kind, const char *kind_name)
             static const char *const what[] = {[CHILD_DIFFERENT] = "a different result",
                                                [CHILD_NO_MESSAGE] = "an error without a message",
                                                [CHILD_PARTIAL] = "partial output"};
-            fprintf(stderr, "%s: %s call %ld of %ld failing: %s (exit %d)\n", sc->name,
-                    kind_name, n, count,
+            fprintf(stderr, "%s: %s call %ld of %ld failing: %s (exit %d)\n", sc->name, kind_name,
+                    n, count,
                     code < (int)LOCO_ARRAY_LEN(what) && what[code] ? what[code]
-                    : code == 23 ? "a leak" : "a crash",
+                    : code == 23                                   ? "a leak"
+                                                                   : "a crash",
                     code);
             failures++;
         }

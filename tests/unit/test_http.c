@@ -614,7 +614,8 @@ static void test_server_malformed(void **state)
         {"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: zz\r\n\r\n", 400},
         {"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 400},
         {"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n"
-         "\r\n0\r\n\r\n", 400},
+         "\r\n0\r\n\r\n",
+         400},
         {"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501},
         {"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400},
         {"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nContent-Length: 1\r\n\r\nx", 417},

@@ -21,10 +21,11 @@ static void test_head(void **state)
     (void)state;
     char copy[512];
     http_parse_head h;
-    assert_int_equal(parse("POST /v1/messages?beta=true HTTP/1.1\r\nHost: h\r\n"
-                           "Content-Length:  12 \r\nX-Empty:\r\nConnection: keep-alive, Close\r\n\r\n",
-                           &h, copy, sizeof(copy)),
-                     0);
+    assert_int_equal(
+        parse("POST /v1/messages?beta=true HTTP/1.1\r\nHost: h\r\n"
+              "Content-Length:  12 \r\nX-Empty:\r\nConnection: keep-alive, Close\r\n\r\n",
+              &h, copy, sizeof(copy)),
+        0);
     assert_string_equal(h.method, "POST");
     assert_string_equal(h.target, "/v1/messages?beta=true");
     assert_int_equal(h.minor, 1);
@@ -35,18 +36,19 @@ static void test_head(void **state)
     assert_string_equal(h.headers[1].value, "12");
     assert_string_equal(h.headers[2].value, "");
     /* bare LF lines, HTTP/1.0 closes, the same length twice is fine */
-    assert_int_equal(parse("GET / HTTP/1.0\nContent-Length: 0\nContent-Length: 0\n\n", &h, copy,
-                           sizeof(copy)),
-                     0);
+    assert_int_equal(
+        parse("GET / HTTP/1.0\nContent-Length: 0\nContent-Length: 0\n\n", &h, copy, sizeof(copy)),
+        0);
     assert_true(h.close);
     assert_int_equal(parse("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", &h, copy, sizeof(copy)),
                      400);
-    assert_int_equal(parse("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", &h, copy,
-                           sizeof(copy)),
-                     400);
-    assert_int_equal(parse("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n",
-                           &h, copy, sizeof(copy)),
-                     400);
+    assert_int_equal(
+        parse("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", &h, copy, sizeof(copy)),
+        400);
+    assert_int_equal(
+        parse("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n", &h, copy,
+              sizeof(copy)),
+        400);
     assert_int_equal(parse("GET  / HTTP/1.1\r\nHost: a\r\n\r\n", &h, copy, sizeof(copy)), 400);
     assert_int_equal(parse("GET / HTTP/2.0\r\nHost: a\r\n\r\n", &h, copy, sizeof(copy)), 505);
     assert_int_equal(parse("GET / HTTP/1.1\r\nHost: a\r\nX\r: y\r\n\r\n", &h, copy, sizeof(copy)),
@@ -117,8 +119,7 @@ static void check_chunked(const char *text, int want, const char *body, size_t m
 static void test_chunked(void **state)
 {
     (void)state;
-    check_chunked("5\r\nhello\r\n6;name=\"v a\"\r\n world\r\n0\r\n\r\nNEXT", 1, "hello world",
-                  64);
+    check_chunked("5\r\nhello\r\n6;name=\"v a\"\r\n world\r\n0\r\n\r\nNEXT", 1, "hello world", 64);
     check_chunked("3\nabc\n0\nTrailer: x\nOther: y\n\nNEXT", 1, "abc", 64);
     check_chunked("A\r\n0123456789\r\n0\r\n\r\nNEXT", 1, "0123456789", 64);
     check_chunked("A\r\n0123456789\r\n0\r\n\r\nNEXT", 413, NULL, 9);

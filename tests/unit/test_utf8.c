@@ -370,13 +370,19 @@ static void test_printable(void **state)
 {
     (void)state;
     CHECK_PRINTABLE("plain ascii ~", "plain ascii ~");
-    CHECK_PRINTABLE("gr\xc3\xb6\xc3\x9f" "e \xe2\x9c\x93 \xf0\x9f\x98\x80",
-                    "gr\xc3\xb6\xc3\x9f" "e \xe2\x9c\x93 \xf0\x9f\x98\x80");
+    CHECK_PRINTABLE("gr\xc3\xb6\xc3\x9f"
+                    "e \xe2\x9c\x93 \xf0\x9f\x98\x80",
+                    "gr\xc3\xb6\xc3\x9f"
+                    "e \xe2\x9c\x93 \xf0\x9f\x98\x80");
     CHECK_PRINTABLE("\x1b[31mred\x1b]0;title\x07", "\\e[31mred\\e]0;title\\x07");
     CHECK_PRINTABLE("a\nb\rc\td", "a\\nb\\rc\\td");
     CHECK_PRINTABLE("nul\0x\x7f", "nul\\x00x\\x7F");
-    CHECK_PRINTABLE("c1 \xc2\x9b" "31m", "c1 \\u{009B}31m");                 /* CSI as C1 */
-    CHECK_PRINTABLE("bidi \xe2\x80\xae" "evil", "bidi \\u{202E}evil");        /* RLO */
+    CHECK_PRINTABLE("c1 \xc2\x9b"
+                    "31m",
+                    "c1 \\u{009B}31m"); /* CSI as C1 */
+    CHECK_PRINTABLE("bidi \xe2\x80\xae"
+                    "evil",
+                    "bidi \\u{202E}evil"); /* RLO */
     CHECK_PRINTABLE("iso \xe2\x81\xa6x", "iso \\u{2066}x");
     CHECK_PRINTABLE("bad \xff\xc3(", "bad \\xFF\\xC3(");
     CHECK_PRINTABLE("cut \xe2\x9c", "cut \\xE2\\x9C");
