@@ -146,8 +146,9 @@ typedef struct {
     long cache_mb;             /* prefix-cache memory cap in MiB: KV blocks no running sequence
                                   uses are evicted (least recently used first) beyond it
                                   (0: default, docs/internals/sched.md) */
-    bool constrain;            /* constrained tool calls (engine/constrain.h) for requests with
-                                  tools; the CLI's default is on (--no-constrain clears it) */
+    bool constrain;            /* constrained tool calls (engine/constrain.h, the tools from
+                                  backend/constrain_req.h: the request's, else LocoOperator's
+                                  trained ones); the CLI's default is on (--no-constrain) */
     bool parity;               /* llama.cpp-mirroring arithmetic (docs/internals/qwen3.md) instead
                                   of the fast path */
     const char *kv_type;       /* KV cache type: "f16" (NULL: default) or "q8_0" */

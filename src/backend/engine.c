@@ -7,6 +7,7 @@
 #include <pthread.h>
 
 #include "backend/backend.h"
+#include "backend/constrain_req.h"
 #include "base/str.h"
 #include "chat/qwen.h"
 #include "engine/gguf.h"
@@ -45,6 +46,7 @@ typedef struct {
     int32_t eot;        /* <|endoftext|>, -1 when absent */
     uint64_t seed;
     uint64_t calls;
+    constrain_vocab *cvocab; /* tool-call constraint tables (opts.constrain), else NULL */
 } backend_engine;
 
 /* ---- neutral conversation -> template messages ---- */
@@ -411,6 +413,12 @@ static loco_status generate(engine_call *c, const chat_request *req, long *out_n
     sampler *smp = make_sampler(b, req, err);
     if (!smp)
         return err && err->code ? err->code : LOCO_ERR_NOMEM;
+    constrain *con = NULL; /* valid tool calls by construction (docs/internals/constrain.md) */
+    if (b->cvocab && constrain_req_new(b->t, b->cvocab, req, max, &con, err)) {
+        sampler_free(smp);
+        return err && err->code ? err->code : LOCO_ERR_NOMEM;
+    }
+    sampler_set_constraint(smp, con);
     tok_stream ts;
     tok_stream_init(&ts);
     buf piece;
@@ -424,6 +432,9 @@ static loco_status generate(engine_call *c, const chat_request *req, long *out_n
             break;
         }
         int32_t id;
+        long ctx_left = (long)b->n_ctx - (long)qwen3_ctx_past(b->ctx) + 1;
+        if (con)
+            constrain_set_budget(con, max - i < ctx_left ? max - i : ctx_left);
         rc = sampler_sample(smp, b->logits, &id, err);
         if (rc)
             break;
@@ -448,6 +459,7 @@ static loco_status generate(engine_call *c, const chat_request *req, long *out_n
     }
     buf_release(&piece);
     sampler_free(smp);
+    constrain_free(con);
     return rc;
 }
 
@@ -558,6 +570,7 @@ static void engine_free(backend *base)
     backend_engine *b = (backend_engine *)base;
     qwen3_ctx_free(b->ctx);
     tpool_free(b->pool);
+    constrain_vocab_free(b->cvocab);
     tok_free(b->t);
     qwen3_free(b->m);
     gguf_close(b->g);
@@ -614,6 +627,11 @@ static loco_status engine_load(backend_engine *b, const backend_engine_opts *o, 
     int64_t ti = gguf_find_key(b->g, "tokenizer.chat_template");
     const char *tt = ti >= 0 ? gguf_get_str(b->g, ti, &tl) : NULL;
     b->dialect = tt ? tmpl_detect_dialect(tt) : TMPL_QWEN3_INSTRUCT_2507;
+    if (o->constrain) {
+        rc = constrain_vocab_new(b->t, (int32_t)b->m->hp.n_vocab, &b->cvocab, err);
+        if (rc)
+            return rc;
+    }
     b->eos = tok_find(b->t, "<|im_end|>", 10);
     b->eot = tok_find(b->t, "<|endoftext|>", 13);
     b->logits = malloc((size_t)b->m->hp.n_vocab * sizeof(float));

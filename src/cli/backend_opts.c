@@ -43,6 +43,10 @@ int cli_backend_flag(cli_backend_opts *o, const char *cmd, int argc, char **argv
         o->native_tools = true;
         return 1;
     }
+    if (!strcmp(a, "--no-constrain")) {
+        o->no_constrain = true;
+        return 1;
+    }
     struct {
         const char *flag;
         const char **dst;
@@ -100,7 +104,9 @@ void cli_backend_usage(FILE *out)
             "  --cloud-model NAME   hybrid: cloud model (" CLI_DEFAULT_CLOUD_MODEL ")\n"
             "  --system-prompt FILE the training system prompt (built in)\n"
             "  --timeout S          give up on a silent model server after S s (600)\n"
-            "  --threads N          engine threads (all cores)\n");
+            "  --threads N          engine threads (all cores)\n"
+            "  --no-constrain       engine: do not constrain tool calls to valid JSON for the\n"
+            "                       offered tools (docs/internals/constrain.md)\n");
 }
 
 static const char *pick(const char *flag, const cli_env *env, const char *name, const char *def)
@@ -152,6 +158,7 @@ static loco_status open_engine(cli_backends *s, const cli_backend_opts *o, long 
     eo.threads = o->engine_threads;
     eo.nfc = true;
     eo.seed = 42;
+    eo.constrain = !o->no_constrain;
     rc = backend_engine_new(&eo, &s->local, err);
     free(path);
     return rc;

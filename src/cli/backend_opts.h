@@ -26,6 +26,7 @@ typedef struct {
     const char *cloud_model;   /* --cloud-model */
     const char *prompt_file;   /* --system-prompt FILE (default: the built-in training prompt) */
     bool native_tools;         /* --native-tools: the server's own tool calling, no qwen text */
+    bool no_constrain;         /* --no-constrain: engine tool calls not constrained */
     long timeout_s;            /* --timeout: a silent model server is given up after this */
     int engine_threads;        /* --threads (engine) */
 } cli_backend_opts;

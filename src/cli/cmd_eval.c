@@ -45,6 +45,7 @@ static void usage(FILE *out)
         "  --max-tokens N           answer length limit (1024)\n"
         "  --temperature T          sampling temperature (0)\n"
         "  --threads N              engine threads (all cores)\n"
+        "  --no-constrain           engine: tool calls not constrained to valid JSON\n"
         "  --save-predictions FILE  write the predictions a backend produced, as JSONL\n"
         "\n"
         "Output:\n"
@@ -92,6 +93,7 @@ typedef struct {
     long jobs, max_tokens, threads;
     double temperature;
     bool quiet;
+    bool no_constrain;
 } eval_flags;
 
 static bool parse_num(const char *flag, const char *v, long min, long max, long *out)
@@ -133,6 +135,10 @@ static int parse_flag(eval_flags *f, int argc, char **argv, int *i)
     }
     if (!strcmp(argv[*i], "--quiet")) {
         f->quiet = true;
+        return 1;
+    }
+    if (!strcmp(argv[*i], "--no-constrain")) {
+        f->no_constrain = true;
         return 1;
     }
     return 0;
@@ -220,6 +226,7 @@ static loco_status open_backend(const eval_flags *f, http_client **client, backe
         eo.threads = (int)f->threads;
         eo.nfc = true;
         eo.seed = 42;
+        eo.constrain = !f->no_constrain;
         rc = backend_engine_new(&eo, out, err);
         free(path);
         return rc;
@@ -257,6 +264,7 @@ static loco_status run_backend(const eval_flags *f, eval_set *set, loco_err *err
     if (rc)
         goto out;
     ro.jobs = (int)f->jobs;
+    ro.keep_tools = !strcmp(f->backend, "engine"); /* constrained to the sample's tools */
     ro.model = strcmp(f->backend, "engine") ? f->model : NULL;
     ro.max_tokens = f->max_tokens;
     ro.has_temperature = true;

@@ -30,6 +30,9 @@ static void synth_usage(FILE *out)
             "                         some attn_v/ffn_down)\n"
             "  --untied               write a separate output.weight\n"
             "  --seed S               weights seed (42)\n"
+            "  --boost IDS            with --untied: scale the output rows of these token ids\n"
+            "                         (comma-separated) by --boost-scale (4), so the model\n"
+            "                         emits them often (e.g. <tool_call> and JSON punctuation)\n"
             "  --4b                   Qwen3-4B's shape: 36 layers, hidden 2560, 32/8 heads,\n"
             "                         head dim 128, ffn 9728\n");
 }
@@ -57,6 +60,9 @@ int cmd_model_synth(int argc, char **argv)
     synth_params p;
     synth_params_default(&p);
     const char *tokenizer = NULL, *config = NULL, *out = NULL, *type = NULL, *mix = NULL;
+    int32_t boost[64];
+    p.boost_ids = boost;
+    p.boost = 4.0f;
     for (int i = 1; i < argc; i++) {
         const char *v = NULL;
         bool bad = false;
@@ -105,6 +111,31 @@ int cmd_model_synth(int argc, char **argv)
         }
         if (matched)
             continue;
+        if (cli_flag_value(argc, argv, &i, "--boost", &v, &bad)) {
+            for (const char *q = v; !bad && q && *q;) {
+                char *end;
+                long id = strtol(q, &end, 10);
+                bad = end == q || id < 0 || id > INT32_MAX || p.n_boost == LOCO_ARRAY_LEN(boost);
+                if (!bad)
+                    boost[p.n_boost++] = (int32_t)id;
+                q = *end == ',' ? end + 1 : end;
+                bad = bad || (*end && *end != ',');
+            }
+            if (bad || !p.n_boost) {
+                fprintf(stderr, "loco model synth: --boost wants at most 64 comma-separated ids\n");
+                return 2;
+            }
+            continue;
+        }
+        if (cli_flag_value(argc, argv, &i, "--boost-scale", &v, &bad)) {
+            double d;
+            if (bad || str_parse_double(v, 0, 1000, &d)) {
+                fprintf(stderr, "loco model synth: --boost-scale wants a number in [0, 1000]\n");
+                return 2;
+            }
+            p.boost = (float)d;
+            continue;
+        }
         if (cli_flag_value(argc, argv, &i, "--seed", &v, &bad)) {
             long s;
             if (bad || str_parse_long(v, 0, LONG_MAX, &s)) {
@@ -115,6 +146,10 @@ int cmd_model_synth(int argc, char **argv)
             continue;
         }
         fprintf(stderr, "loco model synth: unknown option '%s' (see --help)\n", a);
+        return 2;
+    }
+    if (p.n_boost && p.tied) {
+        fprintf(stderr, "loco model synth: --boost needs --untied (a separate output.weight)\n");
         return 2;
     }
     if (!tokenizer || !out) {

@@ -1,6 +1,7 @@
 /* cmd_run.c: `loco run`: one completion from a GGUF model with the in-process engine, streamed
  * to stdout. Also the test hook the engine's comparisons against llama.cpp use (--json,
- * --prompt-ids, --ignore-eos, --logits-out). */
+ * --prompt-ids, --ignore-eos, --logits-out, and --force-ids for teacher forcing: feed a given
+ * token sequence and record the logits of every step). */
 #include "base/common.h"
 
 #include <jansson.h>
@@ -11,6 +12,7 @@
 #include "base/log.h"
 #include "base/models.h"
 #include "base/str.h"
+#include "backend/constrain_req.h"
 #include "cli/cli.h"
 #include "cli/options.h"
 #include "engine/gguf.h"
@@ -19,6 +21,7 @@
 #include "engine/sampler.h"
 #include "engine/threadpool.h"
 #include "engine/tokenizer.h"
+#include "engine/vecmath.h"
 
 #define RUN_MAX_MESSAGES 4096
 
@@ -45,17 +48,26 @@ static void run_usage(FILE *out)
             "  --ctx N              context size in tokens (51200)\n"
             "  --batch N            prompt tokens per forward batch (512)\n"
             "  --ignore-eos         keep generating past the end-of-turn token\n"
-            "  --json               print {prompt_ids, ids, text, timings} instead of text\n"
-            "  --logits-out FILE    write the first step's logits (float32 LE)\n"
-            "  --no-nfc             tokenize without NFC normalisation (as llama.cpp does)\n");
+            "  --json               print {prompt_ids, ids, text, profile, timings}, not text\n"
+            "  --logits-out FILE    write every step's logits (steps x vocab float32 LE; step 0\n"
+            "                       follows the prompt)\n"
+            "  --force-ids LIST     teacher forcing: feed these comma-separated ids back\n"
+            "                       instead of the sampled ones (one step per id; ids still\n"
+            "                       reports the sampled ones)\n"
+            "  --parity             the arithmetic that mirrors llama.cpp's CPU build bit for\n"
+            "                       bit (today the only path, so the default)\n"
+            "  --no-nfc             tokenize without NFC normalisation (as llama.cpp does)\n"
+            "  --no-constrain       do not constrain <tool_call>s to valid JSON for the tools\n"
+            "                       (those of --messages, else the trained ones; never with\n"
+            "                       --raw or --prompt-ids)\n");
 }
 
 typedef struct {
-    const char *model, *prompt, *messages, *system, *prompt_ids, *logits_out;
+    const char *model, *prompt, *messages, *system, *prompt_ids, *logits_out, *force_ids;
     long max_tokens, top_k, threads, ctx, batch;
     double temp, top_p, min_p, repeat_penalty;
     long seed;
-    bool raw, ignore_eos, json, nfc;
+    bool raw, ignore_eos, json, nfc, parity, no_constrain;
 } run_opts;
 
 static int parse_run(int argc, char **argv, run_opts *o)
@@ -92,12 +104,21 @@ static int parse_run(int argc, char **argv, run_opts *o)
             o->nfc = false;
             continue;
         }
+        if (!strcmp(a, "--parity")) { /* the parity path is today's only path */
+            o->parity = true;
+            continue;
+        }
+        if (!strcmp(a, "--no-constrain")) {
+            o->no_constrain = true;
+            continue;
+        }
         if (cli_flag_value(argc, argv, &i, "--model", &o->model, &bad) ||
             cli_flag_value(argc, argv, &i, "--prompt", &o->prompt, &bad) ||
             cli_flag_value(argc, argv, &i, "--messages", &o->messages, &bad) ||
             cli_flag_value(argc, argv, &i, "--system", &o->system, &bad) ||
             cli_flag_value(argc, argv, &i, "--prompt-ids", &o->prompt_ids, &bad) ||
-            cli_flag_value(argc, argv, &i, "--logits-out", &o->logits_out, &bad)) {
+            cli_flag_value(argc, argv, &i, "--logits-out", &o->logits_out, &bad) ||
+            cli_flag_value(argc, argv, &i, "--force-ids", &o->force_ids, &bad)) {
             if (bad)
                 return 2;
             continue;
@@ -337,6 +358,40 @@ static bool parse_ids(const char *s, tok_ids *out)
     return out->len > 0;
 }
 
+/* The tool-call constraint of the answer (docs/internals/constrain.md): the tools of the
+ * --messages file (OpenAI or Anthropic form), else LocoOperator-4B's trained tools. */
+static loco_status run_constraint(const tok *t, int32_t n_vocab, const run_conv *conv, long max,
+                                  constrain **out, loco_err *err)
+{
+    chat_request *req = chat_request_new();
+    json_t *tools = json_is_object(conv->root) ? json_object_get(conv->root, "tools") : NULL;
+    size_t i;
+    json_t *tool;
+    loco_status rc = req ? LOCO_OK : LOCO_ERR_NOMEM;
+    json_array_foreach(tools, i, tool) {
+        json_t *fn = json_object_get(tool, "function") ? json_object_get(tool, "function") : tool;
+        json_t *schema = json_object_get(fn, "parameters") ? json_object_get(fn, "parameters")
+                                                            : json_object_get(tool, "input_schema");
+        const char *name = json_get_str(fn, "name");
+        char *sj = schema ? json_to_string(schema) : NULL;
+        if (!rc && name && !chat_request_add_tool(req, name, NULL, sj))
+            rc = LOCO_ERR_NOMEM;
+        free(sj);
+    }
+    constrain_tool *ct = NULL;
+    size_t n = 0;
+    constrain_opts co;
+    memset(&co, 0, sizeof(co));
+    if (!rc)
+        rc = constrain_req_tools(req, &ct, &n, &co.mode);
+    co.max_tokens = max;
+    co.n_vocab = n_vocab;
+    rc = rc ? loco_err_set(err, rc, "out of memory") : constrain_new(t, ct, n, &co, out, err);
+    free(ct);
+    chat_request_free(req);
+    return rc;
+}
+
 static void print_ids_json(FILE *f, const char *key, const int32_t *ids, size_t n)
 {
     fprintf(f, "\"%s\":[", key);
@@ -361,12 +416,15 @@ int cmd_run(int argc, char **argv)
     tok *t = NULL;
     tpool *pool = NULL;
     sampler *smp = NULL;
+    constrain *con = NULL;
     float *logits = NULL;
     run_conv conv;
     memset(&conv, 0, sizeof(conv));
-    tok_ids prompt, gen;
+    tok_ids prompt, gen, force;
     tok_ids_init(&prompt, 1u << 24);
     tok_ids_init(&gen, 1u << 24);
+    tok_ids_init(&force, 1u << 24);
+    FILE *logits_file = NULL;
     buf out;
     buf_init(&out, BUF_UNLIMITED);
     char *model_path = NULL;
@@ -412,7 +470,21 @@ int cmd_run(int argc, char **argv)
                                  &prompt, &err))
             goto fail;
     }
-    if (qwen3_ctx_new(m, (uint32_t)o.ctx, (uint32_t)o.batch, pool, &ctx, &err))
+    if (o.force_ids) {
+        if (!parse_ids(o.force_ids, &force)) {
+            fprintf(stderr, "loco run: --force-ids wants comma-separated token ids\n");
+            code = 2;
+            goto out;
+        }
+        o.max_tokens = (long)force.len;
+    }
+    qwen3_ctx_opts co;
+    memset(&co, 0, sizeof(co));
+    co.n_ctx = (uint32_t)o.ctx;
+    co.n_batch = (uint32_t)o.batch;
+    co.pool = pool;
+    co.parity = o.parity;
+    if (qwen3_ctx_new_opts(m, &co, &ctx, &err))
         goto fail;
     if (prompt.len + (size_t)o.max_tokens > (size_t)o.ctx) {
         fprintf(stderr,
@@ -437,23 +509,35 @@ int cmd_run(int argc, char **argv)
             loco_err_set(&err, LOCO_ERR_NOMEM, "out of memory");
         goto fail;
     }
+    if (!o.raw && !o.prompt_ids && !o.no_constrain) {
+        if (run_constraint(t, (int32_t)m->hp.n_vocab, &conv, o.max_tokens, &con, &err))
+            goto fail;
+        sampler_set_constraint(smp, con);
+    }
     double t0 = clock_now_ms();
     if (qwen3_eval(ctx, prompt.ids, (uint32_t)prompt.len, logits, &err))
         goto fail;
     double t1 = clock_now_ms();
-    if (o.logits_out &&
-        file_write_atomic(o.logits_out, logits, (size_t)m->hp.n_vocab * sizeof(float), 0644,
-                          &err))
+    if (o.logits_out && !(logits_file = fopen(o.logits_out, "wb"))) {
+        loco_err_set(&err, LOCO_ERR_IO, "cannot open '%s': %s", o.logits_out, strerror(errno));
         goto fail;
+    }
     int32_t eos = tok_find(t, "<|im_end|>", 10), eot = tok_find(t, "<|endoftext|>", 13);
     tok_stream ts;
     tok_stream_init(&ts);
     for (long i = 0; i < o.max_tokens; i++) {
         int32_t id;
+        if (logits_file &&
+            fwrite(logits, sizeof(float), m->hp.n_vocab, logits_file) != m->hp.n_vocab) {
+            loco_err_set(&err, LOCO_ERR_IO, "cannot write '%s'", o.logits_out);
+            goto fail;
+        }
         if (sampler_sample(smp, logits, &id, &err))
             goto fail;
-        sampler_accept(smp, id);
-        if (!o.ignore_eos && (id == eos || id == eot))
+        /* teacher forcing: the given token goes on, the sampled one is reported */
+        int32_t next = o.force_ids ? force.ids[i] : id;
+        sampler_accept(smp, next);
+        if (!o.ignore_eos && !o.force_ids && (id == eos || id == eot))
             break;
         if (tok_ids_push(&gen, id)) {
             loco_err_set(&err, LOCO_ERR_NOMEM, "out of memory");
@@ -466,8 +550,16 @@ int cmd_run(int argc, char **argv)
             fwrite(out.data ? out.data : "", 1, out.len, stdout);
             fflush(stdout);
         }
-        if (i + 1 < o.max_tokens && qwen3_eval(ctx, &id, 1, logits, &err))
+        if (i + 1 < o.max_tokens && qwen3_eval(ctx, &next, 1, logits, &err))
             goto fail;
+    }
+    if (logits_file) {
+        int bad = fclose(logits_file);
+        logits_file = NULL;
+        if (bad) {
+            loco_err_set(&err, LOCO_ERR_IO, "cannot write '%s'", o.logits_out);
+            goto fail;
+        }
     }
     double t2 = clock_now_ms();
     double pp_s = (t1 - t0) / 1000.0, tg_s = (t2 - t1) / 1000.0;
@@ -481,8 +573,9 @@ int cmd_run(int argc, char **argv)
         buf js;
         buf_init(&js, BUF_UNLIMITED);
         json_append_str_lossy(&js, buf_str(&out), out.len); /* a cut character: U+FFFD */
-        printf(",\"text\":%s,\"prompt_seconds\":%.6f,\"gen_seconds\":%.6f}\n", buf_str(&js),
-               pp_s, tg_s);
+        printf(",\"text\":%s,\"profile\":\"%s\",\"parity\":true,\"prompt_seconds\":%.6f,"
+               "\"gen_seconds\":%.6f}\n",
+               buf_str(&js), vm_profile_get()->name, pp_s, tg_s);
         buf_release(&js);
     } else {
         buf_reset(&out);
@@ -503,9 +596,13 @@ out:
     buf_release(&out);
     tok_ids_release(&prompt);
     tok_ids_release(&gen);
+    tok_ids_release(&force);
+    if (logits_file)
+        fclose(logits_file);
     conv_release(&conv);
     free(logits);
     sampler_free(smp);
+    constrain_free(con);
     qwen3_ctx_free(ctx);
     tpool_free(pool);
     tok_free(t);

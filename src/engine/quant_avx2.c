@@ -234,7 +234,10 @@ AVX2_FN static float dot_q5_K(int64_t n, const void *vw, const void *va)
         }
         const float d = y[i].d * h2f(x[i].d);
         const float dmin = -y[i].d * h2f(x[i].dmin);
-        summ_f += dmin * summ;
+        /* ggml writes summs += dmin * summ and GCC contracts it (-ffp-contract=fast, its C
+         * is built as gnu11): one fma, not a rounded product then a sum */
+        summ_f = _mm_cvtss_f32(
+            _mm_fmadd_ss(_mm_set_ss(dmin), _mm_set_ss((float)summ), _mm_set_ss(summ_f)));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
     return hsum_ps(acc) + summ_f;

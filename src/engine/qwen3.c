@@ -1,9 +1,10 @@
 /* qwen3.c: Qwen3 forward pass (engine layer). Its arithmetic reproduces llama.cpp's CPU graph
  * bit for bit, so greedy output matches it token for token: each matmul uses the kernel
- * llama.cpp picks on this CPU (AMX buffer kernels, tinyBLAS for batches, vec_dot for one row,
- * with activations encoded as those kernels expect), attention runs over llama.cpp's padded
- * KV window with an F16 cache (queries and weights rounded to F16), and softmax, SwiGLU,
- * RMSNorm and RoPE follow ggml's code (see vecmath.h and docs/internals/qwen3.md). */
+ * llama.cpp picks on this CPU (AMX buffer kernels, repacked Q4_0/Q4_K kernels, tinyBLAS for
+ * batches, vec_dot for one row, with activations encoded as those kernels expect), attention
+ * runs over llama.cpp's padded KV window with an F16 cache (queries and weights rounded to F16),
+ * and softmax, SwiGLU, RMSNorm and RoPE follow ggml's code (see vecmath.h and
+ * docs/internals/qwen3.md). */
 #include "base/common.h"
 
 #include <math.h>
@@ -464,6 +465,9 @@ static void matmul_task(void *ctx, int32_t task, int32_t thread)
     else if (j->amx)
         vm_amx_matmul(w->type, w->data, w->ne0, j->act, j->n_tokens, j->act_stride, j->out,
                       j->out_stride, rb, re);
+    else if (vm_uses_repack(j->prof, w->type, w->ne1)) /* else in its CPU_REPACK buffer */
+        vm_repack_matmul(w->type, w->data, w->ne0, j->act, j->n_tokens, j->act_stride, j->out,
+                         j->out_stride, rb, re);
     else
         quant_matmul(w->type, w->data, w->ne1, w->ne0, j->act, j->n_tokens, j->act_stride, j->out,
                      j->out_stride, rb, re);

@@ -6,6 +6,7 @@
 
 #include <math.h>
 
+#include "engine/constrain.h"
 #include "engine/sampler.h"
 
 typedef struct {
@@ -22,7 +23,13 @@ struct sampler {
     int32_t win_len; /* tokens in the window */
     int32_t win_pos; /* next slot to write */
     uint64_t rng;    /* splitmix64 state */
+    constrain *con;  /* borrowed; NULL: every token allowed */
 };
+
+/* Candidates checked one by one, best first, before a greedy pick asks for the whole mask. */
+#define SAMPLER_GREEDY_PROBE 64
+/* Kept candidates filtered one by one; more than this and the whole mask is cheaper. */
+#define SAMPLER_FILTER_MAX 4096
 
 void sampler_params_default(sampler_params *p)
 {
@@ -106,10 +113,20 @@ void sampler_reset(sampler *s, uint64_t seed)
     s->rng = seed;
 }
 
+void sampler_set_constraint(sampler *s, constrain *c)
+{
+    s->con = c;
+}
+
 loco_status sampler_accept(sampler *s, int32_t token)
 {
     if (token < 0 || token >= s->n_vocab)
         return LOCO_ERR_INVALID;
+    if (s->con) {
+        loco_status rc = constrain_accept(s->con, token);
+        if (rc)
+            return rc;
+    }
     int32_t cap = s->p.penalty_last_n;
     if (cap == 0)
         return LOCO_OK;
@@ -298,15 +315,12 @@ static int32_t min_p(cand *c, int32_t n, bool sorted, float p)
     return kept > 0 ? kept : 1;
 }
 
-/* Draws from softmax(c[i].logit); c[i].logit is replaced by its unnormalised weight. */
-static int32_t draw(sampler *s, cand *c, int32_t n)
+/* Draws c[i].id with probability weight / sum, c[i].logit holding the weights. */
+static int32_t draw_weights(sampler *s, const cand *c, int32_t n)
 {
-    float max = c[argmax(c, n)].logit;
     double sum = 0;
-    for (int32_t i = 0; i < n; i++) {
-        c[i].logit = expf(c[i].logit - max);
+    for (int32_t i = 0; i < n; i++)
         sum += c[i].logit;
-    }
     double u = rng_uniform(&s->rng) * sum;
     double cum = 0;
     for (int32_t i = 0; i < n; i++) {
@@ -315,6 +329,15 @@ static int32_t draw(sampler *s, cand *c, int32_t n)
             return c[i].id;
     }
     return c[n - 1].id;
+}
+
+/* Draws from softmax(c[i].logit); c[i].logit is replaced by its unnormalised weight. */
+static int32_t draw(sampler *s, cand *c, int32_t n)
+{
+    float max = c[argmax(c, n)].logit;
+    for (int32_t i = 0; i < n; i++)
+        c[i].logit = expf(c[i].logit - max);
+    return draw_weights(s, c, n);
 }
 
 /* Greedy without penalties: the argmax of the caller's logits, no copy. */
@@ -334,26 +357,23 @@ static loco_status greedy_plain(const sampler *s, const float *logits, int32_t *
     return LOCO_OK;
 }
 
-loco_status sampler_sample(sampler *s, const float *logits, int32_t *out_token, loco_err *err)
+/* c[0..n_vocab) = the penalised logits; LOCO_ERR_INVALID on a NaN. */
+static loco_status load(sampler *s, const float *logits, loco_err *err)
 {
     cand *c = s->cand;
-    int32_t n = s->n_vocab;
-    if (s->p.temperature <= 0 && !penalties_on(&s->p))
-        return greedy_plain(s, logits, out_token, err);
-    for (int32_t i = 0; i < n; i++) {
+    for (int32_t i = 0; i < s->n_vocab; i++) {
         if (isnan(logits[i]))
             return loco_err_set(err, LOCO_ERR_INVALID, "sampler: logit %" PRId32 " is NaN", i);
         c[i].logit = logits[i];
         c[i].id = i;
     }
     penalize_strided(s, (char *)&c[0].logit, sizeof *c);
-    int32_t best = argmax(c, n);
-    if (isinf(c[best].logit) && c[best].logit < 0)
-        return loco_err_set(err, LOCO_ERR_INVALID, "sampler: every logit is -inf");
-    if (s->p.temperature <= 0 || isinf(c[best].logit)) {
-        *out_token = c[best].id;
-        return LOCO_OK;
-    }
+    return LOCO_OK;
+}
+
+/* top-k, top-p, min-p and temperature over c[0..n); returns how many candidates stay. */
+static int32_t chain(sampler *s, cand *c, int32_t n)
+{
     bool sorted = false;
     if (s->p.top_k > 0 && s->p.top_k < n) {
         keep_top_k(c, n, s->p.top_k);
@@ -366,6 +386,141 @@ loco_status sampler_sample(sampler *s, const float *logits, int32_t *out_token, 
         n = min_p(c, n, sorted, s->p.min_p);
     for (int32_t i = 0; i < n; i++)
         c[i].logit /= s->p.temperature;
+    return n;
+}
+
+static inline bool mask_has(const uint64_t *m, int32_t id)
+{
+    return m[id >> 6] >> (id & 63) & 1;
+}
+
+/* Keeps the candidates of c[0..n) that the whole mask allows; returns how many. */
+static int32_t keep_masked(const uint64_t *m, cand *c, int32_t n)
+{
+    int32_t k = 0;
+    for (int32_t i = 0; i < n; i++) {
+        if (mask_has(m, c[i].id))
+            c[k++] = c[i];
+    }
+    return k;
+}
+
+/* Keeps the candidates of c[0..n) the constraint allows, asking token by token when they are
+ * few, else through the whole mask; returns how many. */
+static int32_t keep_allowed(sampler *s, cand *c, int32_t n)
+{
+    if (n > SAMPLER_FILTER_MAX)
+        return keep_masked(constrain_mask(s->con, NULL), c, n);
+    int32_t k = 0;
+    for (int32_t i = 0; i < n; i++) {
+        if (constrain_allows(s->con, c[i].id))
+            c[k++] = c[i];
+    }
+    return k;
+}
+
+/* The best allowed token: the argmax, else the best of the first candidates in order, else
+ * the best of the whole mask. */
+static loco_status greedy_constrained(sampler *s, const float *logits, int32_t *out_token,
+                                      loco_err *err)
+{
+    cand *c = s->cand;
+    int32_t n = s->n_vocab;
+    loco_status rc;
+    if (!penalties_on(&s->p)) { /* the argmax of the caller's logits, no copy */
+        int32_t t = 0;
+        rc = greedy_plain(s, logits, &t, err);
+        if (rc || constrain_allows(s->con, t)) {
+            *out_token = t;
+            return rc;
+        }
+    }
+    rc = load(s, logits, err);
+    if (rc)
+        return rc;
+    int32_t best = argmax(c, n);
+    if (constrain_allows(s->con, c[best].id)) {
+        *out_token = c[best].id;
+        return LOCO_OK;
+    }
+    int32_t probe = n < SAMPLER_GREEDY_PROBE ? n : SAMPLER_GREEDY_PROBE;
+    keep_top_k(c, n, probe);
+    for (int32_t i = 0; i < probe; i++) {
+        if (constrain_allows(s->con, c[i].id)) {
+            *out_token = c[i].id;
+            return LOCO_OK;
+        }
+    }
+    rc = load(s, logits, err);
+    n = rc ? 0 : keep_masked(constrain_mask(s->con, NULL), c, n);
+    if (rc)
+        return rc;
+    if (!n)
+        return loco_err_set(err, LOCO_ERR_INVALID, "sampler: the constraint allows no token");
+    *out_token = c[argmax(c, n)].id;
+    return LOCO_OK;
+}
+
+/* Sampling under a constraint: the chain's draw when it is allowed; else a draw among the
+ * allowed candidates the chain kept (same weights); else the chain over the allowed tokens. */
+static loco_status sample_constrained(sampler *s, const float *logits, int32_t *out_token,
+                                      loco_err *err)
+{
+    if (s->p.temperature <= 0)
+        return greedy_constrained(s, logits, out_token, err);
+    cand *c = s->cand;
+    loco_status rc = load(s, logits, err);
+    if (rc)
+        return rc;
+    int32_t best = argmax(c, s->n_vocab);
+    if (isinf(c[best].logit))
+        return greedy_constrained(s, logits, out_token, err);
+    int32_t n = chain(s, c, s->n_vocab);
+    int32_t t = draw(s, c, n);
+    if (constrain_allows(s->con, t)) {
+        *out_token = t;
+        return LOCO_OK;
+    }
+    n = keep_allowed(s, c, n);
+    if (n) {
+        *out_token = draw_weights(s, c, n);
+        return LOCO_OK;
+    }
+    rc = load(s, logits, err);
+    if (rc)
+        return rc;
+    n = keep_masked(constrain_mask(s->con, NULL), c, s->n_vocab);
+    if (!n)
+        return loco_err_set(err, LOCO_ERR_INVALID, "sampler: the constraint allows no token");
+    best = argmax(c, n);
+    if (isinf(c[best].logit)) { /* only -inf left: the best allowed by id order */
+        *out_token = c[best].id;
+        return LOCO_OK;
+    }
+    n = chain(s, c, n);
+    *out_token = draw(s, c, n);
+    return LOCO_OK;
+}
+
+loco_status sampler_sample(sampler *s, const float *logits, int32_t *out_token, loco_err *err)
+{
+    cand *c = s->cand;
+    int32_t n = s->n_vocab;
+    if (s->con)
+        return sample_constrained(s, logits, out_token, err);
+    if (s->p.temperature <= 0 && !penalties_on(&s->p))
+        return greedy_plain(s, logits, out_token, err);
+    loco_status rc = load(s, logits, err);
+    if (rc)
+        return rc;
+    int32_t best = argmax(c, n);
+    if (isinf(c[best].logit) && c[best].logit < 0)
+        return loco_err_set(err, LOCO_ERR_INVALID, "sampler: every logit is -inf");
+    if (s->p.temperature <= 0 || isinf(c[best].logit)) {
+        *out_token = c[best].id;
+        return LOCO_OK;
+    }
+    n = chain(s, c, n);
     *out_token = draw(s, c, n);
     return LOCO_OK;
 }

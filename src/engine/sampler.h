@@ -8,6 +8,8 @@
 
 #include "base/status.h"
 
+typedef struct constrain constrain; /* engine/constrain.h */
+
 /* Largest penalty window accepted (tokens). */
 #define SAMPLER_MAX_WINDOW 65536
 
@@ -53,5 +55,14 @@ void sampler_penalize(sampler *s, float *logits);
 
 /* Empties the penalty window and restarts the random sequence from `seed`. */
 void sampler_reset(sampler *s, uint64_t seed);
+
+/* Restricts sampling to the tokens c allows (engine/constrain.h); c is borrowed and must outlive
+ * its use, NULL turns the restriction off. While set, sampler_sample returns only allowed tokens,
+ * drawn from the distribution the chain gives restricted to them and renormalised (greedy: the
+ * best allowed token); when no token the chain keeps is allowed, the chain runs again over the
+ * allowed tokens alone. sampler_accept then advances c too and refuses (LOCO_ERR_INVALID,
+ * nothing recorded) a token c does not allow, so set c after any prompt tokens are accepted.
+ * c's vocabulary must be the sampler's (constrain_n_vocab). */
+void sampler_set_constraint(sampler *s, constrain *c);
 
 #endif

@@ -50,6 +50,7 @@ typedef struct {
     float scale;      /* uniform half-width of the values */
     float center;     /* added to every value (norm weights sit near 1) */
     uint64_t seed;
+    bool boosted;     /* output.weight: rows of p->boost_ids scaled by p->boost */
 } synth_tensor;
 
 typedef struct {
@@ -70,8 +71,13 @@ static loco_status fill(void *ctx, gguf_writer *w, size_t index, loco_err *err)
     loco_status rc = row && enc ? LOCO_OK : LOCO_ERR_NOMEM;
     uint64_t s = t->seed;
     for (int64_t r = 0; r < t->ne1 && !rc; r++) {
+        float scale = t->scale;
+        for (size_t k = 0; t->boosted && k < j->p->n_boost; k++) {
+            if (j->p->boost_ids[k] == r)
+                scale *= j->p->boost;
+        }
         for (int64_t i = 0; i < t->ne0; i++)
-            row[i] = t->center + t->scale * next_unit(&s);
+            row[i] = t->center + scale * next_unit(&s);
         rc = quant_quantize_row(t->type, row, enc, t->ne0);
         if (!rc)
             rc = gguf_writer_put(w, enc, row_bytes, err);
@@ -108,6 +114,7 @@ static loco_status add(synth_job *j, const char *name, ggml_type type, int64_t n
     t->scale = scale;
     t->center = center;
     t->seed = j->p->seed * 1000003ull + j->n * 7919ull + 1;
+    t->boosted = !strcmp(name, "output.weight") && j->p->n_boost;
     j->n++;
     return LOCO_OK;
 }

@@ -26,6 +26,9 @@ typedef struct {
     ggml_type type;                    /* type of the matrices (norms stay F32) */
     bool mix_q4_k_m;                   /* llama.cpp's Q4_K_M recipe instead of one type */
     bool tied;                         /* no output.weight: the head reuses token_embd */
+    const int32_t *boost_ids;          /* untied only: rows of output.weight scaled by boost, */
+    size_t n_boost;                    /* so those tokens are sampled far more often (a model */
+    float boost;                       /* that opens <tool_call>s and writes JSON-ish text) */
     uint64_t seed;
     /* progress: called after each tensor with (done, total); may be NULL */
     void (*progress)(void *ctx, uint64_t done, uint64_t total);

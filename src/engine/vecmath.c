@@ -27,10 +27,10 @@
 /* ---------------------------------------------------------------- profile */
 
 static const vm_profile PROFILES[] = {
-    {"amx", true, true, true, true},
-    {"avx512", true, false, false, true},
-    {"avx2", false, false, false, true},
-    {"scalar", false, false, false, false},
+    {"amx", true, true, true, true, true},
+    {"avx512", true, false, false, true, true},
+    {"avx2", false, false, false, true, true},
+    {"scalar", false, false, false, false, false},
 };
 
 #ifdef VM_X86
@@ -235,6 +235,57 @@ static float amx_q4_K(int64_t n, const void *vw, const void *va)
     for (int64_t i = 0; i < n / QK_K; i++)
         acc = amx_k45(&a[i], w[i].d, w[i].dmin, w[i].scales, w[i].qs, NULL, acc);
     return acc;
+}
+
+/* ggml's repacked Q4_K kernels (q4_K_8x8_q8_K). Per output acc = accm = 0 and the result is
+ * acc - accm; the gemv (one activation row) adds per super-block
+ * acc = fma((float)sum_j sc_j*dot_j, d*d_a, acc), accm = fma((float)sum_j m_j*bsum_j, dmin*d_a,
+ * accm); the gemm (rows in groups of 4) does the same per 64-value chunk (sub-blocks 2c and
+ * 2c+1), four fmas per super-block. */
+static float repack_q4_K(int64_t n, const void *vw, const void *va, bool gemm)
+{
+    const block_q4_K *w = vw;
+    const block_q8_K *a = va;
+    float acc = 0.0f, accm = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const float dd = h2f(w[i].d) * a[i].d, dm = h2f(w[i].dmin) * a[i].d;
+        int32_t s = 0, sm = 0;
+        for (int c = 0; c < 4; c++) {
+            uint8_t sc0, m0, sc1, m1;
+            quant_k4_scale_min(2 * c, w[i].scales, &sc0, &m0);
+            quant_k4_scale_min(2 * c + 1, w[i].scales, &sc1, &m1);
+            int32_t d0 = 0, d1 = 0;
+            for (int l = 0; l < 32; l++) {
+                d0 += (w[i].qs[32 * c + l] & 0xF) * a[i].qs[64 * c + l];
+                d1 += (w[i].qs[32 * c + l] >> 4) * a[i].qs[64 * c + 32 + l];
+            }
+            const int32_t cs = sc0 * d0 + sc1 * d1;
+            const int32_t cm = m0 * (a[i].bsums[4 * c] + a[i].bsums[4 * c + 1]) +
+                               m1 * (a[i].bsums[4 * c + 2] + a[i].bsums[4 * c + 3]);
+            if (gemm) {
+                acc = fmaf((float)cs, dd, acc);
+                accm = fmaf((float)cm, dm, accm);
+            } else {
+                s += cs;
+                sm += cm;
+            }
+        }
+        if (!gemm) {
+            acc = fmaf((float)s, dd, acc);
+            accm = fmaf((float)sm, dm, accm);
+        }
+    }
+    return acc - accm;
+}
+
+static float repack_q4_K_gemv(int64_t n, const void *vw, const void *va)
+{
+    return repack_q4_K(n, vw, va, false);
+}
+
+static float repack_q4_K_gemm(int64_t n, const void *vw, const void *va)
+{
+    return repack_q4_K(n, vw, va, true);
 }
 
 static float amx_q5_K(int64_t n, const void *vw, const void *va)
@@ -447,6 +498,71 @@ VM_AVX2 static void amx8_q5_K(const uint8_t *w, size_t rb, int64_t nb, const voi
     amx8_k45(w, rb, nb, va, true, out);
 }
 
+/* repack_q4_K of 8 rows: the per-chunk integer sums in vector lanes (one row per lane after
+ * hsum8x8), then the same float steps per lane. */
+VM_AVX2 static void rep8_q4_K(const uint8_t *w, size_t rb, int64_t nb, const void *va, bool gemm,
+                              float *out)
+{
+    const block_q8_K *a = va;
+    const __m256i m4 = _mm256_set1_epi8(0xF);
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        __m256i v[4][8];
+        int32_t sm[4][8];
+        for (int r = 0; r < 8; r++) {
+            const block_q4_K *b = (const block_q4_K *)(w + (size_t)r * rb) + i;
+            for (int c = 0; c < 4; c++) {
+                uint8_t sc0, m0, sc1, m1;
+                quant_k4_scale_min(2 * c, b->scales, &sc0, &m0);
+                quant_k4_scale_min(2 * c + 1, b->scales, &sc1, &m1);
+                const __m256i q = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
+                const __m256i lo = _mm256_and_si256(q, m4);
+                const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+                const __m256i a0 = _mm256_loadu_si256((const __m256i *)(a[i].qs + 64 * c));
+                const __m256i a1 = _mm256_loadu_si256((const __m256i *)(a[i].qs + 64 * c + 32));
+                v[c][r] = _mm256_add_epi32(
+                    _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a0), _mm256_set1_epi16(sc0)),
+                    _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a1), _mm256_set1_epi16(sc1)));
+                sm[c][r] = m0 * (a[i].bsums[4 * c] + a[i].bsums[4 * c + 1]) +
+                           m1 * (a[i].bsums[4 * c + 2] + a[i].bsums[4 * c + 3]);
+            }
+        }
+        const __m256 ad = _mm256_set1_ps(a[i].d);
+        const uint8_t *blk = w + (size_t)i * sizeof(block_q4_K);
+        const __m256 dd = _mm256_mul_ps(load_h8(blk, rb), ad);
+        const __m256 dm = _mm256_mul_ps(load_h8(blk + 2, rb), ad);
+        __m256i s = _mm256_setzero_si256(), msum = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            const __m256i cs = hsum8x8(v[c]);
+            const __m256i cm = _mm256_loadu_si256((const __m256i *)sm[c]);
+            if (gemm) {
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(cs), dd, acc);
+                accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(cm), dm, accm);
+            } else {
+                s = _mm256_add_epi32(s, cs);
+                msum = _mm256_add_epi32(msum, cm);
+            }
+        }
+        if (!gemm) {
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), dd, acc);
+            accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum), dm, accm);
+        }
+    }
+    _mm256_storeu_ps(out, _mm256_sub_ps(acc, accm));
+}
+
+VM_AVX2 static void rep8_q4_K_gemv(const uint8_t *w, size_t rb, int64_t nb, const void *va,
+                                   float *out)
+{
+    rep8_q4_K(w, rb, nb, va, false, out);
+}
+
+VM_AVX2 static void rep8_q4_K_gemm(const uint8_t *w, size_t rb, int64_t nb, const void *va,
+                                   float *out)
+{
+    rep8_q4_K(w, rb, nb, va, true, out);
+}
+
 VM_AVX2 static void amx8_q6_K(const uint8_t *w, size_t rb, int64_t nb, const void *va, float *out)
 {
     const block_q8_K *a = va;
@@ -497,6 +613,30 @@ VM_AVX2 static void amx8_q6_K(const uint8_t *w, size_t rb, int64_t nb, const voi
 typedef float (*amx_dot_fn)(int64_t n, const void *w, const void *a);
 typedef void (*amx8_fn)(const uint8_t *w, size_t rb, int64_t nb, const void *a, float *out);
 
+/* out[t * out_stride + r] for rows [row_begin, row_end): 8 rows at a time with dot8 (NULL:
+ * none), the rest with dot; bk values per block. */
+static void rows_matmul(amx_dot_fn dot, amx8_fn dot8, int64_t bk, ggml_type type, const void *W,
+                        int64_t n, const void *acts, int64_t n_tokens, size_t act_stride,
+                        float *out, size_t out_stride, int64_t row_begin, int64_t row_end)
+{
+    const size_t rb = ggml_type_row_size(type, (uint64_t)n);
+    int64_t r = row_begin;
+    float o8[8];
+    for (; dot8 && r + 8 <= row_end; r += 8) {
+        const uint8_t *w = (const uint8_t *)W + (size_t)r * rb;
+        for (int64_t t = 0; t < n_tokens; t++) {
+            dot8(w, rb, n / bk, (const uint8_t *)acts + (size_t)t * act_stride, o8);
+            memcpy(out + (size_t)t * out_stride + (size_t)r, o8, sizeof(o8));
+        }
+    }
+    for (; r < row_end; r++) {
+        const void *w = (const uint8_t *)W + (size_t)r * rb;
+        for (int64_t t = 0; t < n_tokens; t++)
+            out[(size_t)t * out_stride + (size_t)r] = dot(
+                n, w, (const uint8_t *)acts + (size_t)t * act_stride);
+    }
+}
+
 void vm_amx_matmul(ggml_type type, const void *W, int64_t n, const void *acts, int64_t n_tokens,
                    size_t act_stride, float *out, size_t out_stride, int64_t row_begin,
                    int64_t row_end)
@@ -525,22 +665,40 @@ void vm_amx_matmul(ggml_type type, const void *W, int64_t n, const void *acts, i
         }
     }
 #endif
-    const size_t rb = ggml_type_row_size(type, (uint64_t)n);
-    int64_t r = row_begin;
-    float o8[8];
-    for (; dot8 && r + 8 <= row_end; r += 8) {
-        const uint8_t *w = (const uint8_t *)W + (size_t)r * rb;
-        for (int64_t t = 0; t < n_tokens; t++) {
-            dot8(w, rb, n / bk, (const uint8_t *)acts + (size_t)t * act_stride, o8);
-            memcpy(out + (size_t)t * out_stride + (size_t)r, o8, sizeof(o8));
-        }
+    rows_matmul(dot, dot8, bk, type, W, n, acts, n_tokens, act_stride, out, out_stride, row_begin,
+                row_end);
+}
+
+bool vm_uses_repack(const vm_profile *p, ggml_type t, int64_t rows)
+{
+    /* ggml_repack_get_optimal_repack_type: q4_0_8x8 and q4_K_8x8 on every AVX2 build */
+    return p->repack && rows % 8 == 0 && (t == GGML_TYPE_Q4_0 || t == GGML_TYPE_Q4_K);
+}
+
+void vm_repack_matmul(ggml_type type, const void *W, int64_t n, const void *acts, int64_t n_tokens,
+                      size_t act_stride, float *out, size_t out_stride, int64_t row_begin,
+                      int64_t row_end)
+{
+    if (type == GGML_TYPE_Q4_0) { /* q4_0_8x8: the AMX kernels' per-block fma */
+        vm_amx_matmul(type, W, n, acts, n_tokens, act_stride, out, out_stride, row_begin, row_end);
+        return;
     }
-    for (; r < row_end; r++) {
-        const void *w = (const uint8_t *)W + (size_t)r * rb;
-        for (int64_t t = 0; t < n_tokens; t++)
-            out[(size_t)t * out_stride + (size_t)r] =
-                dot(n, w, (const uint8_t *)acts + (size_t)t * act_stride);
+    LOCO_ASSERT(type == GGML_TYPE_Q4_K && "vm_repack_matmul: type without repack kernels");
+    amx8_fn gemv8 = NULL, gemm8 = NULL;
+#ifdef VM_X86
+    if (vm_profile_get()->fast) {
+        gemv8 = rep8_q4_K_gemv;
+        gemm8 = rep8_q4_K_gemm;
     }
+#endif
+    /* ggml: the gemm takes the activation rows in groups of 4 when there are more than 3, the
+     * gemv the rest */
+    const int64_t n_gemm = n_tokens > 3 ? n_tokens - n_tokens % 4 : 0;
+    rows_matmul(repack_q4_K_gemm, gemm8, QK_K, type, W, n, acts, n_gemm, act_stride, out,
+                out_stride, row_begin, row_end);
+    rows_matmul(repack_q4_K_gemv, gemv8, QK_K, type, W, n,
+                (const uint8_t *)acts + (size_t)n_gemm * act_stride, n_tokens - n_gemm, act_stride,
+                out + (size_t)n_gemm * out_stride, out_stride, row_begin, row_end);
 }
 
 /* ---------------------------------------------------------------- dot products */

