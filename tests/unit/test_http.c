@@ -148,6 +148,23 @@ static void h_barrier(const http_request *req, http_response *resp)
     http_response_send(resp, 200, "text/plain", b, (size_t)k);
 }
 
+/* /sum: the body's length and FNV-1a hash, so big bodies are checked without echoing them. */
+static uint64_t fnv1a(const char *p, size_t n)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
+    return h;
+}
+
+static void h_sum(const http_request *req, http_response *resp)
+{
+    char b[96];
+    int k = snprintf(b, sizeof(b), "len=%zu fnv=%016" PRIx64, req->body_len,
+                     fnv1a(req->body, req->body_len));
+    http_response_send(resp, 200, "text/plain", b, (size_t)k);
+}
+
 static void on_done(void *ctx)
 {
     LOCO_UNUSED(ctx);
@@ -199,6 +216,8 @@ static void test_handler(void *ctx, const http_request *req, http_response *resp
         h_barrier(req, resp);
     else if (strcmp(p, "/done") == 0)
         h_done(req, resp);
+    else if (strcmp(p, "/sum") == 0)
+        h_sum(req, resp);
     else if (strcmp(p, "/late") == 0) {
         sleep_ms(1500);
         http_response_send(resp, 200, "text/plain", "late-ok", 7);
@@ -824,6 +843,156 @@ static void test_server_protocol(void **state)
     stop_server(s);
 }
 
+/* Reads one answer with a Content-Length body from a kept-alive connection into out
+ * (appended); false when the connection closed or 60 s passed first (a test bound). */
+static bool raw_read_answer(int fd, buf *out)
+{
+    size_t start = out->len;
+    long until = now_ms() + 60000;
+    while (now_ms() < until) {
+        const char *a = out->data ? out->data + start : NULL;
+        const char *end = a ? strstr(a, "\r\n\r\n") : NULL;
+        if (end) {
+            const char *cl = strstr(a, "\r\nContent-Length: ");
+            size_t len = cl && cl < end ? strtoul(cl + 18, NULL, 10) : 0;
+            if ((size_t)(end + 4 - a) + len <= out->len - start)
+                return true;
+        }
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        char tmp[4096];
+        ssize_t n = recv(fd, tmp, sizeof(tmp), 0);
+        if (n <= 0)
+            return false;
+        buf_append(out, tmp, (size_t)n);
+    }
+    return false;
+}
+
+static void expect_sum(const char *answer, const char *body, size_t n)
+{
+    char want[96];
+    snprintf(want, sizeof(want), "\r\n\r\nlen=%zu fnv=%016" PRIx64, n, fnv1a(body, n));
+    if (!strstr(answer, want))
+        fail_msg("'%s' lacks '%s'", answer, want + 4);
+}
+
+/* One kept-alive connection carries a chunked body (extension, trailer), a Content-Length
+ * body that arrives in two pieces, and a pipelined pair; every answer is in order. */
+static void test_server_bodies_keepalive(void **state)
+{
+    (void)state;
+    http_server *s = start_server(0, 0);
+    int fd = raw_connect(s);
+    buf out;
+    buf_init(&out, BUF_UNLIMITED);
+    static const char chunked[] = "POST /sum HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                                  "\r\n5;ext=\"a b\"\r\nhello\r\n6\r\n world\r\n0\r\n"
+                                  "X-Trailer: t\r\n\r\n";
+    raw_send(fd, chunked, sizeof(chunked) - 1);
+    assert_true(raw_read_answer(fd, &out));
+    assert_prefix(buf_str(&out), "HTTP/1.1 200 OK\r\n");
+    expect_sum(buf_str(&out), "hello world", 11);
+
+    buf_reset(&out);
+    static const char part1[] = "POST /sum HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234";
+    raw_send(fd, part1, sizeof(part1) - 1);
+    sleep_ms(50); /* the rest comes later; correctness does not depend on the gap */
+    raw_send(fd, "56789", 5);
+    assert_true(raw_read_answer(fd, &out));
+    expect_sum(buf_str(&out), "0123456789", 10);
+
+    buf_reset(&out);
+    static const char pair[] = "POST /sum HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\na"
+                               "POST /sum HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                               "Connection: close\r\n\r\n2\r\nbc\r\n0\r\n\r\n";
+    raw_send(fd, pair, sizeof(pair) - 1);
+    assert_true(raw_read_all(fd, &out));
+    expect_sum(buf_str(&out), "a", 1);
+    const char *second = strstr(buf_str(&out), "len=1 ");
+    assert_non_null(second);
+    expect_sum(second, "bc", 2);
+    close(fd);
+    buf_release(&out);
+    stop_server(s);
+}
+
+/* Bodies of several MiB arrive whole: through libcurl (which sends Expect: 100-continue
+ * for a body this size) and as a raw upload of many chunks written in pieces. */
+static void test_server_large_bodies(void **state)
+{
+    (void)state;
+    enum { BIG = 6 << 20 };
+    http_server *s = start_server(0, 0);
+    char *big = malloc(BIG);
+    assert_non_null(big);
+    for (size_t i = 0; i < BIG; i++)
+        big[i] = (char)('a' + (i * 7 + i / 4096) % 26);
+    char url[128];
+    url_of(s, "/sum", url, sizeof(url));
+    fetch_result f = {0};
+    CURL *e = fetch_easy(url, &f);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, big);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)BIG);
+    struct curl_slist *h = curl_slist_append(NULL, "Expect: 100-continue");
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    assert_int_equal(curl_easy_perform(e), CURLE_OK);
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &f.status);
+    curl_easy_cleanup(e);
+    curl_slist_free_all(h);
+    assert_int_equal(f.status, 200);
+    buf head;
+    buf_init(&head, BUF_UNLIMITED);
+    buf_appends(&head, "\r\n\r\n");
+    buf_append(&head, f.body.data, f.body.len);
+    expect_sum(buf_str(&head), big, BIG);
+    buf_release(&head);
+    fetch_release(&f);
+
+    int fd = raw_connect(s);
+    static const char req[] = "POST /sum HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                              "Connection: close\r\n\r\n";
+    raw_send(fd, req, sizeof(req) - 1);
+    for (size_t off = 0; off < BIG; off += 65536) {
+        size_t n = BIG - off < 65536 ? BIG - off : 65536;
+        char line[32];
+        int k = snprintf(line, sizeof(line), "%zx\r\n", n);
+        raw_send(fd, line, (size_t)k);
+        raw_send(fd, big + off, n);
+        raw_send(fd, "\r\n", 2);
+    }
+    raw_send(fd, "0\r\n\r\n", 5);
+    buf out;
+    buf_init(&out, BUF_UNLIMITED);
+    assert_true(raw_read_all(fd, &out));
+    expect_sum(buf_str(&out), big, BIG);
+    close(fd);
+    buf_release(&out);
+    free(big);
+    stop_server(s);
+}
+
+/* Expect: 100-continue with a declared body over the limit: 413 at once, no 100 Continue
+ * (the client never has to send the body). */
+static void test_server_expect_too_large(void **state)
+{
+    (void)state;
+    http_server *s = start_server(16, 0);
+    int fd = raw_connect(s);
+    static const char req[] = "POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                              "Content-Length: 1000000\r\n\r\n";
+    raw_send(fd, req, sizeof(req) - 1);
+    buf out;
+    buf_init(&out, BUF_UNLIMITED);
+    assert_true(raw_read_all(fd, &out));
+    assert_null(strstr(buf_str(&out), "100 Continue"));
+    assert_json_error(buf_str(&out), 413);
+    close(fd);
+    buf_release(&out);
+    stop_server(s);
+}
+
 /* The done hook runs once per exchange, before the client can see the end of the answer. */
 static void test_server_done_hook(void **state)
 {
@@ -1165,6 +1334,9 @@ int main(void)
         cmocka_unit_test(test_server_slow_request_times_out),
         cmocka_unit_test(test_server_max_connections),
         cmocka_unit_test(test_server_protocol),
+        cmocka_unit_test(test_server_bodies_keepalive),
+        cmocka_unit_test(test_server_large_bodies),
+        cmocka_unit_test(test_server_expect_too_large),
         cmocka_unit_test(test_server_done_hook),
         cmocka_unit_test(test_server_stop_cancels_streams),
         cmocka_unit_test(test_server_bind_error),
