@@ -424,14 +424,16 @@ static void refuse_overloaded(gateway *gw, const http_request *req, http_respons
         chat_anth_write_error(&b, "overloaded_error", msg);
     else
         chat_oai_write_error(&b, "overloaded_error", msg);
-    http_response_add_header(resp, "Retry-After", "1");
-    http_response_send(resp, status, "application/json", buf_str(&b), b.len);
-    buf_release(&b);
+    /* logged and counted before the answer goes out: a client that reads /metrics the moment
+     * it has its 529 finds it counted */
     log_msg(gw->cfg.log, LOG_WARN,
             "req=- endpoint=%s remote=%s route=none reason=max_inflight status=%d "
             "in_flight=%d",
             endpoint, req->remote_addr, status, atomic_load(&gw->in_flight));
     metrics_request_done(gw->metrics, endpoint, "none", "max_inflight", status, -1, -1, -1, -1);
+    http_response_add_header(resp, "Retry-After", "1");
+    http_response_send(resp, status, "application/json", buf_str(&b), b.len);
+    buf_release(&b);
 }
 
 static void handler(void *ctx, const http_request *req, http_response *resp)

@@ -5,6 +5,10 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { gateway, post, get, waitFor, metricSum, SONNET } from './helpers.mjs';
 
 const T = { timeout: 60000 };
@@ -72,6 +76,35 @@ function heldConnection(port) {
   });
 }
 
+// One request on a connection of its own; resolves with the status once the whole answer
+// (head and body, Content-Length or chunked) is there, whether or not the server has closed.
+function answerOf(port, method, target, body = '') {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1');
+    let buf = Buffer.alloc(0);
+    const limit = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`no whole answer to ${method} ${target} within 20000 ms`));
+    }, 20000);
+    sock.on('connect', () => sock.write(`${method} ${target} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`));
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      const sep = buf.indexOf('\r\n\r\n');
+      if (sep < 0) return;
+      const head = buf.subarray(0, sep).toString();
+      const rest = buf.subarray(sep + 4).toString();
+      const len = /\r\ncontent-length: *(\d+)/i.exec(head)?.[1];
+      // loco's chunked answers carry no trailers: the last chunk ends them
+      if (len === undefined ? !/(^|\r\n)0\r\n\r\n$/.test(rest) : Buffer.byteLength(rest) < Number(len)) return;
+      clearTimeout(limit);
+      sock.destroy();
+      resolve({ status: Number(head.slice(9, 12)), body: len === undefined ? rest : rest.slice(0, Number(len)) });
+    });
+    sock.on('error', reject);
+  });
+}
+
 const anthropicError = (json, type) => {
   assert.equal(json?.type, 'error', JSON.stringify(json));
   assert.equal(json.error.type, type);
@@ -96,6 +129,31 @@ describe('--max-inflight', () => {
     );
     assert.equal(statuses.length, N * 40);
     assert.deepEqual([...new Set(statuses)], [200]);
+  });
+
+  test('a request counts out when its answer is complete, not when loco is done with it', T, async (t) => {
+    // --record appends each exchange after its answer went out. Its file for today is a FIFO
+    // that nobody reads yet, so every handler stays busy after its answer (like a slow disk):
+    // a count that dropped only when the handler returned would make the next request 529.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'loco-inflight-'));
+    const day = (ms) => new Date(ms).toISOString().slice(0, 10).replace(/-/g, '');
+    const fifos = [day(Date.now()), day(Date.now() + 86400000)].map((d) => path.join(dir, `exchanges-${d}.jsonl`));
+    for (const f of fifos) execFileSync('mkfifo', [f]);
+    const g = await gateway(t, { local: false, args: ['--max-inflight', '1', '--record', dir] });
+    // after loco stopped (hooks run in order): the readers that let the handlers finish go
+    const readers = [];
+    t.after(() => {
+      for (const fd of readers) fs.closeSync(fd);
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+    // a connection each: a kept-alive one would wait for its busy handler
+    const statuses = [];
+    for (let i = 0; i < 3; i++) statuses.push((await answerOf(g.loco.port, 'POST', '/v1/messages', JSON.stringify(MSG))).status);
+    const h = await answerOf(g.loco.port, 'GET', '/health');
+    // an O_RDWR open of a FIFO never blocks and lets writers through
+    for (const f of fifos) readers.push(fs.openSync(f, fs.constants.O_RDWR | fs.constants.O_NONBLOCK));
+    assert.deepEqual(statuses, [200, 200, 200]);
+    assert.equal(JSON.parse(h.body).in_flight, 0, h.body);
   });
 
   test('a request past the limit is 529 (503 on the OpenAI front), logged and counted', T, async (t) => {
