@@ -211,7 +211,7 @@ void agent_summarize_call(const char *tool, const char *args_json, const char *r
     } else if (tool && !strcmp(tool, "Bash")) {
         const char *c = json_get_str(args, "command");
         snprintf(tmp, sizeof(tmp), "%s", c ? c : "");
-    } else if (tool && !strcmp(tool, "Task")) {
+    } else if (tool && (!strcmp(tool, "Task") || !strcmp(tool, "Agent"))) {
         const char *d = json_get_str(args, "description");
         snprintf(tmp, sizeof(tmp), "%s", d ? d : "");
     } else if (rel) {
@@ -976,7 +976,17 @@ static loco_status loop_run(run_shared *sh, int depth, const char *task, int max
         }
         chat_answer ans;
         lp.turn++;
+        agent_event tev = {.type = AGENT_EV_TURN_START, .depth = depth, .turn = lp.turn};
+        emit(sh, &tev);
+        double t0 = clock_now_ms();
         rc = model_turn(&lp, &ans, err);
+        tev.type = AGENT_EV_TURN;
+        tev.duration_ms = clock_now_ms() - t0;
+        tev.is_error = rc != LOCO_OK;
+        tev.prompt_tokens = rc ? -1 : ans.usage.input_tokens;
+        tev.gen_tokens = rc ? -1 : ans.usage.output_tokens;
+        tev.calls = rc ? 0 : chat_answer_tool_calls(&ans);
+        emit(sh, &tev);
         if (rc == LOCO_OK)
             rc = append_answer(&lp, &ans, last);
         size_t calls = rc ? 0 : chat_answer_tool_calls(&ans);

@@ -31,8 +31,11 @@ extern const char agent_default_task_template[];
 extern const char agent_default_rules[];
 
 typedef enum {
-    AGENT_EV_TOOL = 0, /* a tool call finished: tool, summary, duration_ms, is_error */
-    AGENT_EV_NOTE,     /* something worth a line: turn limit, cloud takeover, sub-agent start */
+    AGENT_EV_TOOL = 0,   /* a tool call finished: tool, summary, duration_ms, is_error */
+    AGENT_EV_NOTE,       /* something worth a line: turn limit, cloud takeover, sub-agent start */
+    AGENT_EV_TURN_START, /* a model turn was sent (turn) */
+    AGENT_EV_TURN,       /* it finished: duration_ms, prompt_tokens, gen_tokens, calls;
+                            is_error when it failed */
 } agent_event_type;
 
 /* One event; every pointer is borrowed for the callback only. */
@@ -45,6 +48,9 @@ typedef struct {
     double duration_ms;  /* TOOL */
     bool is_error;       /* TOOL: the result is an error result */
     const char *text;    /* NOTE: the message; TOOL: first line of an error result, else NULL */
+    long prompt_tokens;  /* TURN: as the backend reported them; -1 when unknown */
+    long gen_tokens;     /* TURN: -1 when unknown */
+    size_t calls;        /* TURN: tool calls in the answer */
 } agent_event;
 
 /* Called as things happen, possibly from tool worker threads, never two at once. */

@@ -15,6 +15,7 @@
 
 #include "agent/confine.h"
 #include "agent/tools_int.h"
+#include "base/os.h"
 
 #define BASH_DEFAULT_TIMEOUT_MS 120000L
 #define BASH_MAX_TIMEOUT_MS 600000L
@@ -227,7 +228,7 @@ static void run_command(const agent_tool_ctx *ctx, const char *command, long tim
         .max_file = BASH_MAX_FILE,
     };
     int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) {
+    if (os_pipe_cloexec(fds) != 0) {
         loco_err_set(&r->spawn_err, LOCO_ERR_IO, "cannot create a pipe: %s", strerror(errno));
         r->spawn_failed = true;
         confine_scratch_remove(scratch);

@@ -14,6 +14,7 @@
 
 #include "agent/tools_int.h"
 #include "agent/walk.h"
+#include "base/os.h"
 #include "base/str.h"
 #include "base/utf8.h"
 
@@ -137,7 +138,7 @@ static size_t line_start(const char *data, size_t lo, size_t pos)
 {
     if (pos <= lo)
         return lo;
-    const char *nl = memrchr(data + lo, '\n', pos - lo);
+    const char *nl = os_memrchr(data + lo, '\n', pos - lo);
     return nl ? (size_t)(nl - data) + 1 : lo;
 }
 
@@ -434,7 +435,7 @@ static loco_status search_fd(grep_file *f, int fd, off_t size)
         size_t end = len;
         bool forced = false;
         if (!eof) {
-            const char *nl = memrchr(w->data + scan, '\n', len - scan);
+            const char *nl = os_memrchr(w->data + scan, '\n', len - scan);
             if (nl) {
                 end = (size_t)(nl - w->data) + 1;
             } else if (len - scan < GREP_LINE_MAX) {

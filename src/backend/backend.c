@@ -2,6 +2,7 @@
 #include "base/common.h"
 
 #include "backend/backend.h"
+#include "base/url.h"
 
 loco_status backend_complete(backend *b, const chat_request *req, const backend_call *call,
                              chat_event_fn cb, void *ctx, backend_result *out, loco_err *err)
@@ -39,9 +40,7 @@ void backend_free(backend *b)
 
 char *backend_join_url(const char *base, const char *path)
 {
-    size_t bl = strlen(base);
-    while (bl && base[bl - 1] == '/')
-        bl--;
+    size_t bl = url_api_root_len(base); /* "URL", "URL/v1" and "URL/v1/messages" alike */
     while (*path == '/')
         path++;
     size_t n = bl + 1 + strlen(path) + 1;

@@ -12,6 +12,7 @@
 #include "base/buf.h"
 #include "base/status.h"
 #include "chat/chat.h"
+#include "engine/sampler.h"
 #include "net/http_client.h"
 
 typedef struct backend backend;
@@ -152,6 +153,8 @@ typedef struct {
     bool parity;               /* llama.cpp-mirroring arithmetic (docs/internals/qwen3.md) instead
                                   of the fast path */
     const char *kv_type;       /* KV cache type: "f16" (NULL: default) or "q8_0" */
+    uint32_t prefill_chunk;    /* prompt tokens per step while other sequences generate
+                                  (0: adaptive, docs/internals/sched.md) */
 } backend_engine_opts;
 
 /* The in-process engine (docs/internals/backends.md, docs/internals/sched.md): maps the GGUF
@@ -164,6 +167,37 @@ typedef struct {
  * call->cancel becomes nonzero stops within one decode step (LOCO_ERR_CANCELLED). opts is
  * borrowed (strings copied). */
 loco_status backend_engine_new(const backend_engine_opts *opts, backend **out, loco_err *err);
+
+/* Engine only: what `loco run` and raw completions need besides the events. Every field may
+ * be zero. */
+typedef struct {
+    const int32_t *prompt_ids;  /* the prompt as ids (req's conversation is ignored) */
+    size_t n_prompt_ids;
+    const char *raw_prompt;     /* or as text without a template (special tokens recognised) */
+    bool no_parse;              /* text deltas as generated: no tool-call parsing */
+    bool ignore_eos;            /* generate past the end-of-turn tokens */
+    const sampler_params *sampling; /* replaces req's temperature/top_p/top_k (and the seed)
+                                       when set */
+    const int32_t *force_ids;   /* teacher forcing: generated position k is fed force_ids[k]
+                                   (the sampled ids are what on_token and the events see) */
+    size_t n_force_ids;         /* with force_ids: that many positions (max_tokens ignored) */
+    /* the logits each token is sampled from (n_vocab floats, borrowed during the call); it
+     * runs on the engine's scheduler thread */
+    void (*on_logits)(void *ctx, const float *logits, uint32_t n_vocab);
+    /* the prompt ids, once known (borrowed during the call); non-OK ends the call */
+    loco_status (*on_prompt)(void *ctx, const int32_t *ids, size_t n);
+    /* each generated id (end-of-turn ids included only with ignore_eos); non-OK stops */
+    loco_status (*on_token)(void *ctx, int32_t id);
+    void *hook_ctx;
+} backend_engine_run_opts;
+
+/* complete() with the options above (ro may be NULL: then it is complete()). call and out may
+ * be NULL. LOCO_ERR_INVALID for a non-engine b. */
+loco_status backend_engine_run(backend *b, const chat_request *req,
+                               const backend_engine_run_opts *ro, const backend_call *call,
+                               chat_event_fn cb, void *ctx, backend_result *out, loco_err *err);
+/* Logits per token (the vocabulary size) of an engine backend, 0 for another. */
+size_t backend_engine_vocab(backend *b);
 
 /* Totals since the backend started (for /metrics). A struct tag, not a typedef, because the
  * function that fills it has the same name: declare `struct backend_engine_stats st;`. */
@@ -242,7 +276,8 @@ loco_status backend_hybrid_new(backend *local, backend *cloud, const backend_hyb
  * agent's cloud takeover at its turn limit. LOCO_ERR_INVALID when b is not a hybrid backend. */
 loco_status backend_hybrid_force_cloud(backend *b);
 
-/* Joins base and path without doubling or dropping the '/' (malloc'd; NULL on failure). */
+/* Joins base and path without doubling or dropping the '/' (malloc'd; NULL on failure). base
+ * is cut to its API root first (url_api_root_len: a trailing /v1 or full endpoint goes). */
 char *backend_join_url(const char *base, const char *path);
 
 #endif

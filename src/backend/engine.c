@@ -14,6 +14,7 @@
 #include "engine/prompt.h"
 #include "engine/qwen3.h"
 #include "engine/sampler.h"
+#include "engine/sched.h"
 #include "engine/threadpool.h"
 #include "engine/tokenizer.h"
 
@@ -21,6 +22,10 @@
 #define ENGINE_DEFAULT_BATCH 256
 #define ENGINE_DEFAULT_MAX_TOKENS 4096
 #define ENGINE_MAX_CTX (1L << 24)
+#define ENGINE_DEFAULT_PARALLEL 4
+#define ENGINE_MAX_PARALLEL 256
+/* Prefix cache: KV blocks no sequence uses are kept up to this (MiB). */
+#define ENGINE_DEFAULT_CACHE_MB 4096
 /* Limit on the ids of one prompt (tokenized in full, so an overflow reports its size). */
 #define ENGINE_MAX_PROMPT_TOKENS ((size_t)1 << 26)
 /* Limit on the memory one request's template messages take (the conversation's own text
@@ -33,9 +38,8 @@ typedef struct {
     qwen3_model *m;
     tok *t;
     tpool *pool;
-    pthread_mutex_t mu; /* one sequence: guards ctx, logits and calls */
     qwen3_ctx *ctx;
-    float *logits;      /* (n_vocab) of the last evaluated token */
+    sched *sched;
     char *system_prompt;
     bool template_tools;
     char *model_name;
@@ -45,8 +49,11 @@ typedef struct {
     int32_t eos;        /* <|im_end|>, -1 when absent */
     int32_t eot;        /* <|endoftext|>, -1 when absent */
     uint64_t seed;
-    uint64_t calls;
+    uint64_t calls;     /* atomic: calls so far (sampling seeds) */
     constrain_vocab *cvocab; /* tool-call constraint tables (opts.constrain), else NULL */
+    int parallel;
+    long cache_mb;
+    qwen3_kv_type kv_type;
 } backend_engine;
 
 /* ---- neutral conversation -> template messages ---- */
@@ -150,7 +157,7 @@ static loco_status conv_part(engine_conv *c, const char *prefix, const char *tex
     return rc;
 }
 
-static loco_status conv_call(engine_conv *c, const chat_block *b)
+static loco_status conv_call(engine_conv *c, const chat_qwen_part *b)
 {
     if (c->n_calls == c->cap_calls) {
         size_t cap = c->cap_calls ? c->cap_calls * 2 : 8;
@@ -168,47 +175,33 @@ static loco_status conv_call(engine_conv *c, const chat_block *b)
 }
 
 /* A tool result is a template TOOL message (consecutive ones share one user turn). */
-static loco_status conv_tool_result(engine_conv *c, const chat_block *b)
+/* A tool result is a template TOOL message (consecutive ones share one user turn). */
+static loco_status conv_tool_result(engine_conv *c, const chat_qwen_part *p)
 {
     loco_status rc = conv_flush(c);
     if (rc)
         return rc;
-    const char *text = b->text ? b->text : "";
-    const char *content = b->is_error ? arena_sprintf(&c->mem, "Error: %s", text) : text;
+    const char *content = p->is_error ? arena_sprintf(&c->mem, "Error: %s", p->text) : p->text;
     return content ? conv_push(c, TMPL_ROLE_TOOL, content, NULL, 0) : LOCO_ERR_NOMEM;
 }
 
-static loco_status conv_block(engine_conv *c, const chat_message *m, const chat_block *b)
+/* One part of what the model sees (chat/qwen.h): results become tool messages, an assistant's
+ * calls the template's tool_calls (after its text, as the template writes them), a call in a
+ * user turn stays text. */
+static loco_status conv_part_of(engine_conv *c, const chat_qwen_part *p, buf *scratch)
 {
-    chat_role role = m->role == CHAT_ROLE_ASSISTANT ? CHAT_ROLE_ASSISTANT : CHAT_ROLE_USER;
-    switch (b->type) {
-    case CHAT_BLOCK_THINKING:
-        return LOCO_OK;
-    case CHAT_BLOCK_TOOL_RESULT:
-        return conv_tool_result(c, b);
-    case CHAT_BLOCK_TOOL_CALL: {
-        loco_status rc = conv_begin(c, CHAT_ROLE_ASSISTANT);
-        return rc ? rc : conv_call(c, b);
-    }
-    case CHAT_BLOCK_TEXT:
-        if (!b->text || !*b->text)
-            return LOCO_OK;
-        break;
-    case CHAT_BLOCK_IMAGE:
-    case CHAT_BLOCK_DOCUMENT:
-        break;
-    }
-    loco_status rc = conv_begin(c, role);
+    if (p->kind == CHAT_QWEN_RESULT)
+        return conv_tool_result(c, p);
+    loco_status rc = conv_begin(c, p->assistant ? CHAT_ROLE_ASSISTANT : CHAT_ROLE_USER);
     if (rc)
         return rc;
-    if (b->type == CHAT_BLOCK_IMAGE)
-        return conv_part(c, "", "[image omitted]", "");
-    if (b->type == CHAT_BLOCK_DOCUMENT)
-        return conv_part(c, "", "[document omitted]", "");
-    /* a role:"system" note inside the conversation joins the user turn, as chat/qwen.c does */
-    if (m->role == CHAT_ROLE_SYSTEM && !str_starts_with(b->text, "<system-reminder>"))
-        return conv_part(c, "<system-reminder>\n", b->text, "\n</system-reminder>");
-    return conv_part(c, "", b->text, "");
+    if (p->kind == CHAT_QWEN_TEXT)
+        return conv_part(c, "", p->text, "");
+    if (p->assistant)
+        return conv_call(c, p);
+    buf_reset(scratch);
+    rc = chat_qwen_append_tool_call(scratch, p->name, p->args_json);
+    return rc ? rc : conv_part(c, "", buf_str(scratch), "");
 }
 
 /* OpenAI-style function definitions, the form Qwen's template lists in its tools section. */
@@ -252,11 +245,19 @@ static loco_status conv_build(engine_conv *c, const chat_request *req, const cha
         char *s = arena_strdup(&c->mem, sys);
         rc = s ? conv_push(c, TMPL_ROLE_SYSTEM, s, NULL, 0) : LOCO_ERR_NOMEM;
     }
-    for (size_t i = 0; !rc && i < req->n_msgs; i++) {
-        const chat_message *m = &req->msgs[i];
-        for (size_t j = 0; !rc && j < m->n_blocks; j++)
-            rc = conv_block(c, m, &m->blocks[j]);
+    chat_qwen_parts parts;
+    memset(&parts, 0, sizeof(parts));
+    if (!rc) {
+        rc = chat_qwen_parts_build(req, &parts, err);
+        if (rc)
+            return rc;
     }
+    buf scratch;
+    buf_init(&scratch, ENGINE_RENDER_MAX);
+    for (size_t i = 0; !rc && i < parts.n; i++)
+        rc = conv_part_of(c, &parts.parts[i], &scratch);
+    buf_release(&scratch);
+    chat_qwen_parts_release(&parts);
     if (!rc)
         rc = conv_flush(c);
     if (!rc && with_tools && req->n_tools)
@@ -287,21 +288,75 @@ static loco_status engine_prompt(const backend_engine *b, const chat_request *re
     return rc;
 }
 
-/* ---- one completion ---- */
+/* ---- one completion: prompt ids -> scheduler -> text -> events ---- */
+
+/* Stop sequences over the text stream: text that may still become a stop sequence is held
+ * back; once one appears the text before it is released and generation ends. */
+typedef struct {
+    const char *const *stop;
+    size_t n_stop;
+    buf held;
+    const char *hit; /* the stop sequence found, NULL before */
+} stopper;
+
+/* Feeds text; appends what can be released to out. */
+static loco_status stopper_feed(stopper *st, const char *p, size_t n, buf *out)
+{
+    if (!st->n_stop || st->hit)
+        return st->hit ? LOCO_OK : buf_append(out, p, n);
+    loco_status rc = buf_append(&st->held, p, n);
+    if (rc)
+        return rc;
+    const char *h = buf_str(&st->held);
+    size_t len = st->held.len, first = len;
+    /* the earliest complete stop sequence */
+    for (size_t i = 0; i < st->n_stop; i++) {
+        const char *sq = st->stop[i];
+        if (!sq || !*sq)
+            continue;
+        const char *f = memmem(h, len, sq, strlen(sq));
+        if (f && (size_t)(f - h) < first) {
+            first = (size_t)(f - h);
+            st->hit = sq;
+        }
+    }
+    if (st->hit) {
+        rc = buf_append(out, h, first);
+        buf_reset(&st->held);
+        return rc;
+    }
+    /* keep the longest suffix that is a proper prefix of some stop sequence */
+    size_t keep = 0;
+    for (size_t i = 0; i < st->n_stop; i++) {
+        const char *sq = st->stop[i];
+        size_t sl = sq ? strlen(sq) : 0;
+        for (size_t k = sl > 1 ? sl - 1 : 0; k > keep; k--) {
+            if (k <= len && !memcmp(h + len - k, sq, k)) {
+                keep = k;
+                break;
+            }
+        }
+    }
+    rc = buf_append(out, h, len - keep);
+    if (!rc)
+        buf_consume(&st->held, len - keep);
+    return rc;
+}
 
 typedef struct {
     backend_engine *b;
     const backend_call *call;
+    const chat_request *req;
+    const backend_engine_run_opts *ro;
     chat_event_fn cb;
     void *ctx;
     backend_result *out;
-    chat_qwen_parser *parser;
+    chat_qwen_parser *parser; /* NULL: raw text (complete_text) */
+    tok_stream ts;
+    stopper stop;
+    buf piece, text;
+    long n_out;               /* tokens generated before the end (or the stop sequence) */
 } engine_call;
-
-static bool cancelled(const backend_call *call)
-{
-    return call->cancel && __atomic_load_n(call->cancel, __ATOMIC_ACQUIRE);
-}
 
 static loco_status forward(void *ctx, const chat_event *ev)
 {
@@ -319,50 +374,8 @@ static loco_status on_bad_call(void *ctx, const char *raw, size_t n, const char 
     return LOCO_OK;
 }
 
-/* How many leading ids the cache can keep: the common prefix, less one when it covers the
- * whole prompt (the last prompt token is evaluated again for its logits). */
-static uint32_t reusable_prefix(const qwen3_ctx *ctx, const tok_ids *ids)
-{
-    uint32_t past = qwen3_ctx_past(ctx);
-    uint32_t n = 0;
-    while (n < past && n < ids->len && qwen3_ctx_token(ctx, n) == ids->ids[n])
-        n++;
-    if (n == ids->len && n > 0)
-        n--;
-    return n;
-}
-
-/* qwen3_eval that leaves the cache as it was before the call when the call fails. */
-static loco_status eval(backend_engine *b, const int32_t *ids, uint32_t n, float *logits,
-                        loco_err *err)
-{
-    uint32_t before = qwen3_ctx_past(b->ctx);
-    loco_status rc = qwen3_eval(b->ctx, ids, n, logits, err);
-    if (rc)
-        qwen3_ctx_truncate(b->ctx, before);
-    return rc;
-}
-
-/* Evaluates ids[from..) batch by batch, checking for cancellation between batches; leaves
- * the last token's logits in b->logits. */
-static loco_status eval_prompt(backend_engine *b, const backend_call *call, const tok_ids *ids,
-                               uint32_t from, loco_err *err)
-{
-    uint32_t n = (uint32_t)ids->len;
-    while (from < n) {
-        if (cancelled(call))
-            return loco_err_set(err, LOCO_ERR_CANCELLED, "cancelled");
-        uint32_t k = n - from < b->n_batch ? n - from : b->n_batch;
-        bool last = from + k == n;
-        loco_status rc = eval(b, ids->ids + from, k, last ? b->logits : NULL, err);
-        if (rc)
-            return rc;
-        from += k;
-    }
-    return LOCO_OK;
-}
-
-static sampler *make_sampler(backend_engine *b, const chat_request *req, loco_err *err)
+static sampler *make_sampler(backend_engine *b, const chat_request *req,
+                             const backend_engine_run_opts *ro, loco_err *err)
 {
     sampler_params sp;
     sampler_params_default(&sp);
@@ -371,12 +384,13 @@ static sampler *make_sampler(backend_engine *b, const chat_request *req, loco_er
     sp.top_k = req->top_k > 0 ? (int32_t)(req->top_k > INT32_MAX ? INT32_MAX : req->top_k) : 20;
     sp.min_p = 0.0f;
     sp.penalty_last_n = 0;
-    sp.seed = b->seed + b->calls;
+    sp.seed = b->seed + __atomic_fetch_add(&b->calls, 1, __ATOMIC_RELAXED);
+    if (ro && ro->sampling)
+        sp = *ro->sampling;
     return sampler_new((int32_t)b->m->hp.n_vocab, &sp, err);
 }
 
-static loco_status emit_start(engine_call *c, const chat_request *req, long n_prompt,
-                              long reused)
+static loco_status emit_start(engine_call *c, long n_prompt, long reused)
 {
     char id[40];
     str_random_id("msg_", id, sizeof(id));
@@ -385,128 +399,208 @@ static loco_status emit_start(engine_call *c, const chat_request *req, long n_pr
     chat_usage_init(&ev.usage);
     ev.type = CHAT_EV_MESSAGE_START;
     ev.id = id;
-    ev.model = c->call->model ? c->call->model : req->model ? req->model : c->b->model_name;
+    ev.model = c->call->model ? c->call->model : c->req->model ? c->req->model : c->b->model_name;
     ev.usage.input_tokens = n_prompt;
     ev.usage.cache_read_input_tokens = reused;
     return forward(c, &ev);
 }
 
-/* Feeds the text of one sampled token to the parser (control tokens show no text). */
-static loco_status emit_token(engine_call *c, tok_stream *ts, buf *piece, int32_t id,
-                              loco_err *err)
+/* Released text goes to the parser, or straight out as text deltas for a raw completion. */
+static loco_status emit_text(engine_call *c, const char *p, size_t n)
 {
-    if (tok_token_type(c->b->t, id) == TOK_TYPE_CONTROL)
+    if (!n)
         return LOCO_OK;
-    buf_reset(piece);
-    loco_status rc = tok_stream_push(ts, c->b->t, id, piece, err);
-    if (!rc && piece->len)
-        rc = chat_qwen_parser_feed(c->parser, piece->data, piece->len);
-    return rc;
+    if (c->parser)
+        return chat_qwen_parser_feed(c->parser, p, n);
+    chat_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.type = CHAT_EV_TEXT_DELTA;
+    ev.text = p;
+    ev.len = n;
+    return forward(c, &ev);
 }
 
-/* The sampling loop: until end of turn, max_tokens or the end of the context. */
-static loco_status generate(engine_call *c, const chat_request *req, long *out_n,
-                            chat_stop *out_stop, loco_err *err)
+/* One generated token: its text (control tokens show none) through the stop sequences. */
+static loco_status emit_token(engine_call *c, int32_t id, loco_err *err)
 {
-    backend_engine *b = c->b;
-    long max = req->max_tokens > 0 ? req->max_tokens : ENGINE_DEFAULT_MAX_TOKENS;
-    sampler *smp = make_sampler(b, req, err);
-    if (!smp)
-        return err && err->code ? err->code : LOCO_ERR_NOMEM;
-    constrain *con = NULL; /* valid tool calls by construction (docs/internals/constrain.md) */
-    if (b->cvocab && constrain_req_new(b->t, b->cvocab, req, max, &con, err)) {
-        sampler_free(smp);
-        return err && err->code ? err->code : LOCO_ERR_NOMEM;
-    }
-    sampler_set_constraint(smp, con);
-    tok_stream ts;
-    tok_stream_init(&ts);
-    buf piece;
-    buf_init(&piece, BUF_UNLIMITED);
-    loco_status rc = LOCO_OK;
-    *out_stop = CHAT_STOP_MAX_TOKENS;
-    *out_n = 0;
-    for (long i = 0; i < max; i++) {
-        if (cancelled(c->call)) {
-            rc = loco_err_set(err, LOCO_ERR_CANCELLED, "cancelled");
-            break;
-        }
-        int32_t id;
-        long ctx_left = (long)b->n_ctx - (long)qwen3_ctx_past(b->ctx) + 1;
-        if (con)
-            constrain_set_budget(con, max - i < ctx_left ? max - i : ctx_left);
-        rc = sampler_sample(smp, b->logits, &id, err);
+    c->n_out++;
+    if (c->ro && c->ro->on_token) {
+        loco_status rc = c->ro->on_token(c->ro->hook_ctx, id);
         if (rc)
-            break;
-        sampler_accept(smp, id);
-        if (id == b->eos || id == b->eot) {
-            *out_stop = CHAT_STOP_END_TURN;
-            break;
-        }
-        (*out_n)++;
-        rc = emit_token(c, &ts, &piece, id, err);
-        if (rc || i + 1 == max || qwen3_ctx_past(b->ctx) >= b->n_ctx)
-            break;
-        rc = eval(b, &id, 1, b->logits, err);
-        if (rc)
-            break;
+            return rc;
     }
-    if (!rc) {
-        buf_reset(&piece);
-        rc = tok_stream_flush(&ts, &piece);
-        if (!rc && piece.len)
-            rc = chat_qwen_parser_feed(c->parser, piece.data, piece.len);
-    }
-    buf_release(&piece);
-    sampler_free(smp);
-    constrain_free(con);
+    if (tok_token_type(c->b->t, id) == TOK_TYPE_CONTROL)
+        return LOCO_OK;
+    buf_reset(&c->piece);
+    buf_reset(&c->text);
+    loco_status rc = tok_stream_push(&c->ts, c->b->t, id, &c->piece, err);
+    if (!rc && c->piece.len)
+        rc = stopper_feed(&c->stop, c->piece.data, c->piece.len, &c->text);
+    if (!rc)
+        rc = emit_text(c, c->text.data, c->text.len);
     return rc;
 }
 
 static loco_status emit_end(engine_call *c, chat_stop stop, long n_prompt, long n_out,
                             long reused)
 {
-    loco_status rc = chat_qwen_parser_finish(c->parser);
+    buf_reset(&c->piece);
+    buf_reset(&c->text);
+    loco_status rc = tok_stream_flush(&c->ts, &c->piece);
+    if (!rc && c->piece.len)
+        rc = stopper_feed(&c->stop, c->piece.data, c->piece.len, &c->text);
+    if (!rc && !c->stop.hit) /* text held for a stop sequence that never came */
+        rc = buf_append(&c->text, c->stop.held.data ? c->stop.held.data : "", c->stop.held.len);
+    if (!rc)
+        rc = emit_text(c, c->text.data, c->text.len);
+    if (!rc && c->parser)
+        rc = chat_qwen_parser_finish(c->parser);
     if (rc)
         return rc;
-    c->out->repaired_calls = chat_qwen_parser_repaired(c->parser);
     chat_event ev;
     memset(&ev, 0, sizeof(ev));
     ev.type = CHAT_EV_MESSAGE_END;
     ev.stop = stop;
-    if (chat_qwen_parser_calls(c->parser) > 0 && stop != CHAT_STOP_MAX_TOKENS)
-        ev.stop = CHAT_STOP_TOOL_USE;
+    if (c->stop.hit) {
+        ev.stop = CHAT_STOP_STOP_SEQUENCE;
+        ev.stop_sequence = c->stop.hit;
+    }
+    if (c->parser) {
+        c->out->repaired_calls = chat_qwen_parser_repaired(c->parser);
+        if (chat_qwen_parser_calls(c->parser) > 0 && ev.stop != CHAT_STOP_MAX_TOKENS)
+            ev.stop = CHAT_STOP_TOOL_USE;
+    }
     ev.usage.input_tokens = n_prompt;
     ev.usage.output_tokens = n_out;
     ev.usage.cache_read_input_tokens = reused;
     return forward(c, &ev);
 }
 
-/* The completion proper; the caller holds b->mu. */
-static loco_status run_locked(engine_call *c, const chat_request *req, const tok_ids *ids,
-                              loco_err *err)
+#define ENGINE_WAIT_IDS 256
+
+/* Prompt ids -> events: the one path of complete(), complete_text() and `loco run`. */
+static loco_status engine_run(backend_engine *b, const tok_ids *ids, const chat_request *req,
+                              bool parse, const backend_engine_run_opts *ro,
+                              const backend_call *call, chat_event_fn cb, void *ctx,
+                              backend_result *out, loco_err *err)
 {
-    backend_engine *b = c->b;
     long n_prompt = (long)ids->len;
     if (ids->len > b->n_ctx) {
-        c->out->context_overflow = true;
-        c->out->prompt_tokens = n_prompt;
-        c->out->context_tokens = (long)b->n_ctx;
+        out->context_overflow = true;
+        out->prompt_tokens = n_prompt;
+        out->context_tokens = (long)b->n_ctx;
         return loco_err_set(err, LOCO_ERR_OVERFLOW,
                             "the prompt (%ld tokens) does not fit the context of %u tokens",
                             n_prompt, b->n_ctx);
     }
-    uint32_t reused = reusable_prefix(b->ctx, ids);
-    qwen3_ctx_truncate(b->ctx, reused);
-    loco_status rc = emit_start(c, req, n_prompt, (long)reused);
-    if (!rc)
-        rc = eval_prompt(b, c->call, ids, reused, err);
-    long n_out = 0;
-    chat_stop stop = CHAT_STOP_NONE;
-    if (!rc)
-        rc = generate(c, req, &n_out, &stop, err);
-    if (!rc)
-        rc = emit_end(c, stop, n_prompt, n_out, (long)reused);
+    if (!ids->len)
+        return loco_err_set(err, LOCO_ERR_INVALID, "the prompt is empty");
+    engine_call c;
+    memset(&c, 0, sizeof(c));
+    c.b = b;
+    c.call = call;
+    c.req = req;
+    c.ro = ro;
+    c.cb = cb;
+    c.ctx = ctx;
+    c.out = out;
+    c.stop.stop = req->stop;
+    c.stop.n_stop = req->n_stop;
+    buf_init(&c.stop.held, BUF_UNLIMITED);
+    buf_init(&c.piece, BUF_UNLIMITED);
+    buf_init(&c.text, BUF_UNLIMITED);
+    tok_stream_init(&c.ts);
+    sampler *smp = NULL;
+    sched_job *job = NULL;
+    loco_status rc = LOCO_OK;
+    if (parse) {
+        chat_qwen_parser_opts po;
+        memset(&po, 0, sizeof(po));
+        po.on_event = forward;
+        po.ctx = &c;
+        po.on_bad_call = on_bad_call;
+        po.tools = req->tools;
+        po.n_tools = req->n_tools;
+        if (chat_qwen_parser_new(&po, &c.parser))
+            rc = loco_err_set(err, LOCO_ERR_NOMEM, "cannot create the tool-call parser");
+    }
+    long max = req->max_tokens > 0 ? req->max_tokens : ENGINE_DEFAULT_MAX_TOKENS;
+    constrain *con = NULL;
+    if (!rc) {
+        smp = make_sampler(b, req, ro, err);
+        if (!smp)
+            rc = err && err->code ? err->code : LOCO_ERR_NOMEM;
+    }
+    /* valid tool calls by construction (docs/internals/constrain.md), for answers to a
+     * conversation (not raw prompts, not teacher forcing) */
+    if (!rc && b->cvocab && !(ro && (ro->prompt_ids || ro->raw_prompt || ro->force_ids))) {
+        rc = constrain_req_new(b->t, b->cvocab, req, max, &con, err);
+        if (!rc)
+            sampler_set_constraint(smp, con);
+    }
+    if (!rc) {
+        int32_t stops[2];
+        uint32_t n_stops = 0;
+        if (!(ro && ro->ignore_eos)) {
+            if (b->eos >= 0)
+                stops[n_stops++] = b->eos;
+            if (b->eot >= 0)
+                stops[n_stops++] = b->eot;
+        }
+        sched_req sr;
+        memset(&sr, 0, sizeof(sr));
+        sr.prompt = ids->ids;
+        sr.n_prompt = (uint32_t)ids->len;
+        sr.smp = smp;
+        sr.max_tokens = max > UINT32_MAX ? UINT32_MAX : (uint32_t)max;
+        sr.stop_ids = stops;
+        sr.n_stop_ids = n_stops;
+        sr.cancel = call->cancel;
+        sr.cache_key = call->cache_key;
+        sr.con = con;
+        if (ro && ro->force_ids) {
+            sr.force_ids = ro->force_ids;
+            sr.n_force_ids = ro->n_force_ids > UINT32_MAX ? UINT32_MAX : (uint32_t)ro->n_force_ids;
+            sr.max_tokens = sr.n_force_ids;
+            sr.n_stop_ids = 0;
+        }
+        if (ro && ro->on_logits) {
+            sr.on_logits = ro->on_logits;
+            sr.logits_ctx = ro->hook_ctx;
+        }
+        rc = sched_submit(b->sched, &sr, &job, err);
+    }
+    bool started = false;
+    sched_info info;
+    memset(&info, 0, sizeof(info));
+    while (!rc) {
+        int32_t got[ENGINE_WAIT_IDS];
+        uint32_t n = 0;
+        sched_job_wait(job, got, ENGINE_WAIT_IDS, &n, &info, -1);
+        if (info.admitted && !started) {
+            started = true;
+            rc = emit_start(&c, n_prompt, (long)info.reused);
+        }
+        for (uint32_t i = 0; !rc && i < n && !c.stop.hit; i++)
+            rc = emit_token(&c, got[i], err);
+        if (!rc && c.stop.hit && info.end == SCHED_RUNNING)
+            sched_job_stop(job);
+        if (rc || info.end != SCHED_RUNNING)
+            break;
+    }
+    if (!rc && info.status) {
+        rc = loco_err_set(err, info.status, "%s", sched_job_error(job));
+    } else if (!rc) {
+        chat_stop stop = info.end == SCHED_END_TURN ? CHAT_STOP_END_TURN : CHAT_STOP_MAX_TOKENS;
+        rc = emit_end(&c, stop, n_prompt, c.n_out, (long)info.reused);
+    }
+    sched_job_free(job); /* ends it first when the caller's callback failed */
+    sampler_free(smp);
+    constrain_free(con);
+    chat_qwen_parser_free(c.parser);
+    buf_release(&c.stop.held);
+    buf_release(&c.piece);
+    buf_release(&c.text);
     return rc;
 }
 
@@ -514,35 +608,55 @@ static loco_status engine_complete(backend *base, const chat_request *req,
                                    const backend_call *call, chat_event_fn cb, void *ctx,
                                    backend_result *out, loco_err *err)
 {
+    return backend_engine_run(base, req, NULL, call, cb, ctx, out, err);
+}
+
+static const backend_ops engine_ops;
+
+loco_status backend_engine_run(backend *base, const chat_request *req,
+                               const backend_engine_run_opts *ro, const backend_call *call,
+                               chat_event_fn cb, void *ctx, backend_result *out, loco_err *err)
+{
+    if (!base || base->ops != &engine_ops)
+        return loco_err_set(err, LOCO_ERR_INVALID, "not an engine backend");
     backend_engine *b = (backend_engine *)base;
-    engine_call c;
-    memset(&c, 0, sizeof(c));
-    c.b = b;
-    c.call = call;
-    c.cb = cb;
-    c.ctx = ctx;
-    c.out = out;
+    backend_result local;
+    if (!out)
+        out = &local;
+    memset(out, 0, sizeof(*out));
+    backend_call none;
+    if (!call) {
+        memset(&none, 0, sizeof(none));
+        call = &none;
+    }
     tok_ids ids;
     tok_ids_init(&ids, ENGINE_MAX_PROMPT_TOKENS);
-    loco_status rc = engine_prompt(b, req, &ids, err);
-    chat_qwen_parser_opts po;
-    memset(&po, 0, sizeof(po));
-    po.on_event = forward;
-    po.ctx = &c;
-    po.on_bad_call = on_bad_call;
-    po.tools = req->tools;
-    po.n_tools = req->n_tools;
-    if (!rc && chat_qwen_parser_new(&po, &c.parser))
-        rc = loco_err_set(err, LOCO_ERR_NOMEM, "cannot create the tool-call parser");
-    if (!rc) {
-        pthread_mutex_lock(&b->mu);
-        rc = run_locked(&c, req, &ids, err);
-        b->calls++;
-        pthread_mutex_unlock(&b->mu);
+    loco_status rc = LOCO_OK;
+    bool parse = !(ro && ro->no_parse);
+    if (ro && ro->prompt_ids) {
+        for (size_t i = 0; !rc && i < ro->n_prompt_ids; i++)
+            rc = tok_ids_push(&ids, ro->prompt_ids[i]);
+        if (rc)
+            loco_err_set(err, rc, "the prompt ids: %s", loco_status_str(rc));
+    } else if (ro && ro->raw_prompt) {
+        rc = tok_encode(b->t, ro->raw_prompt, strlen(ro->raw_prompt), TOK_PARSE_SPECIAL, &ids,
+                        err);
+    } else {
+        rc = engine_prompt(b, req, &ids, err);
     }
-    chat_qwen_parser_free(c.parser);
+    if (!rc && ro && ro->on_prompt)
+        rc = ro->on_prompt(ro->hook_ctx, ids.ids, ids.len);
+    if (!rc)
+        rc = engine_run(b, &ids, req, parse, ro, call, cb, ctx, out, err);
     tok_ids_release(&ids);
     return rc;
+}
+
+size_t backend_engine_vocab(backend *base)
+{
+    if (!base || base->ops != &engine_ops)
+        return 0;
+    return ((backend_engine *)base)->m->hp.n_vocab;
 }
 
 static loco_status engine_count_tokens(backend *base, const chat_request *req, long *out_n,
@@ -568,14 +682,13 @@ static loco_status engine_health(backend *base, loco_err *err)
 static void engine_free(backend *base)
 {
     backend_engine *b = (backend_engine *)base;
+    sched_free(b->sched);
     qwen3_ctx_free(b->ctx);
     tpool_free(b->pool);
     constrain_vocab_free(b->cvocab);
     tok_free(b->t);
     qwen3_free(b->m);
     gguf_close(b->g);
-    pthread_mutex_destroy(&b->mu);
-    free(b->logits);
     free(b->system_prompt);
     free(b->model_name);
     free(b->base.url);
@@ -620,7 +733,24 @@ static loco_status engine_load(backend_engine *b, const backend_engine_opts *o, 
     b->pool = tpool_new(o->threads > 0 ? o->threads : tpool_default_threads(), err);
     if (!b->pool)
         return err && err->code ? err->code : LOCO_ERR_NOMEM;
-    rc = qwen3_ctx_new(b->m, b->n_ctx, b->n_batch, b->pool, &b->ctx, err);
+    qwen3_ctx_opts co;
+    memset(&co, 0, sizeof(co));
+    co.n_ctx = b->n_ctx;
+    co.n_batch = b->n_batch;
+    co.n_seq = (uint32_t)b->parallel;
+    co.cache_bytes = (uint64_t)b->cache_mb << 20;
+    co.pool = b->pool;
+    co.parity = o->parity;
+    co.kv_type = b->kv_type;
+    rc = qwen3_ctx_new_opts(b->m, &co, &b->ctx, err);
+    if (rc)
+        return rc;
+    sched_opts so;
+    memset(&so, 0, sizeof(so));
+    so.parallel = b->parallel;
+    so.queue_max = o->queue_max;
+    so.prefill_chunk = o->prefill_chunk;
+    rc = sched_new(b->ctx, &so, &b->sched, err);
     if (rc)
         return rc;
     size_t tl = 0;
@@ -634,12 +764,11 @@ static loco_status engine_load(backend_engine *b, const backend_engine_opts *o, 
     }
     b->eos = tok_find(b->t, "<|im_end|>", 10);
     b->eot = tok_find(b->t, "<|endoftext|>", 13);
-    b->logits = malloc((size_t)b->m->hp.n_vocab * sizeof(float));
     b->model_name = model_name(b->g, o->model_path);
     b->base.url = strdup(o->model_path);
     if (o->system_prompt)
         b->system_prompt = strdup(o->system_prompt);
-    if (!b->logits || !b->model_name || !b->base.url || (o->system_prompt && !b->system_prompt))
+    if (!b->model_name || !b->base.url || (o->system_prompt && !b->system_prompt))
         return loco_err_set(err, LOCO_ERR_NOMEM, "out of memory");
     return LOCO_OK;
 }
@@ -662,7 +791,22 @@ loco_status backend_engine_new(const backend_engine_opts *o, backend **out, loco
     b->n_batch = (uint32_t)(batch < ctx ? batch : ctx);
     b->seed = o->seed;
     b->template_tools = o->template_tools;
-    pthread_mutex_init(&b->mu, NULL);
+    b->parallel = o->parallel > 0 ? o->parallel : ENGINE_DEFAULT_PARALLEL;
+    b->cache_mb = o->cache_mb > 0 ? o->cache_mb : ENGINE_DEFAULT_CACHE_MB;
+    if (!o->kv_type || !strcmp(o->kv_type, "f16")) {
+        b->kv_type = QWEN3_KV_F16;
+    } else if (!strcmp(o->kv_type, "q8_0")) {
+        b->kv_type = QWEN3_KV_Q8_0;
+    } else {
+        free(b);
+        return loco_err_set(err, LOCO_ERR_INVALID, "unknown KV cache type '%s' (f16, q8_0)",
+                            o->kv_type);
+    }
+    if (b->parallel > ENGINE_MAX_PARALLEL) {
+        int n = b->parallel;
+        free(b);
+        return loco_err_set(err, LOCO_ERR_INVALID, "engine: %d parallel sequences are too many", n);
+    }
     loco_status rc = engine_load(b, o, err);
     if (rc) {
         engine_free(&b->base);
@@ -684,8 +828,22 @@ loco_status backend_engine_stats(backend *base, struct backend_engine_stats *out
     backend_engine *b = as_engine(base);
     if (!b)
         return LOCO_ERR_INVALID;
+    sched_stats st;
+    sched_get_stats(b->sched, &st);
     memset(out, 0, sizeof(*out));
-    out->parallel = 1;
+    out->queue_len = st.queue_len;
+    out->active = st.active;
+    out->parallel = st.parallel;
+    out->requests = st.requests;
+    out->busy = st.busy;
+    out->cancelled = st.cancelled;
+    out->prompt_tokens = st.prompt_tokens;
+    out->cache_hit_tokens = st.cache_hit_tokens;
+    out->gen_tokens = st.gen_tokens;
+    out->prompt_seconds = st.prompt_seconds;
+    out->gen_seconds = st.gen_seconds;
+    out->kv_bytes = st.kv_bytes;
+    out->cache_bytes = st.cache_bytes;
     return LOCO_OK;
 }
 
@@ -743,13 +901,9 @@ loco_status backend_engine_complete_text(backend *base, const char *prompt,
                                          chat_event_fn cb, void *ctx, backend_result *out,
                                          loco_err *err)
 {
-    LOCO_UNUSED(prompt);
-    LOCO_UNUSED(params);
-    LOCO_UNUSED(call);
-    LOCO_UNUSED(cb);
-    LOCO_UNUSED(ctx);
-    LOCO_UNUSED(out);
-    if (!as_engine(base))
-        return loco_err_set(err, LOCO_ERR_INVALID, "not an engine backend");
-    return loco_err_set(err, LOCO_ERR_UNSUPPORTED, "raw completions are not implemented yet");
+    backend_engine_run_opts ro;
+    memset(&ro, 0, sizeof(ro));
+    ro.raw_prompt = prompt ? prompt : "";
+    ro.no_parse = true;
+    return backend_engine_run(base, params, &ro, call, cb, ctx, out, err);
 }

@@ -5,8 +5,8 @@
 #include <fnmatch.h>
 #include <math.h>
 #include <pthread.h>
-#include <sys/random.h>
 
+#include "base/os.h"
 #include "base/str.h"
 
 loco_status str_parse_long(const char *s, long min, long max, long *out_v)
@@ -82,7 +82,7 @@ void str_random_id(const char *prefix, char *out, size_t out_size)
 {
     static const char alnum[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
     unsigned char rnd[24];
-    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+    if (!os_random_bytes(rnd, sizeof(rnd))) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)(uintptr_t)out;

@@ -22,7 +22,7 @@ loco_status str_parse_bool(const char *s, bool *out_v);
 bool str_glob_list_match(const char *patterns, const char *name);
 
 /* Writes prefix + 24 random lowercase hex/alnum characters into out (size >= prefix+25).
- * Uses getrandom(2); falls back to a time/counter mix only if the kernel refuses. */
+ * Uses os_random_bytes; falls back to a time/counter mix only if the kernel refuses. */
 void str_random_id(const char *prefix, char *out, size_t out_size);
 
 /* Appends s as one POSIX shell word in single quotes (' becomes '\''). */

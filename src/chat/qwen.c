@@ -290,6 +290,132 @@ static loco_status copy_params(chat_request *r, const chat_request *req, const c
     return LOCO_OK;
 }
 
+/* ---- the parts the model sees ---- */
+
+static loco_status parts_push(chat_qwen_parts *p, size_t *cap, const chat_qwen_part *part)
+{
+    if (p->n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 32;
+        chat_qwen_part *g = realloc(p->parts, nc * sizeof(*g));
+        if (!g)
+            return LOCO_ERR_NOMEM;
+        p->parts = g;
+        *cap = nc;
+    }
+    p->parts[p->n++] = *part;
+    return LOCO_OK;
+}
+
+static loco_status parts_own(chat_qwen_parts *p, char *s)
+{
+    char **g = s ? realloc(p->owned, (p->n_owned + 1) * sizeof(char *)) : NULL;
+    if (!g) {
+        free(s);
+        return LOCO_ERR_NOMEM;
+    }
+    p->owned = g;
+    p->owned[p->n_owned++] = s;
+    return LOCO_OK;
+}
+
+void chat_qwen_parts_release(chat_qwen_parts *p)
+{
+    for (size_t i = 0; i < p->n_owned; i++)
+        free(p->owned[i]);
+    free(p->owned);
+    free(p->parts);
+    memset(p, 0, sizeof(*p));
+}
+
+loco_status chat_qwen_parts_build(const chat_request *req, chat_qwen_parts *out, loco_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    size_t cap = 0;
+    loco_status rc = LOCO_OK;
+    buf note;
+    buf_init(&note, QWEN_RENDER_MAX);
+    for (size_t i = 0; !rc && i < req->n_msgs; i++) {
+        const chat_message *m = &req->msgs[i];
+        chat_qwen_part part;
+        memset(&part, 0, sizeof(part));
+        part.msg = i;
+        if (m->role == CHAT_ROLE_SYSTEM) {
+            /* a note inside the conversation: one user part, all of it as text */
+            buf_reset(&note);
+            rc = render_message(m, &note, err, i);
+            if (rc || !note.len)
+                continue;
+            char *t = strndup(buf_str(&note), note.len);
+            rc = parts_own(out, t);
+            part.kind = CHAT_QWEN_TEXT;
+            part.text = t;
+            if (!rc)
+                rc = parts_push(out, &cap, &part);
+            continue;
+        }
+        part.assistant = m->role == CHAT_ROLE_ASSISTANT;
+        for (size_t j = 0; !rc && j < m->n_blocks; j++) {
+            const chat_block *b = &m->blocks[j];
+            const char *text = b->text ? b->text : "";
+            switch (b->type) {
+            case CHAT_BLOCK_THINKING:
+                continue;
+            case CHAT_BLOCK_TEXT:
+                if (!*text)
+                    continue;
+                part.kind = CHAT_QWEN_TEXT;
+                part.text = text;
+                break;
+            case CHAT_BLOCK_IMAGE:
+            case CHAT_BLOCK_DOCUMENT:
+                part.kind = CHAT_QWEN_TEXT;
+                part.text = b->type == CHAT_BLOCK_IMAGE ? "[image omitted]" : "[document omitted]";
+                break;
+            case CHAT_BLOCK_TOOL_CALL:
+                part.kind = CHAT_QWEN_CALL;
+                part.name = b->name ? b->name : "";
+                part.args_json = b->args_json;
+                break;
+            case CHAT_BLOCK_TOOL_RESULT:
+                part.kind = CHAT_QWEN_RESULT;
+                part.text = text;
+                part.is_error = b->is_error;
+                break;
+            }
+            chat_qwen_part p2 = part;
+            if (p2.kind == CHAT_QWEN_RESULT)
+                p2.assistant = false;
+            rc = parts_push(out, &cap, &p2);
+        }
+    }
+    buf_release(&note);
+    if (rc == LOCO_ERR_NOMEM)
+        loco_err_set(err, rc, "rendering for the local model: out of memory");
+    if (rc)
+        chat_qwen_parts_release(out);
+    return rc;
+}
+
+/* Appends the text of one part as the model was trained to see it. */
+static loco_status render_part(buf *out, const chat_qwen_part *p, loco_err *err)
+{
+    loco_status rc;
+    switch (p->kind) {
+    case CHAT_QWEN_TEXT:
+        return buf_appends(out, p->text);
+    case CHAT_QWEN_RESULT:
+        return buf_appendf(out, "<tool_response>\n%s%s\n</tool_response>",
+                           p->is_error ? "Error: " : "", p->text);
+    case CHAT_QWEN_CALL:
+        rc = chat_qwen_append_tool_call(out, p->name, p->args_json);
+        if (rc == LOCO_ERR_INVALID)
+            return loco_err_set(err, rc, "message %zu: tool call '%s' has arguments that are not JSON",
+                                p->msg, p->name);
+        return rc;
+    }
+    return LOCO_OK;
+}
+
 loco_status chat_qwen_render(const chat_request *req, const char *system_prompt,
                              chat_request **out_req, loco_err *err)
 {
@@ -300,36 +426,29 @@ loco_status chat_qwen_render(const chat_request *req, const char *system_prompt,
     loco_status rc = copy_params(r, req, system_prompt ? system_prompt : req->system);
     if (rc)
         loco_err_set(err, rc, "rendering for the local model: out of memory");
-    buf turn, part;
+    chat_qwen_parts parts;
+    memset(&parts, 0, sizeof(parts));
+    if (!rc)
+        rc = chat_qwen_parts_build(req, &parts, err);
+    buf turn;
     buf_init(&turn, QWEN_RENDER_MAX);
-    buf_init(&part, QWEN_RENDER_MAX);
-    chat_role role = CHAT_ROLE_USER;
-    bool have = false;
-    for (size_t i = 0; !rc && i < req->n_msgs; i++) {
-        const chat_message *m = &req->msgs[i];
-        buf_reset(&part);
-        rc = render_message(m, &part, err, i);
-        if (rc || !part.len)
-            continue;
-        chat_role mr = m->role == CHAT_ROLE_ASSISTANT ? CHAT_ROLE_ASSISTANT : CHAT_ROLE_USER;
-        if (have && mr == role) {
+    /* consecutive parts of one side make one message, joined with "\n" */
+    for (size_t i = 0; !rc && i < parts.n; i++) {
+        const chat_qwen_part *p = &parts.parts[i];
+        if (i && p->assistant == parts.parts[i - 1].assistant)
             rc = buf_appendc(&turn, '\n');
-        } else {
-            if (have)
-                rc = flush_turn(r, role, &turn, err);
+        if (!rc)
+            rc = render_part(&turn, p, err);
+        bool last = i + 1 == parts.n || parts.parts[i + 1].assistant != p->assistant;
+        if (!rc && last) {
+            rc = flush_turn(r, p->assistant ? CHAT_ROLE_ASSISTANT : CHAT_ROLE_USER, &turn, err);
             buf_reset(&turn);
         }
-        if (!rc)
-            rc = buf_append(&turn, part.data, part.len);
         if (rc == LOCO_ERR_LIMIT || rc == LOCO_ERR_NOMEM)
-            loco_err_set(err, rc, "message %zu: cannot render: %s", i, loco_status_str(rc));
-        role = mr;
-        have = true;
+            loco_err_set(err, rc, "message %zu: cannot render: %s", p->msg, loco_status_str(rc));
     }
-    if (!rc && have)
-        rc = flush_turn(r, role, &turn, err);
     buf_release(&turn);
-    buf_release(&part);
+    chat_qwen_parts_release(&parts);
     if (rc) {
         chat_request_free(r);
         return rc;

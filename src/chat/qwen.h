@@ -4,11 +4,50 @@
 #ifndef LOCO_CHAT_QWEN_H
 #define LOCO_CHAT_QWEN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "base/buf.h"
 #include "base/status.h"
 #include "chat/chat.h"
+
+/* ---- what the model sees: one set of rules for every local path ---- */
+
+/* A neutral conversation as the parts the local model sees, in order: the one place that says
+ * which blocks are shown and how (docs/internals/qwen.md). chat_qwen_render writes them as text
+ * (the openai-http backend in qwen_text mode); the engine backend lays them out through the
+ * model's chat template (tool calls as the template's tool_calls, results as tool messages). */
+typedef enum {
+    CHAT_QWEN_TEXT,   /* text of a user or assistant turn */
+    CHAT_QWEN_CALL,   /* a tool call (name, args_json) */
+    CHAT_QWEN_RESULT, /* a tool result (text; is_error) */
+} chat_qwen_part_kind;
+
+typedef struct {
+    chat_qwen_part_kind kind;
+    bool assistant;        /* part of an assistant turn (else a user turn; results always are) */
+    const char *text;      /* TEXT, RESULT (without any "Error: " prefix); never NULL */
+    bool is_error;         /* RESULT */
+    const char *name;      /* CALL (never NULL) */
+    const char *args_json; /* CALL: as given (NULL or empty: {}) */
+    size_t msg;            /* index of the message it comes from (for errors) */
+} chat_qwen_part;
+
+typedef struct {
+    chat_qwen_part *parts;
+    size_t n;
+    char **owned; /* strings made here (wrapped notes) */
+    size_t n_owned;
+} chat_qwen_parts;
+
+/* The parts of req's messages (the system prompt is not one): THINKING dropped, empty TEXT
+ * skipped, IMAGE / DOCUMENT as "[image omitted]" / "[document omitted]" text, a
+ * CHAT_ROLE_SYSTEM message as one user text part "<system-reminder>\n" + its blocks rendered as
+ * text and joined with "\n" + "\n</system-reminder>" (not wrapped again when it already starts
+ * with that tag). Strings are borrowed from req (which must outlive *out) or owned by *out.
+ * LOCO_ERR_NOMEM, LOCO_ERR_INVALID (a note's tool call whose arguments are not JSON). */
+loco_status chat_qwen_parts_build(const chat_request *req, chat_qwen_parts *out, loco_err *err);
+void chat_qwen_parts_release(chat_qwen_parts *p);
 
 /* Renders req for a model trained on <tool_call>/<tool_response> text (docs/internals/qwen.md).
  * req is borrowed. On success *out_req is a new request the caller frees with

@@ -13,6 +13,7 @@
 #include "base/file.h"
 #include "base/models.h"
 #include "base/str.h"
+#include "base/url.h"
 #include "cli/backend_opts.h"
 #include "cli/prompt.h"
 #include "net/http_client.h"
@@ -30,9 +31,22 @@ struct cli_backends {
     char describe[600];
 };
 
-void cli_backend_opts_init(cli_backend_opts *o)
+void cli_backend_opts_init(cli_backend_opts *o, const char *cmd)
 {
     memset(o, 0, sizeof(*o));
+    o->cmd = cmd;
+}
+
+/* A --backend value: engine, hybrid, or openai: / anthropic: with a URL. */
+static bool spec_ok(const char *spec)
+{
+    if (!strcmp(spec, "engine") || !strcmp(spec, "hybrid"))
+        return true;
+    if (str_starts_with(spec, "openai:"))
+        return url_valid(spec + 7);
+    if (str_starts_with(spec, "anthropic:"))
+        return url_valid(spec + 10);
+    return false;
 }
 
 int cli_backend_flag(cli_backend_opts *o, const char *cmd, int argc, char **argv, int *i)
@@ -55,8 +69,25 @@ int cli_backend_flag(cli_backend_opts *o, const char *cmd, int argc, char **argv
                 {"--cloud-url", &o->cloud_url},  {"--cloud-model", &o->cloud_model},
                 {"--system-prompt", &o->prompt_file}};
     for (size_t k = 0; k < LOCO_ARRAY_LEN(strs); k++) {
-        if (cli_flag_value(argc, argv, i, strs[k].flag, strs[k].dst, &bad))
-            return bad ? -1 : 1;
+        if (!cli_flag_value(argc, argv, i, strs[k].flag, strs[k].dst, &bad))
+            continue;
+        if (bad)
+            return -1;
+        const char *val = *strs[k].dst;
+        bool is_url = strs[k].dst == &o->local_url || strs[k].dst == &o->cloud_url;
+        if (is_url && !url_valid(val)) {
+            fprintf(stderr, "loco %s: %s wants an http:// or https:// URL, got '%s'\n", cmd,
+                    strs[k].flag, val);
+            return -1;
+        }
+        if (strs[k].dst == &o->spec && !spec_ok(val)) {
+            fprintf(stderr,
+                    "loco %s: --backend is engine, hybrid, openai:URL or anthropic:URL (an "
+                    "http:// or https:// URL), got '%s'\n",
+                    cmd, val);
+            return -1;
+        }
+        return 1;
     }
     long n = 0;
     if (cli_flag_value(argc, argv, i, "--timeout", &v, &bad)) {
@@ -80,33 +111,37 @@ int cli_backend_flag(cli_backend_opts *o, const char *cmd, int argc, char **argv
 
 void cli_backend_usage(FILE *out)
 {
-    fprintf(out,
-            "model backend:\n"
-            "  --backend SPEC       where the model runs [LOCO_BACKEND] (" CLI_DEFAULT_BACKEND ")\n"
-            "                         openai:URL     OpenAI-compatible server (llama-server,\n"
-            "                                        vLLM, Ollama, loco serve); URL before /v1\n"
-            "                         anthropic:URL  Anthropic-compatible cloud (URL/v1/messages)\n"
-            "                         engine         the built-in engine (--model, else the pulled\n"
-            "                                        default model)\n"
-            "                         hybrid         local first (--local-url, or the engine when\n"
-            "                                        --model is a .gguf or REPO:QUANT pulled), cloud\n"
-            "                                        fallback and takeover\n"
-            "  --model NAME|F.gguf  the engine's model: a GGUF file or a pulled model (REPO:QUANT,\n"
-            "                       file name; default: the model store's); else the name sent\n"
-            "                       (" CLI_DEFAULT_LOCAL_MODEL " locally, " CLI_DEFAULT_CLOUD_MODEL
-            " in the cloud)\n"
-            "  --native-tools       openai: use the server's own tool calling instead of\n"
-            "                       <tool_call> text\n"
-            "  --key-env NAME       variable (environment or .env) with the cloud key\n"
-            "                       (" CLI_DEFAULT_KEY_ENV ")\n"
-            "  --local-url URL      hybrid: local server [LOCO_LOCAL_URL] (http://127.0.0.1:8080)\n"
-            "  --cloud-url URL      hybrid: cloud [LOCO_CLOUD_URL] (" CLI_DEFAULT_CLOUD_URL ")\n"
-            "  --cloud-model NAME   hybrid: cloud model (" CLI_DEFAULT_CLOUD_MODEL ")\n"
-            "  --system-prompt FILE the training system prompt (built in)\n"
-            "  --timeout S          give up on a silent model server after S s (600)\n"
-            "  --threads N          engine threads (all cores)\n"
-            "  --no-constrain       engine: do not constrain tool calls to valid JSON for the\n"
-            "                       offered tools (docs/internals/constrain.md)\n");
+    fprintf(
+        out,
+        "model backend:\n"
+        "  --backend SPEC       where the model runs [LOCO_BACKEND] (" CLI_DEFAULT_BACKEND ",\n"
+        "                       or engine when --model names a GGUF file or pulled model)\n"
+        "                         openai:URL     OpenAI-compatible server (llama-server,\n"
+        "                                        vLLM, Ollama, loco serve); URL with or\n"
+        "                                        without /v1\n"
+        "                         anthropic:URL  Anthropic-compatible cloud (URL/v1/messages;\n"
+        "                                        with or without /v1)\n"
+        "                         engine         the built-in engine (--model, else the pulled\n"
+        "                                        default model)\n"
+        "                         hybrid         local first (--local-url, or the engine when\n"
+        "                                        --model is a .gguf or REPO:QUANT pulled), cloud\n"
+        "                                        fallback and takeover\n"
+        "  -m, --model NAME|F.gguf  a GGUF file or a pulled model (REPO:QUANT, file name)\n"
+        "                       selects the built-in engine; else the name sent\n"
+        "                       (" CLI_DEFAULT_LOCAL_MODEL " locally, " CLI_DEFAULT_CLOUD_MODEL
+        " in the cloud)\n"
+        "  --native-tools       openai: use the server's own tool calling instead of\n"
+        "                       <tool_call> text\n"
+        "  --key-env NAME       variable (environment or .env) with the cloud key\n"
+        "                       (" CLI_DEFAULT_KEY_ENV ")\n"
+        "  --local-url URL      hybrid: local server [LOCO_LOCAL_URL] (http://127.0.0.1:8080)\n"
+        "  --cloud-url URL      hybrid: cloud [LOCO_CLOUD_URL] (" CLI_DEFAULT_CLOUD_URL ")\n"
+        "  --cloud-model NAME   hybrid: cloud model (" CLI_DEFAULT_CLOUD_MODEL ")\n"
+        "  --system-prompt FILE the training system prompt (built in; - reads stdin)\n"
+        "  --timeout S          give up on a silent model server after S s (600)\n"
+        "  -t, --threads N      engine threads (all cores)\n"
+        "  --no-constrain       engine: do not constrain tool calls to valid JSON for the\n"
+        "                       offered tools (docs/internals/constrain.md)\n");
 }
 
 static const char *pick(const char *flag, const cli_env *env, const char *name, const char *def)
@@ -117,9 +152,7 @@ static const char *pick(const char *flag, const cli_env *env, const char *name, 
     return v && *v ? v : def;
 }
 
-/* A model the engine runs: a .gguf path, or a pulled model named REPO:QUANT (a name a model
- * server would not take for its own). */
-static bool is_gguf(const char *model)
+bool cli_model_is_file(const char *model)
 {
     if (!model)
         return false;
@@ -127,8 +160,8 @@ static bool is_gguf(const char *model)
         return true;
     char *path = NULL;
     loco_err ignored;
-    bool pulled = strchr(model, '/') && strchr(model, ':') &&
-                  models_resolve(model, &path, &ignored) == LOCO_OK;
+    bool pulled = strchr(model, '/') && models_resolve(model, &path, &ignored) == LOCO_OK &&
+                  str_ends_with(path, ".gguf");
     free(path);
     return pulled;
 }
@@ -151,6 +184,9 @@ static loco_status open_engine(cli_backends *s, const cli_backend_opts *o, long 
                               : models_find_default(&path, err);
     if (rc)
         return rc;
+    char prefix[64];
+    snprintf(prefix, sizeof(prefix), "loco %s", o->cmd ? o->cmd : "");
+    cli_warn_ctx(prefix, path, ctx);
     backend_engine_opts eo;
     memset(&eo, 0, sizeof(eo));
     eo.model_path = path;
@@ -185,7 +221,7 @@ static loco_status load_prompt(cli_backends *s, const cli_backend_opts *o, loco_
             return loco_err_set(err, LOCO_ERR_NOMEM, "out of memory");
         return LOCO_OK;
     }
-    loco_status rc = file_read_all(o->prompt_file, &s->prompt, err);
+    loco_status rc = cli_read_input(o->prompt_file, &s->prompt, err);
     if (rc)
         loco_err_wrap(err, "--system-prompt");
     return rc;
@@ -207,14 +243,22 @@ static loco_status open_kind(cli_backends *s, const cli_backend_opts *o, const c
     }
     if (!strcmp(spec, "engine")) {
         s->kind = KIND_ENGINE;
-        snprintf(s->describe, sizeof(s->describe), "engine %s", o->model ? o->model : "?");
-        return open_engine(s, o, ctx, err);
+        loco_status rc = open_engine(s, o, ctx, err);
+        snprintf(s->describe, sizeof(s->describe), "engine %s",
+                 s->local   ? s->local->url
+                 : o->model ? o->model
+                            : "?");
+        return rc;
     }
     if (!strcmp(spec, "hybrid")) {
         s->kind = KIND_HYBRID;
         const char *cloud = pick(o->cloud_url, env, "LOCO_CLOUD_URL", CLI_DEFAULT_CLOUD_URL);
+        const char *local_env = pick(o->local_url, env, "LOCO_LOCAL_URL", NULL);
+        if (!url_valid(cloud) || (local_env && !url_valid(local_env)))
+            return loco_err_set(err, LOCO_ERR_INVALID, "'%s' is not an http:// or https:// URL",
+                                url_valid(cloud) ? local_env : cloud);
         loco_status rc;
-        if (is_gguf(o->model) && !o->local_url) {
+        if (cli_model_is_file(o->model) && !o->local_url) {
             snprintf(s->describe, sizeof(s->describe), "hybrid: engine %s, cloud %s", o->model,
                      cloud);
             rc = open_engine(s, o, ctx, err);
@@ -243,7 +287,7 @@ static loco_status pick_model(cli_backends *s, const cli_backend_opts *o)
         m = o->model ? o->model : o->cloud_model ? o->cloud_model : CLI_DEFAULT_CLOUD_MODEL;
         break;
     case KIND_HYBRID:
-        m = o->model && !is_gguf(o->model) ? o->model : CLI_DEFAULT_LOCAL_MODEL;
+        m = o->model && !cli_model_is_file(o->model) ? o->model : CLI_DEFAULT_LOCAL_MODEL;
         break;
     case KIND_ENGINE:
         m = NULL;
@@ -262,8 +306,16 @@ loco_status cli_backends_open(const cli_backend_opts *o, const cli_env *env, lon
     cli_backends *s = calloc(1, sizeof(*s));
     if (!s)
         return loco_err_set(err, LOCO_ERR_NOMEM, "out of memory");
+    /* a model file names the engine, unless --backend (or LOCO_BACKEND=hybrid, whose local
+     * side it then is) says otherwise */
     const char *spec = pick(o->spec, env, "LOCO_BACKEND", CLI_DEFAULT_BACKEND);
-    loco_status rc = load_prompt(s, o, err);
+    if (!o->spec && strcmp(spec, "hybrid") && cli_model_is_file(o->model))
+        spec = "engine";
+    loco_status rc = spec_ok(spec) ? load_prompt(s, o, err)
+                                   : loco_err_set(err, LOCO_ERR_INVALID,
+                                                  "LOCO_BACKEND '%s' is not engine, hybrid, "
+                                                  "openai:URL or anthropic:URL",
+                                                  spec);
     if (rc == LOCO_OK)
         rc = http_client_new(&s->client, err);
     if (rc == LOCO_OK)
@@ -365,6 +417,14 @@ int cli_agent_flag(cli_agent_opts *o, const char *cmd, int argc, char **argv, in
         o->allow_write = true;
         return 1;
     }
+    if (cli_flag_value(argc, argv, i, "--driver", &v, &bad)) {
+        if (bad || (strcmp(v, "native") && strcmp(v, "claude"))) {
+            fprintf(stderr, "loco %s: --driver is native or claude\n", cmd);
+            return -1;
+        }
+        o->claude = !strcmp(v, "claude");
+        return 1;
+    }
     if (!strcmp(a, "--allow-bash-writes")) {
         o->allow_bash_writes = true;
         return 1;
@@ -392,6 +452,7 @@ int cli_agent_flag(cli_agent_opts *o, const char *cmd, int argc, char **argv, in
                     longs[k].min, longs[k].max);
             return -1;
         }
+        o->max_tokens_set |= longs[k].dst == &o->max_tokens;
         return 1;
     }
     if (cli_flag_value(argc, argv, i, "--temperature", &v, &bad)) {
@@ -408,13 +469,18 @@ void cli_agent_usage(FILE *out)
 {
     fprintf(out,
             "explorer:\n"
+            "  --driver D           native: loco runs the explorer loop with the model (default);\n"
+            "                       claude: Claude Code (`claude -p`, on PATH or $LOCO_CLAUDE)\n"
+            "                       drives, the cloud model as main agent and the local model\n"
+            "                       as its Explore sub-agent, through a gateway loco starts on\n"
+            "                       a free port (the original pipeline; needs the cloud key)\n"
             "  --max-turns N        model turns with tools (10); then a cloud takeover with\n"
             "                       hybrid, else one last turn asking for the answer\n"
             "  --task-turns N       turn budget of each Task sub-agent (= --max-turns)\n"
-            "  --ctx N              the model's context in tokens (51200): tool results are\n"
-            "                       cut to fit it\n"
-            "  --max-tokens N       tokens per model answer (4096)\n"
-            "  --temperature T      sampling temperature (0.7)\n"
+            "  -c, --ctx N          the model's context in tokens (51200): tool results are\n"
+            "                       cut to fit it (--ctx-size too)\n"
+            "  -n, --max-tokens N   tokens per model answer (4096; --n-predict too)\n"
+            "  --temperature T      sampling temperature (0.7; --temp too)\n"
             "  --allow-write        Write/Edit may touch the repository (default: only the\n"
             "                       answer's directory)\n"
             "  --allow-bash-writes  no read-only policy for Bash: it may write where Write may\n"
@@ -424,7 +490,8 @@ void cli_agent_usage(FILE *out)
             "                       Landlock, ...), with the protections that remain; without\n"
             "                       it Bash is refused there\n"
             "  --prompt-template F  the task message ({project} {question} {output_file}\n"
-            "                       {repo}; built in: prompts/analyze_query.txt)\n"
+            "                       {repo}; built in: prompts/analyze_query.txt, with\n"
+            "                       --driver claude prompts/claude_query.txt)\n"
             "  --rules F            explorer rules appended to the system prompt ({repo_root}\n"
             "                       {os} {date}; built in: prompts/explorer_rules.txt)\n");
 }

@@ -18,7 +18,9 @@
 #define CLI_DEFAULT_KEY_ENV "OPENROUTER_API_KEY"
 
 typedef struct {
-    const char *spec;          /* --backend; NULL: $LOCO_BACKEND, else CLI_DEFAULT_BACKEND */
+    const char *cmd;           /* "ask", "analyze": message prefix (set by init) */
+    const char *spec;          /* --backend; NULL: $LOCO_BACKEND, else the engine when --model
+                                  is a GGUF file or a pulled model, else CLI_DEFAULT_BACKEND */
     const char *model;         /* --model: GGUF file (engine) or model name (servers) */
     const char *key_env;       /* --key-env: variable holding the cloud key */
     const char *local_url;     /* --local-url: hybrid's local OpenAI-compatible server */
@@ -31,20 +33,25 @@ typedef struct {
     int engine_threads;        /* --threads (engine) */
 } cli_backend_opts;
 
-/* Zeroes o (every field then means "default"). */
-void cli_backend_opts_init(cli_backend_opts *o);
+/* Zeroes o (every field then means "default"); cmd names the command in messages. */
+void cli_backend_opts_init(cli_backend_opts *o, const char *cmd);
 /* Consumes one backend flag at argv[*i] (advancing *i past its value). Returns 1 when it took
  * one, 0 when argv[*i] is not a backend flag, -1 on a usage error (printed, prefixed with cmd). */
 int cli_backend_flag(cli_backend_opts *o, const char *cmd, int argc, char **argv, int *i);
 /* The usage lines of the backend flags. */
 void cli_backend_usage(FILE *out);
 
+/* True when model names a model the engine runs: a .gguf path or file name, or a pulled model
+ * named REPO[:QUANT] (a name no model server would take for its own). */
+bool cli_model_is_file(const char *model);
+
 typedef struct cli_backends cli_backends;
 
 /* Builds what o describes: an HTTP client, and the shared local / cloud backends. ctx and
- * max_turns feed the hybrid policy; env gives keys and LOCO_BACKEND. On success the caller
- * frees *out with cli_backends_close. LOCO_ERR_INVALID names a bad --backend, a missing
- * --model or key; other statuses as the backends give them. */
+ * max_turns feed the hybrid policy; env gives keys and LOCO_BACKEND. Loading the engine's
+ * model warns on stderr (once) when ctx exceeds the context the model was trained for. On
+ * success the caller frees *out with cli_backends_close. LOCO_ERR_INVALID names a bad
+ * --backend, a missing --model or key; other statuses as the backends give them. */
 loco_status cli_backends_open(const cli_backend_opts *o, const cli_env *env, long ctx,
                               long max_turns, cli_backends **out, loco_err *err);
 /* A backend for one agent run: a fresh hybrid around the shared local and cloud backends with
@@ -73,12 +80,14 @@ typedef struct {
     long sub_turns;            /* --task-turns: Task sub-agents' budget (= max turns) */
     long ctx;                  /* --ctx: context tokens (51200) */
     long max_tokens;           /* --max-tokens: per answer (4096) */
+    bool max_tokens_set;       /* --max-tokens was given */
     double temperature;        /* --temperature (0.7) */
     bool allow_write;          /* --allow-write */
     bool allow_bash_writes;    /* --allow-bash-writes */
     bool unsafe_bash;          /* --unsafe-bash: Bash even where the kernel cannot confine it */
     const char *template_file; /* --prompt-template FILE (prompts/analyze_query.txt built in) */
     const char *rules_file;    /* --rules FILE (prompts/explorer_rules.txt built in) */
+    bool claude;               /* --driver claude: Claude Code drives, loco serves (claude.h) */
 } cli_agent_opts;
 
 void cli_agent_opts_init(cli_agent_opts *o);

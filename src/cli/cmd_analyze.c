@@ -14,8 +14,10 @@
 #include "base/log.h"
 #include "base/str.h"
 #include "cli/backend_opts.h"
+#include "cli/claude.h"
 #include "cli/cli.h"
 #include "cli/options.h"
+#include "cli/progress.h"
 
 #define ANALYZE_MAX_JOBS 64
 
@@ -24,18 +26,28 @@ static void analyze_usage(FILE *out)
     fprintf(out,
             "usage: loco analyze PROJECT [options]\n"
             "\n"
-            "Answers every question of the queries file (one `id<TAB>question` per line) about\n"
-            "the repository REPOS/PROJECT. Answers go to OUT/PROJECT/qNNN.md (written\n"
-            "atomically; existing answers are skipped, so a rerun resumes), transcripts to\n"
-            "OUT/PROJECT/qNNN.jsonl. A failing question never stops the batch; Ctrl-C stops\n"
-            "cleanly (exit 130) without partial answers.\n"
+            "Answers every question of the queries file about the repository REPOS/PROJECT.\n"
+            "Answers go to OUT/PROJECT/qNNN.md (written atomically; existing answers are\n"
+            "skipped, so a rerun resumes), transcripts to OUT/PROJECT/qNNN.jsonl. A failing\n"
+            "question never stops the batch; Ctrl-C stops cleanly (exit 130) without partial\n"
+            "answers. A progress bar with an ETA shows on a terminal (plain lines otherwise).\n"
+            "\n"
+            "The queries file has one question per line, ID<TAB>question: ID a positive integer\n"
+            "(7 answers to q007.md), blank lines and lines starting with # ignored; a bad or\n"
+            "repeated line is reported with its number and skipped. Without --queries it is\n"
+            "data/queries/PROJECT-queries.txt here, else the one installed with loco\n"
+            "(PREFIX/share/loco/queries, or $LOCO_DATA_DIR/queries): tqdm-queries.txt, the\n"
+            "seed's questions about https://github.com/tqdm/tqdm, and requests-queries.txt,\n"
+            "about https://github.com/psf/requests. For example:\n"
+            "  git clone --depth 1 https://github.com/tqdm/tqdm data/repos/tqdm\n"
+            "  loco analyze tqdm --jobs 4\n"
             "\n"
             "options:\n"
-            "  --queries FILE       (data/queries/PROJECT-queries.txt)\n"
+            "  --queries FILE       the questions (- reads standard input)\n"
             "  --repos DIR          where the projects are (data/repos)\n"
-            "  --out DIR            where answers go (data/outputs)\n"
-            "  --jobs N             questions at once (1; the seed used 5)\n"
-            "  --verbose            also print every tool call\n"
+            "  -o, --out DIR        where answers go (data/outputs)\n"
+            "  -j, --jobs N         questions at once (1; the seed used 5)\n"
+            "  -v, --verbose        also print every model turn and tool call\n"
             "  --env-file FILE      read settings from FILE instead of ./.env\n"
             "  -h, --help           this help\n");
     cli_agent_usage(out);
@@ -53,7 +65,7 @@ typedef struct {
 static int parse_analyze(int argc, char **argv, analyze_opts *o)
 {
     cli_agent_opts_init(&o->agent);
-    cli_backend_opts_init(&o->backend);
+    cli_backend_opts_init(&o->backend, "analyze");
     o->repos = "data/repos";
     o->out = "data/outputs";
     o->jobs = 1;
@@ -64,7 +76,7 @@ static int parse_analyze(int argc, char **argv, analyze_opts *o)
             analyze_usage(stdout);
             return 1;
         }
-        if (!strcmp(a, "--verbose")) {
+        if (cli_flag(a, "--verbose")) {
             o->verbose = true;
             continue;
         }
@@ -115,68 +127,24 @@ typedef struct {
     const agent_queries *qs;
     q_state *state;
     cli_backends *bs;
+    cli_claude *claude; /* --driver claude */
     const char *tpl, *rules;
     char *repo;     /* absolute */
     char *out_dir;  /* absolute OUT/PROJECT */
     volatile int cancel;
-    pthread_mutex_t mu; /* next, counters, output lines */
+    pthread_mutex_t mu; /* next, counters, the display */
     size_t next;
     size_t done, failed, skipped, interrupted, to_run;
     double t0;
-    double busy_ms; /* summed wall time of finished questions */
-    bool tty;
-    bool bar_shown;
+    cli_progress prog;
     bool saw_unavailable; /* a question failed because the model server was unreachable */
 } batch;
-
-static void clear_bar(batch *b)
-{
-    if (b->tty && b->bar_shown) {
-        fputs("\r\033[K", stderr);
-        b->bar_shown = false;
-    }
-}
-
-static void fmt_duration(double s, char *out, size_t n)
-{
-    long t = (long)(s + 0.5);
-    if (t >= 3600)
-        snprintf(out, n, "%ldh%02ldm", t / 3600, t / 60 % 60);
-    else if (t >= 60)
-        snprintf(out, n, "%ldm%02lds", t / 60, t % 60);
-    else
-        snprintf(out, n, "%lds", t);
-}
-
-/* Caller holds b->mu. */
-static void draw_bar(batch *b)
-{
-    if (!b->tty)
-        return;
-    size_t finished = b->done + b->failed;
-    size_t width = 24, fill = b->to_run ? finished * width / b->to_run : width;
-    char bar[32];
-    for (size_t i = 0; i < width; i++)
-        bar[i] = i < fill ? '#' : '.';
-    bar[width] = '\0';
-    char eta[32] = "?";
-    double elapsed = (clock_now_ms() - b->t0) / 1000.0;
-    if (finished)
-        fmt_duration(elapsed / (double)finished * (double)(b->to_run - finished), eta,
-                     sizeof(eta));
-    char el[32];
-    fmt_duration(elapsed, el, sizeof(el));
-    fprintf(stderr, "\r\033[K[%s] %zu/%zu  done %zu  failed %zu  skipped %zu  %s  ETA %s", bar,
-            finished, b->to_run, b->done, b->failed, b->skipped, el, eta);
-    fflush(stderr);
-    b->bar_shown = true;
-}
 
 static void tick(void *ctx)
 {
     batch *b = ctx;
     pthread_mutex_lock(&b->mu);
-    draw_bar(b);
+    cli_progress_update(&b->prog, b->done + b->failed);
     pthread_mutex_unlock(&b->mu);
 }
 
@@ -189,16 +157,27 @@ static void on_event(void *ctx, const agent_event *e)
 {
     job_ctx *j = ctx;
     batch *b = j->b;
-    if (!b->o->verbose)
+    if (!b->o->verbose || e->type == AGENT_EV_TURN_START)
         return;
     pthread_mutex_lock(&b->mu);
-    clear_bar(b);
-    if (e->type == AGENT_EV_NOTE)
-        fprintf(stderr, "q%03ld %*s-- %s\n", j->id, 2 * e->depth, "", e->text);
-    else
-        fprintf(stderr, "q%03ld %*s%s(%s) %.0f ms%s%s\n", j->id, 2 * e->depth, "", e->tool,
-                e->summary, e->duration_ms, e->is_error ? "  error: " : "",
-                e->is_error && e->text ? e->text : "");
+    int ind = 2 * e->depth;
+    if (e->type == AGENT_EV_NOTE) {
+        cli_progress_line(&b->prog, "q%03ld %*s-- %s", j->id, ind, "", e->text);
+    } else if (e->type == AGENT_EV_TURN) {
+        if (e->prompt_tokens >= 0 && e->gen_tokens >= 0)
+            cli_progress_line(&b->prog,
+                              "q%03ld %*sturn %d: %ld prompt + %ld generated tokens, "
+                              "%.1f s",
+                              j->id, ind, "", e->turn, e->prompt_tokens, e->gen_tokens,
+                              e->duration_ms / 1000.0);
+        else
+            cli_progress_line(&b->prog, "q%03ld %*sturn %d: %.1f s", j->id, ind, "", e->turn,
+                              e->duration_ms / 1000.0);
+    } else {
+        cli_progress_line(&b->prog, "q%03ld %*s%s(%s) %.0f ms%s%s", j->id, ind, "", e->tool,
+                          e->summary, e->duration_ms, e->is_error ? "  error: " : "",
+                          e->is_error && e->text ? e->text : "");
+    }
     pthread_mutex_unlock(&b->mu);
 }
 
@@ -215,22 +194,49 @@ static void report(batch *b, const agent_query *q, q_state st, const agent_resul
                    const loco_err *err, double ms)
 {
     pthread_mutex_lock(&b->mu);
-    clear_bar(b);
     if (st == Q_DONE) {
         b->done++;
-        fprintf(stderr, "q%03ld done: %d turns, %zu tool calls%s%s, %.1f s\n", q->id, r->turns,
-                r->tool_calls, r->hit_turn_limit ? ", turn limit" : "",
-                r->took_over ? ", cloud took over" : "", ms / 1000.0);
+        cli_progress_line(&b->prog, "q%03ld done: %d turns, %zu tool calls%s%s, %.1f s", q->id,
+                          r->turns, r->tool_calls, r->hit_turn_limit ? ", turn limit" : "",
+                          r->took_over ? ", cloud took over" : "", ms / 1000.0);
     } else if (st == Q_FAILED) {
         b->failed++;
         b->saw_unavailable |= err->code == LOCO_ERR_UNAVAILABLE;
-        fprintf(stderr, "q%03ld failed: %s\n", q->id, err->msg);
+        cli_progress_line(&b->prog, "q%03ld failed: %s", q->id, err->msg);
     } else {
         b->interrupted++;
     }
-    b->busy_ms += ms;
-    draw_bar(b);
+    cli_progress_update(&b->prog, b->done + b->failed);
     pthread_mutex_unlock(&b->mu);
+}
+
+/* One question through Claude Code: its task names qNNN.partial.md, renamed when done. */
+static loco_status run_claude(batch *b, const agent_query *q, const char *answer,
+                              const char *transcript, job_ctx *jc, agent_result *r, loco_err *err)
+{
+    char name[40];
+    agent_query_file_name(q->id, "partial.md", name, sizeof(name));
+    char *scratch = join(b->out_dir, name);
+    buf task;
+    buf_init(&task, BUF_UNLIMITED);
+    loco_status rc = LOCO_ERR_NOMEM;
+    if (!scratch || agent_task_prompt(b->tpl ? b->tpl : cli_claude_task_template, b->o->project,
+                                      q->question, scratch, b->repo, &task)) {
+        loco_err_set(err, rc, "out of memory");
+    } else {
+        cli_claude_run_opts cr = {.repo = b->repo,
+                                  .task = buf_str(&task),
+                                  .answer_file = answer,
+                                  .scratch_answer = scratch,
+                                  .transcript_path = transcript,
+                                  .cancel = &b->cancel,
+                                  .on_event = on_event,
+                                  .event_ctx = jc};
+        rc = cli_claude_run(b->claude, &cr, r, err);
+    }
+    buf_release(&task);
+    free(scratch);
+    return rc;
 }
 
 static void run_query(batch *b, size_t k)
@@ -249,15 +255,22 @@ static void run_query(batch *b, size_t k)
     backend *be = NULL;
     double t0 = clock_now_ms();
     loco_status rc = LOCO_ERR_NOMEM;
-    if (!answer || !transcript ||
-        agent_task_prompt(b->tpl, b->o->project, q->question, answer, b->repo, &task)) {
+    job_ctx jc = {b, q->id};
+    if (!answer || !transcript) {
+        loco_err_set(&err, rc, "out of memory");
+        goto out;
+    }
+    if (b->claude) {
+        rc = run_claude(b, q, answer, transcript, &jc, &r, &err);
+        goto out;
+    }
+    if (agent_task_prompt(b->tpl, b->o->project, q->question, answer, b->repo, &task)) {
         loco_err_set(&err, rc, "out of memory");
         goto out;
     }
     rc = cli_backends_get(b->bs, &be, &err);
     if (rc)
         goto out;
-    job_ctx jc = {b, q->id};
     agent_config cfg;
     agent_config_init(&cfg);
     cfg.backend = be;
@@ -355,22 +368,55 @@ static size_t mark_existing(batch *b)
     return left;
 }
 
+/* Where the questions are: --queries, else data/queries/PROJECT-queries.txt here, else the
+ * installed copy ($LOCO_DATA_DIR/queries, else LOCO_DATA_DIR/queries). Into path (size n);
+ * false (printed) when none exists. */
+static bool find_queries(const analyze_opts *o, char *path, size_t n)
+{
+    if (o->queries) {
+        snprintf(path, n, "%s", o->queries);
+        return true;
+    }
+    snprintf(path, n, "data/queries/%s-queries.txt", o->project);
+    if (file_exists(path))
+        return true;
+    char data[4096], installed[4400];
+    snprintf(installed, sizeof(installed), "%s/queries/%s-queries.txt",
+             cli_data_dir(data, sizeof(data)), o->project);
+    int len = snprintf(path, n, "%s", installed);
+    if (len >= 0 && (size_t)len < n && file_exists(installed))
+        return true;
+    snprintf(path, n, "data/queries/%s-queries.txt", o->project);
+    fprintf(stderr,
+            "loco analyze: no questions for '%s': neither %s nor %s exists; write one "
+            "(ID<TAB>question per line, see loco analyze --help) or pass --queries FILE\n",
+            o->project, path, installed);
+    return false;
+}
+
 static bool load_queries(const char *path, agent_queries *qs)
 {
     loco_err err;
     loco_err_clear(&err);
-    if (agent_queries_load(path, qs, &err)) {
+    buf text;
+    buf_init(&text, AGENT_QUERIES_MAX_BYTES);
+    loco_status rc = cli_read_input(path, &text, &err);
+    if (!rc)
+        rc = agent_queries_parse(text.data ? text.data : "", text.len, qs, &err);
+    buf_release(&text);
+    const char *name = strcmp(path, "-") ? path : "standard input";
+    if (rc) {
         fprintf(stderr, "loco analyze: %s\n", err.msg);
         if (err.code == LOCO_ERR_NOT_FOUND)
             fprintf(stderr, "loco analyze: write one question per line as ID<TAB>question "
-                            "(see data/queries/README.md), or pass --queries FILE\n");
+                            "(see loco analyze --help), or pass --queries FILE\n");
         return false;
     }
     for (size_t i = 0; i < qs->n_problems; i++)
-        fprintf(stderr, "loco analyze: %s:%zu: %s (skipped)\n", path, qs->problems[i].line,
+        fprintf(stderr, "loco analyze: %s:%zu: %s (skipped)\n", name, qs->problems[i].line,
                 qs->problems[i].message);
     if (qs->n == 0) {
-        fprintf(stderr, "loco analyze: %s holds no questions\n", path);
+        fprintf(stderr, "loco analyze: %s holds no questions (see loco analyze --help)\n", name);
         return false;
     }
     return true;
@@ -411,10 +457,10 @@ static char *resolve_dirs(const analyze_opts *o, char **out_dir)
 static int finish(batch *b, int sig)
 {
     pthread_mutex_lock(&b->mu);
-    clear_bar(b);
+    cli_progress_clear(&b->prog);
     pthread_mutex_unlock(&b->mu);
     char el[32];
-    fmt_duration((clock_now_ms() - b->t0) / 1000.0, el, sizeof(el));
+    cli_format_duration((clock_now_ms() - b->t0) / 1000.0, el, sizeof(el));
     size_t not_run = b->to_run - b->done - b->failed;
     fprintf(stderr, "loco analyze %s: %zu done, %zu skipped, %zu failed", b->o->project, b->done,
             b->skipped, b->failed);
@@ -432,6 +478,41 @@ static int finish(batch *b, int sig)
     return b->failed ? 1 : 0;
 }
 
+/* Opening the backends or Claude Code's gateway (loading the engine's model) off the main
+ * thread, so Ctrl-C and the spinner work meanwhile. */
+typedef struct {
+    batch *b;
+    const cli_env *env;
+    loco_status rc;
+    loco_err err;
+} open_job;
+
+static void open_work(void *arg)
+{
+    open_job *j = arg;
+    const analyze_opts *o = j->b->o;
+    loco_err_clear(&j->err);
+    if (o->agent.claude) {
+        cli_claude_opts co = {.cmd = "loco analyze",
+                              .backend = &o->backend,
+                              .max_turns = o->agent.max_turns,
+                              .ctx = o->agent.ctx,
+                              .max_tokens = o->agent.max_tokens_set ? o->agent.max_tokens : 0,
+                              .allow_bash_writes = o->agent.allow_bash_writes,
+                              .verbose = o->verbose};
+        j->rc = cli_claude_new(&co, j->env, &j->b->claude, &j->err);
+    } else {
+        j->rc = cli_backends_open(&o->backend, j->env, o->agent.ctx, o->agent.max_turns, &j->b->bs,
+                                  &j->err);
+    }
+}
+
+static void open_tick(void *ctx)
+{
+    batch *b = ctx;
+    cli_progress_update(&b->prog, 0);
+}
+
 int cmd_analyze(int argc, char **argv)
 {
     analyze_opts o;
@@ -444,10 +525,6 @@ int cmd_analyze(int argc, char **argv)
         return 2;
     int code = 1;
     char qpath[4096];
-    if (o.queries)
-        snprintf(qpath, sizeof(qpath), "%s", o.queries);
-    else
-        snprintf(qpath, sizeof(qpath), "data/queries/%s-queries.txt", o.project);
     agent_queries qs;
     memset(&qs, 0, sizeof(qs));
     batch b;
@@ -456,7 +533,7 @@ int cmd_analyze(int argc, char **argv)
     char *tpl = NULL, *rules = NULL;
     loco_err err;
     loco_err_clear(&err);
-    if (!load_queries(qpath, &qs))
+    if (!find_queries(&o, qpath, sizeof(qpath)) || !load_queries(qpath, &qs))
         goto out;
     b.o = &o;
     b.qs = &qs;
@@ -472,28 +549,41 @@ int cmd_analyze(int argc, char **argv)
     b.tpl = tpl;
     b.rules = rules;
     b.to_run = mark_existing(&b);
-    b.tty = isatty(2);
     b.t0 = clock_now_ms();
+    cli_progress_init(&b.prog, "loading the model", CLI_PROGRESS_TIME, 0);
     if (b.to_run == 0) {
         code = finish(&b, 0);
         goto out;
     }
-    if (cli_backends_open(&o.backend, &env, o.agent.ctx, o.agent.max_turns, &b.bs, &err)) {
-        fprintf(stderr, "loco analyze: %s\n", err.msg);
+    open_job oj = {.b = &b, .env = &env};
+    int sig = cli_run_cancellable(open_work, &oj, &b.cancel, open_tick, &b);
+    cli_progress_clear(&b.prog);
+    if (sig) {
+        code = 130;
+        goto out;
+    }
+    if (oj.rc) {
+        fprintf(stderr, "loco analyze: %s\n", oj.err.msg);
         goto out;
     }
     long jobs = o.jobs < (long)b.to_run ? o.jobs : (long)b.to_run;
     fprintf(stderr, "loco analyze %s: %zu questions (%zu already answered), %ld at a time, %s\n",
-            o.project, qs.n, b.skipped, jobs, cli_backends_describe(b.bs));
-    cli_bash_notice("analyze", &o.agent);
-    if (jobs > 1 && cli_backends_serial(b.bs))
+            o.project, qs.n, b.skipped, jobs,
+            b.claude ? cli_claude_describe(b.claude) : cli_backends_describe(b.bs));
+    if (!b.claude)
+        cli_bash_notice("analyze", &o.agent);
+    if (jobs > 1 && b.bs && cli_backends_serial(b.bs))
         fprintf(stderr, "loco analyze: the built-in engine runs one question at a time; "
                         "--jobs only queues them\n");
+    cli_progress_init(&b.prog, o.project, CLI_PROGRESS_COUNT, b.to_run);
+    b.prog.noun = "questions";
+    b.t0 = clock_now_ms();
     pool_arg pa = {&b, jobs};
-    int sig = cli_run_cancellable(run_pool, &pa, &b.cancel, tick, &b);
+    sig = cli_run_cancellable(run_pool, &pa, &b.cancel, tick, &b);
     code = finish(&b, sig);
 out:
     cli_backends_close(b.bs);
+    cli_claude_free(b.claude);
     agent_queries_release(&qs);
     free(b.state);
     free(b.repo);

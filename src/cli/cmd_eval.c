@@ -8,8 +8,10 @@
 #include "base/file.h"
 #include "base/models.h"
 #include "base/str.h"
+#include "base/url.h"
 #include "cli/cli.h"
 #include "cli/options.h"
+#include "cli/progress.h"
 #include "eval/eval.h"
 #include "net/http_client.h"
 
@@ -20,14 +22,15 @@ static void usage(FILE *out)
 {
     fprintf(
         out,
-        "usage: loco eval [--samples] SAMPLES.jsonl (--predictions FILE | --backend SPEC)\n"
+        "usage: loco eval SAMPLES.jsonl (--predictions FILE | --backend SPEC | -m F.gguf)\n"
         "                 [options]\n"
         "\n"
         "Scores a model's next assistant turn against the teacher's (the label) with the\n"
         "LocoOperator-4B model card's metrics, and more.\n"
         "\n"
-        "Inputs:\n"
-        "  SAMPLES.jsonl            one {\"id\", \"messages\", \"tools\"?, \"label\"} per line;\n"
+        "Inputs (a file given as - is read from standard input):\n"
+        "  --samples FILE           the samples (or the first operand): one {\"id\",\n"
+        "                           \"messages\", \"tools\"?, \"label\"} per line;\n"
         "                           messages and label in OpenAI/HF form (<tool_call> text),\n"
         "                           Anthropic form (tool_use blocks) or OpenAI tool_calls,\n"
         "                           detected per line\n"
@@ -38,13 +41,17 @@ static void usage(FILE *out)
         "                           is sent as <tool_call>/<tool_response> text with the\n"
         "                           sample's own system prompt, the answer kept raw) or\n"
         "                           anthropic:URL (the conversation as it is)\n"
-        "  --model NAME|F.gguf      model name sent to a server; for engine a GGUF file or a\n"
-        "                           pulled model (REPO:QUANT, file name; default: the store's)\n"
+        "                           (with or without /v1)\n"
+        "  -m, --model NAME|F.gguf  a GGUF file or a pulled model (REPO:QUANT, file name)\n"
+        "                           runs the built-in engine (--backend engine, which takes\n"
+        "                           the store's model when none is named); else the name sent\n"
+        "                           to a server\n"
         "  --api-key KEY            sent to the server (default: $LOCO_EVAL_API_KEY)\n"
-        "  --jobs N                 samples in flight at once (1)\n"
-        "  --max-tokens N           answer length limit (1024)\n"
-        "  --temperature T          sampling temperature (0)\n"
-        "  --threads N              engine threads (all cores)\n"
+        "  -j, --jobs N             samples in flight at once (1)\n"
+        "  -n, --max-tokens N       answer length limit (1024; --n-predict too)\n"
+        "  --temperature T          sampling temperature (0; --temp too)\n"
+        "  -t, --threads N          engine threads (all cores)\n"
+        "  -c, --ctx N              engine context in tokens (51200; --ctx-size too)\n"
         "  --no-constrain           engine: tool calls not constrained to valid JSON\n"
         "  --save-predictions FILE  write the predictions a backend produced, as JSONL\n"
         "\n"
@@ -53,11 +60,12 @@ static void usage(FILE *out)
         "  --chart FILE.svg         SVG bar chart of the tool distribution\n"
         "  --model-label NAME       name of the model in tables and the chart (Model)\n"
         "  --teacher-label NAME     name of the teacher (Teacher)\n"
-        "  --quiet                  no progress output\n"
+        "  -q, --quiet              no progress output\n"
         "\n"
         "Broken lines are reported with their line numbers and counted, never fatal; ids\n"
-        "found on one side only are reported. Exit status: 0 when samples were scored, 1 when\n"
-        "none could be, 2 for a usage error.\n"
+        "found on one side only are reported. A backend that cannot be reached stops the run\n"
+        "at its first connection error. Exit status: 0 when samples were scored, 1 when none\n"
+        "could be, 2 for a usage error.\n"
         "\n"
         "Definitions (over samples that have both a label and a prediction):\n"
         "  tool call      a <tool_call> block in text (JSON or Qwen3-Coder XML dialect), an\n"
@@ -90,7 +98,7 @@ static void usage(FILE *out)
 typedef struct {
     const char *samples, *predictions, *backend, *model, *api_key, *save, *format, *chart;
     const char *model_label, *teacher_label;
-    long jobs, max_tokens, threads;
+    long jobs, max_tokens, threads, ctx;
     double temperature;
     bool quiet;
     bool no_constrain;
@@ -127,13 +135,15 @@ static int parse_flag(eval_flags *f, int argc, char **argv, int *i)
         return !bad && parse_num("--max-tokens", v, 1, 1 << 20, &f->max_tokens) ? 1 : -1;
     if (cli_flag_value(argc, argv, i, "--threads", &v, &bad))
         return !bad && parse_num("--threads", v, 1, 512, &f->threads) ? 1 : -1;
+    if (cli_flag_value(argc, argv, i, "--ctx", &v, &bad))
+        return !bad && parse_num("--ctx", v, 256, 1L << 24, &f->ctx) ? 1 : -1;
     if (cli_flag_value(argc, argv, i, "--temperature", &v, &bad)) {
         if (!bad && str_parse_double(v, 0, 10, &f->temperature) == LOCO_OK)
             return 1;
         fprintf(stderr, "loco eval: --temperature wants a number in [0, 10]\n");
         return -1;
     }
-    if (!strcmp(argv[*i], "--quiet")) {
+    if (cli_flag(argv[*i], "--quiet")) {
         f->quiet = true;
         return 1;
     }
@@ -142,6 +152,18 @@ static int parse_flag(eval_flags *f, int argc, char **argv, int *i)
         return 1;
     }
     return 0;
+}
+
+/* A pulled model named REPO[:QUANT] (a name no server would take for its own). */
+static bool model_in_store(const char *name)
+{
+    if (!strchr(name, '/'))
+        return false;
+    char *path = NULL;
+    loco_err ignored;
+    bool ok = models_resolve(name, &path, &ignored) == LOCO_OK && str_ends_with(path, ".gguf");
+    free(path);
+    return ok;
 }
 
 static int parse_args(eval_flags *f, int argc, char **argv)
@@ -156,16 +178,26 @@ static int parse_args(eval_flags *f, int argc, char **argv)
             return 2;
         if (took)
             continue;
-        if (argv[i][0] == '-' || f->samples) {
+        if ((argv[i][0] == '-' && argv[i][1]) || f->samples) {
             fprintf(stderr, "loco eval: unexpected argument '%s' (see loco eval --help)\n",
                     argv[i]);
             return 2;
         }
         f->samples = argv[i];
     }
+    /* a model file names the engine */
+    if (!f->backend && !f->predictions && f->model &&
+        (str_ends_with(f->model, ".gguf") || model_in_store(f->model)))
+        f->backend = "engine";
     const char *why = NULL;
     if (!f->samples)
         why = "give the samples file";
+    else if (f->predictions && !strcmp(f->samples, "-") && !strcmp(f->predictions, "-"))
+        why = "only one of the samples and the predictions can come from standard input";
+    else if (f->backend && strcmp(f->backend, "engine") &&
+             !(str_starts_with(f->backend, "openai:") && url_valid(f->backend + 7)) &&
+             !(str_starts_with(f->backend, "anthropic:") && url_valid(f->backend + 10)))
+        why = "--backend is engine, openai:URL or anthropic:URL (an http:// or https:// URL)";
     else if (!f->predictions == !f->backend)
         why = "give one of --predictions FILE or --backend SPEC";
     else if (strcmp(f->format, "md") && strcmp(f->format, "json"))
@@ -181,33 +213,15 @@ static int parse_args(eval_flags *f, int argc, char **argv)
 
 /* ---- running a backend ---- */
 
-typedef struct {
-    bool tty;
-    size_t width; /* characters of the bar */
-} progress_ui;
-
 static void on_progress(void *ctx, const eval_progress *p)
 {
-    progress_ui *ui = ctx;
-    if (!ui->tty) {
-        if (p->error)
-            fprintf(stderr, "loco eval: [%zu/%zu] %s failed: %s\n", p->done, p->total, p->id,
-                    p->error);
-        else
-            fprintf(stderr, "loco eval: [%zu/%zu] %s done\n", p->done, p->total, p->id);
-        return;
-    }
-    size_t fill = p->total ? p->done * ui->width / p->total : ui->width;
-    char bar[64];
-    for (size_t i = 0; i < ui->width && i < sizeof(bar) - 1; i++)
-        bar[i] = i < fill ? '#' : '.';
-    bar[ui->width < sizeof(bar) - 1 ? ui->width : sizeof(bar) - 1] = '\0';
-    fprintf(stderr, "\r\033[K[%s] %zu/%zu samples", bar, p->done, p->total);
-    if (p->failed)
-        fprintf(stderr, ", %zu failed", p->failed);
-    if (p->done == p->total)
-        fputc('\n', stderr);
-    fflush(stderr);
+    cli_progress *prog = ctx;
+    if (prog->total != p->total)
+        cli_progress_reset(prog, prog->label, p->total, prog->done);
+    if (p->error)
+        cli_progress_line(prog, "loco eval: [%zu/%zu] %s failed: %s", p->done, p->total, p->id,
+                          p->error);
+    cli_progress_update(prog, p->done);
 }
 
 static loco_status open_backend(const eval_flags *f, http_client **client, backend **out,
@@ -220,9 +234,11 @@ static loco_status open_backend(const eval_flags *f, http_client **client, backe
                                   : models_find_default(&path, err);
         if (rc)
             return rc;
+        cli_warn_ctx("loco eval", path, f->ctx ? f->ctx : 51200);
         backend_engine_opts eo;
         memset(&eo, 0, sizeof(eo));
         eo.model_path = path;
+        eo.ctx = f->ctx;
         eo.threads = (int)f->threads;
         eo.nfc = true;
         eo.seed = 42;
@@ -255,7 +271,9 @@ static loco_status run_backend(const eval_flags *f, eval_set *set, loco_err *err
 {
     http_client *client = NULL;
     backend *b = NULL;
-    progress_ui ui = {.tty = isatty(STDERR_FILENO) != 0, .width = 40};
+    cli_progress prog;
+    cli_progress_init(&prog, "", CLI_PROGRESS_COUNT, 0);
+    prog.noun = "samples";
     buf saved;
     buf_init(&saved, BUF_UNLIMITED);
     eval_run_opts ro;
@@ -271,9 +289,11 @@ static loco_status run_backend(const eval_flags *f, eval_set *set, loco_err *err
     ro.temperature = f->temperature;
     if (!f->quiet) {
         ro.progress = on_progress;
-        ro.progress_ctx = &ui;
+        ro.progress_ctx = &prog;
     }
     rc = eval_run_backend(set, b, &ro, err);
+    if (!f->quiet)
+        cli_progress_finish(&prog);
     if (rc || !f->save)
         goto out;
     rc = eval_set_write_outputs(set, &saved);
@@ -345,7 +365,9 @@ static loco_status read_into(eval_set *set, const char *path, bool samples, loco
 {
     buf text;
     buf_init(&text, EVAL_MAX_FILE_BYTES);
-    loco_status rc = file_read_all(path, &text, err);
+    loco_status rc = cli_read_input(path, &text, err);
+    if (!strcmp(path, "-"))
+        path = "standard input";
     if (!rc && samples)
         rc = eval_set_add_samples(set, path, buf_str(&text), text.len, err);
     else if (!rc)
@@ -383,12 +405,17 @@ int cmd_eval(int argc, char **argv)
         rc = write_outputs(&f, r, &err);
     }
     code = 1;
-    if (rc)
+    if (rc) {
         fprintf(stderr, "loco eval: %s\n", err.msg);
-    else if (!r->matched)
+        if (rc == LOCO_ERR_UNAVAILABLE)
+            fprintf(stderr, "loco eval: stopped at the first sample: is the model server "
+                            "running (llama-server -m LocoOperator-4B.gguf --port 8080)? Or "
+                            "pick another --backend\n");
+    } else if (!r->matched) {
         fprintf(stderr, "loco eval: no sample could be scored\n");
-    else
+    } else {
         code = 0;
+    }
     eval_report_free(r);
     eval_set_free(set);
     return code;

@@ -1,29 +1,28 @@
 /* cmd_run.c: `loco run`: one completion from a GGUF model with the in-process engine, streamed
- * to stdout. Also the test hook the engine's comparisons against llama.cpp use (--json,
- * --prompt-ids, --ignore-eos, --logits-out, and --force-ids for teacher forcing: feed a given
- * token sequence and record the logits of every step). */
+ * to stdout. It goes the way every engine call goes (backend_engine_run: conversation ->
+ * prompt ids -> scheduler -> text events); the messages file is read by the OpenAI codec.
+ * Also the test hook the engine's comparisons against llama.cpp use (--json, --prompt-ids,
+ * --ignore-eos, --logits-out, --parity, and --force-ids for teacher forcing: feed a given token
+ * sequence and record the logits of every step). */
 #include "base/common.h"
 
 #include <jansson.h>
-#include <unistd.h>
 
+#include "backend/backend.h"
+#include "base/buf.h"
 #include "base/file.h"
 #include "base/json.h"
-#include "base/log.h"
 #include "base/models.h"
 #include "base/str.h"
-#include "backend/constrain_req.h"
+#include "chat/openai.h"
 #include "cli/cli.h"
 #include "cli/options.h"
-#include "engine/gguf.h"
-#include "engine/prompt.h"
-#include "engine/qwen3.h"
 #include "engine/sampler.h"
-#include "engine/threadpool.h"
 #include "engine/tokenizer.h"
 #include "engine/vecmath.h"
 
-#define RUN_MAX_MESSAGES 4096
+/* Limit on the messages file. */
+#define RUN_MESSAGES_MAX ((size_t)64 << 20)
 
 static void run_usage(FILE *out)
 {
@@ -48,18 +47,19 @@ static void run_usage(FILE *out)
             "  --ctx N              context size in tokens (51200)\n"
             "  --batch N            prompt tokens per forward batch (512)\n"
             "  --ignore-eos         keep generating past the end-of-turn token\n"
-            "  --json               print {prompt_ids, ids, text, profile, timings}, not text\n"
+            "  --json               print {prompt_ids, ids, text, profile, timings} instead of text\n"
             "  --logits-out FILE    write every step's logits (steps x vocab float32 LE; step 0\n"
             "                       follows the prompt)\n"
-            "  --force-ids LIST     teacher forcing: feed these comma-separated ids back\n"
-            "                       instead of the sampled ones (one step per id; ids still\n"
-            "                       reports the sampled ones)\n"
-            "  --parity             the arithmetic that mirrors llama.cpp's CPU build bit for\n"
-            "                       bit (today the only path, so the default)\n"
+            "  --force-ids LIST     teacher forcing: feed these comma-separated ids back instead of\n"
+            "                       the sampled ones (one step per id; ids still reports the\n"
+            "                       sampled ones)\n"
             "  --no-nfc             tokenize without NFC normalisation (as llama.cpp does)\n"
+            "  --parity             llama.cpp's arithmetic bit for bit (slower; the conformance\n"
+            "                       tests use it) instead of the fast path\n"
+            "  --kv-type T          KV cache type: f16 (default) or q8_0 (half the memory)\n"
             "  --no-constrain       do not constrain <tool_call>s to valid JSON for the tools\n"
             "                       (those of --messages, else the trained ones; never with\n"
-            "                       --raw or --prompt-ids)\n");
+            "                       --raw, --prompt-ids or --force-ids)\n");
 }
 
 typedef struct {
@@ -68,6 +68,7 @@ typedef struct {
     double temp, top_p, min_p, repeat_penalty;
     long seed;
     bool raw, ignore_eos, json, nfc, parity, no_constrain;
+    const char *kv_type;
 } run_opts;
 
 static int parse_run(int argc, char **argv, run_opts *o)
@@ -100,12 +101,16 @@ static int parse_run(int argc, char **argv, run_opts *o)
             o->json = true;
             continue;
         }
-        if (!strcmp(a, "--no-nfc")) {
-            o->nfc = false;
+        if (!strcmp(a, "--parity")) {
+            o->parity = true;
             continue;
         }
-        if (!strcmp(a, "--parity")) { /* the parity path is today's only path */
-            o->parity = true;
+        if (!strcmp(a, "--no-constrain")) {
+            o->no_constrain = true;
+            continue;
+        }
+        if (!strcmp(a, "--no-nfc")) {
+            o->nfc = false;
             continue;
         }
         if (!strcmp(a, "--no-constrain")) {
@@ -118,7 +123,8 @@ static int parse_run(int argc, char **argv, run_opts *o)
             cli_flag_value(argc, argv, &i, "--system", &o->system, &bad) ||
             cli_flag_value(argc, argv, &i, "--prompt-ids", &o->prompt_ids, &bad) ||
             cli_flag_value(argc, argv, &i, "--logits-out", &o->logits_out, &bad) ||
-            cli_flag_value(argc, argv, &i, "--force-ids", &o->force_ids, &bad)) {
+            cli_flag_value(argc, argv, &i, "--force-ids", &o->force_ids, &bad) ||
+            cli_flag_value(argc, argv, &i, "--kv-type", &o->kv_type, &bad)) {
             if (bad)
                 return 2;
             continue;
@@ -168,6 +174,10 @@ static int parse_run(int argc, char **argv, run_opts *o)
         }
     }
     int sources = !!o->prompt + !!o->messages + !!o->prompt_ids;
+    if (o->kv_type && strcmp(o->kv_type, "f16") && strcmp(o->kv_type, "q8_0")) {
+        fprintf(stderr, "loco run: --kv-type is f16 or q8_0\n");
+        return 2;
+    }
     if (sources != 1) {
         fprintf(stderr, "loco run: give exactly one of --prompt, --messages, --prompt-ids "
                         "(see --help)\n");
@@ -176,228 +186,139 @@ static int parse_run(int argc, char **argv, run_opts *o)
     return -1;
 }
 
-/* ---- messages file (OpenAI/HF form) -> template messages ---- */
+/* ---- the request ---- */
 
-typedef struct {
-    tmpl_message msgs[RUN_MAX_MESSAGES];
-    tmpl_tool_call *calls;
-    size_t n_calls, cap_calls;
-    tmpl_tool *tools;
-    size_t n_msgs, n_tools;
-    json_t *root;
-    char **owned;
-    size_t n_owned;
-} run_conv;
-
-static const char *keep(run_conv *c, char *s)
-{
-    char **o = realloc(c->owned, (c->n_owned + 1) * sizeof(char *));
-    if (!o) {
-        free(s);
-        return NULL;
-    }
-    c->owned = o;
-    c->owned[c->n_owned++] = s;
-    return s;
-}
-
-static void conv_release(run_conv *c)
-{
-    for (size_t i = 0; i < c->n_owned; i++)
-        free(c->owned[i]);
-    free(c->owned);
-    free(c->calls);
-    free(c->tools);
-    json_decref(c->root);
-}
-
-/* content: a string or a list of {"type":"text","text":...} parts */
-static const char *content_text(run_conv *c, json_t *content)
-{
-    if (json_is_string(content))
-        return json_string_value(content);
-    if (!json_is_array(content))
-        return "";
-    buf b;
-    buf_init(&b, BUF_UNLIMITED);
-    size_t i;
-    json_t *part;
-    json_array_foreach(content, i, part)
-    {
-        const char *t = json_get_str(part, "text");
-        if (t)
-            buf_appends(&b, t);
-    }
-    return keep(c, buf_take(&b, NULL));
-}
-
-static bool load_messages(const char *path, run_conv *c, loco_err *err)
+/* The messages file: [{"role": ..., "content": ...}, ...] or {"messages": [...], "tools": [...]}
+ * (the OpenAI form, "model" optional), read by the OpenAI codec. */
+static loco_status load_messages(const char *path, chat_request **out, loco_err *err)
 {
     buf text;
-    buf_init(&text, (size_t)64 << 20);
-    if (file_read_all(path, &text, err)) {
-        buf_release(&text);
-        return false;
-    }
-    c->root = json_parse(buf_str(&text), text.len, err);
+    buf_init(&text, RUN_MESSAGES_MAX);
+    loco_status rc = file_read_all(path, &text, err);
+    json_t *root = rc ? NULL : json_parse(buf_str(&text), text.len, err);
     buf_release(&text);
-    if (!c->root) {
+    if (!rc && !root)
+        rc = LOCO_ERR_INVALID;
+    if (!rc && json_is_array(root)) {
+        json_t *o = json_object();
+        if (!o || json_object_set_new(o, "messages", root)) {
+            json_decref(o);
+            root = NULL;
+            rc = loco_err_set(err, LOCO_ERR_NOMEM, "out of memory");
+        } else {
+            root = o;
+        }
+    }
+    if (!rc && !json_is_object(root))
+        rc = loco_err_set(err, LOCO_ERR_INVALID,
+                          "expected a list of messages or {\"messages\": [...]}");
+    if (!rc && !json_object_get(root, "model"))
+        json_object_set_new(root, "model", json_string("local"));
+    char *body = rc ? NULL : json_dumps(root, JSON_COMPACT);
+    if (!rc && !body)
+        rc = loco_err_set(err, LOCO_ERR_NOMEM, "out of memory");
+    if (!rc)
+        rc = chat_oai_parse_request(body, strlen(body), out, err);
+    if (rc)
         loco_err_wrap(err, "%s", path);
-        return false;
-    }
-    json_t *msgs = json_is_array(c->root) ? c->root : json_object_get(c->root, "messages");
-    json_t *tools = json_is_object(c->root) ? json_object_get(c->root, "tools") : NULL;
-    if (!json_is_array(msgs)) {
-        loco_err_set(err, LOCO_ERR_INVALID,
-                     "%s: expected a list of messages or {\"messages\": [...]}", path);
-        return false;
-    }
-    if (json_array_size(msgs) > RUN_MAX_MESSAGES) {
-        loco_err_set(err, LOCO_ERR_LIMIT, "%s: more than %d messages", path, RUN_MAX_MESSAGES);
-        return false;
-    }
-    size_t i;
-    json_t *m;
-    json_array_foreach(msgs, i, m)
-    {
-        const char *role = json_get_str(m, "role");
-        tmpl_message *tm = &c->msgs[c->n_msgs];
-        memset(tm, 0, sizeof(*tm));
-        if (!role) {
-            loco_err_set(err, LOCO_ERR_INVALID, "%s: messages[%zu] has no \"role\"", path, i);
-            return false;
-        }
-        if (!strcmp(role, "system") || !strcmp(role, "developer"))
-            tm->role = TMPL_ROLE_SYSTEM;
-        else if (!strcmp(role, "user"))
-            tm->role = TMPL_ROLE_USER;
-        else if (!strcmp(role, "assistant"))
-            tm->role = TMPL_ROLE_ASSISTANT;
-        else if (!strcmp(role, "tool"))
-            tm->role = TMPL_ROLE_TOOL;
-        else {
-            loco_err_set(err, LOCO_ERR_INVALID, "%s: messages[%zu] has unknown role '%s'", path,
-                         i, role);
-            return false;
-        }
-        tm->content = content_text(c, json_object_get(m, "content"));
-        tm->reasoning_content = json_get_str(m, "reasoning_content");
-        json_t *calls = json_object_get(m, "tool_calls");
-        if (json_is_array(calls) && json_array_size(calls)) {
-            size_t first = c->n_calls;
-            size_t k;
-            json_t *call;
-            json_array_foreach(calls, k, call)
-            {
-                json_t *fn = json_object_get(call, "function");
-                if (!fn)
-                    fn = call;
-                json_t *args = json_object_get(fn, "arguments");
-                if (c->n_calls == c->cap_calls) {
-                    size_t cap = c->cap_calls ? c->cap_calls * 2 : 16;
-                    tmpl_tool_call *nc = realloc(c->calls, cap * sizeof(*nc));
-                    if (!nc) {
-                        loco_err_set(err, LOCO_ERR_NOMEM, "out of memory");
-                        return false;
-                    }
-                    c->calls = nc;
-                    c->cap_calls = cap;
-                }
-                tmpl_tool_call *tc = &c->calls[c->n_calls++];
-                memset(tc, 0, sizeof(*tc));
-                tc->name = json_get_str(fn, "name");
-                if (!tc->name)
-                    tc->name = "";
-                if (json_is_string(args)) {
-                    tc->arguments = json_string_value(args);
-                    tc->arguments_raw = true;
-                } else {
-                    tc->arguments = keep(c, json_to_string(args ? args : json_object()));
-                }
-            }
-            /* pointers fixed up after all messages are read (calls may move) */
-            tm->tool_calls = (const tmpl_tool_call *)(uintptr_t)(first + 1);
-            tm->n_tool_calls = json_array_size(calls);
-        }
-        c->n_msgs++;
-    }
-    for (size_t k = 0; k < c->n_msgs; k++) {
-        if (c->msgs[k].n_tool_calls)
-            c->msgs[k].tool_calls = c->calls + ((uintptr_t)c->msgs[k].tool_calls - 1);
-    }
-    if (json_is_array(tools) && json_array_size(tools)) {
-        c->tools = calloc(json_array_size(tools), sizeof(tmpl_tool));
-        if (!c->tools) {
-            loco_err_set(err, LOCO_ERR_NOMEM, "out of memory");
-            return false;
-        }
-        json_t *t;
-        json_array_foreach(tools, i, t)
-        {
-            c->tools[c->n_tools++].json = keep(c, json_to_string(t));
-        }
-    }
-    return true;
+    free(body);
+    json_decref(root);
+    return rc;
 }
 
-static bool parse_ids(const char *s, tok_ids *out)
+static bool parse_ids(const char *s, int32_t **out, size_t *out_n)
 {
+    size_t cap = 0, n = 0;
+    int32_t *ids = NULL;
     const char *p = s;
     while (*p) {
         char *end = NULL;
         errno = 0;
         long v = strtol(p, &end, 10);
-        if (end == p || errno || v < 0 || v > INT32_MAX)
-            return false;
-        if (tok_ids_push(out, (int32_t)v))
-            return false;
+        if (end == p || errno || v < 0 || v > INT32_MAX || n >= (1u << 24))
+            goto bad;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            int32_t *g = realloc(ids, cap * sizeof(int32_t));
+            if (!g)
+                goto bad;
+            ids = g;
+        }
+        ids[n++] = (int32_t)v;
         p = end;
         while (*p == ',' || *p == ' ')
             p++;
     }
-    return out->len > 0;
+    if (!n)
+        goto bad;
+    *out = ids;
+    *out_n = n;
+    return true;
+bad:
+    free(ids);
+    return false;
 }
 
-/* The tool-call constraint of the answer (docs/internals/constrain.md): the tools of the
- * --messages file (OpenAI or Anthropic form), else LocoOperator-4B's trained tools. */
-static loco_status run_constraint(const tok *t, int32_t n_vocab, const run_conv *conv, long max,
-                                  constrain **out, loco_err *err)
+/* ---- the run ---- */
+
+typedef struct {
+    const run_opts *o;
+    buf prompt_ids;   /* JSON list */
+    size_t n_prompt;
+    int32_t *ids;     /* generated */
+    size_t n_ids, cap_ids;
+    FILE *logits;     /* --logits-out */
+    bool logits_bad;  /* a write failed */
+} run_state;
+
+/* Scheduler thread: every step's logits go to the --logits-out file. */
+static void on_logits(void *ctx, const float *logits, uint32_t n_vocab)
 {
-    chat_request *req = chat_request_new();
-    json_t *tools = json_is_object(conv->root) ? json_object_get(conv->root, "tools") : NULL;
-    size_t i;
-    json_t *tool;
-    loco_status rc = req ? LOCO_OK : LOCO_ERR_NOMEM;
-    json_array_foreach(tools, i, tool) {
-        json_t *fn = json_object_get(tool, "function") ? json_object_get(tool, "function") : tool;
-        json_t *schema = json_object_get(fn, "parameters") ? json_object_get(fn, "parameters")
-                                                            : json_object_get(tool, "input_schema");
-        const char *name = json_get_str(fn, "name");
-        char *sj = schema ? json_to_string(schema) : NULL;
-        if (!rc && name && !chat_request_add_tool(req, name, NULL, sj))
-            rc = LOCO_ERR_NOMEM;
-        free(sj);
+    run_state *st = ctx;
+    if (st->logits && fwrite(logits, sizeof(float), n_vocab, st->logits) != n_vocab)
+        st->logits_bad = true;
+}
+
+static loco_status on_prompt(void *ctx, const int32_t *ids, size_t n)
+{
+    run_state *st = ctx;
+    st->n_prompt = n;
+    if (n + (size_t)st->o->max_tokens > (size_t)st->o->ctx) {
+        fprintf(stderr,
+                "loco run: the prompt (%zu tokens) plus --max-tokens %ld exceeds the context "
+                "of %ld tokens: raise --ctx or lower --max-tokens\n",
+                n, st->o->max_tokens, st->o->ctx);
+        return LOCO_ERR_LIMIT;
     }
-    constrain_tool *ct = NULL;
-    size_t n = 0;
-    constrain_opts co;
-    memset(&co, 0, sizeof(co));
-    if (!rc)
-        rc = constrain_req_tools(req, &ct, &n, &co.mode);
-    co.max_tokens = max;
-    co.n_vocab = n_vocab;
-    rc = rc ? loco_err_set(err, rc, "out of memory") : constrain_new(t, ct, n, &co, out, err);
-    free(ct);
-    chat_request_free(req);
+    loco_status rc = LOCO_OK;
+    for (size_t i = 0; !rc && i < n; i++)
+        rc = buf_appendf(&st->prompt_ids, "%s%d", i ? "," : "", ids[i]);
     return rc;
 }
 
-static void print_ids_json(FILE *f, const char *key, const int32_t *ids, size_t n)
+static loco_status on_token(void *ctx, int32_t id)
 {
-    fprintf(f, "\"%s\":[", key);
-    for (size_t i = 0; i < n; i++)
-        fprintf(f, "%s%d", i ? "," : "", ids[i]);
-    fputc(']', f);
+    run_state *st = ctx;
+    if (st->n_ids == st->cap_ids) {
+        size_t cap = st->cap_ids ? st->cap_ids * 2 : 256;
+        int32_t *g = realloc(st->ids, cap * sizeof(int32_t));
+        if (!g)
+            return LOCO_ERR_NOMEM;
+        st->ids = g;
+        st->cap_ids = cap;
+    }
+    st->ids[st->n_ids++] = id;
+    return LOCO_OK;
+}
+
+static loco_status on_event(void *ctx, const chat_event *ev)
+{
+    run_state *st = ctx;
+    if (ev->type == CHAT_EV_TEXT_DELTA && !st->o->json) {
+        fwrite(ev->text, 1, ev->len, stdout);
+        fflush(stdout);
+    }
+    return LOCO_OK;
 }
 
 int cmd_run(int argc, char **argv)
@@ -410,89 +331,68 @@ int cmd_run(int argc, char **argv)
     int code = 1;
     loco_err err;
     loco_err_clear(&err);
-    gguf *g = NULL;
-    qwen3_model *m = NULL;
-    qwen3_ctx *ctx = NULL;
-    tok *t = NULL;
-    tpool *pool = NULL;
-    sampler *smp = NULL;
-    constrain *con = NULL;
-    float *logits = NULL;
-    run_conv conv;
-    memset(&conv, 0, sizeof(conv));
-    tok_ids prompt, gen, force;
-    tok_ids_init(&prompt, 1u << 24);
-    tok_ids_init(&gen, 1u << 24);
-    tok_ids_init(&force, 1u << 24);
-    FILE *logits_file = NULL;
-    buf out;
-    buf_init(&out, BUF_UNLIMITED);
+    backend *b = NULL;
+    chat_request *req = NULL;
+    int32_t *prompt_ids = NULL;
+    size_t n_prompt_ids = 0;
+    int32_t *force_ids = NULL;
+    size_t n_force_ids = 0;
     char *model_path = NULL;
+    run_state st;
+    memset(&st, 0, sizeof(st));
+    st.o = &o;
+    buf_init(&st.prompt_ids, BUF_UNLIMITED);
 
-    if ((o.model ? models_resolve(o.model, &model_path, &err)
-                 : models_find_default(&model_path, &err)) ||
-        gguf_open(model_path, &g, &err) || gguf_check_supported(g, &err) ||
-        qwen3_load(g, &m, &err) || tok_from_gguf(g, o.nfc, &t, &err))
-        goto fail;
-    pool = tpool_new(o.threads ? (int32_t)o.threads : tpool_default_threads(), &err);
-    if (!pool)
-        goto fail;
-    if (o.prompt_ids) {
-        if (!parse_ids(o.prompt_ids, &prompt)) {
-            fprintf(stderr, "loco run: --prompt-ids wants comma-separated token ids\n");
-            code = 2;
-            goto out;
-        }
-    } else if (o.raw) {
-        if (tok_encode(t, o.prompt, strlen(o.prompt), TOK_PARSE_SPECIAL, &prompt, &err))
-            goto fail;
-    } else {
-        if (o.messages) {
-            if (!load_messages(o.messages, &conv, &err))
-                goto fail;
-        } else {
-            if (o.system) {
-                conv.msgs[conv.n_msgs].role = TMPL_ROLE_SYSTEM;
-                conv.msgs[conv.n_msgs++].content = o.system;
-            }
-            conv.msgs[conv.n_msgs].role = TMPL_ROLE_USER;
-            conv.msgs[conv.n_msgs++].content = o.prompt;
-        }
-        tmpl_options to;
-        memset(&to, 0, sizeof(to));
-        to.add_generation_prompt = true;
-        size_t tl = 0;
-        int64_t ti = gguf_find_key(g, "tokenizer.chat_template");
-        const char *tt = ti >= 0 ? gguf_get_str(g, ti, &tl) : NULL;
-        to.dialect = tt ? tmpl_detect_dialect(tt) : TMPL_QWEN3_INSTRUCT_2507;
-        to.disable_thinking = true;
-        if (prompt_tokenize_chat(t, &to, conv.msgs, conv.n_msgs, conv.tools, conv.n_tools,
-                                 &prompt, &err))
-            goto fail;
+    if (o.prompt_ids && !parse_ids(o.prompt_ids, &prompt_ids, &n_prompt_ids)) {
+        fprintf(stderr, "loco run: --prompt-ids wants comma-separated token ids\n");
+        code = 2;
+        goto out;
     }
     if (o.force_ids) {
-        if (!parse_ids(o.force_ids, &force)) {
+        if (!parse_ids(o.force_ids, &force_ids, &n_force_ids)) {
             fprintf(stderr, "loco run: --force-ids wants comma-separated token ids\n");
             code = 2;
             goto out;
         }
-        o.max_tokens = (long)force.len;
+        o.max_tokens = (long)n_force_ids;
     }
-    qwen3_ctx_opts co;
-    memset(&co, 0, sizeof(co));
-    co.n_ctx = (uint32_t)o.ctx;
-    co.n_batch = (uint32_t)o.batch;
-    co.pool = pool;
-    co.parity = o.parity;
-    if (qwen3_ctx_new_opts(m, &co, &ctx, &err))
+    if (o.model ? models_resolve(o.model, &model_path, &err) : models_find_default(&model_path, &err))
         goto fail;
-    if (prompt.len + (size_t)o.max_tokens > (size_t)o.ctx) {
-        fprintf(stderr,
-                "loco run: the prompt (%zu tokens) plus --max-tokens %ld exceeds the context "
-                "of %ld tokens: raise --ctx or lower --max-tokens\n",
-                prompt.len, o.max_tokens, o.ctx);
-        goto out;
+    backend_engine_opts eo;
+    memset(&eo, 0, sizeof(eo));
+    eo.model_path = model_path;
+    eo.ctx = o.ctx;
+    eo.threads = (int)o.threads;
+    eo.batch = o.batch;
+    eo.template_tools = true; /* a messages file's tools go to the template, as for any model */
+    eo.nfc = o.nfc;
+    eo.parallel = 1;
+    eo.cache_mb = 1;
+    eo.parity = o.parity;
+    eo.kv_type = o.kv_type;
+    eo.constrain = !o.no_constrain;
+    if (backend_engine_new(&eo, &b, &err))
+        goto fail;
+    if (o.messages) {
+        if (load_messages(o.messages, &req, &err))
+            goto fail;
+    } else {
+        req = chat_request_new();
+        chat_message *m = NULL;
+        chat_block *blk = NULL;
+        if (req && o.prompt && !o.raw) {
+            req->system = o.system ? chat_strdup(req, o.system) : NULL;
+            m = chat_request_add_message(req, CHAT_ROLE_USER);
+            blk = m ? chat_message_add_block(req, m, CHAT_BLOCK_TEXT) : NULL;
+            if (blk)
+                blk->text = chat_strdup(req, o.prompt);
+        }
+        if (!req || (o.prompt && !o.raw && (!blk || !blk->text))) {
+            loco_err_set(&err, LOCO_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
     }
+    req->max_tokens = o.max_tokens;
     sampler_params sp;
     sampler_params_default(&sp);
     sp.temperature = (float)o.temp;
@@ -502,111 +402,78 @@ int cmd_run(int argc, char **argv)
     sp.repeat_penalty = (float)o.repeat_penalty;
     sp.penalty_last_n = o.repeat_penalty != 1.0 ? 64 : 0;
     sp.seed = (uint64_t)o.seed;
-    smp = sampler_new((int32_t)m->hp.n_vocab, &sp, &err);
-    logits = malloc((size_t)m->hp.n_vocab * sizeof(float));
-    if (!smp || !logits) {
-        if (!err.msg[0])
-            loco_err_set(&err, LOCO_ERR_NOMEM, "out of memory");
-        goto fail;
-    }
-    if (!o.raw && !o.prompt_ids && !o.no_constrain) {
-        if (run_constraint(t, (int32_t)m->hp.n_vocab, &conv, o.max_tokens, &con, &err))
-            goto fail;
-        sampler_set_constraint(smp, con);
-    }
-    double t0 = clock_now_ms();
-    if (qwen3_eval(ctx, prompt.ids, (uint32_t)prompt.len, logits, &err))
-        goto fail;
-    double t1 = clock_now_ms();
-    if (o.logits_out && !(logits_file = fopen(o.logits_out, "wb"))) {
+    if (o.logits_out && !(st.logits = fopen(o.logits_out, "wb"))) {
         loco_err_set(&err, LOCO_ERR_IO, "cannot open '%s': %s", o.logits_out, strerror(errno));
         goto fail;
     }
-    int32_t eos = tok_find(t, "<|im_end|>", 10), eot = tok_find(t, "<|endoftext|>", 13);
-    tok_stream ts;
-    tok_stream_init(&ts);
-    for (long i = 0; i < o.max_tokens; i++) {
-        int32_t id;
-        if (logits_file &&
-            fwrite(logits, sizeof(float), m->hp.n_vocab, logits_file) != m->hp.n_vocab) {
-            loco_err_set(&err, LOCO_ERR_IO, "cannot write '%s'", o.logits_out);
-            goto fail;
-        }
-        if (sampler_sample(smp, logits, &id, &err))
-            goto fail;
-        /* teacher forcing: the given token goes on, the sampled one is reported */
-        int32_t next = o.force_ids ? force.ids[i] : id;
-        sampler_accept(smp, next);
-        if (!o.ignore_eos && !o.force_ids && (id == eos || id == eot))
-            break;
-        if (tok_ids_push(&gen, id)) {
-            loco_err_set(&err, LOCO_ERR_NOMEM, "out of memory");
-            goto fail;
-        }
-        if (!o.json) {
-            buf_reset(&out);
-            if (tok_stream_push(&ts, t, id, &out, &err))
-                goto fail;
-            fwrite(out.data ? out.data : "", 1, out.len, stdout);
-            fflush(stdout);
-        }
-        if (i + 1 < o.max_tokens && qwen3_eval(ctx, &next, 1, logits, &err))
-            goto fail;
-    }
-    if (logits_file) {
-        int bad = fclose(logits_file);
-        logits_file = NULL;
+    backend_engine_run_opts ro;
+    memset(&ro, 0, sizeof(ro));
+    ro.prompt_ids = prompt_ids;
+    ro.n_prompt_ids = n_prompt_ids;
+    ro.raw_prompt = o.raw ? o.prompt : NULL;
+    ro.no_parse = true; /* the model's text as it comes */
+    ro.ignore_eos = o.ignore_eos;
+    ro.sampling = &sp;
+    ro.force_ids = force_ids;
+    ro.n_force_ids = n_force_ids;
+    ro.on_logits = st.logits ? on_logits : NULL;
+    ro.on_prompt = on_prompt;
+    ro.on_token = on_token;
+    ro.hook_ctx = &st;
+    loco_status rc = backend_engine_run(b, req, &ro, NULL, on_event, &st, NULL, &err);
+    if (rc == LOCO_ERR_LIMIT && !st.n_ids && st.n_prompt)
+        goto out; /* the context check in on_prompt said why */
+    if (rc)
+        goto fail;
+    if (st.logits) {
+        bool bad = fclose(st.logits) != 0 || st.logits_bad;
+        st.logits = NULL;
         if (bad) {
             loco_err_set(&err, LOCO_ERR_IO, "cannot write '%s'", o.logits_out);
             goto fail;
         }
     }
-    double t2 = clock_now_ms();
-    double pp_s = (t1 - t0) / 1000.0, tg_s = (t2 - t1) / 1000.0;
+    struct backend_engine_stats es;
+    backend_engine_stats(b, &es);
+    double pp_s = es.prompt_seconds, tg_s = es.gen_seconds;
     if (o.json) {
-        buf_reset(&out);
-        tok_decode(t, gen.ids, gen.len, &out, NULL);
-        printf("{");
-        print_ids_json(stdout, "prompt_ids", prompt.ids, prompt.len);
-        printf(",");
-        print_ids_json(stdout, "ids", gen.ids, gen.len);
+        char *text = NULL;
+        if (backend_engine_detokenize(b, st.ids, st.n_ids, &text, &err))
+            goto fail;
         buf js;
         buf_init(&js, BUF_UNLIMITED);
-        json_append_str_lossy(&js, buf_str(&out), out.len); /* a cut character: U+FFFD */
-        printf(",\"text\":%s,\"profile\":\"%s\",\"parity\":true,\"prompt_seconds\":%.6f,"
-               "\"gen_seconds\":%.6f}\n",
-               buf_str(&js), vm_profile_get()->name, pp_s, tg_s);
+        json_append_str_lossy(&js, text, strlen(text)); /* a cut character: U+FFFD */
+        printf("{\"prompt_ids\":[%s],\"ids\":[", buf_str(&st.prompt_ids));
+        for (size_t i = 0; i < st.n_ids; i++)
+            printf("%s%d", i ? "," : "", st.ids[i]);
+        printf("],\"text\":%s,\"profile\":\"%s\",\"parity\":%s,\"kv_type\":\"%s\","
+               "\"prompt_seconds\":%.6f,\"gen_seconds\":%.6f}\n",
+               buf_str(&js), vm_profile_get()->name, o.parity ? "true" : "false",
+               o.kv_type ? o.kv_type : "f16", pp_s, tg_s);
         buf_release(&js);
+        free(text);
     } else {
-        buf_reset(&out);
-        tok_stream_flush(&ts, &out);
-        fwrite(out.data ? out.data : "", 1, out.len, stdout);
         printf("\n");
     }
+    /* the last token generated is not evaluated: generation time covers n - 1 steps */
+    size_t steps = st.n_ids ? st.n_ids - 1 : 0;
     fprintf(stderr, "prompt: %zu tokens in %.2f s (%.1f tok/s); generation: %zu tokens in %.2f s "
                     "(%.1f tok/s)\n",
-            prompt.len, pp_s, pp_s > 0 ? (double)prompt.len / pp_s : 0.0, gen.len, tg_s,
-            tg_s > 0 ? (double)gen.len / tg_s : 0.0);
+            st.n_prompt, pp_s, pp_s > 0 ? (double)st.n_prompt / pp_s : 0.0, st.n_ids, tg_s,
+            tg_s > 0 ? (double)steps / tg_s : 0.0);
     code = 0;
     goto out;
 fail:
     fprintf(stderr, "loco run: %s\n", err.msg[0] ? err.msg : "failed");
 out:
+    buf_release(&st.prompt_ids);
+    free(st.ids);
+    free(prompt_ids);
+    free(force_ids);
     free(model_path);
-    buf_release(&out);
-    tok_ids_release(&prompt);
-    tok_ids_release(&gen);
-    tok_ids_release(&force);
-    if (logits_file)
-        fclose(logits_file);
-    conv_release(&conv);
-    free(logits);
-    sampler_free(smp);
-    constrain_free(con);
-    qwen3_ctx_free(ctx);
-    tpool_free(pool);
-    tok_free(t);
-    qwen3_free(m);
-    gguf_close(g);
+    if (st.logits)
+        fclose(st.logits);
+    chat_request_free(req);
+    backend_free(b);
     return code;
 }

@@ -5,9 +5,11 @@
 
 #include <signal.h>
 
+#include "backend/backend.h"
 #include "base/file.h"
 #include "base/models.h"
 #include "base/str.h"
+#include "base/url.h"
 #include "cli/cli.h"
 #include "cli/options.h"
 #include "cli/prompt.h"
@@ -30,7 +32,8 @@ static void serve_usage(FILE *out)
             "\n"
             "options (environment / .env name in brackets; flags win):\n"
             "  --listen HOST:PORT       where to listen (127.0.0.1:9091) [LOCO_LISTEN]\n"
-            "  --model FILE.gguf        run this model in process for the local route [LOCO_MODEL]\n"
+            "  --host HOST, --port N    the parts of --listen, as llama-server takes them\n"
+            "  -m, --model FILE.gguf    run this model in process for the local route [LOCO_MODEL]\n"
             "                           (default: the one model in $LOCO_MODELS, else\n"
             "                           $XDG_DATA_HOME/loco/models, else ~/.local/share/loco/models)\n"
             "  --hf REPO:QUANT          a Hugging Face GGUF from the model store, pulled first\n"
@@ -38,9 +41,9 @@ static void serve_usage(FILE *out)
             "  --parallel N             sequences the engine serves at once (4) [LOCO_PARALLEL]\n"
             "  --queue N                calls that may wait beyond --parallel before 529\n"
             "                           (2 x --parallel) [LOCO_QUEUE]\n"
-            "  --ctx N                  engine context per sequence in tokens (--local-ctx)\n"
-            "                           [LOCO_CTX]\n"
-            "  --threads N              engine threads (every CPU) [LOCO_THREADS]\n"
+            "  -c, --ctx N              engine context per sequence in tokens (--local-ctx)\n"
+            "                           [LOCO_CTX] (--ctx-size too)\n"
+            "  -t, --threads N          engine threads (every CPU) [LOCO_THREADS]\n"
             "  --cache-mb N             prefix-cache memory cap in MiB (engine default)\n"
             "                           [LOCO_CACHE_MB]\n"
             "  --kv-type TYPE           KV cache type: f16 or q8_0 (f16) [LOCO_KV_TYPE]\n"
@@ -49,8 +52,8 @@ static void serve_usage(FILE *out)
             "                           <system-reminder> blocks [LOCO_KEEP_REMINDERS=1]\n"
             "  --local-url URL          OpenAI-compatible local server; repeat for a pool (with\n"
             "                           --model too) [LOCO_LOCAL_URL, comma-separated]\n"
-            "  --cloud-url URL          Anthropic-compatible base, URL/v1/messages\n"
-            "                           (https://openrouter.ai/api) [LOCO_CLOUD_URL]\n"
+            "  --cloud-url URL          Anthropic-compatible base, URL/v1/messages, with or\n"
+            "                           without /v1 (https://openrouter.ai/api) [LOCO_CLOUD_URL]\n"
             "  --cloud-key-env NAME     variable holding the cloud key (OPENROUTER_API_KEY)\n"
             "                           [LOCO_CLOUD_KEY_ENV]\n"
             "  --local-models PATTERNS  model names served locally (claude-haiku-*,*haiku*)\n"
@@ -63,7 +66,8 @@ static void serve_usage(FILE *out)
             "  --local-max-tokens N     cap on the tokens of one local answer (0: the client's\n"
             "                           max_tokens) [LOCO_LOCAL_MAX_TOKENS]\n"
             "  --record DIR             append every exchange as SFT JSONL [LOCO_RECORD]\n"
-            "  --auth-token TOKEN       require this key from clients [LOCO_AUTH_TOKEN]\n"
+            "  --auth-token TOKEN       require this key from clients (--api-key too)\n"
+            "                           [LOCO_AUTH_TOKEN]\n"
             "  --max-body BYTES         request body limit (33554432) [LOCO_MAX_BODY]\n"
             "  --max-inflight N         requests served at once; more get 529 (256)\n"
             "                           [LOCO_MAX_INFLIGHT]\n"
@@ -73,6 +77,10 @@ static void serve_usage(FILE *out)
             "                           going idle, else it is closed (60) [LOCO_IDLE_TIMEOUT]\n"
             "  --ping-interval MS       keep-alive pings while the local model thinks (5000)\n"
             "                           [LOCO_PING_INTERVAL]\n"
+            "  --local-wait S           for S s after the start, requests wait for a local\n"
+            "                           server that is still loading its model (it answers\n"
+            "                           503), probed every ping interval, instead of falling\n"
+            "                           back (120; 0: no wait) [LOCO_LOCAL_WAIT]\n"
             "  --local-timeout S        give up on a silent local server after S s (600)\n"
             "                           [LOCO_LOCAL_TIMEOUT]\n"
             "  --system-prompt FILE     the local model's system prompt (built in: the\n"
@@ -116,7 +124,7 @@ typedef struct {
     const char *max_turns, *local_ctx, *record, *auth_token, *max_body, *ping, *timeout;
     const char *prompt_file, *env_file;
     const char *model, *hf, *parallel, *queue, *ctx, *threads, *cache_mb, *kv_type;
-    const char *local_max_tokens;
+    const char *local_max_tokens, *host, *port, *local_wait;
     const char *max_inflight, *max_conns, *idle_timeout;
     const char *local_urls[SERVE_MAX_LOCAL];
     size_t n_local;
@@ -152,7 +160,15 @@ static int parse_flags(int argc, char **argv, serve_flags *f)
             }
             if (!bad)
                 f->local_urls[f->n_local++] = v;
+            if (!bad && !url_valid(v)) {
+                fprintf(stderr, "loco serve: --local-url wants an http:// or https:// URL, got "
+                                "'%s'\n", v);
+                return 2;
+            }
         } else if (cli_flag_value(argc, argv, &i, "--listen", &f->listen, &bad) ||
+                   cli_flag_value(argc, argv, &i, "--host", &f->host, &bad) ||
+                   cli_flag_value(argc, argv, &i, "--local-wait", &f->local_wait, &bad) ||
+                   cli_flag_value(argc, argv, &i, "--port", &f->port, &bad) ||
                    cli_flag_value(argc, argv, &i, "--cloud-url", &f->cloud_url, &bad) ||
                    cli_flag_value(argc, argv, &i, "--cloud-key-env", &f->cloud_key_env, &bad) ||
                    cli_flag_value(argc, argv, &i, "--local-models", &f->local_models, &bad) ||
@@ -274,6 +290,15 @@ int cmd_serve(int argc, char **argv)
         code = 2;
         goto out;
     }
+    long port_flag = 0;
+    if (f.port && !number("--port", f.port, 0, 65535, &port_flag)) {
+        code = 2;
+        goto out;
+    }
+    if (f.port)
+        port = (int)port_flag;
+    if (f.host)
+        snprintf(host, sizeof(host), "%s", f.host);
     if (f.n_local == 0) {
         const char *v = pick(NULL, &env, "LOCO_LOCAL_URL", NULL);
         local_list = v ? strdup(v) : NULL;
@@ -281,8 +306,18 @@ int cmd_serve(int argc, char **argv)
              t && f.n_local < SERVE_MAX_LOCAL; t = strtok_r(NULL, ", ", &save))
             f.local_urls[f.n_local++] = t;
     }
+    const char *cloud_url = pick(f.cloud_url, &env, "LOCO_CLOUD_URL", "https://openrouter.ai/api");
+    for (size_t i = 0; i <= f.n_local; i++) {
+        const char *u = i < f.n_local ? f.local_urls[i] : cloud_url;
+        if (!url_valid(u)) {
+            fprintf(stderr, "loco serve: %s wants an http:// or https:// URL, got '%s'\n",
+                    i < f.n_local ? "--local-url" : "--cloud-url", u);
+            code = 2;
+            goto out;
+        }
+    }
     long turns, local_ctx = 0, max_body, ping, timeout, parallel, queue, ctx = 0, threads, cache_mb;
-    long local_max_tokens, inflight, conns, idle;
+    long local_max_tokens, local_wait, inflight, conns, idle;
     const char *lctx = pick(f.local_ctx, &env, "LOCO_LOCAL_CTX", NULL);
     const char *ectx = pick(f.ctx, &env, "LOCO_CTX", NULL);
     if (!number("--max-local-turns", pick(f.max_turns, &env, "LOCO_MAX_LOCAL_TURNS", "10"), 0,
@@ -295,6 +330,8 @@ int cmd_serve(int argc, char **argv)
                 600000, &ping) ||
         !number("--local-timeout", pick(f.timeout, &env, "LOCO_LOCAL_TIMEOUT", "600"), 1,
                 86400, &timeout) ||
+        !number("--local-wait", pick(f.local_wait, &env, "LOCO_LOCAL_WAIT", "120"), 0, 86400,
+                &local_wait) ||
         !number("--parallel", pick(f.parallel, &env, "LOCO_PARALLEL", "4"), 1, 256,
                 &parallel) ||
         !number("--queue", pick(f.queue, &env, "LOCO_QUEUE", "0"), 0, 100000, &queue) ||
@@ -323,6 +360,8 @@ int cmd_serve(int argc, char **argv)
         code = 2;
         goto out;
     }
+    if (model_path)
+        cli_warn_ctx("loco serve", model_path, ctx ? ctx : local_ctx ? local_ctx : 51200);
     if (!model_path && !f.n_local)
         fprintf(stderr, "loco serve: no local model: get one with `loco pull " MODELS_DEFAULT_REPO
                         ":" MODELS_DEFAULT_QUANT "` (or start with --model FILE.gguf or "
@@ -333,7 +372,7 @@ int cmd_serve(int argc, char **argv)
     loco_err err;
     loco_err_clear(&err);
     if (prompt_path) {
-        if (file_read_all(prompt_path, &prompt, &err)) {
+        if (cli_read_input(prompt_path, &prompt, &err)) {
             fprintf(stderr, "loco serve: %s\n", err.msg);
             goto out;
         }
@@ -348,7 +387,7 @@ int cmd_serve(int argc, char **argv)
     cfg.listen_port = port;
     cfg.local_urls = f.local_urls;
     cfg.n_local_urls = f.n_local;
-    cfg.cloud_url = pick(f.cloud_url, &env, "LOCO_CLOUD_URL", "https://openrouter.ai/api");
+    cfg.cloud_url = cloud_url;
     cfg.cloud_key = key;
     cfg.local_models = pick(f.local_models, &env, "LOCO_LOCAL_MODELS", "claude-haiku-*,*haiku*");
     cfg.fallback_model = pick(f.fallback_model, &env, "LOCO_FALLBACK_MODEL",
@@ -365,6 +404,7 @@ int cmd_serve(int argc, char **argv)
     cfg.max_concurrency = (unsigned)inflight;
     cfg.max_connections = (unsigned)conns;
     cfg.idle_timeout_s = (unsigned)idle;
+    cfg.local_start_wait_ms = local_wait ? local_wait * 1000 : -1;
     cfg.engine.model_path = model_path;
     cfg.engine.ctx = ctx;
     cfg.engine.threads = (int)threads;
@@ -398,8 +438,10 @@ int cmd_serve(int argc, char **argv)
     for (size_t i = 0; i < f.n_local; i++)
         fprintf(stderr, "loco serve: local model server %s (models %s)\n", f.local_urls[i],
                 cfg.local_models);
-    fprintf(stderr, "loco serve: cloud %s/v1/messages, %s\n", cfg.cloud_url,
+    char *messages_url = backend_join_url(cfg.cloud_url, "/v1/messages");
+    fprintf(stderr, "loco serve: cloud %s, %s\n", messages_url ? messages_url : cfg.cloud_url,
             key && *key ? "key set" : "no key: no cloud fallback");
+    free(messages_url);
     if (!key || !*key)
         fprintf(stderr, "loco serve: set %s in the environment or .env to enable the cloud\n",
                 key_env);

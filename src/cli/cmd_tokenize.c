@@ -18,7 +18,14 @@ int cmd_tokenize(int argc, char **argv)
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             printf("usage: loco tokenize --model F.gguf [--special] [--no-nfc] (--file F | TEXT)\n"
                    "\nPrints the token ids of the text, separated by spaces. The text is user\n"
-                   "text: strings like <|im_end|> stay plain text unless --special.\n");
+                   "text: strings like <|im_end|> stay plain text unless --special. A TEXT or\n"
+                   "file given as - is read from standard input.\n"
+                   "\noptions:\n"
+                   "  -m, --model F.gguf   a GGUF file or a pulled model (REPO:QUANT, file name)\n"
+                   "  --file F             tokenize the file's bytes\n"
+                   "  --special            parse special tokens in the text\n"
+                   "  --no-nfc             no NFC normalisation (as llama.cpp)\n"
+                   "  -h, --help           this help\n");
             return 0;
         }
         if (!strcmp(argv[i], "--special")) {
@@ -59,9 +66,11 @@ int cmd_tokenize(int argc, char **argv)
     tok_ids ids;
     tok_ids_init(&ids, (size_t)1 << 30);
     char *model_path = NULL;
-    if (file && file_read_all(file, &in, &err))
+    if (text && !strcmp(text, "-"))
+        file = text;
+    if (file && cli_read_input(file, &in, &err))
         goto fail;
-    if (text)
+    if (text && !file)
         buf_appends(&in, text);
     if (models_resolve(model, &model_path, &err) || gguf_open(model_path, &g, &err) || tok_from_gguf(g, nfc, &t, &err))
         goto fail;

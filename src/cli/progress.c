@@ -91,6 +91,10 @@ static double rate(const cli_progress *p, double now)
 static void numbers(const cli_progress *p, double now, char *out, size_t n)
 {
     char a[32], b[32], r[48] = "", eta[48] = "", pct[16] = "";
+    if (p->unit == CLI_PROGRESS_TIME) {
+        cli_format_duration((now - p->t0_ms) / 1000.0, out, n);
+        return;
+    }
     double v = rate(p, now);
     if (p->total)
         snprintf(pct, sizeof(pct), "%3d%%  ",

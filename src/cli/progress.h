@@ -1,5 +1,5 @@
-/* progress.h: the one progress display of the command line (pull, model synth; meant for
- * analyze, eval and ask too): on a terminal a bar redrawn in place with counts or bytes, speed
+/* progress.h: the one progress display of the command line (pull, model synth, analyze, eval,
+ * ask): on a terminal a bar redrawn in place with counts or bytes, speed
  * and ETA (a spinner while the total is unknown); otherwise plain lines at each tenth and at
  * least every 30 s, so logs stay readable. cli/ only. One thread draws: callers that update
  * from several threads hold their own lock around these calls. */
@@ -14,6 +14,7 @@
 typedef enum {
     CLI_PROGRESS_COUNT = 0, /* "12/48 tensors" */
     CLI_PROGRESS_BYTES,     /* "1.12/2.50 GiB  38.2 MiB/s" */
+    CLI_PROGRESS_TIME,      /* a spinner and the time since the last reset: "12s" */
 } cli_progress_unit;
 
 typedef struct {

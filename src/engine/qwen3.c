@@ -1,15 +1,19 @@
-/* qwen3.c: Qwen3 forward pass (engine layer). Its arithmetic reproduces llama.cpp's CPU graph
- * bit for bit, so greedy output matches it token for token: each matmul uses the kernel
- * llama.cpp picks on this CPU (AMX buffer kernels, repacked Q4_0/Q4_K kernels, tinyBLAS for
- * batches, vec_dot for one row, with activations encoded as those kernels expect), attention
- * runs over llama.cpp's padded KV window with an F16 cache (queries and weights rounded to F16),
- * and softmax, SwiGLU, RMSNorm and RoPE follow ggml's code (see vecmath.h and
- * docs/internals/qwen3.md). */
+/* qwen3.c: Qwen3 forward pass (engine layer) over a batch that may mix several sequences (each
+ * with its own KV in the shared block cache, kv.h). Two arithmetics: the parity path reproduces
+ * llama.cpp's CPU graph bit for bit, so greedy output matches it token for token: each matmul
+ * uses the kernel llama.cpp picks on this CPU (AMX buffer kernels, repacked Q4_0/Q4_K kernels,
+ * tinyBLAS for batches, vec_dot for one row, with activations encoded as those kernels expect),
+ * attention runs over llama.cpp's padded KV window with an F16 cache (queries and weights rounded
+ * to F16), and softmax, SwiGLU, RMSNorm and RoPE follow ggml's code (see vecmath.h). The fast
+ * path (the default) shares the rest and computes attention flash-style (attn.h) over an F16 or
+ * Q8_0 cache. See docs/internals/qwen3.md. */
 #include "base/common.h"
 
 #include <math.h>
 #include <sys/mman.h>
 
+#include "engine/attn.h"
+#include "engine/kv.h"
 #include "engine/qwen3.h"
 #include "engine/quant.h"
 #include "engine/vecmath.h"
@@ -17,13 +21,13 @@
 struct qwen3_ctx {
     const qwen3_model *m;
     tpool *pool;
-    uint32_t n_ctx;
-    uint32_t n_batch;
-    uint32_t past;
-    int32_t *tokens;    /* (n_ctx) tokens in the cache */
-    uint16_t *k_cache;  /* (layer, n_ctx, kv_dim) fp16 */
-    uint16_t *v_cache;  /* (layer, n_ctx, kv_dim) fp16 */
-    size_t kv_bytes;    /* size of each cache mapping */
+    uint32_t n_ctx;     /* positions per sequence */
+    uint32_t n_batch;   /* rows (tokens of all sequences) per step */
+    uint32_t n_seq;     /* sequences in one step, at most */
+    bool parity;
+    kv_cache *kv;
+    kv_seq *seq;        /* the sequence of qwen3_eval & co., made on first use */
+    attn_ctx *fa;       /* fast-path attention scratch */
     /* scratch, allocated once */
     float *x;           /* (n_batch, n_embd) residual stream */
     float *xn;          /* (n_batch, max(n_embd, q_dim)) normalised input / attention output */
@@ -36,15 +40,27 @@ struct qwen3_ctx {
     float *gate;        /* (n_batch, n_ff) */
     float *up;          /* (n_batch, n_ff) */
     float *proj;        /* (n_batch, n_embd) output of wo / down */
-    float *scores;      /* (threads, n_ctx) attention scores per worker */
-    uint16_t *qh;       /* (threads, head_dim) query rounded to fp16 per worker */
-    uint16_t *wh;       /* (threads, n_ctx) attention weights rounded to fp16 per worker */
+    float *rope;        /* (n_batch, head_dim) cos, sin of each row's angles (head_dim/2 each) */
+    float *logits;      /* (n_seq, n_vocab) output rows before they are handed out */
+    uint32_t *row_seg;  /* (n_batch) segment of each row */
+    uint32_t *row_pos;  /* (n_batch) position of each row */
+    /* parity attention, per worker (parity contexts only) */
+    float *scores;      /* (threads, n_ctx) attention scores */
+    uint16_t *qh;       /* (threads, head_dim) query rounded to fp16 */
+    uint16_t *wh;       /* (threads, n_ctx) attention weights rounded to fp16 */
     float *vacc;        /* (threads, 64 * head_dim) lanes of the attention V sums */
+    uint16_t *vg;       /* (threads, n_ctx, head_dim) V rows gathered from the blocks */
+    size_t vg_bytes;
     const vm_profile *prof; /* which llama.cpp CPU build the numerics mirror */
     const float *act_in;    /* input c->act was prepared from (NULL: none) */
     ggml_type act_at;       /* its encoding */
     uint32_t act_n;         /* its rows */
     int32_t n_threads;
+    /* the step being run */
+    const qwen3_seg *segs;
+    uint32_t n_segs;
+    uint32_t n_rows;
+    attn_seg *asegs;    /* (n_seq) */
 };
 
 /* ---------------------------------------------------------------- loading */
@@ -231,38 +247,81 @@ static void *map_zeroed(size_t n)
     return p == MAP_FAILED ? NULL : p;
 }
 
-loco_status qwen3_ctx_new(const qwen3_model *m, uint32_t n_ctx, uint32_t n_batch, tpool *pool,
-                          qwen3_ctx **out, loco_err *err)
+loco_status qwen3_ctx_new_opts(const qwen3_model *m, const qwen3_ctx_opts *o, qwen3_ctx **out,
+                               loco_err *err)
 {
     const qwen3_hparams *hp = &m->hp;
+    uint32_t n_ctx = o->n_ctx, n_batch = o->n_batch ? o->n_batch : 256;
+    uint32_t n_seq = o->n_seq ? o->n_seq : 1;
     if (n_ctx == 0 || n_ctx > (1u << 24))
         return loco_err_set(err, LOCO_ERR_INVALID, "context size %u is out of range", n_ctx);
-    if (n_batch == 0)
-        n_batch = 1;
-    if (n_batch > n_ctx)
-        n_batch = n_ctx;
+    if (n_seq > 4096)
+        return loco_err_set(err, LOCO_ERR_INVALID, "%u sequences are too many", n_seq);
+    if (o->kv_type != QWEN3_KV_F16 && o->kv_type != QWEN3_KV_Q8_0)
+        return loco_err_set(err, LOCO_ERR_INVALID, "unknown KV cache type");
+    if (o->parity && o->kv_type != QWEN3_KV_F16)
+        return loco_err_set(err, LOCO_ERR_UNSUPPORTED,
+                            "the parity path needs an f16 KV cache, as llama.cpp's default");
+    if (n_batch > n_ctx * n_seq)
+        n_batch = n_ctx * n_seq;
+    if (n_batch < n_seq)
+        n_batch = n_seq;
     qwen3_ctx *c = calloc(1, sizeof(*c));
     if (!c)
         return loco_err_set(err, LOCO_ERR_NOMEM, "out of memory");
     c->m = m;
-    c->pool = pool;
+    c->pool = o->pool;
     c->n_ctx = n_ctx;
     c->n_batch = n_batch;
-    c->n_threads = pool ? tpool_threads(pool) : 1;
-    size_t E = hp->n_embd, F = hp->n_ff;
-    size_t qd = (size_t)hp->n_head * hp->head_dim, kvd = (size_t)hp->n_head_kv * hp->head_dim;
+    c->n_seq = n_seq;
+    c->parity = o->parity;
+    c->n_threads = o->pool ? tpool_threads(o->pool) : 1;
+    size_t E = hp->n_embd, F = hp->n_ff, d = hp->head_dim;
+    size_t qd = (size_t)hp->n_head * d, kvd = (size_t)hp->n_head_kv * d;
     size_t widest = E > qd ? E : qd;
     if (F > widest)
         widest = F;
-    c->kv_bytes = (size_t)hp->n_layer * n_ctx * kvd * sizeof(uint16_t);
-    c->k_cache = map_zeroed(c->kv_bytes);
-    c->v_cache = map_zeroed(c->kv_bytes);
+
+    kv_params kp;
+    memset(&kp, 0, sizeof(kp));
+    kp.n_layer = hp->n_layer;
+    kp.n_head_kv = hp->n_head_kv;
+    kp.head_dim = hp->head_dim;
+    kp.type = o->kv_type == QWEN3_KV_Q8_0 ? GGML_TYPE_Q8_0 : GGML_TYPE_F16;
+    kp.cache_bytes = o->cache_bytes;
+    uint64_t block_raw = (uint64_t)hp->n_layer * 2 * hp->n_head_kv * KV_BLOCK *
+                         ggml_type_row_size(kp.type, hp->head_dim);
+    uint64_t per_seq = (n_ctx + KV_BLOCK - 1) / KV_BLOCK;
+    /* every sequence full, one copy-on-write block each, and the prefix cache (which never
+     * needs more than a few contexts' worth of blocks, whatever its byte cap) */
+    uint64_t cache_blocks = o->cache_bytes / block_raw + 1;
+    if (cache_blocks > 4 * n_seq * per_seq + 64)
+        cache_blocks = 4 * n_seq * per_seq + 64;
+    uint64_t blocks = n_seq * (per_seq + 1) + cache_blocks;
+    if (blocks > (1u << 30)) {
+        free(c);
+        return loco_err_set(err, LOCO_ERR_INVALID, "the KV cache would need %" PRIu64 " blocks",
+                            blocks);
+    }
+    kp.max_blocks = (uint32_t)blocks;
+    loco_status rc = kv_cache_new(&kp, &c->kv, err);
+    if (rc) {
+        free(c);
+        return rc;
+    }
+    if (!o->parity) {
+        rc = attn_new(hp->n_head, hp->n_head_kv, hp->head_dim, (uint32_t)c->n_threads, n_batch,
+                      n_seq, &c->fa, err);
+        if (rc) {
+            qwen3_ctx_free(c);
+            return rc;
+        }
+    }
     /* the widest activation row of any type: F32 is the largest encoding */
     c->act_stride = (ggml_type_row_size(GGML_TYPE_F32, widest) + 63) & ~(size_t)63;
-    c->tokens = calloc(n_ctx, sizeof(int32_t));
     c->x = calloc(n_batch * E, sizeof(float));
     c->xn = calloc(n_batch * widest, sizeof(float));
-    c->act = aligned_alloc(64, n_batch * c->act_stride);
+    c->act = malloc(n_batch * c->act_stride);
     c->q = calloc(n_batch * qd, sizeof(float));
     c->k = calloc(n_batch * kvd, sizeof(float));
     c->v = calloc(n_batch * kvd, sizeof(float));
@@ -270,43 +329,53 @@ loco_status qwen3_ctx_new(const qwen3_model *m, uint32_t n_ctx, uint32_t n_batch
     c->gate = calloc(n_batch * F, sizeof(float));
     c->up = calloc(n_batch * F, sizeof(float));
     c->proj = calloc(n_batch * E, sizeof(float));
-    c->scores = calloc((size_t)c->n_threads * n_ctx, sizeof(float));
-    c->qh = calloc((size_t)c->n_threads * hp->head_dim, sizeof(uint16_t));
-    c->wh = calloc((size_t)c->n_threads * n_ctx, sizeof(uint16_t));
-    c->vacc = calloc((size_t)c->n_threads * 64 * hp->head_dim, sizeof(float));
-    c->prof = vm_profile_get();
-    if (!c->vacc ||
-        !c->k_cache || !c->v_cache || !c->tokens || !c->x || !c->xn || !c->act || !c->q ||
-        !c->k || !c->v || !c->attn || !c->gate || !c->up || !c->proj || !c->scores || !c->qh ||
-        !c->wh) {
-        qwen3_ctx_free(c);
-        return loco_err_set(err, LOCO_ERR_NOMEM,
-                            "cannot allocate a context of %u tokens (KV cache %.1f GiB): use a "
-                            "smaller --ctx",
-                            n_ctx, 2.0 * (double)((size_t)hp->n_layer * n_ctx * kvd * 2) /
-                                       (1024.0 * 1024.0 * 1024.0));
+    c->rope = calloc(n_batch * d, sizeof(float));
+    c->logits = malloc((size_t)n_seq * hp->n_vocab * sizeof(float));
+    c->row_seg = calloc(n_batch, sizeof(uint32_t));
+    c->row_pos = calloc(n_batch, sizeof(uint32_t));
+    c->asegs = calloc(n_seq, sizeof(attn_seg));
+    bool ok = c->x && c->xn && c->act && c->q && c->k && c->v && c->attn && c->gate && c->up &&
+              c->proj && c->rope && c->logits && c->row_seg && c->row_pos && c->asegs;
+    if (ok && o->parity) {
+        size_t T = (size_t)c->n_threads;
+        c->scores = calloc(T * n_ctx, sizeof(float));
+        c->qh = calloc(T * d, sizeof(uint16_t));
+        c->wh = calloc(T * n_ctx, sizeof(uint16_t));
+        c->vacc = calloc(T * 64 * d, sizeof(float));
+        c->vg_bytes = T * n_ctx * d * sizeof(uint16_t);
+        c->vg = map_zeroed(c->vg_bytes);
+        ok = c->scores && c->qh && c->wh && c->vacc && c->vg;
     }
+    if (!ok) {
+        qwen3_ctx_free(c);
+        return loco_err_set(err, LOCO_ERR_NOMEM, "out of memory for a context of %u tokens",
+                            n_ctx);
+    }
+    c->prof = vm_profile_get();
     *out = c;
     return LOCO_OK;
 }
 
-loco_status qwen3_ctx_new_opts(const qwen3_model *m, const qwen3_ctx_opts *o, qwen3_ctx **out,
-                               loco_err *err)
+loco_status qwen3_ctx_new(const qwen3_model *m, uint32_t n_ctx, uint32_t n_batch, tpool *pool,
+                          qwen3_ctx **out, loco_err *err)
 {
-    if (o->kv_type != QWEN3_KV_F16)
-        return loco_err_set(err, LOCO_ERR_UNSUPPORTED, "only an F16 KV cache is implemented yet");
-    return qwen3_ctx_new(m, o->n_ctx, o->n_batch ? o->n_batch : 256, o->pool, out, err);
+    qwen3_ctx_opts o;
+    memset(&o, 0, sizeof(o));
+    o.n_ctx = n_ctx;
+    o.n_batch = n_batch ? n_batch : 1;
+    o.pool = pool;
+    return qwen3_ctx_new_opts(m, &o, out, err);
 }
 
 void qwen3_ctx_free(qwen3_ctx *c)
 {
     if (!c)
         return;
-    if (c->k_cache)
-        munmap(c->k_cache, c->kv_bytes);
-    if (c->v_cache)
-        munmap(c->v_cache, c->kv_bytes);
-    free(c->tokens);
+    kv_seq_free(c->seq);
+    attn_free(c->fa);
+    kv_cache_free(c->kv);
+    if (c->vg)
+        munmap(c->vg, c->vg_bytes);
     free(c->x);
     free(c->xn);
     free(c->act);
@@ -317,6 +386,11 @@ void qwen3_ctx_free(qwen3_ctx *c)
     free(c->gate);
     free(c->up);
     free(c->proj);
+    free(c->rope);
+    free(c->logits);
+    free(c->row_seg);
+    free(c->row_pos);
+    free(c->asegs);
     free(c->scores);
     free(c->qh);
     free(c->wh);
@@ -324,25 +398,56 @@ void qwen3_ctx_free(qwen3_ctx *c)
     free(c);
 }
 
+kv_cache *qwen3_ctx_kv(qwen3_ctx *c)
+{
+    return c->kv;
+}
+
 uint32_t qwen3_ctx_size(const qwen3_ctx *c)
 {
     return c->n_ctx;
 }
 
+uint32_t qwen3_ctx_batch(const qwen3_ctx *c)
+{
+    return c->n_batch;
+}
+
+bool qwen3_ctx_parity(const qwen3_ctx *c)
+{
+    return c->parity;
+}
+
+uint32_t qwen3_ctx_seqs(const qwen3_ctx *c)
+{
+    return c->n_seq;
+}
+
+uint32_t qwen3_ctx_vocab(const qwen3_ctx *c)
+{
+    return c->m->hp.n_vocab;
+}
+
+/* The sequence of the single-sequence calls. */
+static loco_status default_seq(qwen3_ctx *c, loco_err *err)
+{
+    return c->seq ? LOCO_OK : kv_seq_new(c->kv, c->n_ctx, &c->seq, err);
+}
+
 uint32_t qwen3_ctx_past(const qwen3_ctx *c)
 {
-    return c->past;
+    return c->seq ? kv_seq_len(c->seq) : 0;
 }
 
 void qwen3_ctx_truncate(qwen3_ctx *c, uint32_t n)
 {
-    if (n < c->past)
-        c->past = n;
+    if (c->seq)
+        kv_seq_truncate(c->seq, n, NULL);
 }
 
 int32_t qwen3_ctx_token(const qwen3_ctx *c, uint32_t i)
 {
-    return i < c->past ? c->tokens[i] : -1;
+    return c->seq ? kv_seq_token(c->seq, i) : -1;
 }
 
 /* ---------------------------------------------------------------- kernels */
@@ -359,20 +464,31 @@ static void rms_norm(const float *x, const float *w, float *y, int64_t n, float 
         y[i] = (x[i] * scale) * w[i];
 }
 
-/* NeoX rotation of one head: element i pairs with i + d/2; the angle advances by repeated
- * multiplication with base^(-2/d), as ggml's rope cache does. */
-static void rope_neox(float *v, uint32_t d, uint32_t pos, float base)
+/* The angles of ggml's rope cache for one position: cs[i] = cos(theta_i), cs[half + i] =
+ * sin(theta_i), theta advancing by repeated multiplication with base^(-2/d), as ggml does.
+ * Every head of every layer of a row uses the same table. */
+static void rope_angles(float *cs, uint32_t d, uint32_t pos, float base)
 {
     const float theta_scale = powf(base, -2.0f / (float)d);
     float theta = (float)pos;
     uint32_t half = d / 2;
     for (uint32_t i = 0; i < half; i++) {
-        const float c = cosf(theta), s = sinf(theta);
+        cs[i] = cosf(theta);
+        cs[half + i] = sinf(theta);
+        theta *= theta_scale;
+    }
+}
+
+/* NeoX rotation of one head with angles from rope_angles: element i pairs with i + d/2. */
+static void rope_neox(float *v, uint32_t d, const float *cs)
+{
+    uint32_t half = d / 2;
+    for (uint32_t i = 0; i < half; i++) {
+        const float c = cs[i], s = cs[half + i];
         const float a = v[i], b = v[i + half];
         /* ggml's rotate_pairs as GCC contracts it (-ffp-contract=fast in its C++ build) */
         v[i] = fmaf(a, c, -(b * s));
         v[i + half] = fmaf(a, s, b * c);
-        theta *= theta_scale;
     }
 }
 
@@ -513,14 +629,6 @@ static void matmul(qwen3_ctx *c, const qwen3_weight *w, uint32_t n_tokens, float
 
 /* ---------------------------------------------------------------- attention */
 
-typedef struct {
-    qwen3_ctx *c;
-    uint32_t layer;
-    uint32_t n_tokens;
-    uint32_t pos0;
-    uint32_t n_pad; /* llama.cpp's n_kv: the cache window its graph spans */
-} attn_job;
-
 /* llama.cpp's n_kv for a cache holding `used` positions: a multiple of 256 (at least 256),
  * capped by the cache size. Its softmax and V sums run over this many positions (the masked
  * ones weigh 0), which sets their SIMD lane order. */
@@ -530,46 +638,66 @@ static uint32_t kv_window(const qwen3_ctx *c, uint32_t used)
     return p < c->n_ctx ? p : c->n_ctx;
 }
 
-/* One (token, head) pair as ggml's non-flash attention: K.q as f16 dot products, softmax with
- * the scale folded in, weights rounded to f16, then the weighted sum of V. */
-static void attn_task(void *ctx, int32_t task, int32_t thread)
+typedef struct {
+    qwen3_ctx *c;
+    uint32_t layer;
+} layer_job;
+
+/* Parity path: one (row, head) pair as ggml's non-flash attention: K.q as f16 dot products,
+ * softmax with the scale folded in, weights rounded to f16, then the weighted sum of V. */
+static void attn_parity_task(void *ctx, int32_t task, int32_t thread)
 {
-    const attn_job *j = ctx;
+    const layer_job *j = ctx;
     qwen3_ctx *c = j->c;
     const qwen3_hparams *hp = &c->m->hp;
     uint32_t H = hp->n_head, d = hp->head_dim;
-    uint32_t t = (uint32_t)task / H, h = (uint32_t)task % H;
+    uint32_t r = (uint32_t)task / H, h = (uint32_t)task % H;
     uint32_t kvh = h / (H / hp->n_head_kv);
-    size_t kvd = (size_t)hp->n_head_kv * d;
-    uint32_t pos = j->pos0 + t;
+    const qwen3_seg *sg = &c->segs[c->row_seg[r]];
+    uint32_t pos = c->row_pos[r];
     uint32_t n_kv = pos + 1;
-    const uint16_t *K = c->k_cache + (size_t)j->layer * c->n_ctx * kvd + (size_t)kvh * d;
-    const uint16_t *Vc = c->v_cache + (size_t)j->layer * c->n_ctx * kvd + (size_t)kvh * d;
+    uint32_t n_pad = kv_window(c, kv_seq_len(sg->seq) + sg->n);
+    size_t rb = kv_seq_row_bytes(sg->seq);
     float *s = c->scores + (size_t)thread * c->n_ctx;
     uint16_t *qh = c->qh + (size_t)thread * d;
     uint16_t *wh = c->wh + (size_t)thread * c->n_ctx;
-    const float *q = c->q + (size_t)t * H * d + (size_t)h * d;
+    uint16_t *vg = c->vg + (size_t)thread * c->n_ctx * d;
+    const float *q = c->q + (size_t)r * H * d + (size_t)h * d;
     for (uint32_t i = 0; i < d; i++)
         qh[i] = fp16_from_f32(q[i]);
     /* ggml: K.q through tinyBLAS for batches (n_kv rows of d values), vec_dot for one row */
-    const bool batch = j->n_tokens >= 2;
-    if (batch && vm_tinyblas_ok(c->prof, GGML_TYPE_F16, j->n_pad, d))
-        for (uint32_t p = 0; p < n_kv; p++)
-            s[p] = vm_dot_tinyblas(c->prof, GGML_TYPE_F16, d, K + (size_t)p * kvd, qh);
-    else
-        for (uint32_t p = 0; p < n_kv; p++)
-            s[p] = vm_dot_f16(c->prof, d, K + (size_t)p * kvd, qh);
-    vm_soft_max(c->prof, j->n_pad, n_kv, s, 1.0f / sqrtf((float)d));
+    const bool batch = c->n_rows >= 2;
+    const bool tiny = batch && vm_tinyblas_ok(c->prof, GGML_TYPE_F16, n_pad, d);
+    for (uint32_t b = 0; b * KV_BLOCK < n_kv; b++) {
+        const uint8_t *K = kv_seq_k(sg->seq, j->layer, kvh, b);
+        const uint8_t *V = kv_seq_v(sg->seq, j->layer, kvh, b);
+        uint32_t e = n_kv - b * KV_BLOCK < KV_BLOCK ? n_kv - b * KV_BLOCK : KV_BLOCK;
+        for (uint32_t p = 0; p < e; p++) {
+            const uint16_t *kr = (const uint16_t *)(K + (size_t)p * rb);
+            s[b * KV_BLOCK + p] = tiny ? vm_dot_tinyblas(c->prof, GGML_TYPE_F16, d, kr, qh)
+                                       : vm_dot_f16(c->prof, d, kr, qh);
+        }
+        memcpy(vg + (size_t)b * KV_BLOCK * d, V, (size_t)e * rb);
+    }
+    vm_soft_max(c->prof, n_pad, n_kv, s, 1.0f / sqrtf((float)d));
     for (uint32_t p = 0; p < n_kv; p++)
         wh[p] = fp16_from_f32(s[p]);
-    float *o = c->attn + (size_t)t * H * d + (size_t)h * d;
-    vm_attn_v(c->prof, batch, j->n_pad, n_kv, Vc, kvd, wh, d, c->vacc + (size_t)thread * 64 * d,
-              o);
+    float *o = c->attn + (size_t)r * H * d + (size_t)h * d;
+    vm_attn_v(c->prof, batch, n_pad, n_kv, vg, d, wh, d, c->vacc + (size_t)thread * 64 * d, o);
 }
 
 /* ---------------------------------------------------------------- forward */
 
-static loco_status embed(qwen3_ctx *c, const int32_t *tokens, uint32_t n, loco_err *err)
+static void run_tasks(qwen3_ctx *c, int32_t n, tpool_fn fn, void *ctx)
+{
+    if (c->pool && n > 1 && tpool_run(c->pool, n, fn, ctx) == LOCO_OK)
+        return;
+    for (int32_t i = 0; i < n; i++)
+        fn(ctx, i, 0);
+}
+
+static loco_status embed(qwen3_ctx *c, const int32_t *tokens, uint32_t n, float *x,
+                         loco_err *err)
 {
     const qwen3_model *m = c->m;
     for (uint32_t t = 0; t < n; t++) {
@@ -578,8 +706,7 @@ static loco_status embed(qwen3_ctx *c, const int32_t *tokens, uint32_t n, loco_e
                                 tokens[t], m->hp.n_vocab);
         const uint8_t *row = (const uint8_t *)m->tok_embd.data +
                              (size_t)tokens[t] * m->tok_embd.row_bytes;
-        quant_dequantize_row(m->tok_embd.type, row, c->x + (size_t)t * m->hp.n_embd,
-                             m->hp.n_embd);
+        quant_dequantize_row(m->tok_embd.type, row, x + (size_t)t * m->hp.n_embd, m->hp.n_embd);
     }
     return LOCO_OK;
 }
@@ -594,11 +721,59 @@ static void norm_rows(qwen3_ctx *c, const float *x, const qwen3_weight *w, uint3
     c->act_in = NULL;
 }
 
-/* Attention block of layer l for n tokens at pos0..: x += wo(attention(norm(x))). */
-static void attention_block(qwen3_ctx *c, uint32_t l, uint32_t n, uint32_t pos0)
+#define ROWS_PER_TASK 4
+
+/* Rows [4 task, 4 task + 4): per-head RMSNorm and RoPE of q and k, then k and v written into
+ * the row's cache block in the cache's type (the KV write is fused with RoPE: k goes from the
+ * matmul output to the cache in one pass). */
+static void qkv_rows_task(void *ctx, int32_t task, int32_t thread)
+{
+    LOCO_UNUSED(thread);
+    const layer_job *j = ctx;
+    qwen3_ctx *c = j->c;
+    const qwen3_hparams *hp = &c->m->hp;
+    const qwen3_layer *L = &c->m->layers[j->layer];
+    const size_t d = hp->head_dim, qd = hp->n_head * d, kvd = hp->n_head_kv * d;
+    uint32_t r0 = (uint32_t)task * ROWS_PER_TASK, r1 = r0 + ROWS_PER_TASK;
+    if (r1 > c->n_rows)
+        r1 = c->n_rows;
+    for (uint32_t r = r0; r < r1; r++) {
+        const float *cs = c->rope + (size_t)r * d;
+        for (uint32_t h = 0; h < hp->n_head; h++) {
+            float *qv = c->q + r * qd + h * d;
+            rms_norm(qv, L->q_norm.data, qv, (int64_t)d, hp->rms_eps);
+            rope_neox(qv, (uint32_t)d, cs);
+        }
+        const kv_seq *seq = c->segs[c->row_seg[r]].seq;
+        const uint32_t pos = c->row_pos[r];
+        const size_t rb = kv_seq_row_bytes(seq);
+        const bool f16 = kv_seq_type(seq) == GGML_TYPE_F16;
+        for (uint32_t h = 0; h < hp->n_head_kv; h++) {
+            float *kv = c->k + r * kvd + h * d;
+            rms_norm(kv, L->k_norm.data, kv, (int64_t)d, hp->rms_eps);
+            rope_neox(kv, (uint32_t)d, cs);
+            uint8_t *kdst = kv_seq_k(seq, j->layer, h, pos / KV_BLOCK) + (pos % KV_BLOCK) * rb;
+            uint8_t *vdst = kv_seq_v(seq, j->layer, h, pos / KV_BLOCK) + (pos % KV_BLOCK) * rb;
+            const float *vv = c->v + r * kvd + h * d;
+            if (f16) {
+                for (size_t i = 0; i < d; i++) {
+                    ((uint16_t *)kdst)[i] = fp16_from_f32(kv[i]);
+                    ((uint16_t *)vdst)[i] = fp16_from_f32(vv[i]);
+                }
+            } else {
+                quant_quantize_act(GGML_TYPE_Q8_0, kv, kdst, (int64_t)d);
+                quant_quantize_act(GGML_TYPE_Q8_0, vv, vdst, (int64_t)d);
+            }
+        }
+    }
+}
+
+/* Attention block of layer l for all rows: x += wo(attention(norm(x))). */
+static void attention_block(qwen3_ctx *c, uint32_t l)
 {
     const qwen3_hparams *hp = &c->m->hp;
     const qwen3_layer *L = &c->m->layers[l];
+    const uint32_t n = c->n_rows;
     size_t E = hp->n_embd, d = hp->head_dim;
     size_t qd = hp->n_head * d, kvd = hp->n_head_kv * d;
 
@@ -610,32 +785,20 @@ static void attention_block(qwen3_ctx *c, uint32_t l, uint32_t n, uint32_t pos0)
     prepare_act(c, &L->wv, c->xn, E, n);
     matmul(c, &L->wv, n, c->v, kvd);
 
-    uint16_t *kc = c->k_cache + (size_t)l * c->n_ctx * kvd;
-    uint16_t *vc = c->v_cache + (size_t)l * c->n_ctx * kvd;
-    for (uint32_t t = 0; t < n; t++) {
-        uint32_t pos = pos0 + t;
-        for (uint32_t h = 0; h < hp->n_head; h++) {
-            float *qv = c->q + t * qd + h * d;
-            rms_norm(qv, L->q_norm.data, qv, (int64_t)d, hp->rms_eps);
-            rope_neox(qv, (uint32_t)d, pos, hp->rope_base);
+    layer_job lj = {c, l};
+    run_tasks(c, (int32_t)((n + ROWS_PER_TASK - 1) / ROWS_PER_TASK), qkv_rows_task, &lj);
+    if (c->parity) {
+        run_tasks(c, (int32_t)(n * hp->n_head), attn_parity_task, &lj);
+    } else {
+        uint32_t row = 0;
+        for (uint32_t s = 0; s < c->n_segs; s++) {
+            const qwen3_seg *sg = &c->segs[s];
+            c->asegs[s] = (attn_seg){sg->seq, c->q + (size_t)row * qd, c->attn + (size_t)row * qd,
+                                     sg->n, kv_seq_len(sg->seq)};
+            row += sg->n;
         }
-        for (uint32_t h = 0; h < hp->n_head_kv; h++) {
-            float *kv = c->k + t * kvd + h * d;
-            rms_norm(kv, L->k_norm.data, kv, (int64_t)d, hp->rms_eps);
-            rope_neox(kv, (uint32_t)d, pos, hp->rope_base);
-        }
-        for (size_t i = 0; i < kvd; i++) {
-            kc[(size_t)pos * kvd + i] = fp16_from_f32(c->k[t * kvd + i]);
-            vc[(size_t)pos * kvd + i] = fp16_from_f32(c->v[t * kvd + i]);
-        }
+        attn_forward(c->fa, c->pool, l, c->asegs, c->n_segs);
     }
-    attn_job aj = {c, l, n, pos0, kv_window(c, pos0 + n)};
-    int32_t tasks = (int32_t)(n * hp->n_head);
-    if (c->pool && tasks > 1)
-        tpool_run(c->pool, tasks, attn_task, &aj);
-    else
-        for (int32_t t = 0; t < tasks; t++)
-            attn_task(&aj, t, 0);
 
     c->act_in = NULL;
     prepare_act(c, &L->wo, c->attn, qd, n);
@@ -644,13 +807,13 @@ static void attention_block(qwen3_ctx *c, uint32_t l, uint32_t n, uint32_t pos0)
         c->x[i] += c->proj[i];
 }
 
-/* FFN block of layer l for the n rows of x starting at row r0: x += down(swiglu(...)). */
-static void ffn_block(qwen3_ctx *c, uint32_t l, uint32_t r0, uint32_t n)
+/* FFN block of layer l for rows [0, n) of x: x += down(swiglu(...)). */
+static void ffn_block(qwen3_ctx *c, uint32_t l, uint32_t n)
 {
     const qwen3_hparams *hp = &c->m->hp;
     const qwen3_layer *L = &c->m->layers[l];
     size_t E = hp->n_embd, F = hp->n_ff;
-    float *x = c->x + (size_t)r0 * E;
+    float *x = c->x;
 
     norm_rows(c, x, &L->ffn_norm, n);
     prepare_act(c, &L->gate, c->xn, E, n);
@@ -666,50 +829,141 @@ static void ffn_block(qwen3_ctx *c, uint32_t l, uint32_t r0, uint32_t n)
         x[i] += c->proj[i];
 }
 
-/* One layer for n tokens at pos0... In the last layer llama.cpp keeps only the rows whose
- * logits are wanted after the attention block (get_rows on inp_out_ids), so its FFN runs on
- * the last row alone, as a one-row matmul: loco does the same (same arithmetic, less work).
- * last_only: this is the last layer and only the last row's output matters. */
-static void layer_forward(qwen3_ctx *c, uint32_t l, uint32_t n, uint32_t pos0, bool last_only)
-{
-    attention_block(c, l, n, pos0);
-    if (last_only)
-        ffn_block(c, l, n - 1, 1);
-    else
-        ffn_block(c, l, 0, n);
-}
-
-static void output_logits(qwen3_ctx *c, const float *x, float *logits)
+loco_status qwen3_forward(qwen3_ctx *c, const qwen3_seg *segs, uint32_t n_segs, loco_err *err)
 {
     const qwen3_model *m = c->m;
-    norm_rows(c, x, &m->output_norm, 1);
-    prepare_act(c, &m->output, c->xn, m->hp.n_embd, 1);
-    matmul(c, &m->output, 1, logits, m->hp.n_vocab);
+    const qwen3_hparams *hp = &m->hp;
+    const size_t E = hp->n_embd;
+    if (n_segs == 0)
+        return LOCO_OK;
+    if (n_segs > c->n_seq)
+        return loco_err_set(err, LOCO_ERR_INVALID, "%u sequences in one step (at most %u)",
+                            n_segs, c->n_seq);
+    uint32_t rows = 0;
+    for (uint32_t s = 0; s < n_segs; s++) {
+        if (!segs[s].n || !segs[s].seq)
+            return loco_err_set(err, LOCO_ERR_INVALID, "an empty segment in a step");
+        rows += segs[s].n;
+        if (rows > c->n_batch)
+            return loco_err_set(err, LOCO_ERR_INVALID, "a step of more than %u tokens",
+                                c->n_batch);
+    }
+    uint32_t row = 0;
+    for (uint32_t s = 0; s < n_segs; s++) {
+        const qwen3_seg *sg = &segs[s];
+        loco_status rc = kv_seq_reserve(sg->seq, sg->n, err);
+        if (!rc)
+            rc = embed(c, sg->tokens, sg->n, c->x + (size_t)row * E, err);
+        if (rc)
+            return rc;
+        uint32_t p0 = kv_seq_len(sg->seq);
+        for (uint32_t t = 0; t < sg->n; t++, row++) {
+            c->row_seg[row] = s;
+            c->row_pos[row] = p0 + t;
+            rope_angles(c->rope + (size_t)row * hp->head_dim, hp->head_dim, p0 + t,
+                        hp->rope_base);
+        }
+    }
+    c->segs = segs;
+    c->n_segs = n_segs;
+    c->n_rows = rows;
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        attention_block(c, l);
+        if (l + 1 < hp->n_layer) {
+            ffn_block(c, l, rows);
+            continue;
+        }
+        /* Last layer: llama.cpp keeps only the rows whose logits are wanted after the attention
+         * block (get_rows on inp_out_ids), so its FFN runs on those rows alone (one row: a
+         * one-row matmul); loco does the same (same arithmetic, less work). The wanted rows are
+         * gathered at the front of x: the last row of each segment that wants its last logits,
+         * then every row of each segment that wants them all. */
+        uint32_t n_last = 0, n_out = 0, row0 = 0;
+        for (int pass = 0; pass < 2; pass++) {
+            row0 = 0;
+            for (uint32_t s = 0; s < n_segs; s++) {
+                const qwen3_seg *sg = &segs[s];
+                if (sg->logits && !sg->all_logits && pass == 0)
+                    memcpy(c->proj + (size_t)n_out++ * E, c->x + (size_t)(row0 + sg->n - 1) * E,
+                           E * sizeof(float));
+                if (sg->logits && sg->all_logits && pass == 1) {
+                    memcpy(c->proj + (size_t)n_out * E, c->x + (size_t)row0 * E,
+                           (size_t)sg->n * E * sizeof(float));
+                    n_out += sg->n;
+                }
+                row0 += sg->n;
+            }
+            if (pass == 0)
+                n_last = n_out;
+        }
+        if (!n_out)
+            continue;
+        memcpy(c->x, c->proj, (size_t)n_out * E * sizeof(float));
+        ffn_block(c, l, n_out);
+        norm_rows(c, c->x, &m->output_norm, n_out);
+        if (n_last) {
+            prepare_act(c, &m->output, c->xn, E, n_last);
+            matmul(c, &m->output, n_last, c->logits, hp->n_vocab);
+        }
+        row0 = n_last;
+        for (uint32_t s = 0; s < n_segs; s++) {
+            const qwen3_seg *sg = &segs[s];
+            if (!sg->logits || !sg->all_logits)
+                continue;
+            prepare_act(c, &m->output, c->xn + (size_t)row0 * E, E, sg->n);
+            matmul(c, &m->output, sg->n, sg->logits, hp->n_vocab);
+            row0 += sg->n;
+        }
+    }
+    uint32_t k = 0;
+    for (uint32_t s = 0; s < n_segs; s++) {
+        if (segs[s].logits && !segs[s].all_logits)
+            memcpy(segs[s].logits, c->logits + (size_t)k++ * hp->n_vocab,
+                   hp->n_vocab * sizeof(float));
+        kv_seq_commit(segs[s].seq, segs[s].tokens, segs[s].n);
+    }
+    c->segs = NULL;
+    return LOCO_OK;
+}
+
+/* qwen3_eval (all false: the last token's logits) and qwen3_eval_all (all true). */
+static loco_status eval(qwen3_ctx *c, const int32_t *tokens, uint32_t n, float *out_logits,
+                        bool all, loco_err *err)
+{
+    if (n == 0)
+        return LOCO_OK;
+    loco_status rc = default_seq(c, err);
+    if (rc)
+        return rc;
+    uint32_t past = kv_seq_len(c->seq);
+    if ((uint64_t)past + n > c->n_ctx)
+        return loco_err_set(err, LOCO_ERR_OVERFLOW,
+                            "the context is full: %u tokens in it + %u new > %u (raise --ctx)",
+                            past, n, c->n_ctx);
+    const size_t V = c->m->hp.n_vocab;
+    for (uint32_t done = 0; done < n;) {
+        uint32_t b = n - done < c->n_batch ? n - done : c->n_batch;
+        qwen3_seg sg = {c->seq, tokens + done, b, NULL, all};
+        if (all && out_logits)
+            sg.logits = out_logits + (size_t)done * V;
+        else if (done + b == n)
+            sg.logits = out_logits;
+        rc = qwen3_forward(c, &sg, 1, err);
+        if (rc)
+            return rc;
+        done += b;
+    }
+    return LOCO_OK;
 }
 
 loco_status qwen3_eval(qwen3_ctx *c, const int32_t *tokens, uint32_t n, float *out_logits,
                        loco_err *err)
 {
-    if (n == 0)
-        return LOCO_OK;
-    if ((uint64_t)c->past + n > c->n_ctx)
-        return loco_err_set(err, LOCO_ERR_OVERFLOW,
-                            "the context is full: %u tokens in it + %u new > %u (raise --ctx)",
-                            c->past, n, c->n_ctx);
-    uint32_t done = 0;
-    while (done < n) {
-        uint32_t b = n - done < c->n_batch ? n - done : c->n_batch;
-        loco_status rc = embed(c, tokens + done, b, err);
-        if (rc)
-            return rc;
-        const bool want = done + b == n && out_logits;
-        for (uint32_t l = 0; l < c->m->hp.n_layer; l++)
-            layer_forward(c, l, b, c->past, want && l + 1 == c->m->hp.n_layer);
-        memcpy(c->tokens + c->past, tokens + done, b * sizeof(int32_t));
-        c->past += b;
-        done += b;
-        if (done == n && out_logits)
-            output_logits(c, c->x + (size_t)(b - 1) * c->m->hp.n_embd, out_logits);
-    }
-    return LOCO_OK;
+    return eval(c, tokens, n, out_logits, false, err);
+}
+
+loco_status qwen3_eval_all(qwen3_ctx *c, const int32_t *tokens, uint32_t n, float *out_logits,
+                           loco_err *err)
+{
+    return eval(c, tokens, n, out_logits, true, err);
 }

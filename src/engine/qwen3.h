@@ -66,33 +66,58 @@ void qwen3_free(qwen3_model *m); /* NULL ok */
 
 typedef struct qwen3_ctx qwen3_ctx;
 
-/* A sequence context: KV cache for n_ctx positions (F16, like llama.cpp's default, mapped
- * lazily so untouched positions cost no memory) and scratch for batches of up to n_batch
- * tokens, all allocated here; the forward pass allocates nothing. pool is borrowed (NULL:
- * single-threaded). */
-loco_status qwen3_ctx_new(const qwen3_model *m, uint32_t n_ctx, uint32_t n_batch, tpool *pool,
-                          qwen3_ctx **out, loco_err *err);
-void qwen3_ctx_free(qwen3_ctx *c); /* NULL ok */
-uint32_t qwen3_ctx_size(const qwen3_ctx *c);
 /* KV cache element type. */
 typedef enum {
     QWEN3_KV_F16 = 0, /* like llama.cpp's default */
-    QWEN3_KV_Q8_0,    /* 8-bit blocks of 32 values with an f16 scale: about half the memory */
+    QWEN3_KV_Q8_0,    /* 8-bit blocks of 32 values with an f16 scale: 53% of F16's memory */
 } qwen3_kv_type;
 
-/* Context options; zero means the default for every field. */
+/* Context options; zero means the default for every field but n_ctx. */
 typedef struct {
     uint32_t n_ctx;        /* positions per sequence (required) */
-    uint32_t n_batch;      /* tokens per forward batch (0: 256) */
+    uint32_t n_batch;      /* tokens per forward step, all sequences together (0: 256) */
+    uint32_t n_seq;        /* sequences in one step, and sequences alive at once (0: 1) */
+    uint64_t cache_bytes;  /* prefix cache: KV blocks no sequence uses are kept up to this */
     tpool *pool;           /* borrowed; NULL: single-threaded */
     bool parity;           /* llama.cpp's arithmetic bit for bit (docs/internals/qwen3.md)
-                              instead of the fast path */
+                              instead of the fast path; needs an F16 cache */
     qwen3_kv_type kv_type;
 } qwen3_ctx_opts;
 
-/* qwen3_ctx_new with every option. */
+/* A context: the KV block cache (kv.h) for n_seq sequences of n_ctx positions plus the prefix
+ * cache (address space reserved, memory committed as blocks are written) and scratch for steps
+ * of n_batch tokens, all allocated here; the forward pass allocates nothing. */
 loco_status qwen3_ctx_new_opts(const qwen3_model *m, const qwen3_ctx_opts *o, qwen3_ctx **out,
                                loco_err *err);
+/* qwen3_ctx_new_opts for one sequence, the fast path and an F16 cache. */
+loco_status qwen3_ctx_new(const qwen3_model *m, uint32_t n_ctx, uint32_t n_batch, tpool *pool,
+                          qwen3_ctx **out, loco_err *err);
+void qwen3_ctx_free(qwen3_ctx *c); /* NULL ok; every kv_seq of its cache must be freed first */
+uint32_t qwen3_ctx_size(const qwen3_ctx *c);  /* n_ctx */
+uint32_t qwen3_ctx_batch(const qwen3_ctx *c); /* n_batch */
+bool qwen3_ctx_parity(const qwen3_ctx *c);
+uint32_t qwen3_ctx_seqs(const qwen3_ctx *c);  /* n_seq */
+uint32_t qwen3_ctx_vocab(const qwen3_ctx *c); /* logits per row */
+/* The block cache, for making sequences (kv_seq_new with n_ctx = qwen3_ctx_size). Borrowed. */
+struct kv_cache *qwen3_ctx_kv(qwen3_ctx *c);
+
+/* One sequence's part of a step: n tokens at positions len..len+n-1 of seq. */
+typedef struct {
+    struct kv_seq *seq;
+    const int32_t *tokens;
+    uint32_t n;            /* >= 1 */
+    float *logits;         /* NULL, or n_vocab floats: receives the last token's logits */
+    bool all_logits;       /* logits holds n * n_vocab floats: row i after tokens[0..i] */
+} qwen3_seg;
+
+/* One forward pass over the tokens of every segment together (at most n_seq segments of
+ * distinct sequences, n_batch tokens in all): matmuls run once over all rows, attention per
+ * sequence. On success each seq holds its new tokens. LOCO_ERR_OVERFLOW past a sequence's
+ * context, LOCO_ERR_INVALID for an id outside the vocabulary or a bad step, LOCO_ERR_LIMIT when
+ * the cache has no free block; on error no sequence changed. */
+loco_status qwen3_forward(qwen3_ctx *c, const qwen3_seg *segs, uint32_t n_segs, loco_err *err);
+
+/* ---- one sequence (the context's own; made on first use) ---- */
 
 /* Tokens in the cache. */
 uint32_t qwen3_ctx_past(const qwen3_ctx *c);
@@ -106,5 +131,9 @@ int32_t qwen3_ctx_token(const qwen3_ctx *c, uint32_t i);
  * both sizes when past+n exceeds the context; LOCO_ERR_INVALID for an id outside the vocab. */
 loco_status qwen3_eval(qwen3_ctx *c, const int32_t *tokens, uint32_t n, float *out_logits,
                        loco_err *err);
+/* qwen3_eval writing the logits of every token: out_logits holds n * n_vocab floats, row i the
+ * logits after tokens[0..i] (teacher forcing: perplexity, the fast path's KL check). */
+loco_status qwen3_eval_all(qwen3_ctx *c, const int32_t *tokens, uint32_t n, float *out_logits,
+                           loco_err *err);
 
 #endif

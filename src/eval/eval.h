@@ -264,8 +264,10 @@ typedef struct {
  * the answer's text (a JSON string) when it holds no structured tool calls, else an OpenAI
  * message {"role","content","tool_calls"} whose arguments are the strings received; tool
  * calls the backend could not parse are kept as <tool_call> text in the content. b and opts
- * are borrowed; b must allow concurrent calls when jobs > 1. LOCO_ERR_NOMEM only (failures
- * of single samples are recorded, not returned). */
+ * are borrowed; b must allow concurrent calls when jobs > 1. Failures of single samples are
+ * recorded, not returned, except one: a backend that cannot be reached (LOCO_ERR_UNAVAILABLE)
+ * stops the run at once, nothing is recorded and err holds that first failure. Else
+ * LOCO_ERR_NOMEM only. */
 loco_status eval_run_backend(eval_set *s, backend *b, const eval_run_opts *opts, loco_err *err);
 
 #endif

@@ -22,6 +22,8 @@ typedef struct {
     size_t next, done, failed, total;
     char **outputs; /* per sample: the output JSON, or NULL */
     char **errors;  /* per sample: why there is none, or NULL */
+    bool unreachable; /* a call could not reach the backend: the run stops */
+    loco_err unreachable_err;
 } runner;
 
 /* A call the backend could not parse is kept as <tool_call> text where it was met, so the
@@ -133,8 +135,10 @@ static chat_request *request_for(const runner *r, const eval_sample *smp, loco_e
     return rc ? NULL : rendered;
 }
 
-/* Runs sample i; *out_output or *out_error gets a malloc'd string. */
-static void run_one(runner *r, size_t i, char **out_output, char **out_error)
+/* Runs sample i; *out_output or *out_error gets a malloc'd string. Returns the call's status
+ * (err, when not NULL, gets its message). */
+static loco_status run_one(runner *r, size_t i, char **out_output, char **out_error,
+                           loco_err *out_err)
 {
     loco_err err;
     loco_err_clear(&err);
@@ -163,6 +167,8 @@ static void run_one(runner *r, size_t i, char **out_output, char **out_error)
         *out_error = strdup(rc ? err.msg : "out of memory");
     chat_answer_release(&a);
     chat_request_free(req);
+    *out_err = err;
+    return rc;
 }
 
 static void *worker(void *arg)
@@ -170,14 +176,27 @@ static void *worker(void *arg)
     runner *r = arg;
     for (;;) {
         pthread_mutex_lock(&r->mu);
-        bool stop = r->next >= r->total || (r->o->cancel && __atomic_load_n(r->o->cancel, __ATOMIC_ACQUIRE));
+        bool stop = r->next >= r->total ||
+                    (r->o->cancel && __atomic_load_n(r->o->cancel, __ATOMIC_ACQUIRE)) ||
+                    r->unreachable;
         size_t i = stop ? 0 : r->order[r->next++];
         pthread_mutex_unlock(&r->mu);
         if (stop)
             return NULL;
         char *output = NULL, *error = NULL;
-        run_one(r, i, &output, &error);
+        loco_err err;
+        loco_status rc = run_one(r, i, &output, &error, &err);
         pthread_mutex_lock(&r->mu);
+        if (rc == LOCO_ERR_UNAVAILABLE || r->unreachable) {
+            /* a backend that cannot be reached fails every sample alike: one message */
+            if (!r->unreachable && rc == LOCO_ERR_UNAVAILABLE)
+                r->unreachable_err = err;
+            r->unreachable = true;
+            pthread_mutex_unlock(&r->mu);
+            free(output);
+            free(error);
+            return NULL;
+        }
         r->outputs[i] = output;
         r->errors[i] = error;
         r->done++;
@@ -210,18 +229,24 @@ static loco_status record(runner *r, loco_err *err)
     return LOCO_OK;
 }
 
-static int cmp_index_by_id(const void *a, const void *b, void *set)
+/* A sample's id and index, sorted by id then index (plain qsort: no context needed). */
+typedef struct {
+    const char *id;
+    size_t index;
+} id_index;
+
+static int cmp_id_index(const void *a, const void *b)
 {
-    size_t x = *(const size_t *)a, y = *(const size_t *)b;
-    int c = strcmp(eval_set_sample(set, x)->id, eval_set_sample(set, y)->id);
-    return c ? c : x < y ? -1 : x > y;
+    const id_index *x = a, *y = b;
+    int c = strcmp(x->id, y->id);
+    return c ? c : x->index < y->index ? -1 : x->index > y->index;
 }
 
 /* r->order = the samples whose id no earlier sample has, in file order (a repeated id is
  * reported and ignored when scoring: running it would only cost time). */
 static loco_status plan(runner *r, size_t n)
 {
-    size_t *by_id = calloc(n ? n : 1, sizeof(size_t));
+    id_index *by_id = calloc(n ? n : 1, sizeof(*by_id));
     bool *dup = calloc(n ? n : 1, sizeof(bool));
     r->order = calloc(n ? n : 1, sizeof(size_t));
     if (!by_id || !dup || !r->order) {
@@ -230,11 +255,10 @@ static loco_status plan(runner *r, size_t n)
         return LOCO_ERR_NOMEM;
     }
     for (size_t i = 0; i < n; i++)
-        by_id[i] = i;
-    qsort_r(by_id, n, sizeof(size_t), cmp_index_by_id, r->s);
+        by_id[i] = (id_index){eval_set_sample(r->s, i)->id, i};
+    qsort(by_id, n, sizeof(*by_id), cmp_id_index);
     for (size_t i = 1; i < n; i++)
-        dup[by_id[i]] = !strcmp(eval_set_sample(r->s, by_id[i])->id,
-                                eval_set_sample(r->s, by_id[i - 1])->id);
+        dup[by_id[i].index] = !strcmp(by_id[i].id, by_id[i - 1].id);
     for (size_t i = 0; i < n; i++) {
         if (!dup[i])
             r->order[r->total++] = i;
@@ -275,7 +299,9 @@ loco_status eval_run_backend(eval_set *s, backend *b, const eval_run_opts *opts,
     worker(&r);
     for (int i = 0; i < started; i++)
         pthread_join(threads[i], NULL);
-    loco_status rc = record(&r, err);
+    loco_status rc = r.unreachable ? LOCO_ERR_UNAVAILABLE : record(&r, err);
+    if (r.unreachable)
+        *err = r.unreachable_err;
     for (size_t i = 0; i < n; i++) {
         free(r.outputs[i]);
         free(r.errors[i]);

@@ -577,6 +577,7 @@ static loco_status open_local(gateway *gw, loco_err *err)
         if (rc)
             return rc;
     }
+    pool_set_startup(gw->pool, gw->cfg.local_start_wait_ms, gw->cfg.ping_interval_ms);
     rc = pool_start_health(gw->pool, gw->cfg.health_interval_ms, err);
     if (rc)
         return rc;
@@ -621,6 +622,8 @@ loco_status gateway_start(const gateway_config *cfg, gateway **out, loco_err *er
         gw->cfg.ping_interval_ms = 5000;
     if (gw->cfg.local_idle_timeout_ms <= 0)
         gw->cfg.local_idle_timeout_ms = 600000;
+    if (gw->cfg.local_start_wait_ms == 0)
+        gw->cfg.local_start_wait_ms = 120000;
     if (!gw->cfg.max_concurrency)
         gw->cfg.max_concurrency = 256;
     if (gw->cfg.max_local_turns <= 0)

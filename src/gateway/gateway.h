@@ -44,6 +44,10 @@ typedef struct {
     long local_idle_timeout_ms;      /* no byte from the local server for this long: give up
                                         (default 600000) */
     long health_interval_ms;         /* pool probes (default 5000) */
+    long local_start_wait_ms;        /* for this long after the start, requests wait for a
+                                        local server still loading its model (it answers 503;
+                                        probed every ping interval) instead of falling back
+                                        (0: 120000; <0: none; see pool_set_startup) */
     unsigned max_concurrency;        /* requests in flight beyond this get 529 (default 256) */
     unsigned max_connections;        /* client connections open at once; the request of one
                                         more is answered 503 and it is closed (default 1024) */

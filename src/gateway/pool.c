@@ -6,12 +6,16 @@
 #include <stdatomic.h>
 
 #include "backend/policy.h"
+#include "base/log.h"
 #include "gateway/pool.h"
 
 typedef struct {
     backend *b;
     atomic_int in_flight;
     atomic_bool healthy;
+    atomic_bool ever_up; /* a probe or a call succeeded since the pool started */
+    atomic_bool loading; /* never up, and it answers "not ready" (llama-server's 503 while it
+                            loads its model) */
 } pool_member_t;
 
 struct pool {
@@ -24,8 +28,63 @@ struct pool {
     bool thread_started;
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    pthread_cond_t ready_cv; /* broadcast after each probe round */
     bool stopping;
+    long start_wait_ms;  /* how long a never-up member counts as starting (0: never) */
+    long start_probe_ms; /* probe interval while one is starting */
+    double t_start;      /* clock_now_ms() at pool_start_health */
 };
+
+static bool window_open(const pool *p)
+{
+    return p->start_wait_ms > 0 && clock_now_ms() - p->t_start < (double)p->start_wait_ms;
+}
+
+/* True while the startup window is open and some member that was never up answers that it is
+ * loading: calls wait for it. (A member that cannot be reached at all is down, as before.) */
+static bool starting(pool *p)
+{
+    if (!window_open(p))
+        return false;
+    for (size_t i = 0; i < p->n; i++) {
+        if (!atomic_load(&p->m[i].ever_up) && atomic_load(&p->m[i].loading))
+            return true;
+    }
+    return false;
+}
+
+/* True while the window is open and some member was never up: probed more often. */
+static bool any_never_up(pool *p)
+{
+    if (!window_open(p))
+        return false;
+    for (size_t i = 0; i < p->n; i++) {
+        if (!atomic_load(&p->m[i].ever_up))
+            return true;
+    }
+    return false;
+}
+
+/* Waits until a member is up, the startup window closes, the pool stops or *cancel. */
+static void wait_ready(pool *p, const volatile int *cancel)
+{
+    log_msg(p->log, LOG_INFO,
+            "no local backend is up yet: waiting up to %.0f s for one that is "
+            "starting",
+            ((double)p->start_wait_ms - (clock_now_ms() - p->t_start)) / 1000.0);
+    pthread_mutex_lock(&p->mu);
+    while (!p->stopping && !pool_any_healthy(p) && starting(p) && !(cancel && *cancel)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&p->ready_cv, &p->mu, &ts);
+    }
+    pthread_mutex_unlock(&p->mu);
+}
 
 /* The healthy member with the fewest calls in flight not in tried; -1 when none. */
 static int acquire(pool *p, uint64_t tried)
@@ -70,14 +129,16 @@ static loco_status relay_event(void *ctx, const chat_event *ev)
     return r->cb(r->ctx, ev);
 }
 
-static loco_status pool_complete(backend *base, const chat_request *req, const backend_call *call,
-                                 chat_event_fn cb, void *ctx, backend_result *out, loco_err *err)
+/* One pass over the members (see pool_complete); *out_forwarded when an event reached cb. */
+static loco_status try_members(pool *p, const chat_request *req, const backend_call *call,
+                               chat_event_fn cb, void *ctx, backend_result *out, loco_err *err,
+                               bool *out_forwarded)
 {
-    pool *p = (pool *)base;
     uint64_t tried = 0;
     bool any_timeout = false, any_error = false, any_busy = false;
     char last[LOCO_ERR_MSG_MAX] = "";
     int last_http = 0;
+    *out_forwarded = false;
     for (;;) {
         int m = acquire(p, tried);
         if (m < 0)
@@ -88,6 +149,11 @@ static loco_status pool_complete(backend *base, const chat_request *req, const b
         bool busy = rc == LOCO_ERR_BUSY;
         bool server_failed = policy_server_failed(rc, out->http_status);
         release(p, m, server_failed && !r.forwarded);
+        if (rc == LOCO_OK)
+            atomic_store(&p->m[m].ever_up, true);
+        else if (out->http_status == 503 && !atomic_load(&p->m[m].ever_up))
+            atomic_store(&p->m[m].loading, true);
+        *out_forwarded = r.forwarded;
         if (rc == LOCO_OK || r.forwarded || (!server_failed && !busy))
             return rc;
         log_msg(p->log, LOG_WARN, "local backend %s failed: %s", p->m[m].b->url,
@@ -107,6 +173,25 @@ static loco_status pool_complete(backend *base, const chat_request *req, const b
     if (last[0])
         return loco_err_set(err, rc, "%s", last);
     return loco_err_set(err, rc, "no local model server is up");
+}
+
+static loco_status pool_complete(backend *base, const chat_request *req, const backend_call *call,
+                                 chat_event_fn cb, void *ctx, backend_result *out, loco_err *err)
+{
+    pool *p = (pool *)base;
+    /* a server that is still starting (never up since the pool started) is waited for, not
+     * reported down: once before trying, and once more when every member failed */
+    if (!pool_any_healthy(p) && starting(p))
+        wait_ready(p, call->cancel);
+    bool forwarded = false;
+    loco_status rc = try_members(p, req, call, cb, ctx, out, err, &forwarded);
+    if (rc == LOCO_OK || forwarded || rc == LOCO_ERR_BUSY || !starting(p) ||
+        (call->cancel && *call->cancel))
+        return rc;
+    wait_ready(p, call->cancel);
+    if (!pool_any_healthy(p) || (call->cancel && *call->cancel))
+        return rc;
+    return try_members(p, req, call, cb, ctx, out, err, &forwarded);
 }
 
 static loco_status pool_count_tokens(backend *base, const chat_request *req, long *out_n,
@@ -158,6 +243,7 @@ loco_status pool_new(const loco_log *log, pool **out, loco_err *err)
     }
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
+    pthread_cond_init(&p->ready_cv, NULL);
     p->log = log;
     *out = p;
     return LOCO_OK;
@@ -173,6 +259,8 @@ loco_status pool_add(pool *p, backend *b, loco_err *err)
     p->m[p->n].b = b;
     atomic_init(&p->m[p->n].in_flight, 0);
     atomic_init(&p->m[p->n].healthy, true);
+    atomic_init(&p->m[p->n].ever_up, false);
+    atomic_init(&p->m[p->n].loading, false);
     p->n++;
     return LOCO_OK;
 }
@@ -182,8 +270,12 @@ static void probe_all(pool *p)
     for (size_t i = 0; i < p->n; i++) {
         loco_err err;
         loco_err_clear(&err);
-        bool ok = backend_health(p->m[i].b, &err) == LOCO_OK;
+        loco_status rc = backend_health(p->m[i].b, &err);
+        bool ok = rc == LOCO_OK;
         bool was = atomic_exchange(&p->m[i].healthy, ok);
+        if (ok)
+            atomic_store(&p->m[i].ever_up, true);
+        atomic_store(&p->m[i].loading, rc == LOCO_ERR_UPSTREAM && !atomic_load(&p->m[i].ever_up));
         if (was != ok)
             log_msg(p->log, ok ? LOG_INFO : LOG_WARN, "local backend %s is %s%s%s",
                     p->m[i].b->url, ok ? "up" : "down", ok ? "" : ": ", ok ? "" : err.msg);
@@ -198,10 +290,15 @@ static void *health_main(void *arg)
         pthread_mutex_unlock(&p->mu);
         probe_all(p);
         pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->ready_cv);
+        long interval = any_never_up(p) && p->start_probe_ms > 0 &&
+                                p->start_probe_ms < p->interval_ms
+                            ? p->start_probe_ms
+                            : p->interval_ms;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += p->interval_ms / 1000;
-        ts.tv_nsec += (p->interval_ms % 1000) * 1000000L;
+        ts.tv_sec += interval / 1000;
+        ts.tv_nsec += (interval % 1000) * 1000000L;
         if (ts.tv_nsec >= 1000000000L) {
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;
@@ -213,9 +310,16 @@ static void *health_main(void *arg)
     return NULL;
 }
 
+void pool_set_startup(pool *p, long wait_ms, long probe_ms)
+{
+    p->start_wait_ms = wait_ms > 0 ? wait_ms : 0;
+    p->start_probe_ms = probe_ms > 0 ? probe_ms : 1000;
+}
+
 loco_status pool_start_health(pool *p, long interval_ms, loco_err *err)
 {
     p->interval_ms = interval_ms > 0 ? interval_ms : 5000;
+    p->t_start = clock_now_ms();
     if (pthread_create(&p->thread, NULL, health_main, p) != 0)
         return loco_err_set(err, LOCO_ERR_NOMEM, "cannot start the health thread");
     p->thread_started = true;
@@ -230,6 +334,7 @@ void pool_free(pool *p)
         pthread_mutex_lock(&p->mu);
         p->stopping = true;
         pthread_cond_broadcast(&p->cv);
+        pthread_cond_broadcast(&p->ready_cv);
         pthread_mutex_unlock(&p->mu);
         pthread_join(p->thread, NULL);
     }
@@ -237,6 +342,7 @@ void pool_free(pool *p)
         backend_free(p->m[i].b);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
+    pthread_cond_destroy(&p->ready_cv);
     free(p->base.url);
     free(p);
 }

@@ -20,6 +20,13 @@ loco_status pool_new(const loco_log *log, pool **out, loco_err *err);
 /* Adds member b (consumed: the pool frees it, also on failure). Before pool_start_health
  * only. LOCO_ERR_LIMIT past POOL_MAX members. */
 loco_status pool_add(pool *p, backend *b, loco_err *err);
+/* For wait_ms after the pool starts, a member that has not been up yet is probed every
+ * probe_ms instead of the health interval; one that answers but is not ready (its health
+ * check fails with an HTTP error, a call with 503: llama-server while it loads its model) is
+ * "starting", and a call that finds no member up waits for it (up to the rest of wait_ms, or
+ * until call->cancel) instead of failing. A member that cannot be reached is down at once, as
+ * before. wait_ms 0: no waiting (the default). Before pool_start_health only. */
+void pool_set_startup(pool *p, long wait_ms, long probe_ms);
 /* Starts the health thread: every interval_ms each member is probed; an unhealthy member
  * comes back once a probe succeeds. The first round runs at once. */
 loco_status pool_start_health(pool *p, long interval_ms, loco_err *err);

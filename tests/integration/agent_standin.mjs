@@ -45,8 +45,9 @@ function view(body) {
 }
 
 // Starts the server. script(view) returns the answer: a string (the model's whole text), or
-// {text, delayMs} (a pause between chunks), {status, body} (an error), {hang: true} (never
-// answer). Returns {url, requests, failures, stop()}.
+// {text, delayMs, usage} (a pause between chunks; usage: {prompt_tokens, completion_tokens}
+// sent in a last chunk as llama-server does), {status, body} (an error), {hang: true} (never
+// answer). Each view also has the request's path. Returns {url, requests, failures, stop()}.
 export async function startModel(script) {
   const model = { requests: [], failures: [], hung: new Set() };
   const sockets = new Set();
@@ -63,6 +64,7 @@ export async function startModel(script) {
     let answer;
     try {
       v = view(JSON.parse(raw));
+      v.path = req.url;
       model.requests.push(v);
       answer = await script(v);
     } catch (err) {
@@ -90,6 +92,9 @@ export async function startModel(script) {
       res.write(chunk({ content: text.slice(i, i + 7) }));
     }
     res.write(chunk({}, 'stop'));
+    if (answer.usage) {
+      res.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created: 1, model: v.body.model ?? 'x', choices: [], usage: answer.usage })}\n\n`);
+    }
     res.end('data: [DONE]\n\n');
   });
   server.on('connection', (s) => {

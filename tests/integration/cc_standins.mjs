@@ -153,11 +153,26 @@ function subagentResult(messages, id) {
   return null;
 }
 
-// The main agent: spawn the sub-agent once, then quote what it found.
+// The main agent: spawn the sub-agent once, then quote what it found. Markers in the task
+// (for `loco analyze --driver claude`): FAIL_ME answers 400; WRITE_IT saves the report with
+// the Write tool at the path after "save it to" before answering.
 function cloudMain(res, body, opts) {
   const messages = body.messages || [];
+  const task = messages.length ? contentText(messages[0].content) : '';
+  if (task.includes('FAIL_ME')) {
+    sendJson(res, 400, { type: 'error', error: { type: 'invalid_request_error', message: 'scripted failure (FAIL_ME)' } });
+    return;
+  }
   const tool = subagentTool(body.tools);
   const id = tool ? subagentCallId(messages, tool.name) : null;
+  const saveTo = task.match(/save it to (\S+)/);
+  if (id && saveTo && task.includes('WRITE_IT') && subagentResult(messages, id) !== null) {
+    const wrote = messages.some((m) => m.role === 'assistant' && Array.isArray(m.content) &&
+      m.content.some((b) => b.type === 'tool_use' && b.name === 'Write'));
+    anthropicAnswer(res, body, wrote ? [{ type: 'text', text: 'Saved the answer.' }]
+      : [{ type: 'tool_use', name: 'Write', input: { file_path: saveTo[1], content: `# Answer\n\n${subagentResult(messages, id).trim()}\n` } }]);
+    return;
+  }
   if (id) {
     const result = subagentResult(messages, id);
     const text = result === null ? 'Waiting for the agent.' : `Sub-agent report: ${result.trim()}`;

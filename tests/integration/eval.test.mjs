@@ -177,9 +177,11 @@ test('predictions from a scripted OpenAI-compatible server score like the same p
   // s12 has no prediction: the server answers 404, a failed sample, not a fatal error
   assert.deepEqual(fromServer.predictions, { lines: 0, valid: 11, broken: 0, failed: 1 });
   assert.ok(fromServer.problems.some((p) => p.source === 'backend' && /sample 's12': .*404/.test(p.message)), JSON.stringify(fromServer.problems));
-  // plain progress lines on a non-terminal, one per sample run: s01..s12 (not the repeated s01)
-  assert.equal((stderr.match(/^loco eval: \[\d+\/12\] /gm) ?? []).length, 12, stderr);
+  // the progress display on a non-terminal: plain lines (at most one per tenth), the failed
+  // sample named, the end at 12/12 (s01..s12, not the repeated s01)
   assert.match(stderr, /\[\d+\/12\] s12 failed: /);
+  assert.match(stderr, /^100% {2}12\/12 samples/m, stderr);
+  assert.ok((stderr.match(/^ *\d+% /gm) ?? []).length <= 11, stderr);
   assert.equal(standin.requests.length, 12);
 
   // what the model saw: qwen text, the sample's own system prompt, no tools field
@@ -228,8 +230,10 @@ test('usage errors, unreadable files and nothing to score', async () => {
   r = await loco([SAMPLES, '--predictions', PREDICTIONS, '--format', 'xml']);
   assert.equal(r.code, 2);
   r = await loco([SAMPLES, '--backend', 'carrier-pigeon:x']);
-  assert.equal(r.code, 1);
-  assert.match(r.stderr, /unknown --backend 'carrier-pigeon:x'/);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--backend is engine, openai:URL or anthropic:URL/);
+  r = await loco([SAMPLES, '--backend', 'openai:localhost:8080']); // not a URL
+  assert.equal(r.code, 2);
   r = await loco([path.join(tmp, 'no-such.jsonl'), '--predictions', PREDICTIONS]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /no-such\.jsonl/);
@@ -244,10 +248,12 @@ test('usage errors, unreadable files and nothing to score', async () => {
   assert.match(r.stdout, /Calls per turn +mean number of calls in turns that have at least one/);
 });
 
-test('a model server that cannot be reached fails each sample, not the run', async () => {
-  const r = await loco([SAMPLES, '--backend', 'openai:http://127.0.0.1:9', '--format', 'json', '--quiet']);
-  assert.equal(r.code, 1); // nothing scored
-  const j = JSON.parse(r.stdout);
-  assert.equal(j.predictions.failed, 12);
-  assert.equal(j.missing_predictions.length, 12);
+test('a model server that cannot be reached stops the run at the first connection error, one message', async () => {
+  const r = await loco([SAMPLES, '--backend', 'openai:http://127.0.0.1:9', '--format', 'json', '--jobs', '4']);
+  assert.equal(r.code, 1);
+  assert.equal(r.stdout, '');
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.filter((l) => /127\.0\.0\.1:9/.test(l)).length, 1, r.stderr);
+  assert.doesNotMatch(r.stderr, /\[\d+\/12\]/); // no sample is reported one by one
+  assert.match(r.stderr, /is the model server running/);
 });

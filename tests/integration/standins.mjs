@@ -188,9 +188,15 @@ export class LocalStandin extends Standin {
     super('local');
     this.defaults = { chunkSize: 4, delayMs: 2, ...opts };
     this.healthy = true;
+    this.loading = !!opts.loading; // like llama-server loading its model: 503 on every endpoint
   }
 
   async handle(record, req, res) {
+    if (this.loading) {
+      this.otherRequests.push(record);
+      sendJson(res, 503, { error: { code: 503, message: 'Loading model', type: 'unavailable_error' } });
+      return;
+    }
     if (record.method === 'GET') {
       this.otherRequests.push(record);
       if (record.path === '/health') {

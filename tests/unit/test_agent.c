@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -146,11 +147,43 @@ static loco_status echo_run(const agent_tool_ctx *ctx, const json_t *args, buf *
     return buf_appendf(out, s ? "echo:%s" : "Echo: text is required", s ? s : "");
 }
 
+/* Overlap accounting for the parallel test (no timing): Sleep calls wait (up to 5 s) until
+ * four of them run at once, so run one at a time they would never see four; SeqSleep notes
+ * whether any other call ran beside it. */
+static atomic_int g_running, g_max_running, g_seq_overlap;
+
+static void running_enter(void)
+{
+    int now = atomic_fetch_add(&g_running, 1) + 1;
+    int max = atomic_load(&g_max_running);
+    while (now > max && !atomic_compare_exchange_weak(&g_max_running, &max, now))
+        ;
+}
+
 static loco_status sleep_run(const agent_tool_ctx *ctx, const json_t *args, buf *out, bool *is_error)
 {
     (void)ctx;
     (void)args;
-    usleep(200 * 1000);
+    running_enter();
+    for (int i = 0; i < 500 && atomic_load(&g_max_running) < 4; i++)
+        usleep(10 * 1000);
+    atomic_fetch_sub(&g_running, 1);
+    *is_error = false;
+    return buf_appends(out, "slept");
+}
+
+static loco_status seqsleep_run(const agent_tool_ctx *ctx, const json_t *args, buf *out,
+                                bool *is_error)
+{
+    (void)ctx;
+    (void)args;
+    if (atomic_load(&g_running))
+        atomic_store(&g_seq_overlap, 1);
+    running_enter();
+    usleep(50 * 1000);
+    if (atomic_load(&g_running) != 1)
+        atomic_store(&g_seq_overlap, 1);
+    atomic_fetch_sub(&g_running, 1);
     *is_error = false;
     return buf_appends(out, "slept");
 }
@@ -197,7 +230,7 @@ static loco_status write_run(const agent_tool_ctx *ctx, const json_t *args, buf 
 static const agent_tool tool_echo = {"Echo", "echoes", "{\"type\":\"object\"}", true, echo_run};
 static const agent_tool tool_sleep = {"Sleep", "sleeps", "{\"type\":\"object\"}", true, sleep_run};
 static const agent_tool tool_seqsleep = {"SeqSleep", "sleeps", "{\"type\":\"object\"}", false,
-                                         sleep_run};
+                                         seqsleep_run};
 static const agent_tool tool_big = {"Big", "big output", "{\"type\":\"object\"}", true, big_run};
 static const agent_tool tool_cancel = {"Cancel", "cancels", "{\"type\":\"object\"}", true,
                                        cancel_run};
@@ -217,7 +250,8 @@ typedef struct {
     char transcript[340];
     fake f;
     agent_config cfg;
-    buf events; /* one line per event */
+    buf events; /* one line per tool call or note */
+    buf turns;  /* one line per model turn event */
 } fixture;
 
 static void on_event(void *ctx, const agent_event *e)
@@ -226,8 +260,13 @@ static void on_event(void *ctx, const agent_event *e)
     if (e->type == AGENT_EV_TOOL)
         buf_appendf(&fx->events, "%d:%d %s %s %s\n", e->depth, e->turn, e->tool, e->summary,
                     e->is_error ? "error" : "ok");
-    else
+    else if (e->type == AGENT_EV_NOTE)
         buf_appendf(&fx->events, "%d:%d note %s\n", e->depth, e->turn, e->text);
+    else if (e->type == AGENT_EV_TURN_START)
+        buf_appendf(&fx->turns, "%d:%d start\n", e->depth, e->turn);
+    else
+        buf_appendf(&fx->turns, "%d:%d end %zu calls%s\n", e->depth, e->turn, e->calls,
+                    e->is_error ? " failed" : "");
 }
 
 static void fixture_init(fixture *fx, script_fn script)
@@ -243,6 +282,7 @@ static void fixture_init(fixture *fx, script_fn script)
     assert_int_equal(mkdir(fx->out, 0755), 0);
     fake_init(&fx->f, script);
     buf_init(&fx->events, BUF_UNLIMITED);
+    buf_init(&fx->turns, BUF_UNLIMITED);
     agent_config_init(&fx->cfg);
     fx->cfg.backend = &fx->f.base;
     fx->cfg.system_prompt = "TRAINING PROMPT";
@@ -261,6 +301,7 @@ static void fixture_release(fixture *fx)
 {
     fake_release(&fx->f);
     buf_release(&fx->events);
+    buf_release(&fx->turns);
     char cmd[400];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx->root);
     assert_int_equal(system(cmd), 0);
@@ -365,6 +406,10 @@ static void test_tool_calls_and_answer(void **state)
     const char *ev = buf_str(&fx.events);
     assert_true(!strcmp(ev, "0:1 Echo a ok\n0:1 Echo b ok\n") ||
                 !strcmp(ev, "0:1 Echo b ok\n0:1 Echo a ok\n"));
+    /* each model turn is announced and then reported with its tool calls (for loco ask's
+     * display) */
+    assert_string_equal(buf_str(&fx.turns), "0:1 start\n0:1 end 2 calls\n0:2 start\n"
+                                            "0:2 end 0 calls\n");
 
     /* transcript: every line JSON; meta, system, 4 messages, 2 tools, end */
     char *t = slurp(fx.transcript);
@@ -635,12 +680,13 @@ static void test_read_only_calls_run_in_parallel(void **state)
     fixture_init(&fx, script_parallel);
     agent_result r;
     loco_err err;
-    double t0 = clock_now_ms();
+    atomic_store(&g_running, 0);
+    atomic_store(&g_max_running, 0);
+    atomic_store(&g_seq_overlap, 0);
     assert_int_equal(agent_run(&fx.cfg, "q", &r, &err), LOCO_OK);
-    double ms = clock_now_ms() - t0;
-    /* 4 parallel sleeps (~200 ms) + 2 sequential (~400 ms): ~600 ms, not 1200 */
-    assert_true(ms >= 580);
-    assert_true(ms < 1100);
+    /* the 4 read-only Sleeps ran at once; each SeqSleep (not read-only) ran alone */
+    assert_int_equal(atomic_load(&g_max_running), 4);
+    assert_int_equal(atomic_load(&g_seq_overlap), 0);
     assert_int_equal(r.tool_calls, 6);
     const chat_message *um = last_msg(fx.f.reqs[1]);
     assert_int_equal(um->n_blocks, 6);

@@ -161,7 +161,7 @@ static loco_status on_event(void *ctx, const chat_event *ev)
         assert_non_null(ev->id);
         assert_string_equal(ev->model, "tiny");
         if (l->cancel_at_start)
-            *l->cancel_at_start = 1;
+            __atomic_store_n(l->cancel_at_start, 1, __ATOMIC_RELEASE);
         return LOCO_OK;
     case CHAT_EV_MESSAGE_END:
         l->ends++;
@@ -498,6 +498,171 @@ static void test_concurrent_calls(void **state)
     backend_free(b);
 }
 
+/* ---- the serving API (docs/internals/backends.md) ---- */
+
+typedef struct {
+    backend *b;
+    volatile int cancel;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int started;
+    loco_status rc;
+} busy_run;
+
+static loco_status busy_event(void *ctx, const chat_event *ev)
+{
+    busy_run *r = ctx;
+    if (ev->type == CHAT_EV_MESSAGE_START) {
+        pthread_mutex_lock(&r->mu);
+        r->started = 1;
+        pthread_cond_broadcast(&r->cv);
+        pthread_mutex_unlock(&r->mu);
+    }
+    return LOCO_OK;
+}
+
+static void *busy_main(void *arg)
+{
+    busy_run *r = arg;
+    chat_request *req = greedy_request(100000); /* runs to the context end unless cancelled */
+    backend_call call;
+    memset(&call, 0, sizeof(call));
+    call.cancel = &r->cancel;
+    call.cache_key = "agent-busy";
+    loco_err err;
+    loco_err_clear(&err);
+    r->rc = backend_complete(r->b, req, &call, busy_event, r, NULL, &err);
+    chat_request_free(req);
+    return NULL;
+}
+
+static void test_serving_api(void **state)
+{
+    (void)state;
+    if (!have_model)
+        skip();
+    backend_engine_opts o;
+    memset(&o, 0, sizeof(o));
+    o.model_path = model_path;
+    o.ctx = 1024;
+    o.threads = 2;
+    o.parallel = 1;
+    o.queue_max = -1; /* nobody waits */
+    o.nfc = true;
+    backend *b = NULL;
+    loco_err err;
+    loco_err_clear(&err);
+    assert_int_equal(backend_engine_new(&o, &b, &err), LOCO_OK);
+
+    /* tokenizer round trip; special tokens only when asked */
+    int32_t *ids = NULL;
+    size_t n = 0;
+    const char *text = "h\xc3\xa9llo <|im_end|>";
+    assert_int_equal(backend_engine_tokenize(b, text, strlen(text), false, &ids, &n, &err), LOCO_OK);
+    bool special = false;
+    for (size_t i = 0; i < n; i++)
+        special |= ids[i] == 151645;
+    assert_false(special);
+    char *back = NULL;
+    assert_int_equal(backend_engine_detokenize(b, ids, n, &back, &err), LOCO_OK);
+    assert_string_equal(back, text);
+    free(back);
+    free(ids);
+    assert_int_equal(backend_engine_tokenize(b, text, strlen(text), true, &ids, &n, &err), LOCO_OK);
+    assert_int_equal(ids[n - 1], 151645);
+    free(ids);
+    /* a character split over tokens, cut after its first token: U+FFFD at the end */
+    const char *rare[] = {"\xf0\x90\x8d\x88", "\xf0\x9d\x94\xb8", "\xe4\xb6\xb5"};
+    bool cut = false;
+    for (size_t i = 0; i < LOCO_ARRAY_LEN(rare) && !cut; i++) {
+        assert_int_equal(backend_engine_tokenize(b, rare[i], strlen(rare[i]), false, &ids, &n, &err),
+                         LOCO_OK);
+        if (n >= 2) {
+            assert_int_equal(backend_engine_detokenize(b, ids, 1, &back, &err), LOCO_OK);
+            assert_string_equal(back, "\xef\xbf\xbd");
+            free(back);
+            cut = true;
+        }
+        free(ids);
+    }
+    assert_true(cut);
+
+    /* a raw completion, then the same with a stop sequence from its own text */
+    chat_request *params = chat_request_new();
+    params->model = chat_strdup(params, "tiny");
+    params->has_temperature = true;
+    params->temperature = 0;
+    params->max_tokens = 12;
+    const char *prompt = "<|im_start|>user\nWrite a poem.<|im_end|>\n<|im_start|>assistant\n";
+    run_log l;
+    memset(&l, 0, sizeof(l));
+    buf_init(&l.text, 1 << 20);
+    backend_result res;
+    assert_int_equal(backend_engine_complete_text(b, prompt, params, NULL, on_event, &l, &res, &err),
+                     LOCO_OK);
+    assert_int_equal(l.starts, 1);
+    assert_int_equal(l.ends, 1);
+    assert_true(l.text.len >= 6);
+    size_t k = l.text.len / 2;
+    char stop[4];
+    memcpy(stop, buf_str(&l.text) + k, 3);
+    stop[3] = '\0';
+    size_t first = (size_t)(strstr(buf_str(&l.text), stop) - buf_str(&l.text));
+    char *want = strndup(buf_str(&l.text), first);
+    buf_release(&l.text);
+    const char *stops[1] = {stop};
+    params->stop = stops;
+    params->n_stop = 1;
+    memset(&l, 0, sizeof(l));
+    buf_init(&l.text, 1 << 20);
+    assert_int_equal(backend_engine_complete_text(b, prompt, params, NULL, on_event, &l, &res, &err),
+                     LOCO_OK);
+    assert_string_equal(buf_str(&l.text), want);
+    assert_int_equal(l.stop, CHAT_STOP_STOP_SEQUENCE);
+    params->stop = NULL;
+    params->n_stop = 0;
+    free(want);
+    buf_release(&l.text);
+    chat_request_free(params);
+
+    /* one call runs, none may wait: the next is refused at once */
+    busy_run br;
+    memset(&br, 0, sizeof(br));
+    br.b = b;
+    pthread_mutex_init(&br.mu, NULL);
+    pthread_cond_init(&br.cv, NULL);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, busy_main, &br), 0);
+    pthread_mutex_lock(&br.mu);
+    while (!br.started)
+        pthread_cond_wait(&br.cv, &br.mu);
+    pthread_mutex_unlock(&br.mu);
+    chat_request *r = greedy_request(2);
+    memset(&l, 0, sizeof(l));
+    buf_init(&l.text, 1 << 20);
+    loco_err_clear(&err);
+    assert_int_equal(backend_complete(b, r, NULL, on_event, &l, &res, &err), LOCO_ERR_BUSY);
+    assert_false(res.got_events);
+    buf_release(&l.text);
+    struct backend_engine_stats st;
+    assert_int_equal(backend_engine_stats(b, &st), LOCO_OK);
+    assert_int_equal(st.active, 1);
+    assert_int_equal(st.busy, 1);
+    __atomic_store_n(&br.cancel, 1, __ATOMIC_RELEASE);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(br.rc, LOCO_ERR_CANCELLED);
+    assert_int_equal(backend_engine_stats(b, &st), LOCO_OK);
+    assert_int_equal(st.active, 0);
+    assert_int_equal(st.cancelled, 1);
+    assert_int_equal(st.requests, 3);
+    assert_true(st.prompt_tokens > 0 && st.gen_tokens > 0);
+    assert_int_equal(backend_engine_stats(NULL, &st), LOCO_ERR_INVALID);
+    pthread_mutex_destroy(&br.mu);
+    pthread_cond_destroy(&br.cv);
+    chat_request_free(r);
+    backend_free(b);
+}
+
 static void test_bad_options(void **state)
 {
     (void)state;
@@ -521,6 +686,7 @@ int main(void)
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_overflow_and_context_end),
         cmocka_unit_test(test_concurrent_calls),
+        cmocka_unit_test(test_serving_api),
         cmocka_unit_test(test_bad_options),
     };
     return cmocka_run_group_tests(tests, make_model, remove_model);

@@ -162,6 +162,7 @@ static void test_shipped_files(void **state)
     DIR *d = opendir(dir);
     assert_non_null(d);
     int files = 0;
+    bool tqdm = false;
     for (struct dirent *e = readdir(d); e; e = readdir(d)) {
         size_t n = strlen(e->d_name);
         if (n < 12 || strcmp(e->d_name + n - 12, "-queries.txt"))
@@ -174,11 +175,19 @@ static void test_shipped_files(void **state)
         assert_int_equal(agent_queries_load(path, &q, &err), LOCO_OK);
         assert_true(q.n >= 10);
         assert_int_equal(q.n_problems, 0);
+        if (!strcmp(e->d_name, "tqdm-queries.txt")) {
+            /* the seed's batch: 200 questions, ids 1..200 in order */
+            tqdm = true;
+            assert_int_equal(q.n, 200);
+            for (size_t i = 0; i < q.n; i++)
+                assert_int_equal(q.items[i].id, (long)i + 1);
+        }
         agent_queries_release(&q);
         files++;
     }
     closedir(d);
-    assert_true(files >= 1);
+    assert_true(files >= 2);
+    assert_true(tqdm);
 }
 
 int main(void)

@@ -1,0 +1,1309 @@
+/* attn.c: flash-style attention over the paged KV cache (attn.h). A work item is one KV head
+ * of one sequence, a block of its query tokens (all the query heads that share that KV head,
+ * so each K/V tile is read once for the whole group) and a range of KV positions. Per tile of
+ * KV_BLOCK positions: K and V rows are converted to f32 once, scores S = Q K^T, the online
+ * softmax update (running max m, sum l, rescaled accumulator), acc += P V. Items that cover
+ * only part of the KV range leave (m, l, acc) for a merge pass. Each kernel has a scalar
+ * definition; AVX2+FMA+F16C versions compute the same quantities (not the same bits). */
+#include "base/common.h"
+
+#include <math.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define ATTN_X86 1
+#define ATTN_AVX2 __attribute__((target("avx2,fma,f16c")))
+#endif
+
+#include "engine/attn.h"
+#include "engine/ggml_types.h"
+
+/* Query rows per item: tokens per item times the group size, about this many. */
+#define ATTN_ROWS 64
+/* Query rows up to which K and V are read straight from the cache rows (else converted to an
+ * f32 tile once for all rows). */
+#ifndef ATTN_DIRECT_ROWS
+#define ATTN_DIRECT_ROWS 4
+#endif
+/* Fewest KV positions per chunk when an item's KV range is split. */
+#define ATTN_MIN_CHUNK 256
+
+typedef struct {
+    uint32_t seg;
+    uint32_t head;    /* KV head */
+    uint32_t t0, t1;  /* query tokens */
+    uint32_t k0, k1;  /* KV positions */
+    int32_t part;     /* index of its partial result, -1: writes the output itself */
+} attn_item;
+
+typedef struct {
+    uint32_t seg, head, t0, t1;
+    uint32_t part0, n_parts;
+} attn_merge;
+
+typedef struct {
+    float *q;    /* (rows_pad, d) queries of the item, pre-scaled */
+    float *kf;   /* (KV_BLOCK + 1, d) K tile as f32 */
+    float *vf;   /* (KV_BLOCK, d) V tile as f32 */
+    float *s;    /* (rows_pad, KV_BLOCK + 2) scores, then weights */
+    float *acc;  /* (rows_pad, d) */
+    float *m;    /* (rows_pad) running max */
+    float *l;    /* (rows_pad) running sum */
+    /* the BF16 kernel's (rows up to ATTN_ROWS, padded to 16) */
+    uint32_t *bq; /* (head_dim / 2, 64) query pairs; the f32 kernel's (head_dim, 64) queries */
+    uint32_t *bk; /* (KV_BLOCK, head_dim / 2) key pairs */
+    uint32_t *bp; /* (KV_BLOCK / 2, 64) weight pairs */
+    uint32_t *bv; /* (KV_BLOCK / 2, head_dim) value pairs */
+    float *bs;    /* (KV_BLOCK, 64) scores */
+    float *bo;    /* (head_dim, 64) output sums */
+    float *bc;    /* (64) rescale factors */
+    int32_t *blim;/* (64) last position each row sees */
+} attn_scratch;
+
+struct attn_ctx {
+    uint32_t n_head, n_head_kv, d, group;
+    uint32_t qb;        /* query tokens per item */
+    uint32_t rows_pad;  /* qb * group rounded up to 4 */
+    uint32_t n_threads;
+    uint32_t max_items, max_parts, max_merges;
+    attn_scratch *ts;   /* (n_threads) */
+    attn_item *items;
+    attn_merge *merges;
+    float *parts;       /* (max_parts, rows_pad * (d + 2)): m, l, acc per row */
+    bool simd;
+    bool bf16;          /* AVX512_BF16 kernel for prompt items */
+    /* the step being run */
+    const attn_seg *segs;
+    uint32_t layer;
+    uint32_t n_items, n_merges;
+};
+
+/* ---------------------------------------------------------------- scalar kernels */
+
+static void cvt_rows(ggml_type t, const uint8_t *src, size_t row_bytes, uint32_t n, uint32_t d,
+                     float *dst)
+{
+    for (uint32_t r = 0; r < n; r++) {
+        const uint8_t *p = src + (size_t)r * row_bytes;
+        float *o = dst + (size_t)r * d;
+        if (t == GGML_TYPE_F16) {
+            const uint16_t *h = (const uint16_t *)p;
+            for (uint32_t i = 0; i < d; i++)
+                o[i] = fp16_to_f32(h[i]);
+        } else { /* Q8_0: blocks of (f16 scale, 32 int8) */
+            for (uint32_t b = 0; b < d / 32; b++) {
+                const uint8_t *blk = p + (size_t)b * 34;
+                uint16_t hs;
+                memcpy(&hs, blk, 2);
+                const float sc = fp16_to_f32(hs);
+                const int8_t *qv = (const int8_t *)(blk + 2);
+                for (uint32_t i = 0; i < 32; i++)
+                    o[b * 32 + i] = sc * (float)qv[i];
+            }
+        }
+    }
+}
+
+/* s[r * ss + j] = q_r . k_j for r < rows, j < n. */
+static void qk_scalar(const float *q, uint32_t rows, const float *k, uint32_t n, uint32_t d,
+                      float *s, uint32_t ss)
+{
+    for (uint32_t r = 0; r < rows; r++)
+        for (uint32_t j = 0; j < n; j++) {
+            float sum = 0.0f;
+            for (uint32_t i = 0; i < d; i++)
+                sum += q[(size_t)r * d + i] * k[(size_t)j * d + i];
+            s[(size_t)r * ss + j] = sum;
+        }
+}
+
+/* acc_r += sum_j p[r * ss + j] v_j for r < rows. */
+static void pv_scalar(const float *p, uint32_t rows, uint32_t ss, const float *v, uint32_t n,
+                      uint32_t d, float *acc)
+{
+    for (uint32_t r = 0; r < rows; r++)
+        for (uint32_t j = 0; j < n; j++) {
+            const float w = p[(size_t)r * ss + j];
+            if (w == 0.0f)
+                continue;
+            for (uint32_t i = 0; i < d; i++)
+                acc[(size_t)r * d + i] += w * v[(size_t)j * d + i];
+        }
+}
+
+/* x[i] = exp(x[i] - m) for i < n; returns their sum. */
+static float exp_sum_scalar(float *x, uint32_t n, float m)
+{
+    float sum = 0.0f;
+    for (uint32_t i = 0; i < n; i++) {
+        x[i] = expf(x[i] - m);
+        sum += x[i];
+    }
+    return sum;
+}
+
+/* ---------------------------------------------------------------- AVX2 kernels */
+
+#ifdef ATTN_X86
+ATTN_AVX2 static void cvt_f16_avx2(const uint8_t *src, size_t row_bytes, uint32_t n, uint32_t d,
+                                   float *dst)
+{
+    for (uint32_t r = 0; r < n; r++) {
+        const uint16_t *h = (const uint16_t *)(src + (size_t)r * row_bytes);
+        float *o = dst + (size_t)r * d;
+        for (uint32_t i = 0; i < d; i += 8)
+            _mm256_storeu_ps(o + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + i))));
+    }
+}
+
+ATTN_AVX2 static void cvt_q8_avx2(const uint8_t *src, size_t row_bytes, uint32_t n, uint32_t d,
+                                  float *dst)
+{
+    for (uint32_t r = 0; r < n; r++) {
+        const uint8_t *p = src + (size_t)r * row_bytes;
+        float *o = dst + (size_t)r * d;
+        for (uint32_t b = 0; b < d / 32; b++) {
+            const uint8_t *blk = p + (size_t)b * 34;
+            uint16_t hs;
+            memcpy(&hs, blk, 2);
+            const __m256 sc = _mm256_set1_ps(_cvtsh_ss(hs));
+            for (uint32_t i = 0; i < 32; i += 8) {
+                __m128i b8 = _mm_loadl_epi64((const __m128i *)(blk + 2 + i));
+                __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b8));
+                _mm256_storeu_ps(o + b * 32 + i, _mm256_mul_ps(f, sc));
+            }
+        }
+    }
+}
+
+/* The eight sums of a[0..7] in one vector: [sum a0, sum a1, ..., sum a7]. */
+ATTN_AVX2 static __m256 hsum8(const __m256 a[8])
+{
+    __m256 t0 = _mm256_hadd_ps(a[0], a[1]);
+    __m256 t1 = _mm256_hadd_ps(a[2], a[3]);
+    __m256 t2 = _mm256_hadd_ps(a[4], a[5]);
+    __m256 t3 = _mm256_hadd_ps(a[6], a[7]);
+    t0 = _mm256_hadd_ps(t0, t1);
+    t2 = _mm256_hadd_ps(t2, t3);
+    return _mm256_add_ps(_mm256_permute2f128_ps(t0, t2, 0x20), _mm256_permute2f128_ps(t0, t2, 0x31));
+}
+
+/* qk_scalar for rows % 4 == 0, n % 2 == 0, d % 8 == 0. */
+ATTN_AVX2 static void qk_avx2(const float *q, uint32_t rows, const float *k, uint32_t n,
+                              uint32_t d, float *s, uint32_t ss)
+{
+    for (uint32_t r = 0; r < rows; r += 4) {
+        const float *q0 = q + (size_t)r * d;
+        for (uint32_t j = 0; j < n; j += 2) {
+            const float *k0 = k + (size_t)j * d, *k1 = k0 + d;
+            __m256 a[8];
+            for (int x = 0; x < 8; x++)
+                a[x] = _mm256_setzero_ps();
+            for (uint32_t i = 0; i < d; i += 8) {
+                const __m256 kv0 = _mm256_loadu_ps(k0 + i), kv1 = _mm256_loadu_ps(k1 + i);
+                for (int x = 0; x < 4; x++) {
+                    const __m256 qv = _mm256_loadu_ps(q0 + (size_t)x * d + i);
+                    a[2 * x] = _mm256_fmadd_ps(qv, kv0, a[2 * x]);
+                    a[2 * x + 1] = _mm256_fmadd_ps(qv, kv1, a[2 * x + 1]);
+                }
+            }
+            float o[8];
+            _mm256_storeu_ps(o, hsum8(a));
+            for (int x = 0; x < 4; x++) {
+                s[(size_t)(r + x) * ss + j] = o[2 * x];
+                s[(size_t)(r + x) * ss + j + 1] = o[2 * x + 1];
+            }
+        }
+    }
+}
+
+/* pv_scalar for rows % 4 == 0, d % 16 == 0. */
+ATTN_AVX2 static void pv_avx2(const float *p, uint32_t rows, uint32_t ss, const float *v,
+                              uint32_t n, uint32_t d, float *acc)
+{
+    for (uint32_t r = 0; r < rows; r += 4) {
+        for (uint32_t i = 0; i < d; i += 16) {
+            __m256 a[4][2];
+            for (int x = 0; x < 4; x++) {
+                a[x][0] = _mm256_loadu_ps(acc + (size_t)(r + x) * d + i);
+                a[x][1] = _mm256_loadu_ps(acc + (size_t)(r + x) * d + i + 8);
+            }
+            for (uint32_t j = 0; j < n; j++) {
+                const __m256 v0 = _mm256_loadu_ps(v + (size_t)j * d + i);
+                const __m256 v1 = _mm256_loadu_ps(v + (size_t)j * d + i + 8);
+                for (int x = 0; x < 4; x++) {
+                    const __m256 w = _mm256_broadcast_ss(p + (size_t)(r + x) * ss + j);
+                    a[x][0] = _mm256_fmadd_ps(w, v0, a[x][0]);
+                    a[x][1] = _mm256_fmadd_ps(w, v1, a[x][1]);
+                }
+            }
+            for (int x = 0; x < 4; x++) {
+                _mm256_storeu_ps(acc + (size_t)(r + x) * d + i, a[x][0]);
+                _mm256_storeu_ps(acc + (size_t)(r + x) * d + i + 8, a[x][1]);
+            }
+        }
+    }
+}
+
+/* Eight f32 values of a cache row (f16 or q8_0) from value i (i % 8 == 0); t is a constant
+ * in every caller, so each kernel below is compiled once per type. */
+#define ATTN_INLINE ATTN_AVX2 static inline __attribute__((always_inline))
+ATTN_INLINE __m256 ld8_row(ggml_type t, const uint8_t *row, uint32_t i)
+{
+    if (t == GGML_TYPE_F16)
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + (size_t)i * 2)));
+    const uint8_t *blk = row + (size_t)(i / 32) * 34;
+    const __m256 f = _mm256_cvtepi32_ps(
+        _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 2 + i % 32))));
+    return _mm256_mul_ps(f, _mm256_set1_ps(_cvtsh_ss(*(const uint16_t *)blk)));
+}
+
+/* qk_avx2 reading the n keys straight from the cache rows (no f32 copy): kr + j * rb. */
+ATTN_INLINE void prefetch_rows(const uint8_t *pf, size_t rb, uint32_t j, uint32_t k)
+{
+    for (size_t o = 0; o < (size_t)k * rb; o += 64)
+        __builtin_prefetch(pf + (size_t)j * rb + o);
+}
+
+/* pf: NULL, or n rows (rb bytes apart) needed next, fetched along the way (the first pass). */
+ATTN_INLINE void qk_direct(ggml_type t, const float *q, uint32_t rows, const uint8_t *kr,
+                           size_t rb, uint32_t n, uint32_t d, float *s, uint32_t ss,
+                           const uint8_t *pf)
+{
+    for (uint32_t r = 0; r < rows; r += 4) {
+        const float *q0 = q + (size_t)r * d;
+        for (uint32_t j = 0; j < n; j += 2) {
+            if (pf && r == 0)
+                prefetch_rows(pf, rb, j, j + 1 < n ? 2 : 1);
+            const uint8_t *k0 = kr + (size_t)j * rb;
+            const uint8_t *k1 = j + 1 < n ? k0 + rb : k0;
+            __m256 a[8];
+            for (int x = 0; x < 8; x++)
+                a[x] = _mm256_setzero_ps();
+            for (uint32_t i = 0; i < d; i += 8) {
+                const __m256 kv0 = ld8_row(t, k0, i), kv1 = ld8_row(t, k1, i);
+                for (int x = 0; x < 4; x++) {
+                    const __m256 qv = _mm256_loadu_ps(q0 + (size_t)x * d + i);
+                    a[2 * x] = _mm256_fmadd_ps(qv, kv0, a[2 * x]);
+                    a[2 * x + 1] = _mm256_fmadd_ps(qv, kv1, a[2 * x + 1]);
+                }
+            }
+            float o[8];
+            _mm256_storeu_ps(o, hsum8(a));
+            for (int x = 0; x < 4; x++) {
+                s[(size_t)(r + x) * ss + j] = o[2 * x];
+                s[(size_t)(r + x) * ss + j + 1] = o[2 * x + 1];
+            }
+        }
+    }
+}
+
+/* pv_avx2 reading the n values straight from the cache rows: vr + j * rb. */
+ATTN_INLINE void pv_direct(ggml_type t, const float *p, uint32_t rows, uint32_t ss,
+                           const uint8_t *vr, size_t rb, uint32_t n, uint32_t d, float *acc,
+                           const uint8_t *pf, uint32_t n_pf)
+{
+    for (uint32_t r = 0; r < rows; r += 4) {
+        for (uint32_t i = 0; i < d; i += 16) {
+            __m256 a[4][2];
+            for (int x = 0; x < 4; x++) {
+                a[x][0] = _mm256_loadu_ps(acc + (size_t)(r + x) * d + i);
+                a[x][1] = _mm256_loadu_ps(acc + (size_t)(r + x) * d + i + 8);
+            }
+            for (uint32_t j = 0; j < n; j++) {
+                if (pf && r == 0 && i == 0 && j < n_pf)
+                    prefetch_rows(pf, rb, j, 1);
+                const uint8_t *row = vr + (size_t)j * rb;
+                const __m256 v0 = ld8_row(t, row, i), v1 = ld8_row(t, row, i + 8);
+                for (int x = 0; x < 4; x++) {
+                    const __m256 w = _mm256_broadcast_ss(p + (size_t)(r + x) * ss + j);
+                    a[x][0] = _mm256_fmadd_ps(w, v0, a[x][0]);
+                    a[x][1] = _mm256_fmadd_ps(w, v1, a[x][1]);
+                }
+            }
+            for (int x = 0; x < 4; x++) {
+                _mm256_storeu_ps(acc + (size_t)(r + x) * d + i, a[x][0]);
+                _mm256_storeu_ps(acc + (size_t)(r + x) * d + i + 8, a[x][1]);
+            }
+        }
+    }
+}
+
+ATTN_AVX2 static void qk_direct_f16(const float *q, uint32_t rows, const uint8_t *kr, size_t rb,
+                                    uint32_t n, uint32_t d, float *s, uint32_t ss,
+                                    const uint8_t *pf)
+{
+    qk_direct(GGML_TYPE_F16, q, rows, kr, rb, n, d, s, ss, pf);
+}
+
+ATTN_AVX2 static void qk_direct_q8(const float *q, uint32_t rows, const uint8_t *kr, size_t rb,
+                                   uint32_t n, uint32_t d, float *s, uint32_t ss,
+                                   const uint8_t *pf)
+{
+    qk_direct(GGML_TYPE_Q8_0, q, rows, kr, rb, n, d, s, ss, pf);
+}
+
+ATTN_AVX2 static void pv_direct_f16(const float *p, uint32_t rows, uint32_t ss, const uint8_t *vr,
+                                    size_t rb, uint32_t n, uint32_t d, float *acc,
+                                    const uint8_t *pf, uint32_t n_pf)
+{
+    pv_direct(GGML_TYPE_F16, p, rows, ss, vr, rb, n, d, acc, pf, n_pf);
+}
+
+ATTN_AVX2 static void pv_direct_q8(const float *p, uint32_t rows, uint32_t ss, const uint8_t *vr,
+                                   size_t rb, uint32_t n, uint32_t d, float *acc,
+                                   const uint8_t *pf, uint32_t n_pf)
+{
+    pv_direct(GGML_TYPE_Q8_0, p, rows, ss, vr, rb, n, d, acc, pf, n_pf);
+}
+
+/* exp(x) for x <= 0 (0 below -87.3, so exp(-inf) = 0): x = n ln2 + r, |r| <= ln2/2,
+ * e^r by its Taylor polynomial to r^7 (relative error < 2e-7), 2^n added to the exponent. */
+ATTN_AVX2 static __m256 exp_avx2(__m256 x)
+{
+    const __m256 lo = _mm256_set1_ps(-87.3f);
+    const __m256 keep = _mm256_cmp_ps(x, lo, _CMP_GE_OQ);
+    x = _mm256_max_ps(x, lo);
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 y = _mm256_set1_ps(1.0f / 5040.0f);
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.0f / 720.0f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.0f / 120.0f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.0f / 24.0f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.0f / 6.0f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(0.5f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.0f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.0f));
+    const __m256i e = _mm256_slli_epi32(_mm256_cvtps_epi32(n), 23);
+    y = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(y), e));
+    return _mm256_and_ps(y, keep);
+}
+
+ATTN_AVX2 static float max_avx2(const float *x, uint32_t n)
+{
+    __m256 m = _mm256_set1_ps(-INFINITY);
+    uint32_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        m = _mm256_max_ps(m, _mm256_loadu_ps(x + i));
+    float t[8];
+    _mm256_storeu_ps(t, m);
+    float r = t[0];
+    for (int k = 1; k < 8; k++)
+        r = t[k] > r ? t[k] : r;
+    for (; i < n; i++)
+        r = x[i] > r ? x[i] : r;
+    return r;
+}
+
+ATTN_AVX2 static float exp_sum_avx2(float *x, uint32_t n, float m)
+{
+    const __m256 mv = _mm256_set1_ps(m);
+    __m256 sum = _mm256_setzero_ps();
+    uint32_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + i), mv));
+        _mm256_storeu_ps(x + i, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    float t[8];
+    _mm256_storeu_ps(t, sum);
+    float s = ((t[0] + t[4]) + (t[1] + t[5])) + ((t[2] + t[6]) + (t[3] + t[7]));
+    for (; i < n; i++) {
+        x[i] = expf(x[i] - m);
+        s += x[i];
+    }
+    return s;
+}
+#endif
+
+
+/* ---------------------------------------------------------------- AVX2 f32 (prompts) */
+
+/* Prompt chunks on CPUs without AVX512_BF16: the same transposed scheme as the BF16 kernel
+ * with f32 FMA, 8 query rows a vector: Qt[i][row], St[key][row], Ot[i][row]. K and V tiles
+ * are converted to f32 once per tile; products and sums are f32, as in the other fast
+ * kernels. */
+#ifdef ATTN_X86
+/* St[j][r] = sum_i K[j][i] Qt[i][r] for keys j0..j0+JB-1 and rows rv*8..rv*8+15. */
+ATTN_INLINE void t32_qk_blk(const float *Qt, uint32_t RP, const float *K, uint32_t d, float *St,
+                            uint32_t j0, uint32_t rv, const int JB)
+{
+    __m256 acc[6][2];
+    for (int jb = 0; jb < JB; jb++)
+        acc[jb][0] = acc[jb][1] = _mm256_setzero_ps();
+    for (uint32_t i = 0; i < d; i++) {
+        const __m256 q0 = _mm256_loadu_ps(Qt + (size_t)i * RP + rv * 8);
+        const __m256 q1 = _mm256_loadu_ps(Qt + (size_t)i * RP + rv * 8 + 8);
+        for (int jb = 0; jb < JB; jb++) {
+            const __m256 k = _mm256_broadcast_ss(K + (size_t)(j0 + jb) * d + i);
+            acc[jb][0] = _mm256_fmadd_ps(k, q0, acc[jb][0]);
+            acc[jb][1] = _mm256_fmadd_ps(k, q1, acc[jb][1]);
+        }
+    }
+    for (int jb = 0; jb < JB; jb++) {
+        _mm256_storeu_ps(St + (size_t)(j0 + jb) * RP + rv * 8, acc[jb][0]);
+        _mm256_storeu_ps(St + (size_t)(j0 + jb) * RP + rv * 8 + 8, acc[jb][1]);
+    }
+}
+
+/* Ot[i][r] = Ot[i][r] corr[r] + sum_j V[j][i] St[j][r] for dims i0..i0+IB-1, rows rv*8..+15. */
+ATTN_INLINE void t32_pv_blk(const float *St, uint32_t RP, const float *V, uint32_t d, uint32_t n,
+                            float *Ot, const float *corr, uint32_t i0, uint32_t rv, const int IB)
+{
+    __m256 acc[6][2];
+    const __m256 c0 = _mm256_loadu_ps(corr + rv * 8), c1 = _mm256_loadu_ps(corr + rv * 8 + 8);
+    for (int ib = 0; ib < IB; ib++) {
+        acc[ib][0] = _mm256_mul_ps(_mm256_loadu_ps(Ot + (size_t)(i0 + ib) * RP + rv * 8), c0);
+        acc[ib][1] = _mm256_mul_ps(_mm256_loadu_ps(Ot + (size_t)(i0 + ib) * RP + rv * 8 + 8), c1);
+    }
+    for (uint32_t j = 0; j < n; j++) {
+        const __m256 p0 = _mm256_loadu_ps(St + (size_t)j * RP + rv * 8);
+        const __m256 p1 = _mm256_loadu_ps(St + (size_t)j * RP + rv * 8 + 8);
+        for (int ib = 0; ib < IB; ib++) {
+            const __m256 v = _mm256_broadcast_ss(V + (size_t)j * d + i0 + ib);
+            acc[ib][0] = _mm256_fmadd_ps(v, p0, acc[ib][0]);
+            acc[ib][1] = _mm256_fmadd_ps(v, p1, acc[ib][1]);
+        }
+    }
+    for (int ib = 0; ib < IB; ib++) {
+        _mm256_storeu_ps(Ot + (size_t)(i0 + ib) * RP + rv * 8, acc[ib][0]);
+        _mm256_storeu_ps(Ot + (size_t)(i0 + ib) * RP + rv * 8 + 8, acc[ib][1]);
+    }
+}
+
+ATTN_AVX2 static void t32_qk(const float *Qt, uint32_t RP, const float *K, uint32_t d, float *St,
+                             uint32_t n)
+{
+    for (uint32_t rv = 0; rv < RP / 8; rv += 2) {
+        uint32_t j = 0;
+        for (; j + 6 <= n; j += 6)
+            t32_qk_blk(Qt, RP, K, d, St, j, rv, 6);
+        for (; j < n; j++)
+            t32_qk_blk(Qt, RP, K, d, St, j, rv, 1);
+    }
+}
+
+ATTN_AVX2 static void t32_pv(const float *St, uint32_t RP, const float *V, uint32_t d,
+                             uint32_t n, float *Ot, const float *corr)
+{
+    for (uint32_t rv = 0; rv < RP / 8; rv += 2) {
+        uint32_t i = 0;
+        for (; i + 6 <= d; i += 6)
+            t32_pv_blk(St, RP, V, d, n, Ot, corr, i, rv, 6);
+        for (; i < d; i++)
+            t32_pv_blk(St, RP, V, d, n, Ot, corr, i, rv, 1);
+    }
+}
+
+/* One item whose queries (rows, pre-scaled f32) are in sc->q; rows <= 64. */
+ATTN_AVX2 static void run_item_t32(attn_ctx *a, const attn_item *it, attn_scratch *sc,
+                                   uint32_t rows)
+{
+    const attn_seg *sg = &a->segs[it->seg];
+    const uint32_t d = a->d, G = a->group;
+    const uint32_t RP = (rows + 15) / 16 * 16; /* row vectors go in pairs */
+    float *Qt = (float *)sc->bq, *St = sc->bs, *Ot = sc->bo, *m = sc->m, *l = sc->l;
+    float *corr = sc->bc;
+    int32_t *lim = sc->blim;
+    const ggml_type kt = kv_seq_type(sg->seq);
+    const size_t rb = kv_seq_row_bytes(sg->seq);
+
+    for (uint32_t r = 0; r < RP; r++) {
+        for (uint32_t i = 0; i < d; i++)
+            Qt[(size_t)i * RP + r] = r < rows ? sc->q[(size_t)r * d + i] : 0.0f;
+        lim[r] = r < rows ? (int32_t)(sg->pos0 + it->t0 + r / G) : -1;
+        m[r] = -INFINITY;
+        l[r] = 0.0f;
+    }
+    memset(Ot, 0, (size_t)d * RP * sizeof(float));
+
+    for (uint32_t kb = it->k0; kb < it->k1;) {
+        const uint32_t blk = kb / KV_BLOCK, off = kb % KV_BLOCK;
+        uint32_t ke = (blk + 1) * KV_BLOCK;
+        if (ke > it->k1)
+            ke = it->k1;
+        const uint32_t n = ke - kb;
+        if ((int64_t)kb > (int64_t)lim[rows - 1]) {
+            kb = ke;
+            continue;
+        }
+        const uint8_t *kp = kv_seq_k(sg->seq, a->layer, it->head, blk) + (size_t)off * rb;
+        const uint8_t *vp = kv_seq_v(sg->seq, a->layer, it->head, blk) + (size_t)off * rb;
+        if (ke < it->k1) {
+            const uint8_t *nk = kv_seq_k(sg->seq, a->layer, it->head, blk + 1);
+            const uint8_t *nv = kv_seq_v(sg->seq, a->layer, it->head, blk + 1);
+            for (size_t o = 0; o < (size_t)KV_BLOCK * rb; o += 64) {
+                __builtin_prefetch(nk + o);
+                __builtin_prefetch(nv + o);
+            }
+        }
+        if (kt == GGML_TYPE_F16)
+            cvt_f16_avx2(kp, rb, n, d, sc->kf);
+        else
+            cvt_q8_avx2(kp, rb, n, d, sc->kf);
+        t32_qk(Qt, RP, sc->kf, d, St, n);
+
+        const bool masked = (int64_t)(ke - 1) > (int64_t)lim[0];
+        for (uint32_t v = 0; v < RP / 8; v++) {
+            const __m256i lv = _mm256_loadu_si256((const __m256i *)(lim + 8 * v));
+            __m256 mt = _mm256_set1_ps(-INFINITY);
+            for (uint32_t j = 0; j < n; j++) {
+                float *sp = St + (size_t)j * RP + 8 * v;
+                __m256 sv = _mm256_loadu_ps(sp);
+                if (masked) {
+                    const __m256 hide = _mm256_castsi256_ps(
+                        _mm256_cmpgt_epi32(_mm256_set1_epi32((int32_t)(kb + j)), lv));
+                    sv = _mm256_blendv_ps(sv, _mm256_set1_ps(-INFINITY), hide);
+                    _mm256_storeu_ps(sp, sv);
+                }
+                mt = _mm256_max_ps(mt, sv);
+            }
+            const __m256 mo = _mm256_loadu_ps(m + 8 * v);
+            const __m256 mn = _mm256_max_ps(mo, mt);
+            const __m256 none = _mm256_cmp_ps(mn, _mm256_set1_ps(-INFINITY), _CMP_EQ_OQ);
+            const __m256 base = _mm256_blendv_ps(mn, _mm256_setzero_ps(), none);
+            __m256 c = exp_avx2(_mm256_sub_ps(mo, base));
+            c = _mm256_blendv_ps(c, _mm256_set1_ps(1.0f), none);
+            __m256 sum = _mm256_setzero_ps();
+            for (uint32_t j = 0; j < n; j++) {
+                float *sp = St + (size_t)j * RP + 8 * v;
+                __m256 pv = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(sp), base));
+                pv = _mm256_blendv_ps(pv, _mm256_setzero_ps(), none);
+                _mm256_storeu_ps(sp, pv);
+                sum = _mm256_add_ps(sum, pv);
+            }
+            _mm256_storeu_ps(m + 8 * v, mn);
+            _mm256_storeu_ps(l + 8 * v, _mm256_fmadd_ps(_mm256_loadu_ps(l + 8 * v), c, sum));
+            _mm256_storeu_ps(corr + 8 * v, c);
+        }
+        if (kt == GGML_TYPE_F16)
+            cvt_f16_avx2(vp, rb, n, d, sc->vf);
+        else
+            cvt_q8_avx2(vp, rb, n, d, sc->vf);
+        t32_pv(St, RP, sc->vf, d, n, Ot, corr);
+        kb = ke;
+    }
+
+    const size_t qstride = (size_t)a->n_head * d;
+    if (it->part >= 0) {
+        float *pp = a->parts + (size_t)it->part * a->rows_pad * (d + 2);
+        for (uint32_t r = 0; r < rows; r++) {
+            float *pr = pp + (size_t)r * (d + 2);
+            pr[0] = m[r];
+            pr[1] = l[r];
+            for (uint32_t i = 0; i < d; i++)
+                pr[2 + i] = Ot[(size_t)i * RP + r];
+        }
+        return;
+    }
+    for (uint32_t r = 0; r < rows; r++) {
+        const uint32_t t = it->t0 + r / G, h = it->head * G + r % G;
+        float *o = sg->out + (size_t)t * qstride + (size_t)h * d;
+        const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+        for (uint32_t i = 0; i < d; i++)
+            o[i] = Ot[(size_t)i * RP + r] * inv;
+    }
+}
+#endif
+
+/* ---------------------------------------------------------------- AVX-512 BF16 (prompts) */
+
+/* Prompt chunks (many query rows) on CPUs with AVX512_BF16 (AMD Zen 4, Intel Sapphire Rapids):
+ * scores and weighted sums by vdpbf16ps, twice the products per instruction of f32 FMA. It
+ * works transposed, with vectors over the item's query rows: Qt[pair][row] holds the queries
+ * as bf16 pairs of dimensions, St[key][row] the scores, so the online softmax runs on row
+ * vectors too and nothing needs a horizontal sum. Products are of bf16-rounded q, k, p, v
+ * (8 significant bits); sums are f32. */
+#ifdef ATTN_X86
+#define BF_ATTR \
+    __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl,avx512bf16")))
+#define BF_INLINE BF_ATTR static inline __attribute__((always_inline))
+
+/* Two f32 vectors -> one vector of bf16 pairs (even, odd), rounded to nearest even. */
+BF_INLINE __m512i bf16_pairs(__m512 even, __m512 odd)
+{
+    const __m512i bias = _mm512_set1_epi32(0x7FFF), one = _mm512_set1_epi32(1);
+    __m512i e = _mm512_castps_si512(even), o = _mm512_castps_si512(odd);
+    e = _mm512_add_epi32(e, _mm512_add_epi32(bias, _mm512_and_si512(_mm512_srli_epi32(e, 16), one)));
+    o = _mm512_add_epi32(o, _mm512_add_epi32(bias, _mm512_and_si512(_mm512_srli_epi32(o, 16), one)));
+    return _mm512_or_si512(_mm512_srli_epi32(e, 16),
+                           _mm512_and_si512(o, _mm512_set1_epi32((int)0xFFFF0000u)));
+}
+
+/* 16 values of a cache row from value i as f32. */
+BF_INLINE __m512 ld16_row(ggml_type t, const uint8_t *row, uint32_t i)
+{
+    if (t == GGML_TYPE_F16)
+        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + (size_t)i * 2)));
+    const uint8_t *blk = row + (size_t)(i / 32) * 34;
+    const __m512 f = _mm512_cvtepi32_ps(
+        _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2 + i % 32))));
+    return _mm512_mul_ps(f, _mm512_set1_ps(_cvtsh_ss(*(const uint16_t *)blk)));
+}
+
+/* exp(x), x <= 0, 0 below -87.3 (as exp_avx2). */
+BF_INLINE __m512 exp512(__m512 x)
+{
+    const __m512 lo = _mm512_set1_ps(-87.3f);
+    const __mmask16 keep = _mm512_cmp_ps_mask(x, lo, _CMP_GE_OQ);
+    x = _mm512_max_ps(x, lo);
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 y = _mm512_set1_ps(1.0f / 5040.0f);
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f / 720.0f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f / 120.0f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f / 24.0f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f / 6.0f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(0.5f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f));
+    y = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(y),
+                                             _mm512_slli_epi32(_mm512_cvtps_epi32(n), 23)));
+    return _mm512_maskz_mov_ps(keep, y);
+}
+
+/* St[j][r] = sum over pairs p of Kb[j][p] . Qt[p][r] for keys j0..j0+JB-1, NV row vectors. */
+BF_INLINE void bf_qk_blk(const uint32_t *Qt, uint32_t RP, const uint32_t *Kb, uint32_t np,
+                         float *St, uint32_t j0, const int JB, const int NV)
+{
+    __m512 acc[6][4];
+    for (int jb = 0; jb < JB; jb++)
+        for (int v = 0; v < NV; v++)
+            acc[jb][v] = _mm512_setzero_ps();
+    for (uint32_t p = 0; p < np; p++) {
+        __m512bh qv[4];
+        for (int v = 0; v < NV; v++)
+            qv[v] = (__m512bh)_mm512_loadu_si512(Qt + (size_t)p * RP + 16 * v);
+        for (int jb = 0; jb < JB; jb++) {
+            const __m512bh kb = (__m512bh)_mm512_set1_epi32((int)Kb[(size_t)(j0 + jb) * np + p]);
+            for (int v = 0; v < NV; v++)
+                acc[jb][v] = _mm512_dpbf16_ps(acc[jb][v], qv[v], kb);
+        }
+    }
+    for (int jb = 0; jb < JB; jb++)
+        for (int v = 0; v < NV; v++)
+            _mm512_storeu_ps(St + (size_t)(j0 + jb) * RP + 16 * v, acc[jb][v]);
+}
+
+/* Ot[i][r] = Ot[i][r] * corr[r] + sum over key pairs jp of Vp[jp][i] . Pp[jp][r], for dims
+ * i0..i0+IB-1. */
+BF_INLINE void bf_pv_blk(const uint32_t *Pp, uint32_t RP, const uint32_t *Vp, uint32_t d,
+                         uint32_t njp, float *Ot, const float *corr, uint32_t i0, const int IB,
+                         const int NV)
+{
+    __m512 acc[8][4];
+    for (int ib = 0; ib < IB; ib++)
+        for (int v = 0; v < NV; v++)
+            acc[ib][v] = _mm512_mul_ps(_mm512_loadu_ps(Ot + (size_t)(i0 + ib) * RP + 16 * v),
+                                       _mm512_loadu_ps(corr + 16 * v));
+    for (uint32_t jp = 0; jp < njp; jp++) {
+        __m512bh pv[4];
+        for (int v = 0; v < NV; v++)
+            pv[v] = (__m512bh)_mm512_loadu_si512(Pp + (size_t)jp * RP + 16 * v);
+        for (int ib = 0; ib < IB; ib++) {
+            const __m512bh vb = (__m512bh)_mm512_set1_epi32((int)Vp[(size_t)jp * d + i0 + ib]);
+            for (int v = 0; v < NV; v++)
+                acc[ib][v] = _mm512_dpbf16_ps(acc[ib][v], pv[v], vb);
+        }
+    }
+    for (int ib = 0; ib < IB; ib++)
+        for (int v = 0; v < NV; v++)
+            _mm512_storeu_ps(Ot + (size_t)(i0 + ib) * RP + 16 * v, acc[ib][v]);
+}
+
+#define BF_QK(NVC)                                                                              \
+    BF_ATTR static void bf_qk_##NVC(const uint32_t *Qt, uint32_t RP, const uint32_t *Kb,       \
+                                    uint32_t np, float *St, uint32_t n)                        \
+    {                                                                                          \
+        uint32_t j = 0;                                                                        \
+        for (; j + 6 <= n; j += 6)                                                             \
+            bf_qk_blk(Qt, RP, Kb, np, St, j, 6, NVC);                                          \
+        for (; j < n; j++)                                                                     \
+            bf_qk_blk(Qt, RP, Kb, np, St, j, 1, NVC);                                          \
+    }
+#define BF_PV(NVC, IBC)                                                                         \
+    BF_ATTR static void bf_pv_##NVC(const uint32_t *Pp, uint32_t RP, const uint32_t *Vp,        \
+                                    uint32_t d, uint32_t njp, float *Ot, const float *corr)    \
+    {                                                                                          \
+        for (uint32_t i = 0; i < d; i += IBC)                                                  \
+            bf_pv_blk(Pp, RP, Vp, d, njp, Ot, corr, i, IBC, NVC);                              \
+    }
+BF_QK(1)
+BF_QK(2)
+BF_QK(3)
+BF_QK(4)
+BF_PV(1, 8)
+BF_PV(2, 8)
+BF_PV(3, 4)
+BF_PV(4, 4)
+
+typedef void (*bf_qk_fn)(const uint32_t *, uint32_t, const uint32_t *, uint32_t, float *,
+                         uint32_t);
+typedef void (*bf_pv_fn)(const uint32_t *, uint32_t, const uint32_t *, uint32_t, uint32_t,
+                         float *, const float *);
+static const bf_qk_fn BF_QKS[4] = {bf_qk_1, bf_qk_2, bf_qk_3, bf_qk_4};
+static const bf_pv_fn BF_PVS[4] = {bf_pv_1, bf_pv_2, bf_pv_3, bf_pv_4};
+
+/* One item whose queries (rows, pre-scaled f32) are in sc->q. */
+BF_ATTR static void run_item_bf16(attn_ctx *a, const attn_item *it, attn_scratch *sc,
+                                  uint32_t rows)
+{
+    const attn_seg *sg = &a->segs[it->seg];
+    const uint32_t d = a->d, G = a->group, np = d / 2;
+    const uint32_t NV = (rows + 15) / 16, RP = NV * 16;
+    uint32_t *Qt = sc->bq, *Kb = sc->bk, *Pp = sc->bp, *Vp = sc->bv;
+    float *St = sc->bs, *Ot = sc->bo, *m = sc->m, *l = sc->l, *corr = sc->bc;
+    int32_t *lim = sc->blim;
+    const ggml_type kt = kv_seq_type(sg->seq);
+    const size_t rb = kv_seq_row_bytes(sg->seq);
+
+    /* the queries as bf16 pairs, one column per row; padding rows are zero and see nothing */
+    for (uint32_t r = 0; r < RP; r++) {
+        const float *q = sc->q + (size_t)r * d;
+        for (uint32_t p = 0; p < np; p += 16) {
+            uint32_t pairs[16];
+            if (r < rows) {
+                const __m512 lo = _mm512_loadu_ps(q + 2 * p), hi = _mm512_loadu_ps(q + 2 * p + 16);
+                _mm512_storeu_si512(pairs, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+            } else {
+                memset(pairs, 0, sizeof(pairs));
+            }
+            for (uint32_t k = 0; k < 16; k++)
+                Qt[(size_t)(p + k) * RP + r] = pairs[k];
+        }
+        lim[r] = r < rows ? (int32_t)(sg->pos0 + it->t0 + r / G) : -1;
+        m[r] = -INFINITY;
+        l[r] = 0.0f;
+    }
+    memset(Ot, 0, (size_t)d * RP * sizeof(float));
+
+    for (uint32_t kb = it->k0; kb < it->k1;) {
+        const uint32_t blk = kb / KV_BLOCK, off = kb % KV_BLOCK;
+        uint32_t ke = (blk + 1) * KV_BLOCK;
+        if (ke > it->k1)
+            ke = it->k1;
+        const uint32_t n = ke - kb, njp = (n + 1) / 2;
+        if ((int64_t)kb > (int64_t)lim[rows - 1]) { /* no row sees this tile (nor any after) */
+            kb = ke;
+            continue;
+        }
+        const uint8_t *kp = kv_seq_k(sg->seq, a->layer, it->head, blk) + (size_t)off * rb;
+        const uint8_t *vp = kv_seq_v(sg->seq, a->layer, it->head, blk) + (size_t)off * rb;
+        if (ke < it->k1) {
+            const uint8_t *nk = kv_seq_k(sg->seq, a->layer, it->head, blk + 1);
+            const uint8_t *nv = kv_seq_v(sg->seq, a->layer, it->head, blk + 1);
+            for (size_t o = 0; o < (size_t)KV_BLOCK * rb; o += 64) {
+                __builtin_prefetch(nk + o);
+                __builtin_prefetch(nv + o);
+            }
+        }
+        /* K rows as bf16 pairs */
+        for (uint32_t j = 0; j < n; j++) {
+            const uint8_t *row = kp + (size_t)j * rb;
+            for (uint32_t i = 0; i < d; i += 32)
+                _mm512_storeu_si512(Kb + (size_t)j * np + i / 2,
+                                    (__m512i)_mm512_cvtne2ps_pbh(ld16_row(kt, row, i + 16),
+                                                                 ld16_row(kt, row, i)));
+        }
+        BF_QKS[NV - 1](Qt, RP, Kb, np, St, n);
+
+        /* causal mask, online softmax, weights as bf16 pairs of keys */
+        const bool masked = (int64_t)(ke - 1) > (int64_t)lim[0];
+        for (uint32_t v = 0; v < NV; v++) {
+            const __m512i lv = _mm512_loadu_si512(lim + 16 * v);
+            __m512 mt = _mm512_set1_ps(-INFINITY);
+            for (uint32_t j = 0; j < n; j++) {
+                float *sp = St + (size_t)j * RP + 16 * v;
+                __m512 sv = _mm512_loadu_ps(sp);
+                if (masked) {
+                    const __mmask16 hide = _mm512_cmpgt_epi32_mask(
+                        _mm512_set1_epi32((int32_t)(kb + j)), lv);
+                    sv = _mm512_mask_mov_ps(sv, hide, _mm512_set1_ps(-INFINITY));
+                    _mm512_storeu_ps(sp, sv);
+                }
+                mt = _mm512_max_ps(mt, sv);
+            }
+            const __m512 mo = _mm512_loadu_ps(m + 16 * v);
+            const __m512 mn = _mm512_max_ps(mo, mt);
+            const __mmask16 none = _mm512_cmp_ps_mask(mn, _mm512_set1_ps(-INFINITY), _CMP_EQ_OQ);
+            /* rows that still see nothing keep corr 1 and weights 0 */
+            const __m512 base = _mm512_mask_mov_ps(mn, none, _mm512_setzero_ps());
+            __m512 c = exp512(_mm512_sub_ps(mo, base));
+            c = _mm512_mask_mov_ps(c, none, _mm512_set1_ps(1.0f));
+            __m512 sum = _mm512_setzero_ps();
+            for (uint32_t j = 0; j < n; j++) {
+                float *sp = St + (size_t)j * RP + 16 * v;
+                __m512 pv = exp512(_mm512_sub_ps(_mm512_loadu_ps(sp), base));
+                pv = _mm512_mask_mov_ps(pv, none, _mm512_setzero_ps());
+                _mm512_storeu_ps(sp, pv);
+                sum = _mm512_add_ps(sum, pv);
+            }
+            _mm512_storeu_ps(m + 16 * v, mn);
+            _mm512_storeu_ps(l + 16 * v, _mm512_fmadd_ps(_mm512_loadu_ps(l + 16 * v), c, sum));
+            _mm512_storeu_ps(corr + 16 * v, c);
+            for (uint32_t jp = 0; jp < njp; jp++) {
+                const __m512 e = _mm512_loadu_ps(St + (size_t)(2 * jp) * RP + 16 * v);
+                const __m512 o = 2 * jp + 1 < n ? _mm512_loadu_ps(St + (size_t)(2 * jp + 1) * RP + 16 * v)
+                                                : _mm512_setzero_ps();
+                _mm512_storeu_si512(Pp + (size_t)jp * RP + 16 * v, bf16_pairs(e, o));
+            }
+        }
+        /* V rows as bf16 pairs of keys */
+        for (uint32_t jp = 0; jp < njp; jp++) {
+            const uint8_t *r0 = vp + (size_t)(2 * jp) * rb;
+            const uint8_t *r1 = 2 * jp + 1 < n ? r0 + rb : NULL;
+            for (uint32_t i = 0; i < d; i += 16) {
+                const __m512 e = ld16_row(kt, r0, i);
+                const __m512 o = r1 ? ld16_row(kt, r1, i) : _mm512_setzero_ps();
+                _mm512_storeu_si512(Vp + (size_t)jp * d + i, bf16_pairs(e, o));
+            }
+        }
+        BF_PVS[NV - 1](Pp, RP, Vp, d, njp, Ot, corr);
+        kb = ke;
+    }
+
+    const size_t qstride = (size_t)a->n_head * d;
+    if (it->part >= 0) {
+        float *pp = a->parts + (size_t)it->part * a->rows_pad * (d + 2);
+        for (uint32_t r = 0; r < rows; r++) {
+            float *pr = pp + (size_t)r * (d + 2);
+            pr[0] = m[r];
+            pr[1] = l[r];
+            for (uint32_t i = 0; i < d; i++)
+                pr[2 + i] = Ot[(size_t)i * RP + r];
+        }
+        return;
+    }
+    for (uint32_t r = 0; r < rows; r++) {
+        const uint32_t t = it->t0 + r / G, h = it->head * G + r % G;
+        float *o = sg->out + (size_t)t * qstride + (size_t)h * d;
+        const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+        for (uint32_t i = 0; i < d; i++)
+            o[i] = Ot[(size_t)i * RP + r] * inv;
+    }
+}
+#endif
+
+/* ---------------------------------------------------------------- context */
+
+static bool cpu_bf16(void)
+{
+#ifdef ATTN_X86
+    return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+#else
+    return false;
+#endif
+}
+
+loco_status attn_new(uint32_t n_head, uint32_t n_head_kv, uint32_t head_dim, uint32_t n_threads,
+                     uint32_t max_tokens, uint32_t max_segs, attn_ctx **out, loco_err *err)
+{
+    attn_ctx *a = calloc(1, sizeof(*a));
+    if (!a)
+        return loco_err_set(err, LOCO_ERR_NOMEM, "out of memory");
+    a->n_head = n_head;
+    a->n_head_kv = n_head_kv;
+    a->d = head_dim;
+    a->group = n_head / n_head_kv;
+    a->qb = a->group >= ATTN_ROWS ? 1 : ATTN_ROWS / a->group;
+    a->rows_pad = (a->qb * a->group + 3) & ~3u;
+    a->n_threads = n_threads ? n_threads : 1;
+    if (!max_segs)
+        max_segs = 1;
+    /* items without splitting: one per (segment, KV head, query block) */
+    uint32_t blocks = max_tokens / a->qb + max_segs;
+    a->max_parts = 8 * a->n_threads;
+    a->max_items = blocks * n_head_kv + a->max_parts;
+    a->max_merges = a->max_parts;
+    a->items = calloc(a->max_items, sizeof(attn_item));
+    a->merges = calloc(a->max_merges, sizeof(attn_merge));
+    a->parts = malloc((size_t)a->max_parts * a->rows_pad * (head_dim + 2) * sizeof(float));
+    a->ts = calloc(a->n_threads, sizeof(attn_scratch));
+    bool ok = a->items && a->merges && a->parts && a->ts;
+    for (uint32_t t = 0; ok && t < a->n_threads; t++) {
+        attn_scratch *s = &a->ts[t];
+        s->q = malloc((size_t)a->rows_pad * head_dim * sizeof(float));
+        s->kf = malloc((size_t)(KV_BLOCK + 1) * head_dim * sizeof(float));
+        s->vf = malloc((size_t)KV_BLOCK * head_dim * sizeof(float));
+        s->s = malloc((size_t)a->rows_pad * (KV_BLOCK + 2) * sizeof(float));
+        s->acc = malloc((size_t)a->rows_pad * head_dim * sizeof(float));
+        size_t rp = a->rows_pad > 64 ? a->rows_pad : 64;
+        s->m = malloc(rp * sizeof(float));
+        s->l = malloc(rp * sizeof(float));
+        s->bq = aligned_alloc(64, (size_t)head_dim * 64 * sizeof(float) + 64);
+        s->bk = aligned_alloc(64, (size_t)KV_BLOCK * head_dim / 2 * sizeof(uint32_t) + 64);
+        s->bp = aligned_alloc(64, (size_t)KV_BLOCK / 2 * 64 * sizeof(uint32_t));
+        s->bv = aligned_alloc(64, (size_t)KV_BLOCK / 2 * head_dim * sizeof(uint32_t) + 64);
+        s->bs = aligned_alloc(64, (size_t)KV_BLOCK * 64 * sizeof(float));
+        s->bo = aligned_alloc(64, (size_t)head_dim * 64 * sizeof(float) + 64);
+        s->bc = aligned_alloc(64, 64 * sizeof(float));
+        s->blim = aligned_alloc(64, 64 * sizeof(int32_t));
+        ok = s->q && s->kf && s->vf && s->s && s->acc && s->m && s->l && s->bq && s->bk &&
+             s->bp && s->bv && s->bs && s->bo && s->bc && s->blim;
+    }
+    if (!ok) {
+        attn_free(a);
+        return loco_err_set(err, LOCO_ERR_NOMEM, "out of memory");
+    }
+#ifdef ATTN_X86
+    __builtin_cpu_init();
+    a->simd = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+              head_dim % 16 == 0;
+    a->bf16 = a->simd && head_dim % 32 == 0 && cpu_bf16() && !getenv("LOCO_ATTN_NO_BF16");
+#endif
+    *out = a;
+    return LOCO_OK;
+}
+
+void attn_free(attn_ctx *a)
+{
+    if (!a)
+        return;
+    for (uint32_t t = 0; a->ts && t < a->n_threads; t++) {
+        attn_scratch *s = &a->ts[t];
+        free(s->q);
+        free(s->kf);
+        free(s->vf);
+        free(s->s);
+        free(s->acc);
+        free(s->m);
+        free(s->l);
+        free(s->bq);
+        free(s->bk);
+        free(s->bp);
+        free(s->bv);
+        free(s->bs);
+        free(s->bo);
+        free(s->bc);
+        free(s->blim);
+    }
+    free(a->ts);
+    free(a->items);
+    free(a->merges);
+    free(a->parts);
+    free(a);
+}
+
+void attn_force_scalar(attn_ctx *a, bool on)
+{
+    if (on) {
+        a->simd = false;
+        a->bf16 = false;
+    }
+#ifdef ATTN_X86
+    else
+        a->simd = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                  a->d % 16 == 0;
+#endif
+}
+
+bool attn_uses_bf16(const attn_ctx *a)
+{
+    return a->bf16;
+}
+
+void attn_force_bf16(attn_ctx *a, bool on)
+{
+    a->bf16 = on && a->simd && a->d % 32 == 0 && cpu_bf16();
+}
+
+/* ---------------------------------------------------------------- one item */
+
+static void cvt_tile(const attn_ctx *a, ggml_type t, const uint8_t *src, size_t row_bytes,
+                     uint32_t n, float *dst)
+{
+#ifdef ATTN_X86
+    if (a->simd) {
+        if (t == GGML_TYPE_F16)
+            cvt_f16_avx2(src, row_bytes, n, a->d, dst);
+        else
+            cvt_q8_avx2(src, row_bytes, n, a->d, dst);
+        return;
+    }
+#endif
+    cvt_rows(t, src, row_bytes, n, a->d, dst);
+}
+
+static void run_item(attn_ctx *a, const attn_item *it, attn_scratch *sc)
+{
+    const attn_seg *sg = &a->segs[it->seg];
+    const uint32_t d = a->d, G = a->group, ss = KV_BLOCK + 2;
+    const uint32_t rows = (it->t1 - it->t0) * G, rows4 = (rows + 3) & ~3u;
+    const size_t qstride = (size_t)a->n_head * d;
+    const float scale = 1.0f / sqrtf((float)d);
+
+    /* queries of the group, pre-scaled; padding rows are zero */
+    for (uint32_t t = it->t0; t < it->t1; t++)
+        for (uint32_t h = 0; h < G; h++) {
+            const float *src = sg->q + (size_t)t * qstride + (size_t)(it->head * G + h) * d;
+            float *dst = sc->q + (size_t)((t - it->t0) * G + h) * d;
+            for (uint32_t i = 0; i < d; i++)
+                dst[i] = src[i] * scale;
+        }
+    memset(sc->q + (size_t)rows * d, 0, (size_t)(rows4 - rows) * d * sizeof(float));
+#ifdef ATTN_X86
+    if (a->bf16 && rows > ATTN_DIRECT_ROWS && rows <= 64) {
+        run_item_bf16(a, it, sc, rows);
+        return;
+    }
+    if (a->simd && rows > ATTN_DIRECT_ROWS && rows <= 64) {
+        run_item_t32(a, it, sc, rows);
+        return;
+    }
+#endif
+    memset(sc->acc, 0, (size_t)rows4 * d * sizeof(float));
+    for (uint32_t r = 0; r < rows4; r++) {
+        sc->m[r] = -INFINITY;
+        sc->l[r] = 0.0f;
+    }
+
+    const ggml_type kt = kv_seq_type(sg->seq);
+    const size_t rb = kv_seq_row_bytes(sg->seq);
+    for (uint32_t kb = it->k0; kb < it->k1;) {
+        const uint32_t blk = kb / KV_BLOCK, off = kb % KV_BLOCK;
+        uint32_t ke = (blk + 1) * KV_BLOCK;
+        if (ke > it->k1)
+            ke = it->k1;
+        const uint32_t n = ke - kb, n2 = (n + 1) & ~1u;
+        /* rows of tokens that see none of [kb, ke) are skipped: token t sees up to pos0 + t */
+        uint32_t t_first = kb > sg->pos0 ? kb - sg->pos0 : 0;
+        if (t_first < it->t0)
+            t_first = it->t0;
+        if (t_first >= it->t1) {
+            kb = ke;
+            continue;
+        }
+        const uint32_t r0 = ((t_first - it->t0) * G) & ~3u;
+        const uint32_t nr = rows4 - r0;
+
+        const uint8_t *kp = kv_seq_k(sg->seq, a->layer, it->head, blk) + (size_t)off * rb;
+        const uint8_t *vp = kv_seq_v(sg->seq, a->layer, it->head, blk) + (size_t)off * rb;
+        /* the next tile is in another block, far away: fetched while this one computes */
+        const uint8_t *nk = NULL;
+        uint32_t n_next = 0;
+        if (ke < it->k1) {
+            nk = kv_seq_k(sg->seq, a->layer, it->head, blk + 1);
+            n_next = it->k1 - ke < KV_BLOCK ? it->k1 - ke : KV_BLOCK;
+        }
+        float *S = sc->s + (size_t)r0 * ss;
+        /* few query rows (decoding): straight from the cache rows; many: through an f32 copy
+         * of the tile, converted once for all of them */
+        const bool direct = a->simd && nr <= ATTN_DIRECT_ROWS;
+#ifdef ATTN_X86
+        if (direct) {
+            (kt == GGML_TYPE_F16 ? qk_direct_f16 : qk_direct_q8)(sc->q + (size_t)r0 * d, nr, kp,
+                                                                 rb, n, d, S, ss, vp);
+        } else
+#endif
+        {
+            for (size_t o = 0; nk && o < (size_t)n_next * rb; o += 64) {
+                __builtin_prefetch(nk + o);
+                __builtin_prefetch(kv_seq_v(sg->seq, a->layer, it->head, blk + 1) + o);
+            }
+            cvt_tile(a, kt, kp, rb, n, sc->kf);
+            if (n2 > n)
+                memset(sc->kf + (size_t)n * d, 0, (size_t)d * sizeof(float));
+#ifdef ATTN_X86
+            if (a->simd)
+                qk_avx2(sc->q + (size_t)r0 * d, nr, sc->kf, n2, d, S, ss);
+            else
+#endif
+                qk_scalar(sc->q + (size_t)r0 * d, nr, sc->kf, n, d, S, ss);
+        }
+
+        for (uint32_t r = r0; r < rows; r++) {
+            float *srow = sc->s + (size_t)r * ss;
+            const uint32_t t = it->t0 + r / G;
+            const uint32_t lim = sg->pos0 + t; /* last visible position */
+            uint32_t nv = lim >= ke ? n : lim + 1 > kb ? lim + 1 - kb : 0;
+            if (!nv) {
+                memset(srow, 0, n * sizeof(float));
+                continue;
+            }
+            float mt;
+#ifdef ATTN_X86
+            if (a->simd) {
+                mt = max_avx2(srow, nv);
+            } else
+#endif
+            {
+                mt = srow[0];
+                for (uint32_t j = 1; j < nv; j++)
+                    mt = srow[j] > mt ? srow[j] : mt;
+            }
+            const float mn = mt > sc->m[r] ? mt : sc->m[r];
+            if (mn > sc->m[r] && sc->m[r] != -INFINITY) {
+                const float corr = expf(sc->m[r] - mn);
+                sc->l[r] *= corr;
+                float *ar = sc->acc + (size_t)r * d;
+                for (uint32_t i = 0; i < d; i++)
+                    ar[i] *= corr;
+            }
+            sc->m[r] = mn;
+            float sum;
+#ifdef ATTN_X86
+            if (a->simd)
+                sum = exp_sum_avx2(srow, nv, mn);
+            else
+#endif
+                sum = exp_sum_scalar(srow, nv, mn);
+            sc->l[r] += sum;
+            for (uint32_t j = nv; j < n; j++)
+                srow[j] = 0.0f;
+        }
+        for (uint32_t r = rows; r < rows4; r++)
+            memset(sc->s + (size_t)r * ss, 0, n * sizeof(float));
+
+#ifdef ATTN_X86
+        if (direct) {
+            (kt == GGML_TYPE_F16 ? pv_direct_f16 : pv_direct_q8)(S, nr, ss, vp, rb, n, d,
+                                                                 sc->acc + (size_t)r0 * d, nk,
+                                                                 n_next);
+        } else
+#endif
+        {
+            cvt_tile(a, kt, vp, rb, n, sc->vf);
+#ifdef ATTN_X86
+            if (a->simd)
+                pv_avx2(S, nr, ss, sc->vf, n, d, sc->acc + (size_t)r0 * d);
+            else
+#endif
+                pv_scalar(S, nr, ss, sc->vf, n, d, sc->acc + (size_t)r0 * d);
+        }
+        kb = ke;
+    }
+
+    if (it->part >= 0) {
+        float *pp = a->parts + (size_t)it->part * a->rows_pad * (d + 2);
+        for (uint32_t r = 0; r < rows; r++) {
+            float *pr = pp + (size_t)r * (d + 2);
+            pr[0] = sc->m[r];
+            pr[1] = sc->l[r];
+            memcpy(pr + 2, sc->acc + (size_t)r * d, d * sizeof(float));
+        }
+        return;
+    }
+    for (uint32_t r = 0; r < rows; r++) {
+        const uint32_t t = it->t0 + r / G, h = it->head * G + r % G;
+        float *o = sg->out + (size_t)t * qstride + (size_t)h * d;
+        const float inv = sc->l[r] > 0.0f ? 1.0f / sc->l[r] : 0.0f;
+        const float *ar = sc->acc + (size_t)r * d;
+        for (uint32_t i = 0; i < d; i++)
+            o[i] = ar[i] * inv;
+    }
+}
+
+static void merge_one(attn_ctx *a, const attn_merge *mg)
+{
+    const attn_seg *sg = &a->segs[mg->seg];
+    const uint32_t d = a->d, G = a->group;
+    const size_t qstride = (size_t)a->n_head * d, pstride = (size_t)a->rows_pad * (d + 2);
+    const uint32_t rows = (mg->t1 - mg->t0) * G;
+    for (uint32_t r = 0; r < rows; r++) {
+        float M = -INFINITY;
+        for (uint32_t p = 0; p < mg->n_parts; p++) {
+            const float m = a->parts[(mg->part0 + p) * pstride + (size_t)r * (d + 2)];
+            M = m > M ? m : M;
+        }
+        const uint32_t t = mg->t0 + r / G, h = mg->head * G + r % G;
+        float *o = sg->out + (size_t)t * qstride + (size_t)h * d;
+        memset(o, 0, d * sizeof(float));
+        float L = 0.0f;
+        for (uint32_t p = 0; p < mg->n_parts; p++) {
+            const float *pr = a->parts + (mg->part0 + p) * pstride + (size_t)r * (d + 2);
+            if (pr[0] == -INFINITY)
+                continue;
+            const float w = expf(pr[0] - M);
+            L += w * pr[1];
+            for (uint32_t i = 0; i < d; i++)
+                o[i] += w * pr[2 + i];
+        }
+        const float inv = L > 0.0f ? 1.0f / L : 0.0f;
+        for (uint32_t i = 0; i < d; i++)
+            o[i] *= inv;
+    }
+}
+
+static void item_task(void *ctx, int32_t task, int32_t thread)
+{
+    attn_ctx *a = ctx;
+    run_item(a, &a->items[task], &a->ts[thread]);
+}
+
+static void merge_task(void *ctx, int32_t task, int32_t thread)
+{
+    LOCO_UNUSED(thread);
+    attn_ctx *a = ctx;
+    merge_one(a, &a->merges[task]);
+}
+
+static void run_tasks(tpool *pool, int32_t n, tpool_fn fn, void *ctx)
+{
+    if (pool && n > 1 && tpool_run(pool, n, fn, ctx) == LOCO_OK)
+        return;
+    for (int32_t i = 0; i < n; i++)
+        fn(ctx, i, 0);
+}
+
+void attn_forward(attn_ctx *a, tpool *pool, uint32_t layer, const attn_seg *segs,
+                  uint32_t n_segs)
+{
+    a->segs = segs;
+    a->layer = layer;
+    /* items without splitting */
+    uint32_t n_plain = 0;
+    for (uint32_t s = 0; s < n_segs; s++)
+        n_plain += (segs[s].n + a->qb - 1) / a->qb * a->n_head_kv;
+    /* too few for the threads (decoding): split the KV range of each into chunks */
+    const uint32_t want = 4 * a->n_threads;
+    uint32_t split = 1;
+    if (n_plain && n_plain < want) {
+        split = (want + n_plain - 1) / n_plain;
+        if (split * n_plain > a->max_parts)
+            split = a->max_parts / n_plain;
+        if (split < 1)
+            split = 1;
+    }
+    uint32_t ni = 0, np = 0, nm = 0;
+    for (uint32_t s = 0; s < n_segs; s++) {
+        const attn_seg *sg = &segs[s];
+        for (uint32_t t0 = 0; t0 < sg->n; t0 += a->qb) {
+            const uint32_t t1 = t0 + a->qb < sg->n ? t0 + a->qb : sg->n;
+            const uint32_t kend = sg->pos0 + t1; /* positions [0, kend) */
+            uint32_t chunks = split;
+            if (chunks > 1) {
+                uint32_t max_c = kend / ATTN_MIN_CHUNK;
+                chunks = chunks < max_c ? chunks : max_c;
+            }
+            if (chunks < 2) {
+                for (uint32_t h = 0; h < a->n_head_kv; h++) {
+                    LOCO_ASSERT(ni < a->max_items);
+                    a->items[ni++] = (attn_item){s, h, t0, t1, 0, kend, -1};
+                }
+                continue;
+            }
+            /* chunk bounds on whole blocks */
+            const uint32_t nblk = (kend + KV_BLOCK - 1) / KV_BLOCK;
+            for (uint32_t h = 0; h < a->n_head_kv; h++) {
+                LOCO_ASSERT(nm < a->max_merges && np + chunks <= a->max_parts);
+                a->merges[nm++] = (attn_merge){s, h, t0, t1, np, chunks};
+                for (uint32_t c = 0; c < chunks; c++) {
+                    uint32_t b0 = nblk * c / chunks, b1 = nblk * (c + 1) / chunks;
+                    uint32_t k0 = b0 * KV_BLOCK, k1 = b1 * KV_BLOCK < kend ? b1 * KV_BLOCK : kend;
+                    LOCO_ASSERT(ni < a->max_items);
+                    a->items[ni++] = (attn_item){s, h, t0, t1, k0, k1, (int32_t)np++};
+                }
+            }
+        }
+    }
+    a->n_items = ni;
+    a->n_merges = nm;
+    run_tasks(pool, (int32_t)ni, item_task, a);
+    if (nm)
+        run_tasks(pool, (int32_t)nm, merge_task, a);
+}

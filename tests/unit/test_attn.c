@@ -1,0 +1,211 @@
+/* test_attn.c: the fast path's attention (engine/attn.h) against a plain double-precision
+ * softmax(q k / sqrt(d)) v over the same cache rows: several sequences in one call, a prompt
+ * chunk at depth (causal mask inside the chunk, tiles partly visible), decoding over a long
+ * cache (the KV range split across tasks and merged), F16 and Q8_0 caches, the SIMD kernels
+ * and their scalar twins. */
+#include "base/common.h"
+
+#include <math.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "engine/attn.h"
+#include "engine/ggml_types.h"
+#include "engine/kv.h"
+#include "engine/quant.h"
+
+#define HEADS 8
+#define KV_HEADS 2
+#define DIM 32
+
+static uint64_t rng = 88172645463325252ull;
+
+static float frand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+/* Fills positions [0, n) of every layer-0 head with random K and V. */
+static void fill_seq(kv_seq *s, uint32_t n)
+{
+    assert_int_equal(kv_seq_reserve(s, n, NULL), LOCO_OK);
+    size_t rb = kv_seq_row_bytes(s);
+    float row[DIM];
+    for (uint32_t p = 0; p < n; p++)
+        for (uint32_t h = 0; h < KV_HEADS; h++)
+            for (int kind = 0; kind < 2; kind++) {
+                for (int i = 0; i < DIM; i++)
+                    row[i] = 2.0f * frand();
+                uint8_t *dst = (kind ? kv_seq_v(s, 0, h, p / KV_BLOCK)
+                                     : kv_seq_k(s, 0, h, p / KV_BLOCK)) +
+                               (p % KV_BLOCK) * rb;
+                if (kv_seq_type(s) == GGML_TYPE_F16)
+                    for (int i = 0; i < DIM; i++)
+                        ((uint16_t *)dst)[i] = fp16_from_f32(row[i]);
+                else
+                    quant_quantize_act(GGML_TYPE_Q8_0, row, dst, DIM);
+            }
+    int32_t *ids = calloc(n, sizeof(int32_t));
+    kv_seq_commit(s, ids, n);
+    free(ids);
+}
+
+static void row_at(const kv_seq *s, int kind, uint32_t h, uint32_t p, float *out)
+{
+    const uint8_t *src = (kind ? kv_seq_v(s, 0, h, p / KV_BLOCK) : kv_seq_k(s, 0, h, p / KV_BLOCK)) +
+                         (p % KV_BLOCK) * kv_seq_row_bytes(s);
+    quant_dequantize_row(kv_seq_type(s), src, out, DIM);
+}
+
+/* Checks seg's output against the reference; returns the largest error. */
+static double check_seg(const attn_seg *sg)
+{
+    double worst = 0;
+    float k[DIM], v[DIM];
+    for (uint32_t t = 0; t < sg->n; t++)
+        for (uint32_t h = 0; h < HEADS; h++) {
+            uint32_t kvh = h / (HEADS / KV_HEADS), n = sg->pos0 + t + 1;
+            const float *q = sg->q + ((size_t)t * HEADS + h) * DIM;
+            double *w = malloc(n * sizeof(double)), mx = -INFINITY, sum = 0;
+            for (uint32_t p = 0; p < n; p++) {
+                row_at(sg->seq, 0, kvh, p, k);
+                double d = 0;
+                for (int i = 0; i < DIM; i++)
+                    d += (double)q[i] * k[i];
+                w[p] = d / sqrt((double)DIM);
+                mx = w[p] > mx ? w[p] : mx;
+            }
+            for (uint32_t p = 0; p < n; p++)
+                sum += (w[p] = exp(w[p] - mx));
+            double o[DIM] = {0};
+            for (uint32_t p = 0; p < n; p++) {
+                row_at(sg->seq, 1, kvh, p, v);
+                for (int i = 0; i < DIM; i++)
+                    o[i] += w[p] / sum * v[i];
+            }
+            const float *got = sg->out + ((size_t)t * HEADS + h) * DIM;
+            for (int i = 0; i < DIM; i++) {
+                double e = fabs(got[i] - o[i]);
+                worst = e > worst ? e : worst;
+            }
+            free(w);
+        }
+    return worst;
+}
+
+/* mode: 0 SIMD f32, 1 scalar, 2 the BF16 kernel (skipped where the CPU lacks it) */
+static void run_case(ggml_type type, int mode)
+{
+    const bool scalar = mode == 1;
+    kv_params kp = {1, KV_HEADS, DIM, type, 128, 0};
+    kv_cache *c = NULL;
+    assert_int_equal(kv_cache_new(&kp, &c, NULL), LOCO_OK);
+    /* a: decoding at depth 1500 (split across tasks); b: a 70-token chunk after 100 cached
+     * positions; c: a 3-token prompt from scratch */
+    const uint32_t past[3] = {1500, 100, 0}, n[3] = {1, 70, 3};
+    kv_seq *seq[3];
+    attn_seg segs[3];
+    uint32_t total = 0;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(kv_seq_new(c, 2048, &seq[i], NULL), LOCO_OK);
+        fill_seq(seq[i], past[i] + n[i]);
+        assert_int_equal(kv_seq_truncate(seq[i], past[i] + n[i], NULL), LOCO_OK);
+        float *q = malloc((size_t)n[i] * HEADS * DIM * sizeof(float));
+        float *o = calloc((size_t)n[i] * HEADS * DIM, sizeof(float));
+        for (uint32_t j = 0; j < n[i] * HEADS * DIM; j++)
+            q[j] = 1.5f * frand();
+        segs[i] = (attn_seg){seq[i], q, o, n[i], past[i]};
+        total += n[i];
+    }
+    attn_ctx *a = NULL;
+    assert_int_equal(attn_new(HEADS, KV_HEADS, DIM, 4, total, 3, &a, NULL), LOCO_OK);
+    attn_force_scalar(a, scalar);
+    attn_force_bf16(a, mode == 2);
+    if (mode == 2 && !attn_uses_bf16(a)) {
+        attn_free(a);
+        for (int i = 0; i < 3; i++) {
+            free((void *)segs[i].q);
+            free(segs[i].out);
+            kv_seq_free(seq[i]);
+        }
+        kv_cache_free(c);
+        skip();
+    }
+    /* bf16 products: 8 significant bits; f32 elsewhere */
+    const double tol = mode == 2 ? 1.5e-2 : 5e-6;
+    attn_forward(a, NULL, 0, segs, 3);
+    for (int i = 0; i < 3; i++) {
+        double e = check_seg(&segs[i]);
+        if (getenv("LOCO_TEST_VERBOSE"))
+            fprintf(stderr, "%s %s seg %d: max error %.3g\n", ggml_type_name(type),
+                    mode == 2 ? "bf16" : scalar ? "scalar" : "simd", i, e);
+        assert_true(e < tol);
+        free((void *)segs[i].q);
+        free(segs[i].out);
+        kv_seq_free(seq[i]);
+    }
+    /* decoding alone: few tasks, so the KV range is split (merge path) */
+    assert_int_equal(kv_seq_new(c, 2048, &seq[0], NULL), LOCO_OK);
+    fill_seq(seq[0], 1800);
+    float q[HEADS * DIM], o[HEADS * DIM];
+    for (int j = 0; j < HEADS * DIM; j++)
+        q[j] = frand();
+    attn_seg one = {seq[0], q, o, 1, 1799};
+    attn_forward(a, NULL, 0, &one, 1);
+    assert_true(check_seg(&one) < tol);
+    kv_seq_free(seq[0]);
+    attn_free(a);
+    kv_cache_free(c);
+}
+
+static void test_f16_simd(void **state)
+{
+    (void)state;
+    run_case(GGML_TYPE_F16, 0);
+}
+
+static void test_f16_scalar(void **state)
+{
+    (void)state;
+    run_case(GGML_TYPE_F16, 1);
+}
+
+static void test_f16_bf16(void **state)
+{
+    (void)state;
+    run_case(GGML_TYPE_F16, 2);
+}
+
+static void test_q8_simd(void **state)
+{
+    (void)state;
+    run_case(GGML_TYPE_Q8_0, 0);
+}
+
+static void test_q8_scalar(void **state)
+{
+    (void)state;
+    run_case(GGML_TYPE_Q8_0, 1);
+}
+
+static void test_q8_bf16(void **state)
+{
+    (void)state;
+    run_case(GGML_TYPE_Q8_0, 2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_f16_simd),
+        cmocka_unit_test(test_f16_scalar),
+        cmocka_unit_test(test_f16_bf16),
+        cmocka_unit_test(test_q8_simd),
+        cmocka_unit_test(test_q8_scalar),
+        cmocka_unit_test(test_q8_bf16),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

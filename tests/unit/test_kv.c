@@ -1,0 +1,253 @@
+/* test_kv.c: the KV block cache on its own (engine/kv.h): prefix reuse of whole and partial
+ * blocks, identical blocks shared, copy-on-write truncation, LRU eviction under the byte cap,
+ * pins that keep a key's blocks warm. The KV contents are tagged by position so a reused or
+ * copied block can be checked. */
+#include "base/common.h"
+
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "engine/kv.h"
+
+#define LAYERS 2
+#define HEADS 2
+#define DIM 32
+
+static kv_cache *new_cache(uint32_t max_blocks, uint64_t cache_blocks)
+{
+    kv_params p = {LAYERS, HEADS, DIM, GGML_TYPE_F16, max_blocks, 0};
+    kv_cache *c = NULL;
+    assert_int_equal(kv_cache_new(&p, &c, NULL), LOCO_OK);
+    kv_stats st;
+    kv_cache_stats(c, &st);
+    kv_cache_free(c);
+    p.cache_bytes = cache_blocks * st.block_bytes;
+    assert_int_equal(kv_cache_new(&p, &c, NULL), LOCO_OK);
+    return c;
+}
+
+/* Writes "KV" for positions [len, len + n): every value of position p, layer l, head h is
+ * tag(ids[p]) so reused rows can be told apart. */
+static uint16_t tag(int32_t id, uint32_t l, uint32_t h, uint32_t kind)
+{
+    return (uint16_t)(id * 16 + l * 4 + h * 2 + kind);
+}
+
+static void append(kv_seq *s, const int32_t *ids, uint32_t n)
+{
+    assert_int_equal(kv_seq_reserve(s, n, NULL), LOCO_OK);
+    uint32_t len = kv_seq_len(s);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t pos = len + i;
+        for (uint32_t l = 0; l < LAYERS; l++)
+            for (uint32_t h = 0; h < HEADS; h++) {
+                uint16_t *k = (uint16_t *)kv_seq_k(s, l, h, pos / KV_BLOCK) + (pos % KV_BLOCK) * DIM;
+                uint16_t *v = (uint16_t *)kv_seq_v(s, l, h, pos / KV_BLOCK) + (pos % KV_BLOCK) * DIM;
+                for (uint32_t d = 0; d < DIM; d++) {
+                    k[d] = tag(ids[i], l, h, 0);
+                    v[d] = tag(ids[i], l, h, 1);
+                }
+            }
+    }
+    kv_seq_commit(s, ids, n);
+}
+
+/* Every position's tokens and KV rows are the ones written for ids. */
+static void check(const kv_seq *s, const int32_t *ids, uint32_t n)
+{
+    assert_int_equal(kv_seq_len(s), n);
+    for (uint32_t pos = 0; pos < n; pos++) {
+        assert_int_equal(kv_seq_token(s, pos), ids[pos]);
+        for (uint32_t l = 0; l < LAYERS; l++)
+            for (uint32_t h = 0; h < HEADS; h++) {
+                const uint16_t *k = (const uint16_t *)kv_seq_k(s, l, h, pos / KV_BLOCK) +
+                                    (pos % KV_BLOCK) * DIM;
+                const uint16_t *v = (const uint16_t *)kv_seq_v(s, l, h, pos / KV_BLOCK) +
+                                    (pos % KV_BLOCK) * DIM;
+                assert_int_equal(k[DIM - 1], tag(ids[pos], l, h, 0));
+                assert_int_equal(v[0], tag(ids[pos], l, h, 1));
+            }
+    }
+}
+
+static void fill(int32_t *ids, uint32_t n, int32_t base)
+{
+    for (uint32_t i = 0; i < n; i++)
+        ids[i] = base + (int32_t)i;
+}
+
+static void test_reuse(void **state)
+{
+    (void)state;
+    kv_cache *c = new_cache(64, 32);
+    int32_t a[200];
+    fill(a, 200, 1000);
+    kv_seq *s = NULL;
+    assert_int_equal(kv_seq_new(c, 512, &s, NULL), LOCO_OK);
+    assert_int_equal(kv_seq_attach(s, a, 150), 0); /* empty cache */
+    append(s, a, 150);                               /* 2 full blocks + 22 */
+    check(s, a, 150);
+    kv_seq_free(s);
+
+    /* the same prefix again, longer: all 150 come back (the partial block is taken over) */
+    assert_int_equal(kv_seq_new(c, 512, &s, NULL), LOCO_OK);
+    assert_int_equal(kv_seq_attach(s, a, 199), 150);
+    check(s, a, 150);
+    append(s, a + 150, 50);
+    check(s, a, 200);
+
+    /* a second sequence while the first runs: whole blocks shared, the partial one copied */
+    kv_seq *t = NULL;
+    assert_int_equal(kv_seq_new(c, 512, &t, NULL), LOCO_OK);
+    int32_t b[140];
+    memcpy(b, a, 130 * sizeof(int32_t));
+    fill(b + 130, 10, 5000);
+    /* blocks 0 and 1 shared; block 2 (full by now) matches 2 more positions: copied */
+    assert_int_equal(kv_seq_attach(t, b, 140), 130);
+    check(t, b, 130);
+    append(t, b + 130, 10);
+    check(t, b, 140);
+    check(s, a, 200); /* untouched */
+    kv_stats st;
+    kv_cache_stats(c, &st);
+    assert_int_equal(st.blocks_used, 4 + 1); /* s: 4 blocks (2 shared), t: 1 more */
+    kv_seq_free(t);
+    kv_seq_free(s);
+
+    /* a prefix that ends inside a cached partial block: its first rows are copied */
+    assert_int_equal(kv_seq_new(c, 512, &s, NULL), LOCO_OK);
+    int32_t d[140];
+    memcpy(d, b, 135 * sizeof(int32_t));
+    fill(d + 135, 5, 7000);
+    assert_int_equal(kv_seq_attach(s, d, 140), 135);
+    check(s, d, 135);
+    kv_seq_free(s);
+    kv_cache_free(c);
+}
+
+static void test_dedupe_and_truncate(void **state)
+{
+    (void)state;
+    kv_cache *c = new_cache(64, 32);
+    int32_t a[100];
+    fill(a, 100, 1);
+    kv_seq *s = NULL, *t = NULL;
+    assert_int_equal(kv_seq_new(c, 256, &s, NULL), LOCO_OK);
+    assert_int_equal(kv_seq_new(c, 256, &t, NULL), LOCO_OK);
+    /* two sequences compute the same first block at the same time: one copy is kept */
+    append(s, a, 70);
+    append(t, a, 70);
+    kv_stats st;
+    kv_cache_stats(c, &st);
+    assert_int_equal(st.blocks_used, 3); /* shared block 0 + two private partial blocks */
+    /* truncating into the shared block copies it */
+    assert_int_equal(kv_seq_truncate(t, 40, NULL), LOCO_OK);
+    check(t, a, 40);
+    check(s, a, 70);
+    int32_t x[10];
+    fill(x, 10, 900);
+    append(t, x, 10);
+    assert_int_equal(kv_seq_token(t, 45), 905);
+    check(s, a, 70);
+    kv_seq_free(s);
+    kv_seq_free(t);
+    kv_cache_free(c);
+}
+
+static void test_lru_eviction(void **state)
+{
+    (void)state;
+    kv_cache *c = new_cache(64, 4); /* the cache keeps 4 blocks */
+    int32_t p[3][128];
+    kv_seq *s = NULL;
+    for (int k = 0; k < 3; k++) {
+        fill(p[k], 128, 100 + 1000 * k);
+        assert_int_equal(kv_seq_new(c, 256, &s, NULL), LOCO_OK);
+        append(s, p[k], 128);
+        kv_seq_free(s);
+    }
+    kv_stats st;
+    kv_cache_stats(c, &st);
+    assert_int_equal(st.blocks_cached, 4);
+    assert_int_equal(st.evictions, 2); /* prompt 0's two blocks, the least recently used */
+    assert_int_equal(kv_seq_new(c, 256, &s, NULL), LOCO_OK);
+    assert_int_equal(kv_seq_attach(s, p[0], 128), 0);
+    kv_seq_free(s);
+    assert_int_equal(kv_seq_new(c, 256, &s, NULL), LOCO_OK);
+    assert_int_equal(kv_seq_attach(s, p[2], 128), 128);
+    check(s, p[2], 128);
+    kv_seq_free(s);
+    /* using prompt 1 makes it recent: the next eviction takes prompt 2 */
+    assert_int_equal(kv_seq_new(c, 256, &s, NULL), LOCO_OK);
+    assert_int_equal(kv_seq_attach(s, p[1], 128), 128);
+    kv_seq_free(s);
+    kv_cache_trim(c, 2 * st.block_bytes);
+    assert_int_equal(kv_seq_new(c, 256, &s, NULL), LOCO_OK);
+    assert_int_equal(kv_seq_attach(s, p[1], 128), 128);
+    kv_seq_free(s);
+    assert_int_equal(kv_seq_new(c, 256, &s, NULL), LOCO_OK);
+    assert_int_equal(kv_seq_attach(s, p[2], 128), 0);
+    kv_seq_free(s);
+    kv_cache_free(c);
+}
+
+static void test_pins(void **state)
+{
+    (void)state;
+    kv_cache *c = new_cache(64, 3);
+    int32_t warm[100], other[3][64];
+    fill(warm, 100, 1);
+    kv_seq *s = NULL;
+    assert_int_equal(kv_seq_new(c, 256, &s, NULL), LOCO_OK);
+    append(s, warm, 100);
+    kv_pin pin = kv_seq_free_pin(s); /* 2 blocks, pinned */
+    for (int k = 0; k < 3; k++) {
+        fill(other[k], 64, 10000 * (k + 1));
+        assert_int_equal(kv_seq_new(c, 256, &s, NULL), LOCO_OK);
+        append(s, other[k], 64);
+        kv_seq_free(s);
+    }
+    /* the cap (3 blocks) forced evictions, but of the unpinned blocks first */
+    assert_int_equal(kv_seq_new(c, 256, &s, NULL), LOCO_OK);
+    assert_int_equal(kv_seq_attach(s, warm, 100), 100);
+    kv_seq_free(s);
+    assert_int_equal(kv_seq_new(c, 256, &s, NULL), LOCO_OK);
+    assert_int_equal(kv_seq_attach(s, other[0], 64), 0);
+    kv_seq_free(s);
+    /* trimming to nothing evicts pinned blocks too; their handle is then stale */
+    kv_cache_trim(c, 0);
+    kv_stats st;
+    kv_cache_stats(c, &st);
+    assert_int_equal(st.blocks_used, 0);
+    kv_unpin(c, pin);
+    kv_cache_free(c);
+}
+
+static void test_limits(void **state)
+{
+    (void)state;
+    kv_cache *c = new_cache(2, 0);
+    kv_seq *s = NULL;
+    assert_int_equal(kv_seq_new(c, 300, &s, NULL), LOCO_OK);
+    loco_err err;
+    loco_err_clear(&err);
+    assert_int_equal(kv_seq_reserve(s, 301, &err), LOCO_ERR_OVERFLOW);
+    assert_int_equal(kv_seq_reserve(s, 200, &err), LOCO_ERR_LIMIT); /* 4 blocks, 2 exist */
+    kv_seq_free(s);
+    kv_cache_free(c);
+    kv_params bad = {LAYERS, HEADS, 16, GGML_TYPE_Q8_0, 4, 0};
+    assert_int_equal(kv_cache_new(&bad, &c, &err), LOCO_ERR_UNSUPPORTED);
+    kv_cache_free(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reuse),
+        cmocka_unit_test(test_dedupe_and_truncate),
+        cmocka_unit_test(test_lru_eviction),
+        cmocka_unit_test(test_pins),
+        cmocka_unit_test(test_limits),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
