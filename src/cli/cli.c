@@ -31,6 +31,8 @@ static const cli_command commands[] = {
     {"serve", cmd_serve, "run the gateway Claude Code points ANTHROPIC_BASE_URL at", NULL},
     {"setup", cmd_setup, "write Claude Code's settings for the gateway (.claude/)", NULL},
     {"run", cmd_run, "run a GGUF model with the built-in engine and stream its answer", NULL},
+    {"bench", cmd_bench, "measure the engine's prompt and generation speed and memory on a model",
+     NULL},
     {"tokenize", cmd_tokenize, "print the token ids of a text with a model's tokenizer", NULL},
     {"model", cmd_model, "inspect and build GGUF model files", NULL},
     {"ask", cmd_ask, "answer one question about a repository with the explorer agent", NULL},
@@ -38,7 +40,7 @@ static const cli_command commands[] = {
     {"eval", cmd_eval, "score a model's tool calls against teacher labels (model card metrics)",
      NULL},
     {"help", cmd_help, "show a command's help (--man: the whole manual as a man page)",
-     "pull serve setup run tokenize model ask analyze eval help version completion"},
+     "pull serve setup run bench tokenize model ask analyze eval help version completion"},
     {"version", cmd_version, "print loco's version and build", NULL},
     {"completion", cmd_completion, "print the bash or zsh completion script", "bash zsh"},
 };

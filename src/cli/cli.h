@@ -11,6 +11,7 @@ int cli_main(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_setup(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_model(int argc, char **argv);
 int cmd_ask(int argc, char **argv);

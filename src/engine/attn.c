@@ -1094,6 +1094,7 @@ static void run_item(attn_ctx *a, const attn_item *it, attn_scratch *sc)
         /* few query rows (decoding): straight from the cache rows; many: through an f32 copy
          * of the tile, converted once for all of them */
         const bool direct = a->simd && nr <= ATTN_DIRECT_ROWS;
+        LOCO_UNUSED(direct); /* only the x86 kernels read cache rows directly */
 #ifdef ATTN_X86
         if (direct) {
             (kt == GGML_TYPE_F16 ? qk_direct_f16 : qk_direct_q8)(sc->q + (size_t)r0 * d, nr, kp,

@@ -838,6 +838,11 @@ const char *gguf_name(const gguf *g)
     return g->name;
 }
 
+bool gguf_is_file_mapped(const gguf *g)
+{
+    return g->mapped;
+}
+
 uint32_t gguf_version(const gguf *g)
 {
     return g->version;

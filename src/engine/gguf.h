@@ -97,6 +97,9 @@ uint32_t gguf_alignment(const gguf *g);      /* general.alignment or 32 */
 uint64_t gguf_data_offset(const gguf *g);    /* file offset of the data section */
 /* The mapped bytes (for checks such as "tensor data lies inside the mapping"). */
 void gguf_mapping(const gguf *g, const void **out_base, size_t *out_size);
+/* True when the data is a read-only mapping of a file (gguf_open), false for gguf_open_memory:
+ * only then may whole pages of it be dropped from memory (they are re-read on use). */
+bool gguf_is_file_mapped(const gguf *g);
 
 /* Metadata, in file order. Indexes are 0..gguf_kv_count()-1; -1 means "absent". */
 int64_t gguf_kv_count(const gguf *g);

@@ -6,7 +6,8 @@
  * attention runs over llama.cpp's padded KV window with an F16 cache (queries and weights rounded
  * to F16), and softmax, SwiGLU, RMSNorm and RoPE follow ggml's code (see vecmath.h). The fast
  * path (the default) shares the rest and computes attention flash-style (attn.h) over an F16 or
- * Q8_0 cache. See docs/internals/qwen3.md. */
+ * Q8_0 cache, and its matrix products on weights repacked for integer dot-product instructions
+ * (matmul.h, docs/internals/kernels.md). See docs/internals/qwen3.md. */
 #include "base/common.h"
 
 #include <math.h>
@@ -14,6 +15,7 @@
 
 #include "engine/attn.h"
 #include "engine/kv.h"
+#include "engine/matmul.h"
 #include "engine/qwen3.h"
 #include "engine/quant.h"
 #include "engine/vecmath.h"
@@ -31,8 +33,6 @@ struct qwen3_ctx {
     /* scratch, allocated once */
     float *x;           /* (n_batch, n_embd) residual stream */
     float *xn;          /* (n_batch, max(n_embd, q_dim)) normalised input / attention output */
-    uint8_t *act;       /* (n_batch, act_stride) quantized activations */
-    size_t act_stride;  /* bytes per token row of act */
     float *q;           /* (n_batch, q_dim) */
     float *k;           /* (n_batch, kv_dim) */
     float *v;           /* (n_batch, kv_dim) */
@@ -52,9 +52,7 @@ struct qwen3_ctx {
     uint16_t *vg;       /* (threads, n_ctx, head_dim) V rows gathered from the blocks */
     size_t vg_bytes;
     const vm_profile *prof; /* which llama.cpp CPU build the numerics mirror */
-    const float *act_in;    /* input c->act was prepared from (NULL: none) */
-    ggml_type act_at;       /* its encoding */
-    uint32_t act_n;         /* its rows */
+    mm_ctx mm;              /* the matrix products: parity or fast path (matmul.h) */
     int32_t n_threads;
     /* the step being run */
     const qwen3_seg *segs;
@@ -160,6 +158,11 @@ loco_status qwen3_load(const gguf *g, qwen3_model **out, loco_err *err)
     if (!m)
         return loco_err_set(err, LOCO_ERR_NOMEM, "out of memory");
     m->file = g;
+    m->mm = mm_weights_new();
+    if (!m->mm) {
+        free(m);
+        return loco_err_set(err, LOCO_ERR_NOMEM, "out of memory");
+    }
     qwen3_hparams *hp = &m->hp;
     loco_status rc = read_hparams(g, hp, err);
     if (rc)
@@ -234,6 +237,7 @@ void qwen3_free(qwen3_model *m)
 {
     if (!m)
         return;
+    mm_weights_free(m->mm);
     free(m->layers);
     free(m);
 }
@@ -317,11 +321,8 @@ loco_status qwen3_ctx_new_opts(const qwen3_model *m, const qwen3_ctx_opts *o, qw
             return rc;
         }
     }
-    /* the widest activation row of any type: F32 is the largest encoding */
-    c->act_stride = (ggml_type_row_size(GGML_TYPE_F32, widest) + 63) & ~(size_t)63;
     c->x = calloc(n_batch * E, sizeof(float));
     c->xn = calloc(n_batch * widest, sizeof(float));
-    c->act = malloc(n_batch * c->act_stride);
     c->q = calloc(n_batch * qd, sizeof(float));
     c->k = calloc(n_batch * kvd, sizeof(float));
     c->v = calloc(n_batch * kvd, sizeof(float));
@@ -334,7 +335,7 @@ loco_status qwen3_ctx_new_opts(const qwen3_model *m, const qwen3_ctx_opts *o, qw
     c->row_seg = calloc(n_batch, sizeof(uint32_t));
     c->row_pos = calloc(n_batch, sizeof(uint32_t));
     c->asegs = calloc(n_seq, sizeof(attn_seg));
-    bool ok = c->x && c->xn && c->act && c->q && c->k && c->v && c->attn && c->gate && c->up &&
+    bool ok = c->x && c->xn && c->q && c->k && c->v && c->attn && c->gate && c->up &&
               c->proj && c->rope && c->logits && c->row_seg && c->row_pos && c->asegs;
     if (ok && o->parity) {
         size_t T = (size_t)c->n_threads;
@@ -352,6 +353,14 @@ loco_status qwen3_ctx_new_opts(const qwen3_model *m, const qwen3_ctx_opts *o, qw
                             n_ctx);
     }
     c->prof = vm_profile_get();
+    /* the fast path packs the model's weights once (the first fast context does it) */
+    rc = o->parity ? LOCO_OK : mm_weights_prepare(m->mm, m, o->pool, err);
+    if (!rc)
+        rc = mm_ctx_init(&c->mm, o->parity, m->mm, o->pool, n_batch, (int64_t)widest, err);
+    if (rc) {
+        qwen3_ctx_free(c);
+        return rc;
+    }
     *out = c;
     return LOCO_OK;
 }
@@ -378,7 +387,7 @@ void qwen3_ctx_free(qwen3_ctx *c)
         munmap(c->vg, c->vg_bytes);
     free(c->x);
     free(c->xn);
-    free(c->act);
+    mm_ctx_release(&c->mm);
     free(c->q);
     free(c->k);
     free(c->v);
@@ -426,6 +435,11 @@ uint32_t qwen3_ctx_seqs(const qwen3_ctx *c)
 uint32_t qwen3_ctx_vocab(const qwen3_ctx *c)
 {
     return c->m->hp.n_vocab;
+}
+
+const char *qwen3_ctx_kernels(const qwen3_ctx *c)
+{
+    return mm_describe(&c->mm);
 }
 
 /* The sequence of the single-sequence calls. */
@@ -492,139 +506,22 @@ static void rope_neox(float *v, uint32_t d, const float *cs)
     }
 }
 
-/* ---------------------------------------------------------------- parallel matmul */
+/* ---------------------------------------------------------------- matmul call site */
 
-typedef struct {
-    const vm_profile *prof;
-    const qwen3_weight *w;
-    const uint8_t *act;
-    size_t act_stride;
-    uint32_t n_tokens;
-    float *out;
-    size_t out_stride;
-    int64_t rows_per_task;
-    bool amx; /* the weight is in llama.cpp's AMX buffer (see on_amx) */
-} matmul_job;
-
-/* Whether llama.cpp on this CPU keeps matmul weight w in ggml's AMX buffer, whose kernels
- * then run its matmuls: the AMX types (and F16) with a multiple of 32 rows and whole blocks.
- * (token_embd, a GET_ROWS source, stays in a plain buffer, but a tied output weight is loaded
- * as a separate copy that does go to the AMX buffer.) */
-static bool on_amx(const qwen3_ctx *c, const qwen3_weight *w)
-{
-    if (!c->prof->amx || w->ne1 % 32)
-        return false;
-    if (w->type == GGML_TYPE_F16)
-        return w->ne0 % 16 == 0;
-    return vm_uses_amx(c->prof, w->type);
-}
-
-/* The encoding of the activations w is multiplied with: ggml's vec_dot_type, except that the
- * AMX F16 kernel takes them as f32. */
-static ggml_type act_type(const qwen3_ctx *c, const qwen3_weight *w)
-{
-    if (w->type == GGML_TYPE_F16 && on_amx(c, w))
-        return GGML_TYPE_F32;
-    return quant_act_type(w->type);
-}
-
-/* Rows [rb, re) of a dense (F32/F16/BF16) weight with ggml's arithmetic for it: the AMX F16
- * kernel, tinyBLAS for two or more activation rows, else vec_dot. */
-static void matmul_dense(const matmul_job *j, int64_t rb, int64_t re)
-{
-    const qwen3_weight *w = j->w;
-    const bool tiny = j->n_tokens >= 2 && vm_tinyblas_ok(j->prof, w->type, w->ne1, w->ne0);
-    if (j->amx) {
-        for (; rb + 4 <= re; rb += 4) {
-            const uint16_t *row = (const uint16_t *)((const uint8_t *)w->data + (size_t)rb * w->row_bytes);
-            for (uint32_t t = 0; t < j->n_tokens; t++) {
-                float o[4];
-                vm_amx_dot_f16_x4(w->ne0, row, w->row_bytes / 2,
-                                  (const float *)(j->act + (size_t)t * j->act_stride), o);
-                memcpy(j->out + (size_t)t * j->out_stride + (size_t)rb, o, sizeof(o));
-            }
-        }
-    }
-    for (int64_t r = rb; r < re; r++) {
-        const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
-        for (uint32_t t = 0; t < j->n_tokens; t++) {
-            const uint8_t *a = j->act + (size_t)t * j->act_stride;
-            float v;
-            if (j->amx)
-                v = vm_amx_dot_f16(w->ne0, (const uint16_t *)row, (const float *)a);
-            else if (tiny)
-                v = vm_dot_tinyblas(j->prof, w->type, w->ne0, row, a);
-            else if (w->type == GGML_TYPE_F32)
-                v = vm_dot_f32(j->prof, w->ne0, (const float *)row, (const float *)a);
-            else if (w->type == GGML_TYPE_F16)
-                v = vm_dot_f16(j->prof, w->ne0, (const uint16_t *)row, (const uint16_t *)a);
-            else
-                v = vm_dot_bf16(j->prof, w->ne0, (const uint16_t *)row, (const uint16_t *)a);
-            j->out[(size_t)t * j->out_stride + (size_t)r] = v;
-        }
-    }
-}
-
-static void matmul_task(void *ctx, int32_t task, int32_t thread)
-{
-    LOCO_UNUSED(thread);
-    const matmul_job *j = ctx;
-    const qwen3_weight *w = j->w;
-    int64_t rb = (int64_t)task * j->rows_per_task;
-    int64_t re = rb + j->rows_per_task;
-    if (re > w->ne1)
-        re = w->ne1;
-    if (rb >= re)
-        return;
-    if (w->type == GGML_TYPE_F32 || w->type == GGML_TYPE_F16 || w->type == GGML_TYPE_BF16)
-        matmul_dense(j, rb, re);
-    else if (j->amx)
-        vm_amx_matmul(w->type, w->data, w->ne0, j->act, j->n_tokens, j->act_stride, j->out,
-                      j->out_stride, rb, re);
-    else if (vm_uses_repack(j->prof, w->type, w->ne1)) /* else in its CPU_REPACK buffer */
-        vm_repack_matmul(w->type, w->data, w->ne0, j->act, j->n_tokens, j->act_stride, j->out,
-                         j->out_stride, rb, re);
-    else
-        quant_matmul(w->type, w->data, w->ne1, w->ne0, j->act, j->n_tokens, j->act_stride, j->out,
-                     j->out_stride, rb, re);
-}
-
-/* Encodes the rows of in (n_tokens x w->ne0, stride in_stride floats) as w's activations into
- * c->act, unless they are there already (same input, same encoding, no write in between:
- * callers set c->act_in to NULL after changing the input). */
+/* Encodes the rows of in (n_tokens x w->ne0, stride in_stride floats) as w's activations,
+ * unless they are there already (same input, same encoding, no write in between: callers
+ * call mm_invalidate after changing the input). */
 static void prepare_act(qwen3_ctx *c, const qwen3_weight *w, const float *in, size_t in_stride,
                         uint32_t n_tokens)
 {
-    ggml_type at = act_type(c, w);
-    if (c->act_in == in && c->act_at == at && c->act_n == n_tokens)
-        return;
-    for (uint32_t t = 0; t < n_tokens; t++)
-        quant_quantize_act(at, in + t * in_stride, c->act + t * c->act_stride, w->ne0);
-    c->act_in = in;
-    c->act_at = at;
-    c->act_n = n_tokens;
+    mm_prepare(&c->mm, w, in, in_stride, n_tokens);
 }
 
 /* out[t * out_stride + r] = W row r . act row t, rows split over the pool. */
 static void matmul(qwen3_ctx *c, const qwen3_weight *w, uint32_t n_tokens, float *out,
                    size_t out_stride)
 {
-    matmul_job j = {c->prof, w, c->act, c->act_stride, n_tokens, out, out_stride, 0,
-                    on_amx(c, w)};
-    int64_t tasks = (int64_t)c->n_threads * 4;
-    if (tasks > w->ne1)
-        tasks = w->ne1;
-    if (tasks < 1)
-        tasks = 1;
-    j.rows_per_task = (w->ne1 + tasks - 1) / tasks;
-    /* keep tasks a multiple of 8 rows where possible (SIMD kernels like it) */
-    j.rows_per_task = (j.rows_per_task + 7) & ~(int64_t)7;
-    int32_t n_tasks = (int32_t)((w->ne1 + j.rows_per_task - 1) / j.rows_per_task);
-    if (c->pool && n_tasks > 1)
-        tpool_run(c->pool, n_tasks, matmul_task, &j);
-    else
-        for (int32_t t = 0; t < n_tasks; t++)
-            matmul_task(&j, t, 0);
+    mm_run(&c->mm, w, n_tokens, out, out_stride);
 }
 
 /* ---------------------------------------------------------------- attention */
@@ -718,7 +615,7 @@ static void norm_rows(qwen3_ctx *c, const float *x, const qwen3_weight *w, uint3
     for (uint32_t t = 0; t < n; t++)
         rms_norm(x + (size_t)t * hp->n_embd, w->data, c->xn + (size_t)t * hp->n_embd,
                  hp->n_embd, hp->rms_eps);
-    c->act_in = NULL;
+    mm_invalidate(&c->mm);
 }
 
 #define ROWS_PER_TASK 4
@@ -800,7 +697,7 @@ static void attention_block(qwen3_ctx *c, uint32_t l)
         attn_forward(c->fa, c->pool, l, c->asegs, c->n_segs);
     }
 
-    c->act_in = NULL;
+    mm_invalidate(&c->mm);
     prepare_act(c, &L->wo, c->attn, qd, n);
     matmul(c, &L->wo, n, c->proj, E);
     for (size_t i = 0; i < n * E; i++)
@@ -822,7 +719,7 @@ static void ffn_block(qwen3_ctx *c, uint32_t l, uint32_t n)
     matmul(c, &L->up, n, c->up, F);
     for (uint32_t t = 0; t < n; t++)
         vm_swiglu(c->prof, (int64_t)F, c->gate + t * F, c->gate + t * F, c->up + t * F);
-    c->act_in = NULL;
+    mm_invalidate(&c->mm);
     prepare_act(c, &L->down, c->gate, F, n);
     matmul(c, &L->down, n, c->proj, E);
     for (size_t i = 0; i < n * E; i++)

@@ -56,6 +56,8 @@ typedef struct {
     qwen3_weight output_norm;/* (n_embd) f32 */
     qwen3_weight output;     /* (n_embd) x n_vocab: token_embd when the file ties them */
     qwen3_layer *layers;     /* n_layer, owned */
+    struct mm_weights *mm;   /* the fast path's repacked weights (matmul.h), owned; filled by the
+                                first fast context */
 } qwen3_model;
 
 /* Reads the architecture from g (borrowed; it must outlive the model). Every tensor is checked
@@ -86,7 +88,9 @@ typedef struct {
 
 /* A context: the KV block cache (kv.h) for n_seq sequences of n_ctx positions plus the prefix
  * cache (address space reserved, memory committed as blocks are written) and scratch for steps
- * of n_batch tokens, all allocated here; the forward pass allocates nothing. */
+ * of n_batch tokens, all allocated here; the forward pass allocates nothing. A fast context
+ * (parity false) repacks the model's weights the first time (once per model, shared by its
+ * contexts; docs/internals/kernels.md). */
 loco_status qwen3_ctx_new_opts(const qwen3_model *m, const qwen3_ctx_opts *o, qwen3_ctx **out,
                                loco_err *err);
 /* qwen3_ctx_new_opts for one sequence, the fast path and an F16 cache. */
@@ -98,6 +102,8 @@ uint32_t qwen3_ctx_batch(const qwen3_ctx *c); /* n_batch */
 bool qwen3_ctx_parity(const qwen3_ctx *c);
 uint32_t qwen3_ctx_seqs(const qwen3_ctx *c);  /* n_seq */
 uint32_t qwen3_ctx_vocab(const qwen3_ctx *c); /* logits per row */
+/* What computes the matrix products, e.g. "avx512 (...)" or "parity:avx512" (static). */
+const char *qwen3_ctx_kernels(const qwen3_ctx *c);
 /* The block cache, for making sequences (kv_seq_new with n_ctx = qwen3_ctx_size). Borrowed. */
 struct kv_cache *qwen3_ctx_kv(qwen3_ctx *c);
 

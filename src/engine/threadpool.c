@@ -1,6 +1,7 @@
 /* threadpool.c: the engine's fixed thread pool (engine layer). A call publishes a job by
- * bumping a generation counter; workers spin on it for a while, then sleep on a futex; tasks
- * are claimed with an atomic counter; the caller waits for a count of busy workers to reach 0.
+ * bumping a generation counter; workers spin on it for a while, then sleep on it (a futex on
+ * Linux, a mutex + condition variable elsewhere: the tp_word wrapper below); tasks are claimed
+ * with an atomic counter; the caller waits for a count of busy workers to reach 0.
  * See docs/internals/sampler.md ("Thread pool") for the protocol and its measured cost. */
 #include "base/common.h"
 
@@ -26,6 +27,69 @@ typedef struct {
     int32_t index; /* 1..n_threads-1 */
 } worker;
 
+/* A 32-bit word threads can sleep on until it changes: the Linux futex, or (other systems, or
+ * LOCO_TPOOL_PORTABLE=1 in the environment when the pool is made) a mutex and a condition
+ * variable. word_wait returns when the word may differ from expected (spurious returns are
+ * allowed: callers re-check); word_wake wakes every sleeper after the word was changed. */
+typedef struct {
+    _Atomic uint32_t v;
+    bool portable;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} tp_word;
+
+static bool word_init(tp_word *w, bool portable)
+{
+    atomic_init(&w->v, 0);
+    w->portable = portable;
+    if (!portable)
+        return true;
+    if (pthread_mutex_init(&w->mu, NULL))
+        return false;
+    if (pthread_cond_init(&w->cv, NULL)) {
+        pthread_mutex_destroy(&w->mu);
+        return false;
+    }
+    return true;
+}
+
+static void word_destroy(tp_word *w)
+{
+    if (w->portable) {
+        pthread_cond_destroy(&w->cv);
+        pthread_mutex_destroy(&w->mu);
+    }
+}
+
+static void word_wait(tp_word *w, uint32_t expected)
+{
+#ifdef __linux__
+    if (!w->portable) {
+        syscall(SYS_futex, (uint32_t *)&w->v, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+        return;
+    }
+#endif
+    /* the waker changes the word, then takes the lock to broadcast: checking under the lock
+     * means a change cannot slip between the check and the wait */
+    pthread_mutex_lock(&w->mu);
+    while (atomic_load(&w->v) == expected)
+        pthread_cond_wait(&w->cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void word_wake(tp_word *w)
+{
+#ifdef __linux__
+    if (!w->portable) {
+        syscall(SYS_futex, (uint32_t *)&w->v, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+        return;
+    }
+#endif
+    pthread_mutex_lock(&w->mu);
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
 struct tpool {
     int32_t n_threads;
     int32_t n_started; /* workers actually running */
@@ -37,13 +101,14 @@ struct tpool {
     void *ctx;
     int32_t n_tasks;
 
-    _Atomic uint32_t gen;            /* job generation; futex word the workers sleep on */
+    tp_word gen;                     /* job generation; the workers sleep on it */
     _Atomic uint32_t sleepers;       /* workers asleep (or about to be) on gen */
     _Atomic int32_t next;            /* next task index to hand out */
-    _Atomic uint32_t pending;        /* workers not yet done with the job; futex word */
+    tp_word pending;                 /* workers not yet done with the job; the caller sleeps on it */
     _Atomic uint32_t caller_waiting; /* the caller sleeps on pending */
     _Atomic bool stop;
     _Atomic bool busy; /* a tpool_run is in progress */
+    bool words_ok;
 };
 
 static void cpu_relax(void)
@@ -52,27 +117,6 @@ static void cpu_relax(void)
     __builtin_ia32_pause();
 #elif defined(__aarch64__)
     __asm__ __volatile__("yield");
-#endif
-}
-
-static void futex_wait(_Atomic uint32_t *word, uint32_t expected)
-{
-#ifdef __linux__
-    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
-#else
-    (void)word;
-    (void)expected;
-    sched_yield();
-#endif
-}
-
-static void futex_wake(_Atomic uint32_t *word, int n)
-{
-#ifdef __linux__
-    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
-#else
-    (void)word;
-    (void)n;
 #endif
 }
 
@@ -103,17 +147,17 @@ static void run_tasks(struct tpool *pool, int32_t thread_index)
 static uint32_t wait_for_job(struct tpool *pool, uint32_t seen)
 {
     for (int i = 0; i < TPOOL_SPIN; i++) {
-        uint32_t g = atomic_load_explicit(&pool->gen, memory_order_acquire);
+        uint32_t g = atomic_load_explicit(&pool->gen.v, memory_order_acquire);
         if (g != seen)
             return g;
         cpu_relax();
     }
     for (;;) {
         atomic_fetch_add(&pool->sleepers, 1);
-        if (atomic_load(&pool->gen) == seen)
-            futex_wait(&pool->gen, seen);
+        if (atomic_load(&pool->gen.v) == seen)
+            word_wait(&pool->gen, seen);
         atomic_fetch_sub(&pool->sleepers, 1);
-        uint32_t g = atomic_load(&pool->gen);
+        uint32_t g = atomic_load(&pool->gen.v);
         if (g != seen)
             return g;
     }
@@ -129,8 +173,8 @@ static void *worker_main(void *arg)
         if (atomic_load(&pool->stop))
             return NULL;
         run_tasks(pool, w->index);
-        if (atomic_fetch_sub(&pool->pending, 1) == 1 && atomic_load(&pool->caller_waiting))
-            futex_wake(&pool->pending, 1);
+        if (atomic_fetch_sub(&pool->pending.v, 1) == 1 && atomic_load(&pool->caller_waiting))
+            word_wake(&pool->pending);
     }
 }
 
@@ -138,22 +182,22 @@ static void *worker_main(void *arg)
 static void wait_for_workers(struct tpool *pool)
 {
     for (int i = 0; i < TPOOL_SPIN; i++) {
-        if (atomic_load_explicit(&pool->pending, memory_order_acquire) == 0)
+        if (atomic_load_explicit(&pool->pending.v, memory_order_acquire) == 0)
             return;
         cpu_relax();
     }
     atomic_store(&pool->caller_waiting, 1);
-    for (uint32_t v = atomic_load(&pool->pending); v != 0; v = atomic_load(&pool->pending))
-        futex_wait(&pool->pending, v);
+    for (uint32_t v = atomic_load(&pool->pending.v); v != 0; v = atomic_load(&pool->pending.v))
+        word_wait(&pool->pending, v);
     atomic_store(&pool->caller_waiting, 0);
 }
 
 /* Publishes a job to the workers (bumps gen) and wakes the sleeping ones. */
 static void post(struct tpool *pool)
 {
-    atomic_fetch_add(&pool->gen, 1);
+    atomic_fetch_add(&pool->gen.v, 1);
     if (atomic_load(&pool->sleepers) > 0)
-        futex_wake(&pool->gen, INT_MAX);
+        word_wake(&pool->gen);
 }
 
 tpool *tpool_new(int32_t n_threads, loco_err *err)
@@ -171,6 +215,24 @@ tpool *tpool_new(int32_t n_threads, loco_err *err)
         return NULL;
     }
     pool->n_threads = n_threads;
+#ifdef __linux__
+    const char *pe = getenv("LOCO_TPOOL_PORTABLE");
+    const bool portable = pe && *pe && strcmp(pe, "0") != 0;
+#else
+    const bool portable = true;
+#endif
+    if (!word_init(&pool->gen, portable)) {
+        free(pool);
+        loco_err_set(err, LOCO_ERR_NOMEM, "thread pool: cannot create its wait words");
+        return NULL;
+    }
+    if (!word_init(&pool->pending, portable)) {
+        word_destroy(&pool->gen);
+        free(pool);
+        loco_err_set(err, LOCO_ERR_NOMEM, "thread pool: cannot create its wait words");
+        return NULL;
+    }
+    pool->words_ok = true;
     pool->threads = calloc((size_t)n_threads, sizeof *pool->threads);
     pool->workers = calloc((size_t)n_threads, sizeof *pool->workers);
     if (!pool->threads || !pool->workers) {
@@ -202,6 +264,10 @@ void tpool_free(tpool *pool)
         pthread_join(pool->threads[i], NULL);
     free(pool->threads);
     free(pool->workers);
+    if (pool->words_ok) {
+        word_destroy(&pool->gen);
+        word_destroy(&pool->pending);
+    }
     free(pool);
 }
 
@@ -224,7 +290,7 @@ loco_status tpool_run(tpool *pool, int32_t n_tasks, tpool_fn fn, void *ctx)
         pool->ctx = ctx;
         pool->n_tasks = n_tasks;
         atomic_store_explicit(&pool->next, 0, memory_order_relaxed);
-        atomic_store_explicit(&pool->pending, (uint32_t)pool->n_started, memory_order_relaxed);
+        atomic_store_explicit(&pool->pending.v, (uint32_t)pool->n_started, memory_order_relaxed);
         post(pool);
         run_tasks(pool, 0);
         wait_for_workers(pool);

@@ -19,7 +19,7 @@
 #include <unistd.h>
 #endif
 
-#include "engine/quant_int.h"
+#include "engine/kernels/blocks.h"
 #include "engine/vecmath.h"
 
 #define VM_AVX2 __attribute__((target("avx2,fma,f16c")))

@@ -125,6 +125,34 @@ static void test_many_small_calls(void **state)
     free(j);
 }
 
+/* The portable sleep (mutex + condition variable, what non-Linux systems get): the same
+ * protocol, forced with LOCO_TPOOL_PORTABLE=1, through calls that find the workers asleep and
+ * slow tasks that make the caller sleep. */
+static void test_portable_wait(void **state)
+{
+    (void)state;
+    setenv("LOCO_TPOOL_PORTABLE", "1", 1);
+    job *j = calloc(1, sizeof *j);
+    tpool *p = make(4);
+    unsetenv("LOCO_TPOOL_PORTABLE");
+    for (int round = 0; round < 20; round++) {
+        memset(j, 0, sizeof *j);
+        j->sleep_us = round % 2 ? 2000 : 0; /* slow tasks: the caller waits on the count */
+        assert_int_equal(tpool_run(p, 64, task, j), LOCO_OK);
+        for (int i = 0; i < 64; i++)
+            assert_int_equal(atomic_load(&j->runs[i]), 1);
+        if (round % 5 == 0)
+            usleep(20000); /* the workers fall asleep */
+    }
+    memset(j, 0, sizeof *j);
+    for (int c = 0; c < 2000; c++)
+        assert_int_equal(tpool_run(p, 8, task, j), LOCO_OK);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(atomic_load(&j->runs[i]), 2000);
+    tpool_free(p);
+    free(j);
+}
+
 static void test_nested_refused(void **state)
 {
     (void)state;
@@ -190,6 +218,7 @@ int main(void)
         cmocka_unit_test(test_every_task_once), cmocka_unit_test(test_work_is_spread),
         cmocka_unit_test(test_many_small_calls), cmocka_unit_test(test_nested_refused),
         cmocka_unit_test(test_degenerate),       cmocka_unit_test(test_start_stop_churn),
+        cmocka_unit_test(test_portable_wait),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

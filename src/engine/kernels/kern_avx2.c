@@ -1,0 +1,431 @@
+/* kern_avx2.c: the fast kernels for AVX2 + FMA + F16C (engine/kernels), for x86 CPUs without
+ * AVX-512. This file alone is compiled with those instructions (CMakeLists.txt); kernels.c
+ * installs its table only on CPUs that have them. A group's 16 rows are two 8-lane halves;
+ * integer sums use maddubs + madd (unsigned values x signed activations; every packed value is
+ * at most 63 so the 16-bit pair sums cannot saturate, except Q8_0, which is made signed and
+ * uses the sign trick). Each output runs the scalar reference's float steps in its order, so
+ * the results are the same bits (kern_scalar.c). */
+#include "base/common.h"
+
+#include "engine/kernels/kern_int.h"
+
+#if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+
+#include <immintrin.h>
+#include <math.h>
+
+#ifdef __clang__
+#pragma clang fp contract(off)
+#endif
+
+#define NT 2 /* tokens per tile (16 vector registers) */
+#define INLINE static inline __attribute__((always_inline))
+
+bool kern_avx2_built(void)
+{
+    return true;
+}
+
+INLINE __m256i bcast32(const uint8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+INLINE float ldf(const uint8_t *p)
+{
+    float v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+INLINE __m256 h8(const uint8_t *p)
+{
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+
+/* x (unsigned values <= 127 in pairs that cannot saturate) . y (signed) per 4-byte lane. */
+INLINE __m256i dot_u(__m256i x, __m256i y)
+{
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(x, y), _mm256_set1_epi16(1));
+}
+
+/* Signed x . signed y per 4-byte lane (y never -128: activation quantizers avoid it). */
+INLINE __m256i dot_s(__m256i x, __m256i y)
+{
+    return dot_u(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+}
+
+/* The 64-bit mask m as 0x10 bytes (bit i -> byte i) for the 32 bytes of half h. */
+INLINE __m256i bits16(uint64_t m, int h)
+{
+    const uint32_t bits = (uint32_t)(m >> (32 * h));
+    const __m256i shuf = _mm256_setr_epi64x(0x0000000000000000LL, 0x0101010101010101LL,
+                                            0x0202020202020202LL, 0x0303030303030303LL);
+    const __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), shuf);
+    const __m256i bm = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(v, bm), bm), _mm256_set1_epi8(0x10));
+}
+
+INLINE void store_tile(float *out, size_t os, int ntk, const __m256 (*acc)[2], int64_t r,
+                       int64_t rows)
+{
+    for (int t = 0; t < ntk; t++) {
+        float v[16];
+        _mm256_storeu_ps(v, acc[t][0]);
+        _mm256_storeu_ps(v + 8, acc[t][1]);
+        kern_store_group(out + (size_t)t * os, v, r, rows);
+    }
+}
+
+/* ---------------------------------------------------------------- 32-value block types */
+
+INLINE void tile_a32(ggml_type t, int ntk, const uint8_t *G, int64_t nb, const uint8_t *a0,
+                     size_t as, kern_act_layout L, float *out, size_t os, int64_t r, int64_t rows)
+{
+    const size_t bb = t == GGML_TYPE_Q8_0   ? KG_Q8_0_BYTES
+                      : t == GGML_TYPE_Q4_0 ? KG_Q4_0_BYTES
+                      : t == GGML_TYPE_Q4_1 ? KG_Q4_1_BYTES
+                      : t == GGML_TYPE_Q5_0 ? KG_Q5_0_BYTES
+                                            : KG_Q5_1_BYTES;
+    const bool has_m = t == GGML_TYPE_Q4_1 || t == GGML_TYPE_Q5_1;
+    const bool has_h = t == GGML_TYPE_Q5_0 || t == GGML_TYPE_Q5_1;
+    const size_t hoff = t == GGML_TYPE_Q5_0 ? 32 : 64;
+    const size_t qoff = t == GGML_TYPE_Q8_0   ? 32
+                        : t == GGML_TYPE_Q4_0 ? 32
+                        : t == GGML_TYPE_Q4_1 ? 64
+                        : t == GGML_TYPE_Q5_0 ? 96
+                                              : 128;
+    const __m256i m4 = _mm256_set1_epi8(0xF), x80 = _mm256_set1_epi8((char)0x80);
+    __m256 acc[NT][2];
+    for (int i = 0; i < ntk; i++)
+        acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *B = G + (size_t)b * bb;
+        const uint8_t *aq = a0 + L.qs + 32 * (size_t)b;
+        __m256i is[NT][2];
+        for (int i = 0; i < ntk; i++) {
+            /* Q8_0 is summed signed here (no +128), so its init offset is not used */
+            const __m256i init = t == GGML_TYPE_Q8_0 ? _mm256_setzero_si256()
+                                                     : bcast32(a0 + (size_t)i * as + L.init + 4 * (size_t)b);
+            is[i][0] = is[i][1] = init;
+        }
+        for (int h = 0; h < 2; h++) {
+            if (t == GGML_TYPE_Q8_0) {
+                for (int s = 0; s < 8; s++) {
+                    const __m256i wv = _mm256_xor_si256(
+                        _mm256_loadu_si256((const __m256i *)(B + qoff + KERN_STEP * s + 32 * h)), x80);
+                    for (int i = 0; i < ntk; i++)
+                        is[i][h] = _mm256_add_epi32(is[i][h], dot_s(wv, bcast32(aq + (size_t)i * as + 4 * s)));
+                }
+            } else {
+                for (int s = 0; s < 4; s++) {
+                    const __m256i raw = _mm256_loadu_si256((const __m256i *)(B + qoff + KERN_STEP * s + 32 * h));
+                    __m256i lo = _mm256_and_si256(raw, m4);
+                    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+                    if (has_h) {
+                        uint64_t h0, h1;
+                        memcpy(&h0, B + hoff + 8 * s, 8);
+                        memcpy(&h1, B + hoff + 8 * (s + 4), 8);
+                        lo = _mm256_or_si256(lo, bits16(h0, h));
+                        hi = _mm256_or_si256(hi, bits16(h1, h));
+                    }
+                    for (int i = 0; i < ntk; i++) {
+                        is[i][h] = _mm256_add_epi32(is[i][h], dot_u(lo, bcast32(aq + (size_t)i * as + 4 * s)));
+                        is[i][h] = _mm256_add_epi32(is[i][h], dot_u(hi, bcast32(aq + (size_t)i * as + 4 * (s + 4))));
+                    }
+                }
+            }
+            const __m256 dw = h8(B + KG32_D + 16 * h);
+            for (int i = 0; i < ntk; i++) {
+                const __m256 ad = _mm256_set1_ps(ldf(a0 + (size_t)i * as + L.d + 4 * (size_t)b));
+                acc[i][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[i][h]), _mm256_mul_ps(dw, ad), acc[i][h]);
+            }
+            if (has_m) {
+                const __m256 mw = h8(B + KG32_M + 16 * h);
+                for (int i = 0; i < ntk; i++) {
+                    const __m256 sa = _mm256_set1_ps(ldf(a0 + (size_t)i * as + L.s + 4 * (size_t)b));
+                    acc[i][h] = _mm256_fmadd_ps(mw, sa, acc[i][h]);
+                }
+            }
+        }
+    }
+    store_tile(out, os, ntk, acc, r, rows);
+}
+
+/* ---------------------------------------------------------------- K types */
+
+INLINE void tile_k45(bool q5, int ntk, const uint8_t *G, int64_t nb, const uint8_t *a0,
+                     size_t as, kern_act_layout L, float *out, size_t os, int64_t r, int64_t rows)
+{
+    const size_t bb = q5 ? KG_Q5_K_BYTES : KG_Q4_K_BYTES;
+    const __m256i m4 = _mm256_set1_epi8(0xF);
+    __m256 acc[NT][2];
+    for (int i = 0; i < ntk; i++)
+        acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *B = G + (size_t)b * bb;
+        const uint8_t *aq = a0 + L.qs + 256 * (size_t)b;
+        for (int h = 0; h < 2; h++) {
+            __m256i isum[NT], msum[NT];
+            for (int i = 0; i < ntk; i++)
+                isum[i] = msum[i] = _mm256_setzero_si256();
+            for (int c = 0; c < 4; c++) {
+                for (int half = 0; half < 2; half++) {
+                    __m256i sb[NT];
+                    for (int i = 0; i < ntk; i++)
+                        sb[i] = _mm256_setzero_si256();
+                    for (int s = 0; s < 8; s++) {
+                        const __m256i raw = _mm256_loadu_si256(
+                            (const __m256i *)(B + KGK_Q + KERN_STEP * (8 * c + s) + 32 * h));
+                        __m256i wv = half ? _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4)
+                                          : _mm256_and_si256(raw, m4);
+                        if (q5) {
+                            uint64_t hb;
+                            memcpy(&hb, B + KGK_QH + 16 * (8 * c + s) + 8 * half, 8);
+                            wv = _mm256_or_si256(wv, bits16(hb, h));
+                        }
+                        const uint8_t *ap = aq + 64 * c + 32 * half + 4 * s;
+                        for (int i = 0; i < ntk; i++)
+                            sb[i] = _mm256_add_epi32(sb[i], dot_u(wv, bcast32(ap + (size_t)i * as)));
+                    }
+                    const __m256i sc = _mm256_cvtepu8_epi32(
+                        _mm_loadl_epi64((const __m128i *)(B + KGK_SC + 16 * (2 * c + half) + 8 * h)));
+                    for (int i = 0; i < ntk; i++)
+                        isum[i] = _mm256_add_epi32(isum[i], _mm256_mullo_epi32(sb[i], sc));
+                }
+            }
+            for (int p = 0; p < 4; p++) {
+                const __m256i mn = _mm256_cvtepu8_epi16(
+                    _mm_loadu_si128((const __m128i *)(B + KGK_MN + 32 * p + 16 * h)));
+                for (int i = 0; i < ntk; i++)
+                    msum[i] = _mm256_add_epi32(
+                        msum[i], _mm256_madd_epi16(mn, bcast32(a0 + (size_t)i * as + L.pairs +
+                                                                 4 * (size_t)(4 * b + p))));
+            }
+            const __m256 dv = h8(B + KGK_D + 16 * h), dmv = h8(B + KGK_DMIN + 16 * h);
+            for (int i = 0; i < ntk; i++) {
+                const __m256 ad = _mm256_set1_ps(ldf(a0 + (size_t)i * as + L.d + 4 * (size_t)b));
+                acc[i][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i]), _mm256_mul_ps(dv, ad), acc[i][h]);
+                acc[i][h] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum[i]), _mm256_mul_ps(dmv, ad), acc[i][h]);
+            }
+        }
+    }
+    store_tile(out, os, ntk, acc, r, rows);
+}
+
+INLINE void tile_q6_K(int ntk, const uint8_t *G, int64_t nb, const uint8_t *a0, size_t as,
+                      kern_act_layout L, float *out, size_t os, int64_t r, int64_t rows)
+{
+    const __m256i m4 = _mm256_set1_epi8(0xF), m30 = _mm256_set1_epi8(0x30);
+    __m256 acc[NT][2];
+    for (int i = 0; i < ntk; i++)
+        acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *B = G + (size_t)b * KG_Q6_K_BYTES;
+        const uint8_t *aq = a0 + L.qs + 256 * (size_t)b;
+        for (int h = 0; h < 2; h++) {
+            __m256i isum[NT];
+            for (int i = 0; i < ntk; i++)
+                isum[i] = _mm256_setzero_si256();
+            for (int c = 0; c < 4; c++) {
+                for (int half = 0; half < 2; half++) {
+                    for (int q4 = 0; q4 < 2; q4++) {
+                        const int grp = 4 * c + 2 * half + q4, sh = 2 * (2 * half + q4);
+                        __m256i sb[NT];
+                        for (int i = 0; i < ntk; i++)
+                            sb[i] = bcast32(a0 + (size_t)i * as + L.q6off + 4 * (size_t)(16 * b + grp));
+                        for (int s4 = 0; s4 < 4; s4++) {
+                            const int s = 4 * q4 + s4;
+                            const __m256i raw = _mm256_loadu_si256(
+                                (const __m256i *)(B + KG6_QL + KERN_STEP * (8 * c + s) + 32 * h));
+                            const __m256i hr = _mm256_loadu_si256(
+                                (const __m256i *)(B + KG6_QH + KERN_STEP * (4 * c + s4) + 32 * h));
+                            const __m256i nib = half ? _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4)
+                                                     : _mm256_and_si256(raw, m4);
+                            const __m256i hv = sh <= 4 ? _mm256_and_si256(_mm256_slli_epi16(hr, 4 - sh), m30)
+                                                       : _mm256_and_si256(_mm256_srli_epi16(hr, sh - 4), m30);
+                            const __m256i wv = _mm256_or_si256(nib, hv);
+                            const uint8_t *ap = aq + 64 * c + 32 * half + 4 * s;
+                            for (int i = 0; i < ntk; i++)
+                                sb[i] = _mm256_add_epi32(sb[i], dot_u(wv, bcast32(ap + (size_t)i * as)));
+                        }
+                        const __m256i sc = _mm256_cvtepi8_epi32(
+                            _mm_loadl_epi64((const __m128i *)(B + KG6_SC + 16 * grp + 8 * h)));
+                        for (int i = 0; i < ntk; i++)
+                            isum[i] = _mm256_add_epi32(isum[i], _mm256_mullo_epi32(sb[i], sc));
+                    }
+                }
+            }
+            const __m256 dv = h8(B + KG6_D + 16 * h);
+            for (int i = 0; i < ntk; i++) {
+                const __m256 ad = _mm256_set1_ps(ldf(a0 + (size_t)i * as + L.d + 4 * (size_t)b));
+                acc[i][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i]), _mm256_mul_ps(dv, ad), acc[i][h]);
+            }
+        }
+    }
+    store_tile(out, os, ntk, acc, r, rows);
+}
+
+/* ---------------------------------------------------------------- drivers */
+
+#define DEFINE_GEMM(NAME, LAYOUT, BLOCK, CALL)                                                 \
+    static void NAME(const kern_weight *w, const void *acts, size_t as, int64_t nt, float *out, \
+                     size_t os, int64_t g0, int64_t g1)                                        \
+    {                                                                                          \
+        const kern_act_layout L = LAYOUT(w->k);                                                \
+        const int64_t nb = w->k / BLOCK;                                                       \
+        for (int64_t gb = g0; gb < g1; gb += 4) {                                              \
+            const int64_t ge = gb + 4 < g1 ? gb + 4 : g1;                                      \
+            for (int64_t t0 = 0; t0 < nt; t0 += NT) {                                          \
+                const int64_t n = nt - t0 < NT ? nt - t0 : NT;                                 \
+                const uint8_t *a0 = (const uint8_t *)acts + (size_t)t0 * as;                   \
+                float *o = out + (size_t)t0 * os;                                              \
+                for (int64_t g = gb; g < ge; g++) {                                            \
+                    const uint8_t *G = w->data + (size_t)g * w->group_bytes;                   \
+                    const int64_t r = g * KERN_GROUP;                                          \
+                    if (n == 2)                                                                \
+                        CALL(2);                                                               \
+                    else                                                                       \
+                        CALL(1);                                                               \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }
+
+#define C_A32(T, N) tile_a32(T, N, G, nb, a0, as, L, o, os, r, w->rows)
+#define C_Q8_0(N) C_A32(GGML_TYPE_Q8_0, N)
+#define C_Q4_0(N) C_A32(GGML_TYPE_Q4_0, N)
+#define C_Q4_1(N) C_A32(GGML_TYPE_Q4_1, N)
+#define C_Q5_0(N) C_A32(GGML_TYPE_Q5_0, N)
+#define C_Q5_1(N) C_A32(GGML_TYPE_Q5_1, N)
+#define C_Q4_K(N) tile_k45(false, N, G, nb, a0, as, L, o, os, r, w->rows)
+#define C_Q5_K(N) tile_k45(true, N, G, nb, a0, as, L, o, os, r, w->rows)
+#define C_Q6_K(N) tile_q6_K(N, G, nb, a0, as, L, o, os, r, w->rows)
+DEFINE_GEMM(gemm_q8_0, kern_act_a32, 32, C_Q8_0)
+DEFINE_GEMM(gemm_q4_0, kern_act_a32, 32, C_Q4_0)
+DEFINE_GEMM(gemm_q4_1, kern_act_a32, 32, C_Q4_1)
+DEFINE_GEMM(gemm_q5_0, kern_act_a32, 32, C_Q5_0)
+DEFINE_GEMM(gemm_q5_1, kern_act_a32, 32, C_Q5_1)
+DEFINE_GEMM(gemm_q4_K, kern_act_a256, 256, C_Q4_K)
+DEFINE_GEMM(gemm_q5_K, kern_act_a256, 256, C_Q5_K)
+DEFINE_GEMM(gemm_q6_K, kern_act_a256, 256, C_Q6_K)
+
+/* ---------------------------------------------------------------- dense types */
+
+/* The 16 lanes of the reference as two 8-lane accumulators (lo: lanes 0-7), reduced in the
+ * reference's order: lanes i + 8 onto i, then the quarters, then (q0 + q2) + (q1 + q3). */
+INLINE float reduce16(__m256 lo, __m256 hi)
+{
+    const __m256 u = _mm256_add_ps(hi, lo);
+    const __m128 q = _mm_add_ps(_mm256_extractf128_ps(u, 1), _mm256_castps256_ps128(u));
+    const __m128 p = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    return _mm_cvtss_f32(_mm_add_ss(p, _mm_movehdup_ps(p)));
+}
+
+INLINE __m256 load_w8(ggml_type t, const uint8_t *row, int64_t i)
+{
+    if (t == GGML_TYPE_F32)
+        return _mm256_loadu_ps((const float *)(row + 4 * (size_t)i));
+    const __m128i h = _mm_loadu_si128((const __m128i *)(row + 2 * (size_t)i));
+    if (t == GGML_TYPE_F16)
+        return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+static float dense_w1(ggml_type t, const uint8_t *row, int64_t i)
+{
+    uint16_t h;
+    if (t == GGML_TYPE_F32) {
+        float f;
+        memcpy(&f, row + 4 * (size_t)i, 4);
+        return f;
+    }
+    memcpy(&h, row + 2 * (size_t)i, 2);
+    return t == GGML_TYPE_F16 ? _cvtsh_ss(h) : bf16_to_f32(h);
+}
+
+/* One row x one token, the reference's lane layout (value i in lane i % 16). */
+INLINE float dense_dot(ggml_type t, const uint8_t *row, const float *a, int64_t k)
+{
+    __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+    int64_t l = 0;
+    for (; l + 16 <= k; l += 16) {
+        _mm_prefetch((const char *)row + (l + 1024) * (t == GGML_TYPE_F32 ? 4 : 2), _MM_HINT_T0);
+        lo = _mm256_fmadd_ps(load_w8(t, row, l), _mm256_loadu_ps(a + l), lo);
+        hi = _mm256_fmadd_ps(load_w8(t, row, l + 8), _mm256_loadu_ps(a + l + 8), hi);
+    }
+    if (l < k) {
+        float c[16];
+        _mm256_storeu_ps(c, lo);
+        _mm256_storeu_ps(c + 8, hi);
+        for (int64_t i = l; i < k; i++)
+            c[i - l] = fmaf(dense_w1(t, row, i), a[i], c[i - l]);
+        lo = _mm256_loadu_ps(c);
+        hi = _mm256_loadu_ps(c + 8);
+    }
+    return reduce16(lo, hi);
+}
+
+INLINE void gemm_dense_t(ggml_type t, const kern_weight *w, const void *acts, size_t as,
+                         int64_t nt, float *out, size_t os, int64_t g0, int64_t g1)
+{
+    const int64_t r0 = g0 * KERN_GROUP, r1 = g1 * KERN_GROUP < w->rows ? g1 * KERN_GROUP : w->rows;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = w->data + (size_t)r * w->row_bytes;
+        for (int64_t tk = 0; tk < nt; tk++)
+            out[(size_t)tk * os + (size_t)r] =
+                dense_dot(t, row, (const float *)((const uint8_t *)acts + (size_t)tk * as), w->k);
+    }
+}
+
+static void gemm_f32(const kern_weight *w, const void *acts, size_t as, int64_t nt, float *out,
+                     size_t os, int64_t g0, int64_t g1)
+{
+    gemm_dense_t(GGML_TYPE_F32, w, acts, as, nt, out, os, g0, g1);
+}
+
+static void gemm_f16(const kern_weight *w, const void *acts, size_t as, int64_t nt, float *out,
+                     size_t os, int64_t g0, int64_t g1)
+{
+    gemm_dense_t(GGML_TYPE_F16, w, acts, as, nt, out, os, g0, g1);
+}
+
+static void gemm_bf16(const kern_weight *w, const void *acts, size_t as, int64_t nt, float *out,
+                      size_t os, int64_t g0, int64_t g1)
+{
+    gemm_dense_t(GGML_TYPE_BF16, w, acts, as, nt, out, os, g0, g1);
+}
+
+bool kern_avx2_fill(kern_table *kt)
+{
+    kt->name = "avx2";
+    kt->gemm[GGML_TYPE_Q8_0] = gemm_q8_0;
+    kt->gemm[GGML_TYPE_Q4_0] = gemm_q4_0;
+    kt->gemm[GGML_TYPE_Q4_1] = gemm_q4_1;
+    kt->gemm[GGML_TYPE_Q5_0] = gemm_q5_0;
+    kt->gemm[GGML_TYPE_Q5_1] = gemm_q5_1;
+    kt->gemm[GGML_TYPE_Q4_K] = gemm_q4_K;
+    kt->gemm[GGML_TYPE_Q5_K] = gemm_q5_K;
+    kt->gemm[GGML_TYPE_Q6_K] = gemm_q6_K;
+    kt->gemm[GGML_TYPE_F32] = gemm_f32;
+    kt->gemm[GGML_TYPE_F16] = gemm_f16;
+    kt->gemm[GGML_TYPE_BF16] = gemm_bf16;
+    return true;
+}
+
+#else /* not built for AVX2 */
+
+bool kern_avx2_built(void)
+{
+    return false;
+}
+
+bool kern_avx2_fill(kern_table *kt)
+{
+    LOCO_UNUSED(kt);
+    return false;
+}
+
+#endif

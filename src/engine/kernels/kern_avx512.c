@@ -1,0 +1,456 @@
+/* kern_avx512.c: the fast kernels for AVX-512 F/BW/VL/DQ + VNNI (engine/kernels). This file
+ * alone is compiled with those instructions enabled (CMakeLists.txt); kernels.c installs its
+ * table only on CPUs that have them. Integer block sums use vpdpbusd (unsigned weight values
+ * x signed activations, 16 rows x 4 values per instruction), each of NT tokens in its own
+ * accumulator; every output then runs the scalar reference's float steps in its order, so the
+ * results are the same bits (kern_scalar.c). */
+#include "base/common.h"
+
+#include "engine/kernels/kern_int.h"
+
+#if defined(__x86_64__) && defined(__AVX512F__) && defined(__AVX512BW__) && \
+    defined(__AVX512VNNI__) && defined(__AVX512VL__) && defined(__AVX512DQ__)
+
+#include <immintrin.h>
+
+#ifdef __clang__
+#pragma clang fp contract(off)
+#endif
+
+#define NT 8 /* tokens per tile: 3 x 8 accumulators stay in the 32 vector registers */
+#define INLINE static inline __attribute__((always_inline))
+
+bool kern_avx512_built(void)
+{
+    return true;
+}
+
+INLINE __m512i bcast32(const uint8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+INLINE float ldf(const uint8_t *p)
+{
+    float v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+INLINE __m512 h16(const uint8_t *p)
+{
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+}
+
+/* Fetches the group block `ahead` blocks on (generation streams the weights from memory once;
+ * the hardware prefetcher alone leaves the cores waiting). */
+INLINE void prefetch_block(const uint8_t *B, size_t bb, int64_t b, int64_t nb)
+{
+    const size_t ahead = bb >= 1024 ? 2 * bb : 2048 / bb * bb;
+    if ((size_t)(nb - b) * bb > ahead)
+        for (size_t off = 0; off < bb; off += 64)
+            _mm_prefetch((const char *)B + ahead + off, _MM_HINT_T0);
+}
+
+INLINE void store_tile(float *out, size_t os, int ntk, const __m512 *acc, int64_t r, int64_t rows)
+{
+    for (int t = 0; t < ntk; t++) {
+        if (rows - r >= KERN_GROUP) {
+            _mm512_storeu_ps(out + (size_t)t * os + (size_t)r, acc[t]);
+        } else {
+            const __mmask16 m = (__mmask16)((1u << (rows - r)) - 1);
+            _mm512_mask_storeu_ps(out + (size_t)t * os + (size_t)r, m, acc[t]);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- 32-value block types */
+
+/* One group (16 rows) x ntk tokens over every block: acc = fma(isum, d_w * d_a, acc) per
+ * block, isum starting from the activation's init (the type's offset) plus the vpdpbusd
+ * sums of 8 steps. t is a compile-time constant in every instantiation. */
+INLINE void tile_a32(ggml_type t, int ntk, const uint8_t *G, int64_t nb, const uint8_t *a0,
+                     size_t as, kern_act_layout L, float *out, size_t os, int64_t r, int64_t rows)
+{
+    const size_t bb = t == GGML_TYPE_Q8_0   ? KG_Q8_0_BYTES
+                      : t == GGML_TYPE_Q4_0 ? KG_Q4_0_BYTES
+                      : t == GGML_TYPE_Q4_1 ? KG_Q4_1_BYTES
+                      : t == GGML_TYPE_Q5_0 ? KG_Q5_0_BYTES
+                                            : KG_Q5_1_BYTES;
+    const bool has_m = t == GGML_TYPE_Q4_1 || t == GGML_TYPE_Q5_1;
+    const bool has_h = t == GGML_TYPE_Q5_0 || t == GGML_TYPE_Q5_1;
+    const size_t hoff = t == GGML_TYPE_Q5_0 ? 32 : 64;
+    const size_t qoff = t == GGML_TYPE_Q8_0   ? 32
+                        : t == GGML_TYPE_Q4_0 ? 32
+                        : t == GGML_TYPE_Q4_1 ? 64
+                        : t == GGML_TYPE_Q5_0 ? 96
+                                              : 128;
+    const __m512i m4 = _mm512_set1_epi8(0xF), b4 = _mm512_set1_epi8(0x10);
+    __m512 acc[NT];
+    for (int i = 0; i < ntk; i++)
+        acc[i] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *B = G + (size_t)b * bb;
+        prefetch_block(B, bb, b, nb);
+        __m512i is[NT];
+        for (int i = 0; i < ntk; i++)
+            is[i] = bcast32(a0 + (size_t)i * as + L.init + 4 * (size_t)b);
+        const uint8_t *aq = a0 + L.qs + 32 * (size_t)b;
+        if (t == GGML_TYPE_Q8_0) {
+            for (int s = 0; s < 8; s++) {
+                const __m512i wv = _mm512_loadu_si512(B + qoff + KERN_STEP * s);
+                for (int i = 0; i < ntk; i++)
+                    is[i] = _mm512_dpbusd_epi32(is[i], wv, bcast32(aq + (size_t)i * as + 4 * s));
+            }
+        } else {
+            for (int s = 0; s < 4; s++) {
+                const __m512i raw = _mm512_loadu_si512(B + qoff + KERN_STEP * s);
+                __m512i lo = _mm512_and_si512(raw, m4);
+                __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
+                if (has_h) {
+                    uint64_t h0, h1;
+                    memcpy(&h0, B + hoff + 8 * s, 8);
+                    memcpy(&h1, B + hoff + 8 * (s + 4), 8);
+                    lo = _mm512_or_si512(lo, _mm512_maskz_mov_epi8(h0, b4));
+                    hi = _mm512_or_si512(hi, _mm512_maskz_mov_epi8(h1, b4));
+                }
+                for (int i = 0; i < ntk; i++) {
+                    is[i] = _mm512_dpbusd_epi32(is[i], lo, bcast32(aq + (size_t)i * as + 4 * s));
+                    is[i] = _mm512_dpbusd_epi32(is[i], hi, bcast32(aq + (size_t)i * as + 4 * (s + 4)));
+                }
+            }
+        }
+        const __m512 dw = h16(B + KG32_D);
+        for (int i = 0; i < ntk; i++) {
+            const __m512 ad = _mm512_set1_ps(ldf(a0 + (size_t)i * as + L.d + 4 * (size_t)b));
+            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[i]), _mm512_mul_ps(dw, ad), acc[i]);
+        }
+        if (has_m) {
+            const __m512 mw = h16(B + KG32_M);
+            for (int i = 0; i < ntk; i++) {
+                const __m512 sa = _mm512_set1_ps(ldf(a0 + (size_t)i * as + L.s + 4 * (size_t)b));
+                acc[i] = _mm512_fmadd_ps(mw, sa, acc[i]);
+            }
+        }
+    }
+    store_tile(out, os, ntk, acc, r, rows);
+}
+
+/* ---------------------------------------------------------------- K types */
+
+/* Q4_K / Q5_K: per super-block, per sub-block j: sb = vpdpbusd over 8 steps, isum += sb * sc_j
+ * (vpmulld, exact); the mins term by vpmaddwd of (m_2p, m_2p+1) pairs with the activation's
+ * 32-value sums; then the two fmas of the reference. */
+INLINE void tile_k45(bool q5, int ntk, const uint8_t *G, int64_t nb, const uint8_t *a0,
+                     size_t as, kern_act_layout L, float *out, size_t os, int64_t r, int64_t rows)
+{
+    const size_t bb = q5 ? KG_Q5_K_BYTES : KG_Q4_K_BYTES;
+    const __m512i m4 = _mm512_set1_epi8(0xF), b4 = _mm512_set1_epi8(0x10);
+    __m512 acc[NT];
+    for (int i = 0; i < ntk; i++)
+        acc[i] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *B = G + (size_t)b * bb;
+        prefetch_block(B, bb, b, nb);
+        const uint8_t *aq = a0 + L.qs + 256 * (size_t)b;
+        __m512i isum[NT];
+        for (int i = 0; i < ntk; i++)
+            isum[i] = _mm512_setzero_si512();
+        for (int c = 0; c < 4; c++) {
+            for (int half = 0; half < 2; half++) {
+                __m512i sb[NT];
+                for (int i = 0; i < ntk; i++)
+                    sb[i] = _mm512_setzero_si512();
+                for (int s = 0; s < 8; s++) {
+                    const __m512i raw = _mm512_loadu_si512(B + KGK_Q + KERN_STEP * (8 * c + s));
+                    __m512i wv = half ? _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4)
+                                      : _mm512_and_si512(raw, m4);
+                    if (q5) {
+                        uint64_t h;
+                        memcpy(&h, B + KGK_QH + 16 * (8 * c + s) + 8 * half, 8);
+                        wv = _mm512_or_si512(wv, _mm512_maskz_mov_epi8(h, b4));
+                    }
+                    const uint8_t *ap = aq + 64 * c + 32 * half + 4 * s;
+                    for (int i = 0; i < ntk; i++)
+                        sb[i] = _mm512_dpbusd_epi32(sb[i], wv, bcast32(ap + (size_t)i * as));
+                }
+                const __m512i sc = _mm512_cvtepu8_epi32(
+                    _mm_loadu_si128((const __m128i *)(B + KGK_SC + 16 * (2 * c + half))));
+                for (int i = 0; i < ntk; i++)
+                    isum[i] = _mm512_add_epi32(isum[i], _mm512_mullo_epi32(sb[i], sc));
+            }
+        }
+        __m512i msum[NT];
+        for (int i = 0; i < ntk; i++)
+            msum[i] = _mm512_setzero_si512();
+        for (int p = 0; p < 4; p++) {
+            const __m512i mn = _mm512_cvtepu8_epi16(
+                _mm256_loadu_si256((const __m256i *)(B + KGK_MN + 32 * p)));
+            for (int i = 0; i < ntk; i++)
+                msum[i] = _mm512_add_epi32(
+                    msum[i], _mm512_madd_epi16(mn, bcast32(a0 + (size_t)i * as + L.pairs +
+                                                             4 * (size_t)(4 * b + p))));
+        }
+        const __m512 dv = h16(B + KGK_D), dmv = h16(B + KGK_DMIN);
+        for (int i = 0; i < ntk; i++) {
+            const __m512 ad = _mm512_set1_ps(ldf(a0 + (size_t)i * as + L.d + 4 * (size_t)b));
+            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[i]), _mm512_mul_ps(dv, ad), acc[i]);
+            acc[i] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(msum[i]), _mm512_mul_ps(dmv, ad), acc[i]);
+        }
+    }
+    store_tile(out, os, ntk, acc, r, rows);
+}
+
+/* Q6_K: per 16-value group, sb starts at -32 * bsum (the activation's q6off), gets 4 steps of
+ * vpdpbusd with the 6-bit values, then isum += sb * sc_g. */
+INLINE void tile_q6_K(int ntk, const uint8_t *G, int64_t nb, const uint8_t *a0, size_t as,
+                      kern_act_layout L, float *out, size_t os, int64_t r, int64_t rows)
+{
+    const __m512i m4 = _mm512_set1_epi8(0xF), m30 = _mm512_set1_epi8(0x30);
+    __m512 acc[NT];
+    for (int i = 0; i < ntk; i++)
+        acc[i] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *B = G + (size_t)b * KG_Q6_K_BYTES;
+        prefetch_block(B, KG_Q6_K_BYTES, b, nb);
+        const uint8_t *aq = a0 + L.qs + 256 * (size_t)b;
+        __m512i isum[NT];
+        for (int i = 0; i < ntk; i++)
+            isum[i] = _mm512_setzero_si512();
+        for (int c = 0; c < 4; c++) {
+            for (int half = 0; half < 2; half++) {
+                for (int q4 = 0; q4 < 2; q4++) {
+                    const int grp = 4 * c + 2 * half + q4;
+                    const int sh = 2 * (2 * half + q4); /* bits of the 2 high bits in qh */
+                    __m512i sb[NT];
+                    for (int i = 0; i < ntk; i++)
+                        sb[i] = bcast32(a0 + (size_t)i * as + L.q6off + 4 * (size_t)(16 * b + grp));
+                    for (int s4 = 0; s4 < 4; s4++) {
+                        const int s = 4 * q4 + s4;
+                        const __m512i raw = _mm512_loadu_si512(B + KG6_QL + KERN_STEP * (8 * c + s));
+                        const __m512i hr = _mm512_loadu_si512(B + KG6_QH + KERN_STEP * (4 * c + s4));
+                        const __m512i nib = half ? _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4)
+                                                 : _mm512_and_si512(raw, m4);
+                        __m512i h;
+                        if (sh <= 4)
+                            h = _mm512_and_si512(_mm512_slli_epi16(hr, 4 - sh), m30);
+                        else
+                            h = _mm512_and_si512(_mm512_srli_epi16(hr, sh - 4), m30);
+                        const __m512i wv = _mm512_or_si512(nib, h);
+                        const uint8_t *ap = aq + 64 * c + 32 * half + 4 * s;
+                        for (int i = 0; i < ntk; i++)
+                            sb[i] = _mm512_dpbusd_epi32(sb[i], wv, bcast32(ap + (size_t)i * as));
+                    }
+                    const __m512i sc = _mm512_cvtepi8_epi32(
+                        _mm_loadu_si128((const __m128i *)(B + KG6_SC + 16 * grp)));
+                    for (int i = 0; i < ntk; i++)
+                        isum[i] = _mm512_add_epi32(isum[i], _mm512_mullo_epi32(sb[i], sc));
+                }
+            }
+        }
+        const __m512 dv = h16(B + KG6_D);
+        for (int i = 0; i < ntk; i++) {
+            const __m512 ad = _mm512_set1_ps(ldf(a0 + (size_t)i * as + L.d + 4 * (size_t)b));
+            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[i]), _mm512_mul_ps(dv, ad), acc[i]);
+        }
+    }
+    store_tile(out, os, ntk, acc, r, rows);
+}
+
+/* ---------------------------------------------------------------- drivers */
+
+/* Groups per row block: the block's weights stay in L2 while every token tile passes. */
+#define ROW_BLOCK_GROUPS 4
+
+#define DEFINE_GEMM(NAME, CALL)                                                                \
+    static void NAME(const kern_weight *w, const void *acts, size_t as, int64_t nt, float *out, \
+                     size_t os, int64_t g0, int64_t g1)                                        \
+    {                                                                                          \
+        const kern_act_layout L = LAYOUT(w->k);                                                \
+        const int64_t nb = w->k / BLOCK;                                                       \
+        for (int64_t gb = g0; gb < g1; gb += ROW_BLOCK_GROUPS) {                               \
+            const int64_t ge = gb + ROW_BLOCK_GROUPS < g1 ? gb + ROW_BLOCK_GROUPS : g1;        \
+            for (int64_t t0 = 0, n; t0 < nt; t0 += n) {                                        \
+                n = nt - t0 >= NT ? NT : nt - t0 >= 4 ? 4 : nt - t0;                           \
+                const uint8_t *a0 = (const uint8_t *)acts + (size_t)t0 * as;                   \
+                float *o = out + (size_t)t0 * os;                                              \
+                for (int64_t g = gb; g < ge; g++) {                                            \
+                    const uint8_t *G = w->data + (size_t)g * w->group_bytes;                   \
+                    const int64_t r = g * KERN_GROUP;                                          \
+                    if (n == NT)                                                               \
+                        CALL(NT);                                                              \
+                    else if (n >= 4)                                                           \
+                        CALL(4);                                                               \
+                    else if (n == 3)                                                           \
+                        CALL(3);                                                               \
+                    else if (n == 2)                                                           \
+                        CALL(2);                                                               \
+                    else                                                                       \
+                        CALL(1);                                                               \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }
+
+#define LAYOUT kern_act_a32
+#define BLOCK 32
+#define C_Q8_0(N) tile_a32(GGML_TYPE_Q8_0, N, G, nb, a0, as, L, o, os, r, w->rows)
+#define C_Q4_0(N) tile_a32(GGML_TYPE_Q4_0, N, G, nb, a0, as, L, o, os, r, w->rows)
+#define C_Q4_1(N) tile_a32(GGML_TYPE_Q4_1, N, G, nb, a0, as, L, o, os, r, w->rows)
+#define C_Q5_0(N) tile_a32(GGML_TYPE_Q5_0, N, G, nb, a0, as, L, o, os, r, w->rows)
+#define C_Q5_1(N) tile_a32(GGML_TYPE_Q5_1, N, G, nb, a0, as, L, o, os, r, w->rows)
+DEFINE_GEMM(gemm_q8_0, C_Q8_0)
+DEFINE_GEMM(gemm_q4_0, C_Q4_0)
+DEFINE_GEMM(gemm_q4_1, C_Q4_1)
+DEFINE_GEMM(gemm_q5_0, C_Q5_0)
+DEFINE_GEMM(gemm_q5_1, C_Q5_1)
+#undef LAYOUT
+#undef BLOCK
+#define LAYOUT kern_act_a256
+#define BLOCK 256
+#define C_Q4_K(N) tile_k45(false, N, G, nb, a0, as, L, o, os, r, w->rows)
+#define C_Q5_K(N) tile_k45(true, N, G, nb, a0, as, L, o, os, r, w->rows)
+#define C_Q6_K(N) tile_q6_K(N, G, nb, a0, as, L, o, os, r, w->rows)
+DEFINE_GEMM(gemm_q4_K, C_Q4_K)
+DEFINE_GEMM(gemm_q5_K, C_Q5_K)
+DEFINE_GEMM(gemm_q6_K, C_Q6_K)
+#undef LAYOUT
+#undef BLOCK
+
+/* ---------------------------------------------------------------- dense types */
+
+/* reduce16 of kern_scalar.c: halves, quarters, then (q0 + q2) + (q1 + q3). */
+INLINE float reduce16(__m512 v)
+{
+    const __m256 u = _mm256_add_ps(_mm512_extractf32x8_ps(v, 1), _mm512_castps512_ps256(v));
+    const __m128 q = _mm_add_ps(_mm256_extractf128_ps(u, 1), _mm256_castps256_ps128(u));
+    const __m128 p = _mm_add_ps(q, _mm_movehl_ps(q, q)); /* q0 + q2, q1 + q3 */
+    return _mm_cvtss_f32(_mm_add_ss(p, _mm_movehdup_ps(p)));
+}
+
+INLINE __m512 load_w16(ggml_type t, const uint8_t *row, int64_t i, __mmask16 m)
+{
+    if (t == GGML_TYPE_F32)
+        return _mm512_maskz_loadu_ps(m, row + 4 * (size_t)i);
+    const __m256i h = _mm256_maskz_loadu_epi16(m, row + 2 * (size_t)i);
+    if (t == GGML_TYPE_F16)
+        return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+#define DR 4 /* rows per dense tile */
+#define DT 4 /* tokens per dense tile */
+#define RG1 1 /* rows per dense tile for one token (one stream: the prefetcher keeps up) */
+
+/* R rows x T tokens: one 16-lane accumulator per output, value i into lane i % 16 (merge-
+ * masked tail, so missing values leave lanes untouched, as in the scalar loop). */
+INLINE void dense_tile(ggml_type t, int R, int T, const kern_weight *w, int64_t r,
+                       const uint8_t *a0, size_t as, float *out, size_t os)
+{
+    __m512 acc[DR][DT];
+    for (int i = 0; i < R; i++)
+        for (int j = 0; j < T; j++)
+            acc[i][j] = _mm512_setzero_ps();
+    const int64_t k = w->k;
+    for (int64_t l = 0; l < k; l += 16) {
+        const __mmask16 m = k - l >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (k - l)) - 1);
+        __m512 av[DT];
+        for (int j = 0; j < T; j++)
+            av[j] = _mm512_maskz_loadu_ps(m, (const float *)(a0 + (size_t)j * as) + l);
+        for (int i = 0; i < R; i++) {
+            const uint8_t *row = w->data + (size_t)(r + i) * w->row_bytes;
+            /* several rows are separate streams: fetch ahead (the hardware prefetcher ramps
+             * up for one) */
+            _mm_prefetch((const char *)row + (l + 1024) * (t == GGML_TYPE_F32 ? 4 : 2), _MM_HINT_T0);
+            const __m512 wv = load_w16(t, row, l, m);
+            for (int j = 0; j < T; j++)
+                acc[i][j] = _mm512_mask3_fmadd_ps(wv, av[j], acc[i][j], m);
+        }
+    }
+    for (int i = 0; i < R; i++)
+        for (int j = 0; j < T; j++)
+            out[(size_t)j * os + (size_t)(r + i)] = reduce16(acc[i][j]);
+}
+
+INLINE void gemm_dense_t(ggml_type t, const kern_weight *w, const void *acts, size_t as,
+                         int64_t nt, float *out, size_t os, int64_t g0, int64_t g1)
+{
+    const int64_t r0 = g0 * KERN_GROUP, r1 = g1 * KERN_GROUP < w->rows ? g1 * KERN_GROUP : w->rows;
+    for (int64_t t0 = 0; t0 < nt; t0 += DT) {
+        const int64_t n = nt - t0 < DT ? nt - t0 : DT;
+        const uint8_t *a0 = (const uint8_t *)acts + (size_t)t0 * as;
+        float *o = out + (size_t)t0 * os;
+        int64_t r = r0;
+        /* one token (generation): RG1 rows at a time, close to one memory stream */
+        for (; n == 1 && r + RG1 <= r1; r += RG1)
+            dense_tile(t, RG1, 1, w, r, a0, as, o, os);
+        for (; r + DR <= r1; r += DR) {
+            switch (n) {
+            case 4: dense_tile(t, DR, 4, w, r, a0, as, o, os); break;
+            case 3: dense_tile(t, DR, 3, w, r, a0, as, o, os); break;
+            case 2: dense_tile(t, DR, 2, w, r, a0, as, o, os); break;
+            default: dense_tile(t, DR, 1, w, r, a0, as, o, os); break;
+            }
+        }
+        for (; r < r1; r++) {
+            switch (n) {
+            case 4: dense_tile(t, 1, 4, w, r, a0, as, o, os); break;
+            case 3: dense_tile(t, 1, 3, w, r, a0, as, o, os); break;
+            case 2: dense_tile(t, 1, 2, w, r, a0, as, o, os); break;
+            default: dense_tile(t, 1, 1, w, r, a0, as, o, os); break;
+            }
+        }
+    }
+}
+
+static void gemm_f32(const kern_weight *w, const void *acts, size_t as, int64_t nt, float *out,
+                     size_t os, int64_t g0, int64_t g1)
+{
+    gemm_dense_t(GGML_TYPE_F32, w, acts, as, nt, out, os, g0, g1);
+}
+
+static void gemm_f16(const kern_weight *w, const void *acts, size_t as, int64_t nt, float *out,
+                     size_t os, int64_t g0, int64_t g1)
+{
+    gemm_dense_t(GGML_TYPE_F16, w, acts, as, nt, out, os, g0, g1);
+}
+
+static void gemm_bf16(const kern_weight *w, const void *acts, size_t as, int64_t nt, float *out,
+                      size_t os, int64_t g0, int64_t g1)
+{
+    gemm_dense_t(GGML_TYPE_BF16, w, acts, as, nt, out, os, g0, g1);
+}
+
+bool kern_avx512_fill(kern_table *kt)
+{
+    kt->name = "avx512";
+    kt->gemm[GGML_TYPE_Q8_0] = gemm_q8_0;
+    kt->gemm[GGML_TYPE_Q4_0] = gemm_q4_0;
+    kt->gemm[GGML_TYPE_Q4_1] = gemm_q4_1;
+    kt->gemm[GGML_TYPE_Q5_0] = gemm_q5_0;
+    kt->gemm[GGML_TYPE_Q5_1] = gemm_q5_1;
+    kt->gemm[GGML_TYPE_Q4_K] = gemm_q4_K;
+    kt->gemm[GGML_TYPE_Q5_K] = gemm_q5_K;
+    kt->gemm[GGML_TYPE_Q6_K] = gemm_q6_K;
+    kt->gemm[GGML_TYPE_F32] = gemm_f32;
+    kt->gemm[GGML_TYPE_F16] = gemm_f16;
+    kt->gemm[GGML_TYPE_BF16] = gemm_bf16;
+    return true;
+}
+
+#else /* not built for AVX-512 */
+
+bool kern_avx512_built(void)
+{
+    return false;
+}
+
+bool kern_avx512_fill(kern_table *kt)
+{
+    LOCO_UNUSED(kt);
+    return false;
+}
+
+#endif
