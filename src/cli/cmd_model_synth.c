@@ -25,9 +25,11 @@ static void synth_usage(FILE *out)
             "  --layers N (2)  --hidden N (256)  --heads N (4)  --kv-heads N (2)\n"
             "  --head-dim N (64)  --ffn N (512)  --vocab N (151936)  --ctx-train N (40960)\n"
             "  --type T               tensor type: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1\n"
-            "                         Q4_K Q5_K Q6_K (F32)\n"
-            "  --mix q4_k_m           llama.cpp's Q4_K_M recipe (Q4_K, Q6_K for embeddings and\n"
-            "                         some attn_v/ffn_down)\n"
+            "                         Q2_K Q3_K Q4_K Q5_K Q6_K IQ4_NL IQ4_XS (F32)\n"
+            "  --mix M                llama-quantize's recipe of file type M: q2_k q3_k_s\n"
+            "                         q3_k_m q3_k_l q4_k_s q4_k_m q5_k_s q5_k_m iq4_nl iq4_xs\n"
+            "                         (e.g. q4_k_m: Q4_K, Q6_K for the output and some\n"
+            "                         attn_v/ffn_down)\n"
             "  --untied               write a separate output.weight\n"
             "  --seed S               weights seed (42)\n"
             "  --boost IDS            with --untied: scale the output rows of these token ids\n"
@@ -166,11 +168,12 @@ int cmd_model_synth(int argc, char **argv)
         return 2;
     }
     if (mix) {
-        if (strcasecmp(mix, "q4_k_m")) {
-            fprintf(stderr, "loco model synth: unknown mix '%s' (known: q4_k_m)\n", mix);
+        p.mix = ftype_mix_find(mix);
+        if (!p.mix) {
+            fprintf(stderr, "loco model synth: unknown mix '%s' (known: %s)\n", mix,
+                    ftype_mix_names());
             return 2;
         }
-        p.mix_q4_k_m = true;
     }
     int code = 1;
     buf tj, tc;

@@ -22,8 +22,8 @@ static const type_row type_table[GGML_TYPE_COUNT] = {
     [GGML_TYPE_Q5_1] = {"Q5_1", 32, 24, true},
     [GGML_TYPE_Q8_0] = {"Q8_0", 32, 34, true},
     [GGML_TYPE_Q8_1] = {"Q8_1", 32, 36, false},
-    [GGML_TYPE_Q2_K] = {"Q2_K", 256, 84, false},
-    [GGML_TYPE_Q3_K] = {"Q3_K", 256, 110, false},
+    [GGML_TYPE_Q2_K] = {"Q2_K", 256, 84, true},
+    [GGML_TYPE_Q3_K] = {"Q3_K", 256, 110, true},
     [GGML_TYPE_Q4_K] = {"Q4_K", 256, 144, true},
     [GGML_TYPE_Q5_K] = {"Q5_K", 256, 176, true},
     [GGML_TYPE_Q6_K] = {"Q6_K", 256, 210, true},
@@ -32,10 +32,10 @@ static const type_row type_table[GGML_TYPE_COUNT] = {
     [GGML_TYPE_IQ2_XS] = {"IQ2_XS", 256, 74, false},
     [GGML_TYPE_IQ3_XXS] = {"IQ3_XXS", 256, 98, false},
     [GGML_TYPE_IQ1_S] = {"IQ1_S", 256, 50, false},
-    [GGML_TYPE_IQ4_NL] = {"IQ4_NL", 32, 18, false},
+    [GGML_TYPE_IQ4_NL] = {"IQ4_NL", 32, 18, true},
     [GGML_TYPE_IQ3_S] = {"IQ3_S", 256, 110, false},
     [GGML_TYPE_IQ2_S] = {"IQ2_S", 256, 82, false},
-    [GGML_TYPE_IQ4_XS] = {"IQ4_XS", 256, 136, false},
+    [GGML_TYPE_IQ4_XS] = {"IQ4_XS", 256, 136, true},
     [GGML_TYPE_I8] = {"I8", 1, 1, false},
     [GGML_TYPE_I16] = {"I16", 1, 2, false},
     [GGML_TYPE_I32] = {"I32", 1, 4, false},
@@ -108,7 +108,8 @@ bool ggml_type_from_name(const char *name, ggml_type *out_type)
 
 const char *ggml_type_supported_list(void)
 {
-    return "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K";
+    return "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, "
+           "IQ4_NL, IQ4_XS";
 }
 
 static uint32_t f32_bits(float f)

@@ -52,7 +52,7 @@ typedef enum {
 /* True when id names a type in the table (known layout, block and byte sizes). */
 bool ggml_type_known(uint32_t id);
 /* True for the types loco computes with as weights: F32, F16, BF16, Q8_0, Q4_0, Q4_1,
- * Q5_0, Q5_1, Q4_K, Q5_K, Q6_K. */
+ * Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS. */
 bool ggml_type_supported(uint32_t id);
 /* Static name ("Q4_K"); "unknown" for ids not in the table. Never NULL. */
 const char *ggml_type_name(uint32_t id);

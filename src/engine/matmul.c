@@ -126,6 +126,8 @@ loco_status mm_weights_prepare(mm_weights *mw, const qwen3_model *m, tpool *pool
             const qwen3_weight *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
             w = ws[i % 7];
         }
+        if (!kern_type_supported(w->type))
+            continue; /* no fast kernels (the low-bit types): see vecdot_run */
         mm_entry *e = &mw->e[mw->n];
         rc = kern_weight_init(&e->w, w->type, w->data, w->ne1, w->ne0, w->name, err);
         if (rc)
@@ -179,6 +181,8 @@ out:
 
 /* Encoding keys of the fast path (activation rows that can be shared between weights). */
 enum { KEY_NONE = -1, KEY_F32 = 0, KEY_A256, KEY_A32_Q8_0, KEY_A32_Q4_0, KEY_A32_Q5_0, KEY_A32 };
+/* Weights without fast kernels use quant.h's activations: key KEY_VEC_DOT + their ggml type. */
+#define KEY_VEC_DOT 16
 
 static int fast_key(ggml_type t)
 {
@@ -410,6 +414,45 @@ static void run_tasks(mm_ctx *c, int32_t n, tpool_fn fn, void *ctx)
             fn(ctx, t, 0);
 }
 
+/* Weights of the types without fast kernels (Q2_K, Q3_K, IQ4_NL, IQ4_XS: kern_type_supported
+ * is false) are not packed: they stay in the file mapping and run quant.h's matmul (the best
+ * table of quant_kernels_get: llama.cpp's x86 vec_dot arithmetic) on quant_act_type
+ * activations, rows split over the pool. Slower than a packed kernel; the same numbers as the
+ * parity path wherever llama.cpp itself uses vec_dot for them. */
+typedef struct {
+    const qwen3_weight *w;
+    const uint8_t *act;
+    size_t act_stride;
+    uint32_t n_tokens;
+    float *out;
+    size_t out_stride;
+    int64_t rows_per_task;
+} vecdot_job;
+
+static void vecdot_task(void *ctx, int32_t task, int32_t thread)
+{
+    LOCO_UNUSED(thread);
+    const vecdot_job *j = ctx;
+    const int64_t rb = (int64_t)task * j->rows_per_task;
+    const int64_t re = rb + j->rows_per_task < j->w->ne1 ? rb + j->rows_per_task : j->w->ne1;
+    if (rb < re)
+        quant_matmul(j->w->type, j->w->data, j->w->ne1, j->w->ne0, j->act, j->n_tokens,
+                     j->act_stride, j->out, j->out_stride, rb, re);
+}
+
+static void vecdot_run(mm_ctx *c, const qwen3_weight *w, uint32_t n_tokens, float *out,
+                       size_t out_stride)
+{
+    vecdot_job j = {w, c->act, c->act_stride, n_tokens, out, out_stride, 0};
+    int64_t tasks = (int64_t)c->n_threads * 8;
+    if (tasks > w->ne1)
+        tasks = w->ne1;
+    j.rows_per_task = (w->ne1 + tasks - 1) / tasks;
+    j.rows_per_task = (j.rows_per_task + 7) & ~(int64_t)7;
+    tasks = (w->ne1 + j.rows_per_task - 1) / j.rows_per_task;
+    run_tasks(c, (int32_t)tasks, vecdot_task, &j);
+}
+
 void mm_prepare(mm_ctx *c, const qwen3_weight *w, const float *in, size_t in_stride,
                 uint32_t n_tokens)
 {
@@ -421,6 +464,13 @@ void mm_prepare(mm_ctx *c, const qwen3_weight *w, const float *in, size_t in_str
         for (uint32_t t = 0; t < n_tokens; t++)
             quant_quantize_act(at, in + t * in_stride, c->act + t * c->act_stride, w->ne0);
         c->act_key = (int)at;
+    } else if (!kern_type_supported(w->type)) { /* vecdot_run's activations */
+        const ggml_type at = quant_act_type(w->type);
+        if (c->act_in == in && c->act_key == KEY_VEC_DOT + (int)at && c->act_n == n_tokens)
+            return;
+        for (uint32_t t = 0; t < n_tokens; t++)
+            quant_quantize_act(at, in + t * in_stride, c->act + t * c->act_stride, w->ne0);
+        c->act_key = KEY_VEC_DOT + (int)at;
     } else {
         const int key = fast_key(w->type);
         if (c->act_in == in && c->act_key == key && c->act_n == n_tokens)
@@ -442,6 +492,10 @@ void mm_run(mm_ctx *c, const qwen3_weight *w, uint32_t n_tokens, float *out, siz
 {
     if (c->parity) {
         parity_run(c, w, n_tokens, out, out_stride);
+        return;
+    }
+    if (!kern_type_supported(w->type)) {
+        vecdot_run(c, w, n_tokens, out, out_stride);
         return;
     }
     const kern_weight *kw = mm_find(c->mw, w->data);

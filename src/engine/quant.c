@@ -9,6 +9,7 @@
 
 #include "engine/quant.h"
 #include "engine/quant_int.h"
+#include "engine/quant_lowbit.h"
 
 #define GROUP_MAX_EPS 1e-15f
 
@@ -1015,6 +1016,7 @@ void quant_scalar_fill(quant_kernels *kt)
     kt->act_quant[GGML_TYPE_Q8_0] = act_q8_0;
     kt->act_quant[GGML_TYPE_Q8_1] = act_q8_1;
     kt->act_quant[GGML_TYPE_Q8_K] = act_q8_K;
+    quant_lowbit_scalar_fill(kt);
 }
 
 /* Built once under pthread_once and read-only afterwards. */
@@ -1028,7 +1030,7 @@ static void tables_init(void)
 {
     quant_scalar_fill(&scalar_table);
     avx2_table = scalar_table;
-    avx2_ok = quant_avx2_fill(&avx2_table);
+    avx2_ok = quant_avx2_fill(&avx2_table) && quant_lowbit_avx2_fill(&avx2_table);
     const char *env = getenv("LOCO_KERNELS");
     const bool force_scalar = env && strcmp(env, "scalar") == 0;
     active_table = avx2_ok && !force_scalar ? &avx2_table : &scalar_table;

@@ -6,9 +6,11 @@
 
 #include <math.h>
 
+#include "engine/ftype.h"
 #include "engine/gguf.h"
 #include "engine/quant.h"
 #include "engine/synth.h"
+#include "engine/threadpool.h"
 #include "engine/tokenizer.h"
 
 void synth_params_default(synth_params *p)
@@ -59,43 +61,86 @@ typedef struct {
     size_t n;
     uint64_t done;
     uint64_t total;
+    tpool *pool; /* NULL: quantize on the calling thread */
 } synth_job;
+
+/* Rows drawn, then quantized by the pool, per step of fill (the draws stay sequential, so
+ * the bytes do not depend on the thread count). */
+#define SYNTH_CHUNK_ROWS 512
+
+typedef struct {
+    ggml_type type;
+    int64_t ne0, n_rows, rows_per_task;
+    size_t row_bytes;
+    const float *rows;
+    uint8_t *enc;
+    loco_status rc[SYNTH_CHUNK_ROWS];
+} quant_chunk;
+
+static void quant_task(void *ctx, int32_t task, int32_t thread)
+{
+    LOCO_UNUSED(thread);
+    quant_chunk *q = ctx;
+    const int64_t r0 = (int64_t)task * q->rows_per_task;
+    const int64_t r1 = r0 + q->rows_per_task < q->n_rows ? r0 + q->rows_per_task : q->n_rows;
+    for (int64_t r = r0; r < r1; r++)
+        q->rc[r] = quant_quantize_row(q->type, q->rows + r * q->ne0, q->enc + r * q->row_bytes,
+                                      q->ne0);
+}
 
 static loco_status fill(void *ctx, gguf_writer *w, size_t index, loco_err *err)
 {
     synth_job *j = ctx;
     const synth_tensor *t = &j->ts[index];
-    size_t row_bytes = ggml_type_row_size(t->type, (uint64_t)t->ne0);
-    float *row = malloc((size_t)t->ne0 * sizeof(float));
-    void *enc = malloc(row_bytes);
-    loco_status rc = row && enc ? LOCO_OK : LOCO_ERR_NOMEM;
-    uint64_t s = t->seed;
-    for (int64_t r = 0; r < t->ne1 && !rc; r++) {
-        float scale = t->scale;
-        for (size_t k = 0; t->boosted && k < j->p->n_boost; k++) {
-            if (j->p->boost_ids[k] == r)
-                scale *= j->p->boost;
-        }
-        for (int64_t i = 0; i < t->ne0; i++)
-            row[i] = t->center + scale * next_unit(&s);
-        rc = quant_quantize_row(t->type, row, enc, t->ne0);
-        if (!rc)
-            rc = gguf_writer_put(w, enc, row_bytes, err);
+    quant_chunk *q = calloc(1, sizeof(*q));
+    const int64_t chunk = t->ne1 < SYNTH_CHUNK_ROWS ? t->ne1 : SYNTH_CHUNK_ROWS;
+    if (q) {
+        q->type = t->type;
+        q->ne0 = t->ne0;
+        q->row_bytes = ggml_type_row_size(t->type, (uint64_t)t->ne0);
+        q->rows = malloc((size_t)(chunk * t->ne0) * sizeof(float));
+        q->enc = malloc((size_t)chunk * q->row_bytes);
     }
-    free(row);
-    free(enc);
+    loco_status rc = q && q->rows && q->enc ? LOCO_OK : LOCO_ERR_NOMEM;
+    uint64_t s = t->seed;
+    for (int64_t r0 = 0; r0 < t->ne1 && !rc; r0 += chunk) {
+        q->n_rows = t->ne1 - r0 < chunk ? t->ne1 - r0 : chunk;
+        float *rows = (float *)q->rows;
+        for (int64_t i = 0; i < q->n_rows; i++) {
+            float scale = t->scale;
+            for (size_t k = 0; t->boosted && k < j->p->n_boost; k++) {
+                if (j->p->boost_ids[k] == r0 + i)
+                    scale *= j->p->boost;
+            }
+            for (int64_t v = 0; v < t->ne0; v++)
+                rows[i * t->ne0 + v] = t->center + scale * next_unit(&s);
+        }
+        int32_t tasks = j->pool ? tpool_threads(j->pool) * 4 : 1;
+        if (tasks > q->n_rows)
+            tasks = (int32_t)q->n_rows;
+        q->rows_per_task = (q->n_rows + tasks - 1) / tasks;
+        tasks = (int32_t)((q->n_rows + q->rows_per_task - 1) / q->rows_per_task);
+        if (j->pool && tasks > 1)
+            rc = tpool_run(j->pool, tasks, quant_task, q);
+        else
+            for (int32_t k = 0; k < tasks; k++)
+                quant_task(q, k, 0);
+        for (int64_t i = 0; i < q->n_rows && !rc; i++)
+            rc = q->rc[i];
+        if (!rc)
+            rc = gguf_writer_put(w, q->enc, (size_t)q->n_rows * q->row_bytes, err);
+    }
+    if (q) {
+        free((void *)q->rows);
+        free(q->enc);
+    }
+    free(q);
     if (rc == LOCO_ERR_NOMEM)
         return loco_err_set(err, rc, "out of memory writing %s", t->name);
     j->done++;
     if (j->p->progress)
         j->p->progress(j->p->progress_ctx, j->done, j->total);
     return rc;
-}
-
-/* llama.cpp's "use more bits" layers of the Q4_K_M recipe */
-static bool more_bits(uint32_t i, uint32_t n)
-{
-    return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
 }
 
 static loco_status add(synth_job *j, const char *name, ggml_type type, int64_t ne0, int64_t ne1,
@@ -124,18 +169,18 @@ static loco_status plan(synth_job *j, uint32_t n_vocab, loco_err *err)
     const synth_params *p = j->p;
     int64_t E = p->n_embd, F = p->n_ff, qd = (int64_t)p->n_head * p->head_dim;
     int64_t kvd = (int64_t)p->n_head_kv * p->head_dim;
-    ggml_type base = p->mix_q4_k_m ? GGML_TYPE_Q4_K : p->type;
-    ggml_type emb = p->mix_q4_k_m ? GGML_TYPE_Q6_K : p->type;
+    const uint32_t gqa = p->n_head / p->n_head_kv, nl = p->n_layer;
+#define MIX(role, layer) (p->mix ? ftype_mix_type(p->mix, role, layer, nl, gqa, p->tied) : p->type)
     /* uniform [-a, a] has std a/sqrt(3): a = sqrt(3/fan_in) keeps unit variance */
     float a_e = sqrtf(3.0f / (float)E), a_q = sqrtf(3.0f / (float)qd), a_f = sqrtf(3.0f / (float)F);
-    loco_status rc = add(j, "token_embd.weight", emb, E, n_vocab, 1.7f, 0.0f, err);
+    loco_status rc = add(j, "token_embd.weight", MIX(FTYPE_TOKEN_EMBD, 0), E, n_vocab, 1.7f, 0.0f,
+                         err);
     if (!rc)
         rc = add(j, "output_norm.weight", GGML_TYPE_F32, E, 1, 0.1f, 1.0f, err);
     if (!rc && !p->tied)
-        rc = add(j, "output.weight", emb, E, n_vocab, a_e * 3.0f, 0.0f, err);
+        rc = add(j, "output.weight", MIX(FTYPE_OUTPUT, 0), E, n_vocab, a_e * 3.0f, 0.0f, err);
     for (uint32_t l = 0; l < p->n_layer && !rc; l++) {
         char n[64];
-        ggml_type heavy = p->mix_q4_k_m && more_bits(l, p->n_layer) ? GGML_TYPE_Q6_K : base;
         struct {
             const char *s;
             ggml_type t;
@@ -143,17 +188,18 @@ static loco_status plan(synth_job *j, uint32_t n_vocab, loco_err *err)
             float a, c;
         } L[] = {
             {"attn_norm", GGML_TYPE_F32, E, 1, 0.1f, 1.0f},
-            {"attn_q", base, E, qd, a_e, 0.0f},
-            {"attn_k", base, E, kvd, a_e, 0.0f},
-            {"attn_v", heavy, E, kvd, a_e, 0.0f},
-            {"attn_output", base, qd, E, a_q, 0.0f},
+            {"attn_q", MIX(FTYPE_ATTN_Q, l), E, qd, a_e, 0.0f},
+            {"attn_k", MIX(FTYPE_ATTN_K, l), E, kvd, a_e, 0.0f},
+            {"attn_v", MIX(FTYPE_ATTN_V, l), E, kvd, a_e, 0.0f},
+            {"attn_output", MIX(FTYPE_ATTN_OUTPUT, l), qd, E, a_q, 0.0f},
             {"attn_q_norm", GGML_TYPE_F32, p->head_dim, 1, 0.1f, 1.0f},
             {"attn_k_norm", GGML_TYPE_F32, p->head_dim, 1, 0.1f, 1.0f},
             {"ffn_norm", GGML_TYPE_F32, E, 1, 0.1f, 1.0f},
-            {"ffn_gate", base, E, F, a_e, 0.0f},
-            {"ffn_up", base, E, F, a_e, 0.0f},
-            {"ffn_down", heavy, F, E, a_f, 0.0f},
+            {"ffn_gate", MIX(FTYPE_FFN_GATE, l), E, F, a_e, 0.0f},
+            {"ffn_up", MIX(FTYPE_FFN_UP, l), E, F, a_e, 0.0f},
+            {"ffn_down", MIX(FTYPE_FFN_DOWN, l), F, E, a_f, 0.0f},
         };
+#undef MIX
         for (size_t i = 0; i < LOCO_ARRAY_LEN(L) && !rc; i++) {
             snprintf(n, sizeof(n), "blk.%u.%s.weight", l, L[i].s);
             rc = add(j, n, L[i].t, L[i].ne0, L[i].ne1, L[i].a, L[i].c, err);
@@ -244,7 +290,7 @@ loco_status synth_write(const synth_params *p, const char *path, loco_err *err)
         return loco_err_set(err, LOCO_ERR_INVALID,
                             "bad model shape: layers, sizes and heads must be positive, heads a "
                             "multiple of kv heads, head dim even");
-    if (!p->mix_q4_k_m && !quant_type_supported(p->type))
+    if (!p->mix && !quant_type_supported(p->type))
         return loco_err_set(err, LOCO_ERR_UNSUPPORTED, "type %s is not supported (supported: %s)",
                             ggml_type_name(p->type), ggml_type_supported_list());
     gguf_writer *w = gguf_writer_new();
@@ -258,17 +304,7 @@ loco_status synth_write(const synth_params *p, const char *path, loco_err *err)
         return loco_err_set(err, LOCO_ERR_NOMEM, "out of memory");
     }
     uint32_t n_vocab = 0;
-    uint32_t file_type = p->mix_q4_k_m ? 15 : 0;
-    static const struct {
-        ggml_type t;
-        uint32_t ft;
-    } ftypes[] = {{GGML_TYPE_F32, 0},  {GGML_TYPE_F16, 1},  {GGML_TYPE_Q4_0, 2},
-                  {GGML_TYPE_Q4_1, 3}, {GGML_TYPE_Q8_0, 7}, {GGML_TYPE_Q5_0, 8},
-                  {GGML_TYPE_Q5_1, 9}, {GGML_TYPE_Q4_K, 14}, {GGML_TYPE_Q5_K, 16},
-                  {GGML_TYPE_Q6_K, 18}, {GGML_TYPE_BF16, 32}};
-    for (size_t i = 0; !p->mix_q4_k_m && i < LOCO_ARRAY_LEN(ftypes); i++)
-        if (ftypes[i].t == p->type)
-            file_type = ftypes[i].ft;
+    const uint32_t file_type = p->mix ? p->mix->id : ftype_of_type(p->type);
     loco_status rc = gguf_writer_set_str(w, "general.architecture", "qwen3", 5, err);
     char name[96];
     snprintf(name, sizeof(name), "loco-synth-qwen3-%ul-%u", p->n_layer, p->n_embd);
@@ -299,6 +335,11 @@ loco_status synth_write(const synth_params *p, const char *path, loco_err *err)
     if (!rc)
         rc = plan(&j, n_vocab, err);
     j.total = j.n;
+    if (!rc && p->n_threads != 1) {
+        /* without a pool (none could be started) the rows are quantized on this thread */
+        loco_err perr;
+        j.pool = tpool_new(p->n_threads, &perr);
+    }
     for (size_t i = 0; i < j.n && !rc; i++) {
         int64_t ne[2] = {j.ts[i].ne0, j.ts[i].ne1};
         rc = gguf_writer_add_tensor_fn(w, j.ts[i].name, j.ts[i].type, j.ts[i].ne1 > 1 ? 2 : 1,
@@ -307,6 +348,7 @@ loco_status synth_write(const synth_params *p, const char *path, loco_err *err)
     if (!rc)
         rc = gguf_writer_write(w, path, err);
     gguf_writer_free(w);
+    tpool_free(j.pool);
     free(j.ts);
     return rc;
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "base/status.h"
+#include "engine/ftype.h"
 #include "engine/ggml_types.h"
 
 typedef struct {
@@ -24,12 +25,15 @@ typedef struct {
     float rope_base;                   /* 5e6 */
     float rms_eps;                     /* 1e-6 */
     ggml_type type;                    /* type of the matrices (norms stay F32) */
-    bool mix_q4_k_m;                   /* llama.cpp's Q4_K_M recipe instead of one type */
+    const ftype_mix *mix;              /* NULL: every matrix `type`; else llama-quantize's recipe
+                                        * of that file type (ftype_mix_find("q4_k_m")) */
     bool tied;                         /* no output.weight: the head reuses token_embd */
     const int32_t *boost_ids;          /* untied only: rows of output.weight scaled by boost, */
     size_t n_boost;                    /* so those tokens are sampled far more often (a model */
     float boost;                       /* that opens <tool_call>s and writes JSON-ish text) */
     uint64_t seed;
+    int32_t n_threads;                 /* quantizing threads, 0: every CPU (the bytes are the
+                                        * same for any count) */
     /* progress: called after each tensor with (done, total); may be NULL */
     void (*progress)(void *ctx, uint64_t done, uint64_t total);
     void *progress_ctx;

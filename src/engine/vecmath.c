@@ -20,6 +20,8 @@
 #endif
 
 #include "engine/kernels/blocks.h"
+#include "engine/quant.h"
+#include "engine/quant_lowbit.h"
 #include "engine/vecmath.h"
 
 #define VM_AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -111,7 +113,8 @@ const vm_profile *vm_profile_named(const char *name)
 bool vm_uses_amx(const vm_profile *p, ggml_type t)
 {
     return p->amx && (t == GGML_TYPE_Q4_0 || t == GGML_TYPE_Q4_1 || t == GGML_TYPE_Q8_0 ||
-                      t == GGML_TYPE_Q4_K || t == GGML_TYPE_Q5_K || t == GGML_TYPE_Q6_K);
+                      t == GGML_TYPE_Q4_K || t == GGML_TYPE_Q5_K || t == GGML_TYPE_Q6_K ||
+                      t == GGML_TYPE_IQ4_XS);
 }
 
 /* ---------------------------------------------------------------- reductions */
@@ -651,10 +654,11 @@ void vm_amx_matmul(ggml_type type, const void *W, int64_t n, const void *acts, i
     case GGML_TYPE_Q4_K: dot = amx_q4_K; break;
     case GGML_TYPE_Q5_K: dot = amx_q5_K; break;
     case GGML_TYPE_Q6_K: dot = amx_q6_K; break;
+    case GGML_TYPE_IQ4_XS: dot = quant_lowbit_amx_iq4_xs; break;
     default: LOCO_ASSERT(!"vm_amx_matmul: type without AMX kernels"); return;
     }
 #ifdef VM_X86
-    if (vm_profile_get()->fast) {
+    if (vm_profile_get()->fast && type != GGML_TYPE_IQ4_XS) {
         switch (type) {
         case GGML_TYPE_Q8_0: dot8 = amx8_q8_0; break;
         case GGML_TYPE_Q4_0: dot8 = amx8_q4_0; break;
@@ -671,8 +675,19 @@ void vm_amx_matmul(ggml_type type, const void *W, int64_t n, const void *acts, i
 
 bool vm_uses_repack(const vm_profile *p, ggml_type t, int64_t rows)
 {
-    /* ggml_repack_get_optimal_repack_type: q4_0_8x8 and q4_K_8x8 on every AVX2 build */
-    return p->repack && rows % 8 == 0 && (t == GGML_TYPE_Q4_0 || t == GGML_TYPE_Q4_K);
+    /* ggml_repack_get_optimal_repack_type: q4_0_8x8, q4_K_8x8 and iq4_nl_8x8 on every AVX2
+     * build, q2_K_8x8 on the AVX-512 ones; IQ4_XS stays in a plain buffer but batches go to
+     * the IQ panel gemm (ggml_cpu_iqp_supports_mul_mat), with the same row condition */
+    if (!p->repack || rows % 8)
+        return false;
+    switch (t) {
+    case GGML_TYPE_Q4_0:
+    case GGML_TYPE_Q4_K:
+    case GGML_TYPE_IQ4_NL:
+    case GGML_TYPE_IQ4_XS: return true;
+    case GGML_TYPE_Q2_K: return p->wide16;
+    default: return false;
+    }
 }
 
 void vm_repack_matmul(ggml_type type, const void *W, int64_t n, const void *acts, int64_t n_tokens,
@@ -683,6 +698,32 @@ void vm_repack_matmul(ggml_type type, const void *W, int64_t n, const void *acts
         vm_amx_matmul(type, W, n, acts, n_tokens, act_stride, out, out_stride, row_begin, row_end);
         return;
     }
+    /* ggml: the gemm takes the activation rows in groups of 4 when there are more than 3, the
+     * gemv the rest */
+    const int64_t n_gemm = n_tokens > 3 ? n_tokens - n_tokens % 4 : 0;
+    const uint8_t *acts_v = (const uint8_t *)acts + (size_t)n_gemm * act_stride;
+    float *out_v = out + (size_t)n_gemm * out_stride;
+    switch (type) {
+    case GGML_TYPE_IQ4_NL: /* iq4_nl_8x8: gemv and gemm alike */
+        rows_matmul(quant_lowbit_repack_iq4_nl, NULL, 32, type, W, n, acts, n_tokens, act_stride,
+                    out, out_stride, row_begin, row_end);
+        return;
+    case GGML_TYPE_Q2_K:
+        rows_matmul(quant_lowbit_repack_q2_K_gemm, NULL, QK_K, type, W, n, acts, n_gemm,
+                    act_stride, out, out_stride, row_begin, row_end);
+        rows_matmul(quant_lowbit_repack_q2_K_gemv, NULL, QK_K, type, W, n, acts_v,
+                    n_tokens - n_gemm, act_stride, out_v, out_stride, row_begin, row_end);
+        return;
+    case GGML_TYPE_IQ4_XS: /* the IQ panel gemm from 8 activation rows on, else vec_dot */
+        if (n_tokens >= 8)
+            rows_matmul(quant_lowbit_amx_iq4_xs, NULL, QK_K, type, W, n, acts, n_tokens,
+                        act_stride, out, out_stride, row_begin, row_end);
+        else
+            quant_matmul(type, W, row_end, n, acts, n_tokens, act_stride, out, out_stride,
+                         row_begin, row_end);
+        return;
+    default: break;
+    }
     LOCO_ASSERT(type == GGML_TYPE_Q4_K && "vm_repack_matmul: type without repack kernels");
     amx8_fn gemv8 = NULL, gemm8 = NULL;
 #ifdef VM_X86
@@ -691,14 +732,10 @@ void vm_repack_matmul(ggml_type type, const void *W, int64_t n, const void *acts
         gemm8 = rep8_q4_K_gemm;
     }
 #endif
-    /* ggml: the gemm takes the activation rows in groups of 4 when there are more than 3, the
-     * gemv the rest */
-    const int64_t n_gemm = n_tokens > 3 ? n_tokens - n_tokens % 4 : 0;
     rows_matmul(repack_q4_K_gemm, gemm8, QK_K, type, W, n, acts, n_gemm, act_stride, out,
                 out_stride, row_begin, row_end);
-    rows_matmul(repack_q4_K_gemv, gemv8, QK_K, type, W, n,
-                (const uint8_t *)acts + (size_t)n_gemm * act_stride, n_tokens - n_gemm, act_stride,
-                out + (size_t)n_gemm * out_stride, out_stride, row_begin, row_end);
+    rows_matmul(repack_q4_K_gemv, gemv8, QK_K, type, W, n, acts_v, n_tokens - n_gemm, act_stride,
+                out_v, out_stride, row_begin, row_end);
 }
 
 /* ---------------------------------------------------------------- dot products */

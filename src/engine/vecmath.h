@@ -5,13 +5,13 @@
  *
  * llama.cpp's CPU backend picks one build per CPU (AVX2, AVX-512, AVX-512 + AMX, ...) and the
  * float results depend on it: the SIMD width sets the summation order of dot products and
- * reductions, and with AMX-INT8 the quantized matmuls of Q4_0/Q4_1/Q8_0/Q4_K/Q5_K/Q6_K go
- * through ggml's AMX kernels, which add each block's integer dot product into one f32 per
+ * reductions, and with AMX-INT8 the quantized matmuls of Q4_0/Q4_1/Q8_0/Q4_K/Q5_K/Q6_K/IQ4_XS
+ * go through ggml's AMX kernels, which add each block's integer dot product into one f32 per
  * output (acc = fma(isum, d_w*d_a, acc)) instead of ggml's vec_dot lanes. vm_profile says
  * which of these loco mirrors; see docs/internals/qwen3.md for the details and the evidence.
- * Without AMX (or for weights the AMX buffer does not take), every AVX2 build repacks Q4_0 and
- * Q4_K weights into 8-row interleaved blocks whose gemv/gemm kernels have their own per-block
- * arithmetic (vm_repack_matmul). */
+ * Without AMX (or for weights the AMX buffer does not take), every AVX2 build repacks Q4_0,
+ * Q4_K and IQ4_NL weights (AVX-512 builds Q2_K too) into 8-row interleaved blocks whose
+ * gemv/gemm kernels have their own per-block arithmetic (vm_repack_matmul). */
 #ifndef LOCO_VECMATH_H
 #define LOCO_VECMATH_H
 
@@ -25,7 +25,7 @@ typedef struct {
     const char *name; /* "amx", "avx512", "avx2" or "scalar" */
     bool wide16;      /* ggml's AVX-512 build: 16-lane f32/f16 dots, softmax, exp (else AVX2's 8) */
     bool bf16_dp;     /* AVX512_BF16: ggml's BF16 dot uses vdpbf16ps */
-    bool amx;         /* AMX-INT8: the AMX kernels run Q4_0/Q4_1/Q8_0/Q4_K/Q5_K/Q6_K matmuls */
+    bool amx;         /* AMX-INT8: the AMX kernels run Q4_0/Q4_1/Q8_0/Q4_K/Q5_K/Q6_K/IQ4_XS */
     bool fast;        /* this CPU has AVX2+FMA+F16C: loco's own SIMD paths may be used */
     bool repack;      /* an AVX2 build: ggml repacks Q4_0/Q4_K weights (see vm_uses_repack) */
 } vm_profile;
@@ -44,22 +44,28 @@ bool vm_uses_amx(const vm_profile *p, ggml_type weight_type);
 /* out[t * out_stride + r] = W row r . activation row t for r in [row_begin, row_end), with the
  * arithmetic of ggml's AMX kernels (identical for one token and for batches): per output,
  * acc = 0; per block acc = fma((float)isum, d_w * d_a, acc) (Q4_1 adds fma(m_w, s_a, acc),
- * Q4_K/Q5_K subtract (float)sum(m_j * bsum_j) * (dmin * d_a) with one fma). Activations are
+ * Q4_K/Q5_K subtract (float)sum(m_j * bsum_j) * (dmin * d_a) with one fma; IQ4_XS's isum is
+ * per super-block, sum ls_j * dot_j). Activations are
  * prepared as quant_act_type(type). type must satisfy vm_uses_amx. */
 void vm_amx_matmul(ggml_type type, const void *W, int64_t n, const void *acts, int64_t n_tokens,
                    size_t act_stride, float *out, size_t out_stride, int64_t row_begin,
                    int64_t row_end);
 
 /* True when llama.cpp's build of profile p keeps a weight of this type with `rows` rows in its
- * CPU_REPACK buffer (if its AMX buffer does not take it first): Q4_0 and Q4_K with rows % 8 == 0
- * on every AVX2 build (ggml_repack_get_optimal_repack_type). */
+ * CPU_REPACK buffer (if its AMX buffer does not take it first): Q4_0, Q4_K and IQ4_NL with
+ * rows % 8 == 0 on every AVX2 build, Q2_K on the AVX-512 ones (ggml_repack_get_optimal_repack_
+ * type); also IQ4_XS with rows % 8 == 0, which stays in a plain buffer but whose batches of 8 or
+ * more rows go to ggml's IQ panel gemm (vm_repack_matmul runs both cases). */
 bool vm_uses_repack(const vm_profile *p, ggml_type weight_type, int64_t rows);
 
 /* As vm_amx_matmul, with the arithmetic of ggml's repacked kernels (q4_0_8x8_q8_0,
  * q4_K_8x8_q8_K; gemv for one token, gemm for 4, the same per-output steps): Q4_0 as the AMX
  * kernels (acc = fma((float)isum, d_w * d_a, acc) per block); Q4_K with the mins in a second
  * accumulator: acc = fma((float)sum sc_j*dot_j, d*d_a, acc), accm = fma((float)sum m_j*bsum_j,
- * dmin*d_a, accm) per super-block, result acc - accm. type: Q4_0 or Q4_K. */
+ * dmin*d_a, accm) per super-block, result acc - accm. IQ4_NL (iq4_nl_8x8) as Q4_0; Q2_K
+ * (q2_K_8x8) as Q4_K in the gemv, per 128 values in the gemm; IQ4_XS: for 8 or more tokens
+ * the IQ panel gemm (acc = fma((float)sum ls_j*dot_j, d*d_a, acc) per super-block), else
+ * vec_dot (quant_matmul). type: one vm_uses_repack accepts. */
 void vm_repack_matmul(ggml_type type, const void *W, int64_t n, const void *acts, int64_t n_tokens,
                       size_t act_stride, float *out, size_t out_stride, int64_t row_begin,
                       int64_t row_end);

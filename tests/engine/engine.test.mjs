@@ -55,28 +55,43 @@ process.on('exit', () => fs.rmSync(TMP, { recursive: true, force: true }));
 // zen4 build (AMD EPYC, run here), and loco's avx2 profile and its avx512 profile without the
 // repacked kernels against zen4:
 //   F32 2.1e-4 (only the f16 KV cache and attention weights round), F16 2.7e-3, BF16 1.0e-2,
-//   8-bit and 4-6-bit types 6.1e-2 (Q4_K, AMX order; Q4_K_M 5.9e-2, Q8_0 4.5e-2).
+//   8-bit and 4-6-bit types 6.1e-2 (Q4_K, AMX order; Q4_K_M 5.9e-2, Q8_0 4.5e-2); the low-bit
+//   types 6.4e-2 (Q3_K_M tied, AMX order), untied 4.6e-2 (Q2_K, avx2) and 4.2e-2 (IQ4_XS, AMX).
 // The bounds are 2-5x those (the quantity is chaotic: a max over few samples). A wrong formula, a
 // wrong scale, a missing norm or a wrong RoPE moves logits by far more (tests/engine/README.md,
 // "What breaks it").
 const TOLERANCE = {
   F32: 1e-3, F16: 1e-2, BF16: 3e-2, Q8_0: 0.1, Q4_0: 0.1, Q4_1: 0.1, Q5_0: 0.1,
   Q5_1: 0.1, Q4_K: 0.1, Q5_K: 0.1, Q6_K: 0.1, Q4_K_M: 0.1,
+  Q2_K: 0.1, Q3_K: 0.1, IQ4_NL: 0.1, IQ4_XS: 0.1, Q3_K_M: 0.1, 'IQ4_XS-mix': 0.1,
+};
+// The models written with llama-quantize's type mix of a file type (loco model synth --mix)
+// rather than one type for every matrix: Q4_K_M holds Q4_K and Q6_K; Q3_K_M Q3_K, Q4_K, Q5_K and
+// Q6_K; IQ4_XS-mix (the IQ4_XS file type, with 1 KV head so that attn_v takes the Q5_K it gets in
+// Qwen3-4B's files, n_gqa >= 4) IQ4_XS, Q5_K and Q6_K.
+const MIX = {
+  Q4_K_M: ['--mix', 'q4_k_m'], Q3_K_M: ['--mix', 'q3_k_m'], 'IQ4_XS-mix': ['--mix', 'iq4_xs', '--kv-heads', '1'],
 };
 const ALL_TYPES = Object.keys(TOLERANCE);
 
 // Where loco's parity path computes what llama.cpp computes, to the bit: llama.cpp's CPU build
 // (the libggml-cpu-<variant>.so it loaded) / loco's profile -> the types that are bit-equal.
 // - zen4/avx512: AMD EPYC (AVX-512 VNNI/BF16, no AMX), run: every type, untied and tied, every
-//   step (llama.cpp repacks Q4_0/Q4_K weights there; loco mirrors those kernels).
+//   step (llama.cpp repacks Q4_0/Q4_K/IQ4_NL/Q2_K weights there; loco mirrors those kernels).
 // - sapphirerapids/amx: the Xeons (AMX granted by Linux): first-step logits and 64 greedy tokens
-//   of every type were bit-equal there (docs/internals/qwen3.md, Results). The later steps run
+//   of every type but the low-bit ones were bit-equal there (docs/internals/qwen3.md, Results). The later steps run
 //   the same kernels: the one-row AMX kernels already compute the first step's last-layer FFN and
 //   output head, and the one-row attention is the zen4 build's code, checked at every step here.
 // Other builds (haswell, skylakex, icelake, alderlake, ..., or sapphirerapids without the AMX
 // grant) follow the same rules in loco but have not been run: reported, not asserted.
+// - The low-bit types (Q2_K, Q3_K, IQ4_NL, IQ4_XS and the mixes holding them) were run on zen4
+//   only: bit-equal there, untied and tied (llama.cpp repacks IQ4_NL and Q2_K weights, and takes
+//   IQ4_XS batches of 8+ rows to its IQ panel gemm; loco mirrors those kernels, docs/internals/
+//   quant.md). On the Xeons llama.cpp's AMX kernels run IQ4_XS (loco: their formula, unchecked
+//   there) and the others' kernels come from the sapphirerapids build: reported, not asserted.
+const LOW_BIT = new Set(['Q2_K', 'Q3_K', 'IQ4_NL', 'IQ4_XS', 'Q3_K_M', 'IQ4_XS-mix']);
 const BIT_EQUAL = {
-  'sapphirerapids/amx': ALL_TYPES,
+  'sapphirerapids/amx': ALL_TYPES.filter((t) => !LOW_BIT.has(t)),
   'zen4/avx512': ALL_TYPES,
 };
 
@@ -84,7 +99,7 @@ const BIT_EQUAL = {
 // as an untied output.weight of its type (llama.cpp loads a separate copy of token_embd for it,
 // which goes to the AMX or repack buffer like output.weight), so they add the data, not the
 // code: Q4_K_M (its token_embd is Q6_K, as in LocoOperator's Q4_K_M file), Q8_0 and Q4_0 (an AMX
-// head on the Xeons, a vec_dot and a repacked one on AMD). All 12 types, tied, were bit-equal on
+// head on the Xeons, a vec_dot and a repacked one on AMD). The 12 other types, tied, were bit-equal on
 // both CPUs (LOCO_ENGINE_TIED=all runs them).
 const TIED_TYPES = new Set(['Q4_K_M', 'Q8_0', 'Q4_0']);
 const TYPES = (process.env.LOCO_ENGINE_TYPES || ALL_TYPES.join(',')).split(',');
@@ -145,7 +160,7 @@ const machine = () => `${SYS.cpu_model} [${SYS.cpu_features.join(' ')}], llama.c
 function synth(type, tied, extra = []) {
   const out = path.join(TMP, `${type}${tied ? '-tied' : ''}.gguf`);
   if (!fs.existsSync(out)) {
-    const typeArgs = type === 'Q4_K_M' ? ['--mix', 'q4_k_m'] : ['--type', type];
+    const typeArgs = MIX[type] ?? ['--type', type];
     execFileSync(LOCO, ['model', 'synth', '--tokenizer', path.join(TOKDIR, 'tokenizer.json'),
       '--tokenizer-config', path.join(TOKDIR, 'tokenizer_config.json'), '--out', out,
       ...(tied ? [] : ['--untied']), ...typeArgs, ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -147,7 +147,7 @@ static loco_status echo_run(const agent_tool_ctx *ctx, const json_t *args, buf *
     return buf_appendf(out, s ? "echo:%s" : "Echo: text is required", s ? s : "");
 }
 
-/* Overlap accounting for the parallel test (no timing): Sleep calls wait (up to 5 s) until
+/* Overlap accounting for the parallel test (no timing): Sleep calls wait (up to 30 s) until
  * four of them run at once, so run one at a time they would never see four; SeqSleep notes
  * whether any other call ran beside it. */
 static atomic_int g_running, g_max_running, g_seq_overlap;
@@ -165,7 +165,7 @@ static loco_status sleep_run(const agent_tool_ctx *ctx, const json_t *args, buf 
     (void)ctx;
     (void)args;
     running_enter();
-    for (int i = 0; i < 500 && atomic_load(&g_max_running) < 4; i++)
+    for (int i = 0; i < 3000 && atomic_load(&g_max_running) < 4; i++)
         usleep(10 * 1000);
     atomic_fetch_sub(&g_running, 1);
     *is_error = false;

@@ -18,6 +18,7 @@
 
 #include "base/buf.h"
 #include "base/file.h"
+#include "engine/ftype.h"
 #include "engine/gguf.h"
 #include "engine/kernels/kernels.h"
 #include "engine/qwen3.h"
@@ -173,7 +174,7 @@ static void compare(const float *par, const float *fast, double scale, stats *st
     }
 }
 
-static void run_model(const char *label, ggml_type type, bool mix, uint32_t positions)
+static void run_model(const char *label, ggml_type type, const char *mix, uint32_t positions)
 {
     if (!g_ids)
         skip();
@@ -193,7 +194,8 @@ static void run_model(const char *label, ggml_type type, bool mix, uint32_t posi
     p.tokenizer_json_len = strlen(tiny_tok);
     p.n_vocab = VOCAB;
     p.type = type;
-    p.mix_q4_k_m = mix;
+    p.mix = mix ? ftype_mix_find(mix) : NULL;
+    assert_true(!mix || p.mix);
     p.tied = true;
     p.seed = 11;
     loco_err err;
@@ -275,13 +277,13 @@ static void run_model(const char *label, ggml_type type, bool mix, uint32_t posi
 static void test_q4_k_m(void **state)
 {
     (void)state;
-    run_model("q4_k_m", GGML_TYPE_Q4_K, true, LONG_RUN);
+    run_model("q4_k_m", GGML_TYPE_Q4_K, "q4_k_m", LONG_RUN);
 }
 
 static void test_q8_0(void **state)
 {
     (void)state;
-    run_model("q8_0", GGML_TYPE_Q8_0, false, LONG_RUN);
+    run_model("q8_0", GGML_TYPE_Q8_0, NULL, LONG_RUN);
 }
 
 static void test_other_types(void **state)
@@ -296,8 +298,33 @@ static void test_other_types(void **state)
         snprintf(label, sizeof(label), "%s", ggml_type_name(types[i]));
         for (char *c = label; *c; c++)
             *c = (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
-        run_model(label, types[i], false, SHORT_RUN);
+        run_model(label, types[i], NULL, SHORT_RUN);
     }
+}
+
+/* The low-bit types have no packed kernels: the fast path runs them with quant.h's vec_dots on
+ * the mapped weights (matmul.c, vecdot_run), next to packed weights in the mixes (Q3_K_M: Q3_K
+ * with Q4_K, Q5_K and Q6_K). Unoptimised builds (Debug, ASan), where their quantizers make the
+ * models slow to build, run the mix and IQ4_NL only: one fallback type per activation encoding
+ * (Q8_K, Q8_0), the code the other two share. */
+static void test_low_bit_types(void **state)
+{
+    (void)state;
+#ifdef __OPTIMIZE__
+    static const ggml_type types[] = {GGML_TYPE_Q2_K, GGML_TYPE_Q3_K, GGML_TYPE_IQ4_NL,
+                                      GGML_TYPE_IQ4_XS};
+#else
+    static const ggml_type types[] = {GGML_TYPE_IQ4_NL};
+#endif
+    for (size_t i = 0; i < LOCO_ARRAY_LEN(types); i++) {
+        assert_false(kern_type_supported(types[i]));
+        char label[16];
+        snprintf(label, sizeof(label), "%s", ggml_type_name(types[i]));
+        for (char *c = label; *c; c++)
+            *c = (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
+        run_model(label, types[i], NULL, SHORT_RUN);
+    }
+    run_model("q3_k_m", GGML_TYPE_Q3_K, "q3_k_m", SHORT_RUN);
 }
 
 int main(void)
@@ -306,6 +333,7 @@ int main(void)
         cmocka_unit_test(test_q4_k_m),
         cmocka_unit_test(test_q8_0),
         cmocka_unit_test(test_other_types),
+        cmocka_unit_test(test_low_bit_types),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -68,9 +68,12 @@ static void test_type_table(void **state)
     assert_string_equal(ggml_type_name(5), "unknown");
     assert_string_equal(ggml_type_name(1000), "unknown");
     assert_false(ggml_type_known(31));
-    assert_true(ggml_type_known(GGML_TYPE_Q2_K));
-    assert_false(ggml_type_supported(GGML_TYPE_Q2_K));
-    uint32_t supported[] = {0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 30};
+    assert_true(ggml_type_known(GGML_TYPE_IQ2_XXS));
+    assert_false(ggml_type_supported(GGML_TYPE_IQ2_XXS));
+    assert_int_equal(ggml_type_block_bytes(GGML_TYPE_Q2_K), 84);
+    assert_int_equal(ggml_type_block_bytes(GGML_TYPE_Q3_K), 110);
+    assert_int_equal(ggml_type_block_bytes(GGML_TYPE_IQ4_NL), 18);
+    uint32_t supported[] = {0, 1, 2, 3, 6, 7, 8, 10, 11, 12, 13, 14, 20, 23, 30};
     int n = 0;
     for (uint32_t id = 0; id < 64; id++)
         n += ggml_type_supported(id);
@@ -82,7 +85,8 @@ static void test_type_table(void **state)
     assert_int_equal(t, GGML_TYPE_Q4_K);
     assert_false(ggml_type_from_name("Q4_K_M", &t));
     assert_string_equal(ggml_type_supported_list(),
-                        "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K");
+                        "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, "
+                        "Q6_K, IQ4_NL, IQ4_XS");
 }
 
 static void test_fp16(void **state)
@@ -823,7 +827,8 @@ static void test_corrupt_tensors(void **state)
     MINI_CASE(patch32(&b, o.t0_type, 4), LOCO_ERR_UNSUPPORTED,
               "tensor 'a' has unknown type 4 at byte ");
     MINI_CASE(patch32(&b, o.t0_type, 4), LOCO_ERR_UNSUPPORTED,
-              "(loco supports F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)");
+              "(loco supports F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, "
+              "Q5_K, Q6_K, IQ4_NL, IQ4_XS)");
     MINI_CASE(patch32(&b, o.t0_type, 0xFFFFFFFF), LOCO_ERR_UNSUPPORTED,
               "unknown type 4294967295");
     MINI_CASE(patch32(&b, o.t0_ndims, 5), LOCO_ERR_INVALID, "tensor 'a' (info 0) has 5 dimensions");
@@ -856,7 +861,7 @@ static void test_corrupt_tensors(void **state)
     assert_int_equal(gguf_check_supported(g, &err), LOCO_ERR_UNSUPPORTED);
     assert_string_equal(err.msg, "m.gguf: tensor 'a' has type I32 (id 26), which loco cannot "
                                  "compute with (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, "
-                                 "Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)");
+                                 "Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS)");
     gguf_close(g);
     buf_release(&b);
 }
@@ -1214,7 +1219,7 @@ static void write_info_model(const char *path)
     assert_int_equal(gguf_writer_add_tensor(w, "blk.0.norm", GGML_TYPE_F32, 1, ne_n, zeros,
                                             &err),
                      LOCO_OK);
-    assert_int_equal(gguf_writer_add_tensor(w, "blk.0.q2k", GGML_TYPE_Q2_K, 2, ne_q, zeros,
+    assert_int_equal(gguf_writer_add_tensor(w, "blk.0.iq2", GGML_TYPE_IQ2_XXS, 2, ne_q, zeros,
                                             &err),
                      LOCO_OK);
     assert_int_equal(gguf_writer_write(w, path, &err), LOCO_OK);
@@ -1241,7 +1246,7 @@ static void test_model_info(void **state)
     char want[4096];
     snprintf(want, sizeof(want),
              "file             %s\n"
-             "size             2.06 KiB (2112 bytes), GGUF v3\n"
+             "size             2.03 KiB (2080 bytes), GGUF v3\n"
              "architecture     qwen3\n"
              "name             Tiny\n"
              "file type        Q8_0 (7)\n"
@@ -1249,7 +1254,7 @@ static void test_model_info(void **state)
              "tensors          4\n"
              "  F32           2 tensors        512 B\n"
              "  Q8_0          1 tensor         272 B\n"
-             "  Q2_K          1 tensor         168 B  (not supported by loco)\n"
+             "  IQ2_XXS       1 tensor         132 B  (not supported by loco)\n"
              "context length   40960\n"
              "embedding        64\n"
              "layers           2\n"

@@ -11,6 +11,7 @@
 
 #include "engine/quant.h"
 #include "engine/quant_int.h"
+#include "engine/quant_lowbit.h"
 
 #define H_ONE 0x3C00  /* fp16 1.0 */
 #define H_HALF 0x3800 /* fp16 0.5 */
@@ -20,6 +21,7 @@
 static const ggml_type weight_types[] = {
     GGML_TYPE_F32,  GGML_TYPE_F16,  GGML_TYPE_BF16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q4_1,
     GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K,
+    GGML_TYPE_Q2_K, GGML_TYPE_Q3_K, GGML_TYPE_IQ4_NL, GGML_TYPE_IQ4_XS,
 };
 
 static const int64_t lengths[] = {256, 512, 2560, 9728};
@@ -132,30 +134,34 @@ static void test_pairing_and_checks(void **state)
     assert_int_equal(quant_act_type(GGML_TYPE_Q4_K), GGML_TYPE_Q8_K);
     assert_int_equal(quant_act_type(GGML_TYPE_Q5_K), GGML_TYPE_Q8_K);
     assert_int_equal(quant_act_type(GGML_TYPE_Q6_K), GGML_TYPE_Q8_K);
+    assert_int_equal(quant_act_type(GGML_TYPE_Q2_K), GGML_TYPE_Q8_K);
+    assert_int_equal(quant_act_type(GGML_TYPE_Q3_K), GGML_TYPE_Q8_K);
+    assert_int_equal(quant_act_type(GGML_TYPE_IQ4_XS), GGML_TYPE_Q8_K);
+    assert_int_equal(quant_act_type(GGML_TYPE_IQ4_NL), GGML_TYPE_Q8_0);
     assert_int_equal(quant_act_type(GGML_TYPE_F16), GGML_TYPE_F16);
     assert_int_equal(quant_act_type(GGML_TYPE_BF16), GGML_TYPE_BF16);
     assert_int_equal(quant_act_type(GGML_TYPE_F32), GGML_TYPE_F32);
-    assert_int_equal(quant_act_type(GGML_TYPE_Q2_K), GGML_TYPE_COUNT);
+    assert_int_equal(quant_act_type(GGML_TYPE_IQ2_XXS), GGML_TYPE_COUNT);
     assert_int_equal(quant_act_type(GGML_TYPE_Q8_K), GGML_TYPE_COUNT);
     for (size_t i = 0; i < LOCO_ARRAY_LEN(weight_types); i++)
         assert_true(quant_type_supported(weight_types[i]));
-    assert_false(quant_type_supported(GGML_TYPE_IQ4_XS));
+    assert_false(quant_type_supported(GGML_TYPE_IQ3_S));
     assert_false(quant_type_supported((ggml_type)77));
 
     loco_err err;
     assert_int_equal(quant_check(GGML_TYPE_Q4_K, 2560, "blk.0.attn_q.weight", &err), LOCO_OK);
-    assert_int_equal(quant_check(GGML_TYPE_Q3_K, 2560, "blk.0.attn_q.weight", &err),
+    assert_int_equal(quant_check(GGML_TYPE_IQ3_XXS, 2560, "blk.0.attn_q.weight", &err),
                      LOCO_ERR_UNSUPPORTED);
-    assert_string_equal(err.msg, "tensor 'blk.0.attn_q.weight' has type Q3_K (id 11); supported "
-                                 "types: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, "
-                                 "Q5_K, Q6_K");
+    assert_string_equal(err.msg, "tensor 'blk.0.attn_q.weight' has type IQ3_XXS (id 18); "
+                                 "supported types: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, "
+                                 "Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS");
     assert_int_equal(quant_check(GGML_TYPE_Q4_K, 100, "t", &err), LOCO_ERR_INVALID);
     assert_string_equal(err.msg, "tensor 't': row length 100 is not a multiple of the Q4_K "
                                  "block size 256");
     float f[64] = {0};
     uint8_t b[64] = {0};
     assert_int_equal(quant_dequantize_row(GGML_TYPE_Q4_0, b, f, 33), LOCO_ERR_INVALID);
-    assert_int_equal(quant_dequantize_row(GGML_TYPE_Q2_K, b, f, 256), LOCO_ERR_UNSUPPORTED);
+    assert_int_equal(quant_dequantize_row(GGML_TYPE_IQ2_XS, b, f, 256), LOCO_ERR_UNSUPPORTED);
     assert_int_equal(quant_quantize_row(GGML_TYPE_Q8_0, f, b, 0), LOCO_ERR_INVALID);
     assert_int_equal(quant_quantize_act(GGML_TYPE_Q4_0, f, b, 32), LOCO_ERR_UNSUPPORTED);
     assert_int_equal(quant_quantize_act(GGML_TYPE_Q8_K, f, b, 32), LOCO_ERR_INVALID);
@@ -433,6 +439,10 @@ static void test_quantize_roundtrip(void **state)
     roundtrip(GGML_TYPE_Q4_K, 0.040, 0.10);
     roundtrip(GGML_TYPE_Q5_K, 0.020, 0.06);
     roundtrip(GGML_TYPE_Q6_K, 0.010, 0.025);
+    roundtrip(GGML_TYPE_Q2_K, 0.15, 0.40);
+    roundtrip(GGML_TYPE_Q3_K, 0.080, 0.25);
+    roundtrip(GGML_TYPE_IQ4_NL, 0.045, 0.14);
+    roundtrip(GGML_TYPE_IQ4_XS, 0.045, 0.14);
 }
 
 /* The K quantizers on awkward input: zeros, constants, one sign only, huge and tiny. */
@@ -451,8 +461,13 @@ static void test_quantize_extremes(void **state)
         dequant(t, q, y, n);
         for (int64_t i = 0; i < n; i++) {
             assert_true(isfinite(y[i]));
-            /* never further than the block's own range allows */
-            assert_true(fabsf(y[i] - x[i]) <= 0.15f * 1e3f + 1e-3f);
+            /* never further than the block's own range allows (Q2_K: 4 levels for +-1e3,
+             * Q3_K: -4..3, so the opposite extreme clips by a quarter) */
+            const float bound = t == GGML_TYPE_Q2_K   ? 0.4f * 1e3f
+                                : t == GGML_TYPE_Q3_K ? 0.3f * 1e3f
+                                                      : 0.15f * 1e3f;
+            if (!(fabsf(y[i] - x[i]) <= bound + 1e-3f))
+                fail_msg("%s value %" PRId64 ": %g -> %g", ggml_type_name(t), i, x[i], y[i]);
         }
         free(q);
     }
@@ -517,6 +532,10 @@ static void random_blocks(rng *r, ggml_type t, void *w, int64_t n)
         case GGML_TYPE_Q4_K: ((block_q4_K *)w)[b].d = d, ((block_q4_K *)w)[b].dmin = m; break;
         case GGML_TYPE_Q5_K: ((block_q5_K *)w)[b].d = d, ((block_q5_K *)w)[b].dmin = m; break;
         case GGML_TYPE_Q6_K: ((block_q6_K *)w)[b].d = d; break;
+        case GGML_TYPE_Q2_K: ((block_q2_K *)w)[b].d = d, ((block_q2_K *)w)[b].dmin = m; break;
+        case GGML_TYPE_Q3_K: ((block_q3_K *)w)[b].d = d; break;
+        case GGML_TYPE_IQ4_NL: ((block_iq4_nl *)w)[b].d = d; break;
+        case GGML_TYPE_IQ4_XS: ((block_iq4_xs *)w)[b].d = d; break;
         default: break;
         }
     }
@@ -629,6 +648,23 @@ static void unit_scale_row(rng *r, ggml_type t, void *w, int64_t n)
                 q6->scales[j] = (int8_t)rng_int(r, -7, 7);
             break;
         }
+        case GGML_TYPE_Q2_K: /* full 4-bit scales and mins stay below 2^24 */
+            ((block_q2_K *)w)[b].d = H_ONE, ((block_q2_K *)w)[b].dmin = H_ONE;
+            break;
+        case GGML_TYPE_Q3_K: ((block_q3_K *)w)[b].d = H_ONE; break;
+        case GGML_TYPE_IQ4_NL: ((block_iq4_nl *)w)[b].d = H_ONE; break;
+        case GGML_TYPE_IQ4_XS: { /* sub-block scales -1..1: levels reach 127 */
+            block_iq4_xs *x4 = (block_iq4_xs *)w + b;
+            x4->d = H_ONE;
+            x4->scales_h = 0;
+            memset(x4->scales_l, 0, sizeof(x4->scales_l));
+            for (int ib = 0; ib < 8; ib++) {
+                const int u = 32 + rng_int(r, -1, 1);
+                x4->scales_l[ib / 2] |= (uint8_t)((u & 0xF) << (4 * (ib % 2)));
+                x4->scales_h |= (uint16_t)((u >> 4) << (2 * ib));
+            }
+            break;
+        }
         default: break;
         }
     }
@@ -676,7 +712,8 @@ static void test_avx2_integer_exact(void **state)
         skip();
     static const ggml_type qtypes[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q4_1,
                                        GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q4_K,
-                                       GGML_TYPE_Q5_K, GGML_TYPE_Q6_K};
+                                       GGML_TYPE_Q5_K, GGML_TYPE_Q6_K, GGML_TYPE_Q2_K,
+                                       GGML_TYPE_Q3_K, GGML_TYPE_IQ4_NL, GGML_TYPE_IQ4_XS};
     rng r = {99};
     for (int64_t n = 256; n <= 512; n += 256) {
         for (size_t k = 0; k < LOCO_ARRAY_LEN(qtypes); k++) {
