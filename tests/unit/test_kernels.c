@@ -317,6 +317,59 @@ static void test_neon_matches_scalar(void **state)
     compare_tables("neon");
 }
 
+/* Every table's activation quantizers give the scalar reference's bytes: random rows of
+ * varied blocks (fill: zero, constant and spiky blocks among them) and rows whose largest
+ * magnitude occurs twice with opposite signs (A256 takes the first). */
+static void test_quantizers_match_scalar(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"avx2", "avx512", "amx", "amx-emu", "neon"};
+    const kern_table *sc = kern_named("scalar");
+    static const int64_t ks[] = {256, 512, 2560};
+    int tables = 0;
+    for (size_t n = 0; n < LOCO_ARRAY_LEN(names); n++) {
+        const kern_table *kt = kern_named(names[n]);
+        if (!kt)
+            continue;
+        tables++;
+        rng r = {1234};
+        for (size_t i = 0; i < LOCO_ARRAY_LEN(all_types); i++) {
+            const ggml_type t = all_types[i];
+            for (size_t ki = 0; ki < LOCO_ARRAY_LEN(ks); ki++) {
+                const int64_t k = ks[ki];
+                const size_t ab = kern_act_bytes(t, k);
+                float *x = xmalloc(sizeof(float) * (size_t)k);
+                uint8_t *a = xmalloc(ab), *b = xmalloc(ab);
+                for (int rep = 0; rep < 8; rep++) {
+                    fill(&r, x, k);
+                    if (rep & 1) { /* a tie of magnitudes with opposite signs in every 256 */
+                        for (int64_t j = 0; j + 256 <= k; j += 256) {
+                            const int64_t p0 = j + (int64_t)(rng_next(&r) % 128);
+                            const int64_t p1 = p0 + 1 + (int64_t)(rng_next(&r) % 127);
+                            x[p0] = rep & 2 ? 60.0f : -60.0f;
+                            x[p1] = -x[p0];
+                        }
+                    }
+                    memset(a, 0xA5, ab);
+                    memset(b, 0xA5, ab);
+                    kern_quantize(sc, t, x, k, a);
+                    kern_quantize(kt, t, x, k, b);
+                    for (size_t j = 0; j < ab; j++)
+                        if (a[j] != b[j])
+                            fail_msg("%s %s k=%" PRId64 " row %d: byte %zu: scalar 0x%02x, %s "
+                                     "0x%02x", names[n], ggml_type_name(t), k, rep, j, a[j],
+                                     names[n], b[j]);
+                }
+                free(x);
+                free(a);
+                free(b);
+            }
+        }
+    }
+    if (!tables)
+        skip();
+}
+
 /* ---------------------------------------------------------------- AMX self-check */
 
 static kern_gemm_fn g_good;
@@ -386,6 +439,7 @@ int main(void)
         cmocka_unit_test(test_amx_matches_scalar),
         cmocka_unit_test(test_amx_emulated_matches_scalar),
         cmocka_unit_test(test_self_check),
+        cmocka_unit_test(test_quantizers_match_scalar),
         cmocka_unit_test(test_neon_matches_scalar),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -66,6 +66,122 @@ INLINE void store_tile(float *out, size_t os, int ntk, const __m512 *acc, int64_
     }
 }
 
+/* ---------------------------------------------------------------- activation quantizers */
+
+/* The scalar reference's quantizers (kern_scalar.c) on 16 lanes, the same bits for finite
+ * inputs: maxima are exact in any order, x * (1/scale) is one rounded product per value and
+ * vcvtps2dq rounds half to even as nearest_int does (|x * id| <= 127 here), the sums are
+ * integers; the per-block float steps (d, fp16 rounding) are the reference's scalar code. */
+
+INLINE __m512 abs16(__m512 v)
+{
+    return _mm512_castsi512_ps(
+        _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7FFFFFFF)));
+}
+
+INLINE void quant_a32_avx512(const float *x, int64_t k, void *act, int32_t offset)
+{
+    const kern_act_layout L = kern_act_a32(k);
+    uint8_t *a = act;
+    int8_t *qs = (int8_t *)(a + L.qs);
+    for (int64_t b = 0; b < k / 32; b++) {
+        const __m512 v0 = _mm512_loadu_ps(x + 32 * b), v1 = _mm512_loadu_ps(x + 32 * b + 16);
+        const float amax = _mm512_reduce_max_ps(_mm512_max_ps(abs16(v0), abs16(v1)));
+        const float d = amax / 127.f;
+        const float id = amax != 0.0f ? 127.f / amax : 0.0f;
+        const __m512 idv = _mm512_set1_ps(id);
+        const __m512i lo = _mm512_set1_epi32(-128), hi = _mm512_set1_epi32(127);
+        const __m512i q0 = _mm512_min_epi32(
+            hi, _mm512_max_epi32(lo, _mm512_cvtps_epi32(_mm512_mul_ps(v0, idv))));
+        const __m512i q1 = _mm512_min_epi32(
+            hi, _mm512_max_epi32(lo, _mm512_cvtps_epi32(_mm512_mul_ps(v1, idv))));
+        _mm_storeu_si128((__m128i *)(qs + 32 * b), _mm512_cvtsepi32_epi8(q0));
+        _mm_storeu_si128((__m128i *)(qs + 32 * b + 16), _mm512_cvtsepi32_epi8(q1));
+        const int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+        const float dr = fp16_to_f32(fp16_from_f32(d));
+        const float sv = fp16_to_f32(fp16_from_f32(d * (float)sum));
+        const int32_t init = offset * sum;
+        memcpy(a + L.d + 4 * (size_t)b, &dr, 4);
+        memcpy(a + L.init + 4 * (size_t)b, &init, 4);
+        memcpy(a + L.s + 4 * (size_t)b, &sv, 4);
+    }
+}
+
+static void quant_q8_0_avx512(const float *x, int64_t k, void *act)
+{
+    quant_a32_avx512(x, k, act, -128);
+}
+
+static void quant_q4_0_avx512(const float *x, int64_t k, void *act)
+{
+    quant_a32_avx512(x, k, act, -8);
+}
+
+static void quant_q5_0_avx512(const float *x, int64_t k, void *act)
+{
+    quant_a32_avx512(x, k, act, -16);
+}
+
+static void quant_a32_plain_avx512(const float *x, int64_t k, void *act)
+{
+    quant_a32_avx512(x, k, act, 0);
+}
+
+/* kern_quant_a256: max is the signed value of largest magnitude, the first one on ties. */
+static void quant_a256_avx512(const float *x, int64_t k, void *act)
+{
+    const kern_act_layout L = kern_act_a256(k);
+    uint8_t *a = act;
+    int8_t *qs = (int8_t *)(a + L.qs);
+    for (int64_t b = 0; b < k / 256; b++) {
+        const float *xb = x + 256 * b;
+        int8_t *q = qs + 256 * b;
+        __m512 m = _mm512_setzero_ps();
+        for (int i = 0; i < 16; i++)
+            m = _mm512_max_ps(m, abs16(_mm512_loadu_ps(xb + 16 * i)));
+        const float amax = _mm512_reduce_max_ps(m);
+        int32_t s16[16];
+        float d = 0.0f;
+        if (amax == 0.0f) {
+            memset(q, 0, 256);
+            memset(s16, 0, sizeof(s16));
+        } else {
+            float max = 0.0f;
+            const __m512 av = _mm512_set1_ps(amax);
+            for (int i = 0; i < 16; i++) {
+                const __mmask16 eq =
+                    _mm512_cmp_ps_mask(abs16(_mm512_loadu_ps(xb + 16 * i)), av, _CMP_EQ_OQ);
+                if (eq) {
+                    max = xb[16 * i + __builtin_ctz(eq)];
+                    break;
+                }
+            }
+            const float iscale = -127.f / max;
+            const __m512 is = _mm512_set1_ps(iscale);
+            const __m512i hi = _mm512_set1_epi32(127);
+            for (int g = 0; g < 16; g++) {
+                const __m512i qi = _mm512_min_epi32(
+                    hi, _mm512_cvtps_epi32(_mm512_mul_ps(is, _mm512_loadu_ps(xb + 16 * g))));
+                _mm_storeu_si128((__m128i *)(q + 16 * g), _mm512_cvtsepi32_epi8(qi));
+                s16[g] = _mm512_reduce_add_epi32(qi);
+            }
+            d = 1 / iscale;
+        }
+        memcpy(a + L.d + 4 * (size_t)b, &d, 4);
+        for (int g = 0; g < 16; g++) {
+            const int16_t bs = (int16_t)s16[g];
+            const int32_t off = -32 * s16[g];
+            memcpy(a + L.bsums + 2 * (size_t)(16 * b + g), &bs, 2);
+            memcpy(a + L.q6off + 4 * (size_t)(16 * b + g), &off, 4);
+        }
+        for (int p = 0; p < 4; p++) {
+            const int32_t lo = s16[4 * p] + s16[4 * p + 1], hi = s16[4 * p + 2] + s16[4 * p + 3];
+            const uint32_t v = ((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16);
+            memcpy(a + L.pairs + 4 * (size_t)(4 * b + p), &v, 4);
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- 32-value block types */
 
 /* One group (16 rows) x ntk tokens over every block: acc = fma(isum, d_w * d_a, acc) per
@@ -426,6 +542,12 @@ static void gemm_bf16(const kern_weight *w, const void *acts, size_t as, int64_t
 bool kern_avx512_fill(kern_table *kt)
 {
     kt->name = "avx512";
+    kt->quant[GGML_TYPE_Q8_0] = quant_q8_0_avx512;
+    kt->quant[GGML_TYPE_Q4_0] = quant_q4_0_avx512;
+    kt->quant[GGML_TYPE_Q5_0] = quant_q5_0_avx512;
+    kt->quant[GGML_TYPE_Q4_1] = kt->quant[GGML_TYPE_Q5_1] = quant_a32_plain_avx512;
+    kt->quant[GGML_TYPE_Q4_K] = kt->quant[GGML_TYPE_Q5_K] = kt->quant[GGML_TYPE_Q6_K] =
+        quant_a256_avx512;
     kt->gemm[GGML_TYPE_Q8_0] = gemm_q8_0;
     kt->gemm[GGML_TYPE_Q4_0] = gemm_q4_0;
     kt->gemm[GGML_TYPE_Q4_1] = gemm_q4_1;
