@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # scripts/test.sh: the whole test job, as CI runs it (.ci/run). Installs what the tests
 # need (Debian 12, as root or with sudo), then: unit tests (Debug, -Werror), unit tests
-# under ASan+UBSan, a fuzz smoke run, and the integration tests (real loco binary between
-# scripted stand-ins and real clients). Exits non-zero on any failure.
+# under ASan+UBSan with failure injection, a fuzz smoke run, the integration tests (real loco
+# binary between scripted stand-ins and real clients), the threaded tests under
+# ThreadSanitizer and the engine tests. Exits non-zero on any failure.
 #
 # Environment: LOCO_SKIP_DEPS=1 skips apt/npm installs; LOCO_BUILD_DIR, LOCO_ASAN_DIR,
-# LOCO_FUZZ_DIR, LOCO_AARCH64_DIR pick the build folders (build, build-asan, build-fuzz,
-# build-aarch64); LOCO_SKIP_AARCH64=1 skips the aarch64 cross build; FUZZ_SECONDS
-# sets the fuzz time per target (20); JOBS the build parallelism (2).
+# LOCO_FUZZ_DIR, LOCO_TSAN_DIR, LOCO_AARCH64_DIR pick the build folders (build, build-asan,
+# build-fuzz, build-tsan, build-aarch64); LOCO_SKIP_AARCH64=1 skips the aarch64 cross build;
+# FUZZ_SECONDS sets the fuzz time per target (20); JOBS the build parallelism (2).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$(pwd)"
@@ -18,6 +19,7 @@ BUILD_DIR="${LOCO_BUILD_DIR:-build}"
 ASAN_DIR="${LOCO_ASAN_DIR:-build-asan}"
 FUZZ_DIR="${LOCO_FUZZ_DIR:-build-fuzz}"
 REL_DIR="${LOCO_REL_DIR:-build-release}"
+TSAN_DIR="${LOCO_TSAN_DIR:-build-tsan}"
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
     SUDO="sudo"
@@ -59,10 +61,12 @@ cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Debug -DLOCO_SANITIZE=OFF -DLOCO_F
 cmake --build "$BUILD_DIR" -j"$JOBS"
 (cd "$BUILD_DIR" && ctest --output-on-failure --timeout 300 -j"$JOBS")
 
-section "unit tests under ASan+UBSan in ${ASAN_DIR}"
+section "unit tests under ASan+UBSan, with failure injection, in ${ASAN_DIR}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
-cmake -S . -B "$ASAN_DIR" -DCMAKE_BUILD_TYPE=Debug -DLOCO_SANITIZE=ON -DLOCO_FUZZ=OFF
+# LOCO_FAULT: test_fault and tests/integration/fault.test.mjs make the Nth allocation, read
+# or write fail (base/fault.h); the wrappers do nothing unless a test asks.
+cmake -S . -B "$ASAN_DIR" -DCMAKE_BUILD_TYPE=Debug -DLOCO_SANITIZE=ON -DLOCO_FAULT=ON -DLOCO_FUZZ=OFF
 cmake --build "$ASAN_DIR" -j"$JOBS"
 (cd "$ASAN_DIR" && ctest --output-on-failure --timeout 600 -j"$JOBS")
 
@@ -128,6 +132,19 @@ if [ ${#integration[@]} -eq 0 ]; then
 fi
 # A shell-expanded file list: node 20 takes folders, node 22 only files or globs.
 "$NODE" --test --test-reporter=spec --test-timeout=300000 "${integration[@]}" </dev/null
+
+section "ThreadSanitizer: threaded unit tests and concurrent requests in ${TSAN_DIR}"
+cmake -S . -B "$TSAN_DIR" -DCMAKE_BUILD_TYPE=Debug -DLOCO_TSAN=ON -DLOCO_FUZZ=OFF
+cmake --build "$TSAN_DIR" -j"$JOBS"
+# A report fails the test (exit 66). The number crunchers are left out: TSan makes them 10x
+# slower (test_fastpath 220 s, test_constrain 150 s, test_kernels 80 s) and what they share
+# between threads is the thread pool, which test_threadpool, test_backend_engine (the
+# scheduler) and concurrency.test.mjs cover.
+export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}"
+(cd "$TSAN_DIR" && ctest --output-on-failure --timeout 900 -j"$JOBS" \
+    -E '^test_(sampler|prompt_tokens|tokenizer|quant|quant_lowbit|gguf|template|gitignore|constrain|kernels|fastpath)$')
+LOCO_BIN="${ROOT}/${TSAN_DIR}/loco" "$NODE" --test --test-reporter=spec --test-timeout=600000 \
+    tests/integration/concurrency.test.mjs </dev/null
 
 section "engine tests (node: tokenizer vs the HF reference, template vs Jinja, engine vs llama.cpp)"
 engine=(tests/engine/*.test.mjs)

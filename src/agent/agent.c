@@ -147,19 +147,33 @@ loco_status agent_system_prompt(const agent_config *cfg, const char *repo_root, 
 
 /* ---- call summaries ---- */
 
-static void copy_one_line(char *out, size_t max, const char *s)
+static void copy_one_line(char *out, size_t max, const char *raw)
 {
+    /* model-written text reaches the terminal: tabs and line breaks become spaces, other
+     * control characters are shown escaped */
+    buf esc;
+    buf_init(&esc, BUF_UNLIMITED);
+    for (size_t i = 0, len = strlen(raw); i < len;) {
+        size_t k = strcspn(raw + i, "\n\r\t");
+        str_append_printable(&esc, raw + i, k);
+        i += k;
+        if (i < len) {
+            buf_appendc(&esc, ' ');
+            i++;
+        }
+    }
+    const char *s = buf_str(&esc);
     size_t n = strlen(s);
     bool cut = false;
     if (n > max - 1) {
         n = utf8_complete_len(s, max > 4 ? max - 4 : 0);
         cut = true;
     }
-    for (size_t i = 0; i < n; i++)
-        out[i] = (s[i] == '\n' || s[i] == '\r' || s[i] == '\t') ? ' ' : s[i];
+    memcpy(out, s, n);
     out[n] = '\0';
     if (cut)
         snprintf(out + n, max - n, "...");
+    buf_release(&esc);
 }
 
 static const char *relative(const char *path, const char *root)
@@ -245,7 +259,7 @@ typedef struct {
 
 static bool cancelled(const run_shared *sh)
 {
-    return sh->cfg->cancel && *sh->cfg->cancel;
+    return sh->cfg->cancel && __atomic_load_n(sh->cfg->cancel, __ATOMIC_ACQUIRE);
 }
 
 static void emit(run_shared *sh, const agent_event *ev)
@@ -305,20 +319,20 @@ static json_t *block_json(const chat_block *b)
     case CHAT_BLOCK_TOOL_CALL: {
         json_t *input = b->args_json ? json_loads(b->args_json, JSON_DECODE_ANY, NULL) : NULL;
         json_object_set_new(o, "type", json_string("tool_call"));
-        json_object_set_new(o, "id", json_string(b->id ? b->id : ""));
-        json_object_set_new(o, "name", json_string(b->name ? b->name : ""));
-        json_object_set_new(o, "input", input ? input : json_string(b->args_json ? b->args_json : ""));
+        json_object_set_new(o, "id", json_cstring_lossy(b->id));
+        json_object_set_new(o, "name", json_cstring_lossy(b->name));
+        json_object_set_new(o, "input", input ? input : json_cstring_lossy(b->args_json));
         break;
     }
     case CHAT_BLOCK_TOOL_RESULT:
         json_object_set_new(o, "type", json_string("tool_result"));
-        json_object_set_new(o, "tool_call_id", json_string(b->id ? b->id : ""));
+        json_object_set_new(o, "tool_call_id", json_cstring_lossy(b->id));
         json_object_set_new(o, "is_error", json_boolean(b->is_error));
-        json_object_set_new(o, "text", json_stringn(b->text ? b->text : "", b->text ? strlen(b->text) : 0));
+        json_object_set_new(o, "text", json_cstring_lossy(b->text));
         break;
     default:
         json_object_set_new(o, "type", json_string("text"));
-        json_object_set_new(o, "text", json_string(b->text ? b->text : ""));
+        json_object_set_new(o, "text", json_cstring_lossy(b->text));
         break;
     }
     return o;
@@ -1088,7 +1102,7 @@ static void transcript_end(run_shared *sh, const agent_result *r, loco_status rc
                           "took_over", r->took_over, "model_wrote_answer",
                           r->model_wrote_answer, "duration_ms", r->duration_ms);
     if (o && rc)
-        json_object_set_new(o, "error", json_string(err->msg));
+        json_object_set_new(o, "error", json_cstring_lossy(err->msg));
     transcript_put(sh, o);
 }
 

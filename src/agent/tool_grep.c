@@ -79,6 +79,7 @@ typedef struct {
     size_t collected; /* bytes kept, under mu */
     bool full;        /* GREP_COLLECT_MAX reached */
     bool nomem;
+    size_t unreadable; /* files a read failed on (not searched to the end), under mu */
     const volatile int *cancel;
 } grep_search;
 
@@ -366,13 +367,16 @@ static loco_status ensure_cap(grep_worker *w, size_t need)
     return LOCO_OK;
 }
 
-static size_t read_full(int fd, char *p, size_t n)
+/* Reads up to n bytes; *failed is set when a read failed (as opposed to end of file). */
+static size_t read_full(int fd, char *p, size_t n, bool *failed)
 {
     size_t got = 0;
     while (got < n) {
         ssize_t r = read(fd, p + got, n - got);
         if (r < 0 && errno == EINTR)
             continue;
+        if (r < 0)
+            *failed = true;
         if (r <= 0)
             break;
         got += (size_t)r;
@@ -390,7 +394,7 @@ static size_t keep_from(const char *data, size_t lo, size_t end, size_t keep)
 }
 
 /* Reads and searches the open file fd window by window. Returns LOCO_OK with f->count set
- * (0 for binary or unreadable files). */
+ * (0 for binary files), LOCO_ERR_IO when a read failed (f->count: the matches before). */
 static loco_status search_fd(grep_file *f, int fd, off_t size)
 {
     grep_worker *w = f->w;
@@ -401,13 +405,16 @@ static loco_status search_fd(grep_file *f, int fd, off_t size)
     bool eof = false, first_read = true;
     f->line0 = 1;
     while (!eof && !f->stop) {
-        if (g->cancel && *g->cancel)
+        if (g->cancel && __atomic_load_n(g->cancel, __ATOMIC_ACQUIRE))
             return LOCO_ERR_CANCELLED;
         size_t want = first_read ? first : window;
         if (ensure_cap(w, carry + want + 1))
             return LOCO_ERR_NOMEM;
         f->data = w->data;
-        size_t n = read_full(fd, w->data + carry, want);
+        bool failed = false;
+        size_t n = read_full(fd, w->data + carry, want, &failed);
+        if (failed)
+            return LOCO_ERR_IO;
         if (n < want)
             eof = true;
         if (first_read && memchr(w->data, '\0', n < GREP_SNIFF ? n : GREP_SNIFF)) {
@@ -524,6 +531,12 @@ static int grep_file_cb(void *ud, const walk_entry *e)
     buf_reset(&w->out);
     loco_status rc = search_fd(&f, fd, st.st_size);
     close(fd);
+    if (rc == LOCO_ERR_IO) { /* said in the result, never taken for "no match" */
+        pthread_mutex_lock(&g->mu);
+        g->unreadable++;
+        pthread_mutex_unlock(&g->mu);
+        return 0;
+    }
     if (rc == LOCO_OK && f.count > 0)
         rc = keep_hit(g, w, e, &st, f.count);
     if (rc == LOCO_ERR_NOMEM || rc == LOCO_ERR_LIMIT) {
@@ -1104,6 +1117,10 @@ static loco_status grep_format(grep_search *g, const grep_args *a, buf *res)
         rc = buf_appendf(res, "\n\n(Some files could not be fully searched: %s)",
                          (const char *)msg);
     }
+    if (!rc && g->unreadable)
+        rc = buf_appendf(res, "\n\n(%zu %s could not be read and %s not searched.)",
+                         g->unreadable, g->unreadable == 1 ? "file" : "files",
+                         g->unreadable == 1 ? "was" : "were");
     if (!rc && g->full)
         rc = buf_appendf(res, "\n\n(Search stopped after collecting %d MB of results; use a "
                               "narrower pattern, path or glob.)",

@@ -168,7 +168,7 @@ loco_status tools_write_atomic(const char *path, const void *data, size_t n, loc
 
 bool tools_cancelled(const agent_tool_ctx *ctx)
 {
-    return ctx && ctx->cancel && *ctx->cancel != 0;
+    return ctx && ctx->cancel && __atomic_load_n(ctx->cancel, __ATOMIC_ACQUIRE) != 0;
 }
 
 size_t tools_max_output(const agent_tool_ctx *ctx)

@@ -70,7 +70,7 @@ static bool is_vcs(const char *name)
 
 static bool cancelled(const walker *w)
 {
-    return w->opt->cancel && *w->opt->cancel;
+    return w->opt->cancel && __atomic_load_n(w->opt->cancel, __ATOMIC_ACQUIRE);
 }
 
 /* Records the first failure and stops every worker. */

@@ -122,3 +122,19 @@ loco_status json_append_cstr_lossy(buf *b, const char *s)
 {
     return json_append_str_lossy(b, s ? s : "", s ? strlen(s) : 0);
 }
+
+json_t *json_string_lossy(const char *s, size_t n)
+{
+    if (utf8_valid(s, n))
+        return json_stringn(s, n);
+    buf b;
+    buf_init(&b, BUF_UNLIMITED);
+    json_t *v = utf8_append_lossy(&b, s, n) ? NULL : json_stringn(buf_str(&b), b.len);
+    buf_release(&b);
+    return v;
+}
+
+json_t *json_cstring_lossy(const char *s)
+{
+    return json_string_lossy(s ? s : "", s ? strlen(s) : 0);
+}

@@ -32,6 +32,12 @@ loco_status json_append(buf *b, const json_t *v);
 loco_status json_append_str_lossy(buf *b, const char *s, size_t n);
 /* json_append_str_lossy of a C string; NULL is written as "". */
 loco_status json_append_cstr_lossy(buf *b, const char *s);
+/* A new jansson string of s[0..n) with invalid UTF-8 written as U+FFFD (json_stringn refuses
+ * such text and returns NULL, which would silently drop the member it was meant for). NULL
+ * only when allocation fails. */
+json_t *json_string_lossy(const char *s, size_t n);
+/* json_string_lossy of a C string; NULL is "". */
+json_t *json_cstring_lossy(const char *s);
 /* Compact serialisation as a new malloc'd string (caller frees); NULL on failure. */
 char *json_to_string(const json_t *v);
 

@@ -2,6 +2,7 @@
 #include "base/common.h"
 
 #include "base/log.h"
+#include "base/str.h"
 
 void log_msg(const loco_log *log, log_level level, const char *fmt, ...)
 {
@@ -12,6 +13,12 @@ void log_msg(const loco_log *log, log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
+    /* lines quote client input (model names, paths): no escape sequences, no forged lines */
+    if (!str_is_printable(line, strlen(line))) {
+        char safe[sizeof(line)];
+        log->sink(log->ctx, level, str_printable(line, safe, sizeof(safe)));
+        return;
+    }
     log->sink(log->ctx, level, line);
 }
 

@@ -2,6 +2,19 @@
 #include "base/common.h"
 
 #include "base/status.h"
+#include "base/str.h"
+
+/* Messages often quote user input (an id, a path, a model name): never let one carry a
+ * terminal escape sequence or a line break into a terminal or a log. */
+static void err_make_printable(loco_err *err)
+{
+    size_t n = strlen(err->msg);
+    if (str_is_printable(err->msg, n))
+        return;
+    char tmp[LOCO_ERR_MSG_MAX];
+    str_printable(err->msg, tmp, sizeof(tmp));
+    memcpy(err->msg, tmp, sizeof(tmp));
+}
 
 const char *loco_status_str(loco_status st)
 {
@@ -42,6 +55,7 @@ loco_status loco_err_set(loco_err *err, loco_status code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
     va_end(ap);
+    err_make_printable(err);
     return code;
 }
 
@@ -69,6 +83,7 @@ loco_status loco_err_wrap(loco_err *err, const char *fmt, ...)
     va_end(ap);
     memcpy(old, err->msg, sizeof(old));
     buf_fixed_join(err->msg, sizeof(err->msg), prefix, old);
+    err_make_printable(err);
     return err->code;
 }
 

@@ -162,3 +162,82 @@ size_t str_partial_suffix(const char *s, size_t n, const char *pat)
     }
     return 0;
 }
+
+/* ---- text for terminals and logs ---- */
+
+/* Bytes of the character at s[0..n) that may be shown as it is, 0 when it needs escaping. */
+static size_t printable_len(const char *s, size_t n)
+{
+    unsigned char c = (unsigned char)s[0];
+    if (c >= 0x20 && c < 0x7f)
+        return 1;
+    if (c < 0x80)
+        return 0; /* C0 controls and DEL */
+    size_t k = utf8_seq_len(s, n);
+    if (!k)
+        return 0;
+    size_t used = 0;
+    uint32_t cp = utf8_decode(s, k, &used);
+    if ((cp >= 0x80 && cp <= 0x9f) || (cp >= 0x202a && cp <= 0x202e) ||
+        (cp >= 0x2066 && cp <= 0x2069))
+        return 0;
+    return k;
+}
+
+bool str_is_printable(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        size_t k = printable_len(s + i, n - i);
+        if (!k)
+            return false;
+        i += k;
+    }
+    return true;
+}
+
+loco_status str_append_printable(buf *b, const char *s, size_t n)
+{
+    loco_status rc = LOCO_OK;
+    for (size_t i = 0; i < n && !rc;) {
+        size_t k = printable_len(s + i, n - i);
+        if (k) {
+            rc = buf_append(b, s + i, k);
+            i += k;
+            continue;
+        }
+        unsigned char c = (unsigned char)s[i];
+        size_t seq = c >= 0x80 ? utf8_seq_len(s + i, n - i) : 0;
+        if (seq) { /* a valid but unsafe character: C1 or bidi */
+            size_t used = 0;
+            rc = buf_appendf(b, "\\u{%04" PRIX32 "}", utf8_decode(s + i, seq, &used));
+            i += seq;
+        } else {
+            const char *named = c == '\n'   ? "\\n"
+                                : c == '\r' ? "\\r"
+                                : c == '\t' ? "\\t"
+                                : c == 0x1b ? "\\e"
+                                            : NULL;
+            rc = named ? buf_appends(b, named) : buf_appendf(b, "\\x%02X", c);
+            i++;
+        }
+    }
+    return rc;
+}
+
+const char *str_printable(const char *s, char *out, size_t size)
+{
+    if (!size)
+        return out;
+    buf b;
+    buf_init(&b, BUF_UNLIMITED);
+    size_t n = s ? strlen(s) : 0;
+    if (str_append_printable(&b, s ? s : "", n) != LOCO_OK) {
+        snprintf(out, size, "?");
+    } else {
+        size_t k = b.len < size ? b.len : utf8_complete_len(b.data, size - 1);
+        memcpy(out, buf_str(&b), k);
+        out[k] = '\0';
+    }
+    buf_release(&b);
+    return out;
+}

@@ -39,6 +39,19 @@ const char *str_memmem(const char *hay, size_t n, const char *needle);
 /* Length of the longest suffix of s[0..n) that is a proper prefix of pat (for
  * holding back partial tags while streaming). */
 size_t str_partial_suffix(const char *s, size_t n, const char *pat);
+/* Appends s[0..n) in a form safe to show on a terminal or in a log line: printable UTF-8 as
+ * it is; control characters (C0, DEL, C1), the bidirectional embeddings, overrides and
+ * isolates (U+202A..U+202E, U+2066..U+2069) and bytes that are not UTF-8 escaped as \n \r
+ * \t \e, \xHH or \u{HHHH}. Echoing user input (a query id, a model name, a path) this way
+ * cannot move the cursor, recolour the terminal, retitle the window or forge a line. */
+loco_status str_append_printable(buf *b, const char *s, size_t n);
+/* True when str_append_printable would copy s[0..n) unchanged. */
+bool str_is_printable(const char *s, size_t n);
+/* str_append_printable of the C string s into out[0..size) (cut on a character boundary,
+ * always NUL-terminated when size > 0); returns out. For messages: fprintf(stderr, "... '%s'",
+ * str_printable(id, tmp, sizeof(tmp))). */
+const char *str_printable(const char *s, char *out, size_t size);
+
 /* The old names of utf8_valid and utf8_complete_len (base/utf8.h), kept only until the
  * branches written against them have merged; new code uses the utf8_ names. */
 #define str_utf8_valid utf8_valid

@@ -27,6 +27,15 @@
  * blocks become IMAGE/DOCUMENT blocks without their payload. */
 loco_status chat_anth_parse_request(const char *body, size_t n, chat_request **out_req,
                                     loco_err *err);
+/* chat_anth_parse_request with the Messages API's own checks when check is CHAT_CHECK_API
+ * (or _API_COUNT), each a LOCO_ERR_INVALID naming the field: messages not empty; max_tokens
+ * required (not for a count) and in 1..CHAT_MAX_TOKENS_LIMIT; temperature and top_p in
+ * [0, 1]; metadata an object (user_id a string); thinking an object with a string type
+ * ("enabled" needs an integer budget_tokens >= 1024 and below max_tokens); every content
+ * block of a type the API defines; every tool_result answering a tool_use of the previous
+ * assistant message (role "system" messages skipped). Unknown top-level fields still pass. */
+loco_status chat_anth_parse_request_checked(const char *body, size_t n, chat_check check,
+                                            chat_request **out_req, loco_err *err);
 
 /* Appends req (borrowed) as a Messages API body to out: model, system, messages, tools,
  * tool_choice, max_tokens (CHAT_ANTH_DEFAULT_MAX_TOKENS when 0), temperature, top_p, top_k,

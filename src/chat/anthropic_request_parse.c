@@ -19,6 +19,7 @@ typedef struct {
     chat_request *req;
     loco_err *err;
     size_t max_text; /* limit on any joined text: the body size, which it can never exceed */
+    chat_check check;
 } parse_ctx;
 
 static loco_status nomem(loco_err *err)
@@ -155,6 +156,35 @@ static loco_status add_text_block(parse_ctx *pc, chat_message *msg, chat_block_t
     return b->text ? LOCO_OK : nomem(pc->err);
 }
 
+/* The content block types the Messages API defines (requests may carry any of them back). */
+static bool known_block_type(const char *type)
+{
+    static const char *const known[] = {"text",
+                                        "image",
+                                        "document",
+                                        "search_result",
+                                        "tool_use",
+                                        "tool_result",
+                                        "thinking",
+                                        "redacted_thinking",
+                                        "server_tool_use",
+                                        "web_search_tool_result",
+                                        "web_fetch_tool_result",
+                                        "code_execution_tool_result",
+                                        "bash_code_execution_tool_result",
+                                        "text_editor_code_execution_tool_result",
+                                        "tool_search_tool_result",
+                                        "tool_reference",
+                                        "mcp_tool_use",
+                                        "mcp_tool_result",
+                                        "container_upload"};
+    for (size_t i = 0; i < LOCO_ARRAY_LEN(known); i++) {
+        if (!strcmp(type, known[i]))
+            return true;
+    }
+    return false;
+}
+
 static loco_status parse_block(parse_ctx *pc, chat_message *msg, const json_t *blk,
                                const char *path)
 {
@@ -163,6 +193,9 @@ static loco_status parse_block(parse_ctx *pc, chat_message *msg, const json_t *b
     const char *type = json_get_str(blk, "type");
     if (!type)
         return loco_err_set(pc->err, LOCO_ERR_INVALID, "%s: block needs a string \"type\"", path);
+    if (pc->check != CHAT_CHECK_SHAPE && !known_block_type(type))
+        return loco_err_set(pc->err, LOCO_ERR_INVALID,
+                            "%s.type: unknown content block type '%.64s'", path, type);
     const char *text = json_get_str(blk, "text");
     if (!strcmp(type, "text")) {
         if (!text)
@@ -414,15 +447,139 @@ static loco_status parse_root(parse_ctx *pc, const json_t *root)
     return rc;
 }
 
+/* ---- the API's own checks (CHAT_CHECK_API) ---- */
+
+static loco_status check_unit_range(parse_ctx *pc, const char *key, bool has, double v)
+{
+    if (has && !(v >= 0.0 && v <= 1.0))
+        return loco_err_set(pc->err, LOCO_ERR_INVALID, "%s: must be between 0 and 1", key);
+    return LOCO_OK;
+}
+
+static loco_status check_metadata(parse_ctx *pc, const json_t *md)
+{
+    if (!md)
+        return LOCO_OK;
+    if (!json_is_object(md))
+        return loco_err_set(pc->err, LOCO_ERR_INVALID, "metadata: expected an object");
+    const json_t *uid = member(md, "user_id");
+    if (uid && !json_is_string(uid))
+        return loco_err_set(pc->err, LOCO_ERR_INVALID, "metadata.user_id: expected a string");
+    return LOCO_OK;
+}
+
+static loco_status check_thinking(parse_ctx *pc, const json_t *th)
+{
+    if (!th)
+        return LOCO_OK;
+    if (!json_is_object(th))
+        return loco_err_set(pc->err, LOCO_ERR_INVALID, "thinking: expected an object");
+    const char *type = json_get_str(th, "type");
+    if (!type)
+        return loco_err_set(pc->err, LOCO_ERR_INVALID, "thinking.type: expected a string");
+    const json_t *budget = member(th, "budget_tokens");
+    long b = 0;
+    if (budget && !chat_anth_int_value(budget, &b))
+        return loco_err_set(pc->err, LOCO_ERR_INVALID,
+                            "thinking.budget_tokens: expected an integer");
+    if (strcmp(type, "enabled") != 0)
+        return LOCO_OK;
+    if (!budget)
+        return loco_err_set(pc->err, LOCO_ERR_INVALID,
+                            "thinking.budget_tokens: required when thinking is enabled");
+    if (b < 1024)
+        return loco_err_set(pc->err, LOCO_ERR_INVALID,
+                            "thinking.budget_tokens: must be at least 1024");
+    if (pc->req->max_tokens && b >= pc->req->max_tokens)
+        return loco_err_set(pc->err, LOCO_ERR_INVALID,
+                            "thinking.budget_tokens: must be less than max_tokens (%ld)",
+                            pc->req->max_tokens);
+    return LOCO_OK;
+}
+
+/* True when the content of message m has a tool_use block with this id. */
+static bool has_tool_use(const json_t *m, const char *id)
+{
+    const json_t *content = member(m, "content");
+    for (size_t i = 0; i < json_array_size(content); i++) {
+        const json_t *b = json_array_get(content, i);
+        const char *type = json_get_str(b, "type");
+        const char *bid = json_get_str(b, "id");
+        if (type && bid && !strcmp(type, "tool_use") && !strcmp(bid, id))
+            return true;
+    }
+    return false;
+}
+
+/* Every tool_result answers a tool_use of the previous assistant message. */
+static loco_status check_tool_results(parse_ctx *pc, const json_t *msgs)
+{
+    const json_t *prev = NULL; /* the previous message that is not role "system" */
+    for (size_t i = 0; i < json_array_size(msgs); i++) {
+        const json_t *m = json_array_get(msgs, i);
+        const char *role = json_get_str(m, "role");
+        const json_t *content = member(m, "content");
+        for (size_t j = 0; j < json_array_size(content); j++) {
+            const json_t *b = json_array_get(content, j);
+            const char *type = json_get_str(b, "type");
+            const char *id = json_get_str(b, "tool_use_id");
+            if (!type || strcmp(type, "tool_result") != 0 || !id)
+                continue;
+            const char *prole = prev ? json_get_str(prev, "role") : NULL;
+            if (!prole || strcmp(prole, "assistant") != 0 || !has_tool_use(prev, id))
+                return loco_err_set(pc->err, LOCO_ERR_INVALID,
+                                    "messages[%zu].content[%zu]: tool_result for tool_use_id "
+                                    "'%.100s' has no tool_use block with that id in the "
+                                    "previous assistant message",
+                                    i, j, id);
+        }
+        if (!role || strcmp(role, "system") != 0)
+            prev = m;
+    }
+    return LOCO_OK;
+}
+
+static loco_status check_api(parse_ctx *pc, const json_t *root)
+{
+    chat_request *req = pc->req;
+    const json_t *msgs = member(root, "messages");
+    if (json_array_size(msgs) == 0)
+        return loco_err_set(pc->err, LOCO_ERR_INVALID,
+                            "messages: at least one message is required");
+    if (!member(root, "max_tokens") && pc->check == CHAT_CHECK_API)
+        return loco_err_set(pc->err, LOCO_ERR_INVALID, "max_tokens: field required");
+    if (req->max_tokens > CHAT_MAX_TOKENS_LIMIT)
+        return loco_err_set(pc->err, LOCO_ERR_INVALID, "max_tokens: must be at most %ld",
+                            CHAT_MAX_TOKENS_LIMIT);
+    loco_status rc = check_unit_range(pc, "temperature", req->has_temperature, req->temperature);
+    if (!rc)
+        rc = check_unit_range(pc, "top_p", req->has_top_p, req->top_p);
+    if (!rc)
+        rc = check_metadata(pc, member(root, "metadata"));
+    if (!rc)
+        rc = check_thinking(pc, member(root, "thinking"));
+    if (!rc)
+        rc = check_tool_results(pc, msgs);
+    return rc;
+}
+
 loco_status chat_anth_parse_request(const char *body, size_t n, chat_request **out_req,
                                     loco_err *err)
+{
+    return chat_anth_parse_request_checked(body, n, CHAT_CHECK_SHAPE, out_req, err);
+}
+
+loco_status chat_anth_parse_request_checked(const char *body, size_t n, chat_check check,
+                                            chat_request **out_req, loco_err *err)
 {
     *out_req = NULL;
     json_t *root = json_parse(body, n, err);
     if (!root)
         return LOCO_ERR_INVALID;
-    parse_ctx pc = {.req = chat_request_new(), .err = err, .max_text = n};
+    parse_ctx pc = {.req = chat_request_new(), .err = err, .max_text = n, .check = check};
     loco_status rc = pc.req ? parse_root(&pc, root) : nomem(err);
+    if (!rc && check != CHAT_CHECK_SHAPE)
+        rc = check_api(&pc, root);
     json_decref(root);
     if (rc) {
         chat_request_free(pc.req);

@@ -85,6 +85,18 @@ typedef struct {
     bool stream;
 } chat_request;
 
+/* How much a front codec checks of a request beyond what it needs to read it. */
+typedef enum {
+    CHAT_CHECK_SHAPE = 0, /* anything that reads as a conversation (eval samples, tests) */
+    CHAT_CHECK_API,       /* also the rules the real API enforces for a request it would
+                             answer (the gateway's fronts): 400 instead of forwarding */
+    CHAT_CHECK_API_COUNT, /* the same for a token count (Anthropic: max_tokens optional) */
+} chat_check;
+
+/* Largest max_tokens a checked request may ask for (well above any model's output limit;
+ * it stops absurd values such as 1e18 reaching a server). */
+#define CHAT_MAX_TOKENS_LIMIT 1048576L
+
 /* New empty request (parallel_tool_calls true). NULL on allocation failure. */
 chat_request *chat_request_new(void);
 /* Frees req and everything it owns; NULL does nothing. */

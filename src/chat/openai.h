@@ -24,6 +24,13 @@
  * a message naming the JSON path ("messages[2].tool_calls[0].function.name: ..."), and
  * *out_req is NULL. Unknown fields are ignored; JSON null counts as absent. */
 loco_status chat_oai_parse_request(const char *body, size_t n, chat_request **out_req, loco_err *err);
+/* chat_oai_parse_request with the checks the gateway's front makes when check is
+ * CHAT_CHECK_API, each a LOCO_ERR_INVALID naming the field: messages not empty;
+ * max_tokens / max_completion_tokens at most CHAT_MAX_TOKENS_LIMIT; temperature in [0, 2];
+ * top_p in [0, 1]; every tool call's function.arguments a JSON object (text that is not
+ * JSON is the client's error, not something to forward). */
+loco_status chat_oai_parse_request_checked(const char *body, size_t n, chat_check check,
+                                           chat_request **out_req, loco_err *err);
 
 /* True when the body asks for stream_options.include_usage (chat_request has no field for
  * it). False for unparsable bodies. */

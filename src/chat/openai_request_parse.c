@@ -15,6 +15,7 @@ typedef struct {
     loco_err *err;
     bool folding; /* the last message is a user message built from role:"tool" messages */
     buf sys;      /* leading system/developer text joined with "\n\n" */
+    chat_check check;
 } oai_parser;
 
 /* snprintf for JSON paths in error messages (truncation is harmless there). */
@@ -190,6 +191,15 @@ static loco_status add_tool_call(oai_parser *p, chat_message *m, const char *id,
     if (args && !json_is_string(args) && !json_is_object(args)) {
         path_fmt(fpath, sizeof(fpath), "%s.arguments", path);
         return bad(p, fpath, "expected a string");
+    }
+    if (p->check != CHAT_CHECK_SHAPE && json_is_string(args)) {
+        json_t *v = json_parse(json_string_value(args), json_string_length(args), NULL);
+        bool object = json_is_object(v);
+        json_decref(v);
+        if (!object) {
+            path_fmt(fpath, sizeof(fpath), "%s.arguments", path);
+            return bad(p, fpath, "expected a JSON object in a string (the text is not one)");
+        }
     }
     chat_block *b = chat_message_add_block(p->req, m, CHAT_BLOCK_TOOL_CALL);
     if (!b)
@@ -535,7 +545,30 @@ static loco_status parse_root(oai_parser *p, const json_t *root)
     return rc;
 }
 
+static loco_status check_api(oai_parser *p, const json_t *root)
+{
+    const chat_request *req = p->req;
+    if (json_array_size(member(root, "messages")) == 0)
+        return bad(p, "messages", "at least one message is required");
+    if (req->max_tokens > CHAT_MAX_TOKENS_LIMIT)
+        return loco_err_set(p->err, LOCO_ERR_INVALID, "%s: must be at most %ld",
+                            member(root, "max_completion_tokens") ? "max_completion_tokens"
+                                                                  : "max_tokens",
+                            CHAT_MAX_TOKENS_LIMIT);
+    if (req->has_temperature && !(req->temperature >= 0.0 && req->temperature <= 2.0))
+        return bad(p, "temperature", "must be between 0 and 2");
+    if (req->has_top_p && !(req->top_p >= 0.0 && req->top_p <= 1.0))
+        return bad(p, "top_p", "must be between 0 and 1");
+    return LOCO_OK;
+}
+
 loco_status chat_oai_parse_request(const char *body, size_t n, chat_request **out_req, loco_err *err)
+{
+    return chat_oai_parse_request_checked(body, n, CHAT_CHECK_SHAPE, out_req, err);
+}
+
+loco_status chat_oai_parse_request_checked(const char *body, size_t n, chat_check check,
+                                           chat_request **out_req, loco_err *err)
 {
     *out_req = NULL;
     json_t *root = json_parse(body, n, err);
@@ -544,9 +577,12 @@ loco_status chat_oai_parse_request(const char *body, size_t n, chat_request **ou
     oai_parser p;
     memset(&p, 0, sizeof(p));
     p.err = err;
+    p.check = check;
     buf_init(&p.sys, BUF_UNLIMITED);
     p.req = chat_request_new();
     loco_status rc = p.req ? parse_root(&p, root) : nomem(&p);
+    if (!rc && check != CHAT_CHECK_SHAPE)
+        rc = check_api(&p, root);
     buf_release(&p.sys);
     json_decref(root);
     if (rc) {

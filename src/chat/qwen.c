@@ -766,6 +766,10 @@ static loco_status emit_call(chat_qwen_parser *p, qcall *c)
     return rc;
 }
 
+/* The reason a call parser gives when an allocation failed: the caller turns it into
+ * LOCO_ERR_NOMEM instead of blaming the model's text (a bad call). */
+static const char qwen_oom[] = "out of memory";
+
 /* JSON dialect: {"name": ..., "arguments"|"parameters"|"input": {...} or "{...}"}. */
 static const char *parse_json_call(const char *s, size_t n, qcall *c, loco_err *err)
 {
@@ -797,7 +801,7 @@ static const char *parse_json_call(const char *s, size_t n, qcall *c, loco_err *
     if (!reason)
         c->name = strdup(name);
     if (!reason && !c->name)
-        reason = "out of memory";
+        reason = qwen_oom;
     json_decref(v);
     return reason;
 }
@@ -855,10 +859,20 @@ static json_t *xml_value(const chat_qwen_parser *p, const char *tool, const char
     return j ? j : json_stringn(v, n);
 }
 
-static char *dup_trimmed(const char *s, size_t n)
+static bool dup_trimmed_ok(const char *s, size_t n)
 {
     trim(&s, &n);
-    return n && utf8_valid(s, n) && !memchr(s, '\0', n) ? str_ndup(s, n) : NULL;
+    return n && utf8_valid(s, n) && !memchr(s, '\0', n);
+}
+
+/* A copy of s[0..n) without surrounding blanks; NULL when that is empty, not UTF-8 or holds
+ * a NUL (or allocation failed: dup_trimmed_ok tells which). */
+static char *dup_trimmed(const char *s, size_t n)
+{
+    if (!dup_trimmed_ok(s, n))
+        return NULL;
+    trim(&s, &n);
+    return str_ndup(s, n);
 }
 
 /* Position of the first of the tags in s[0..n), n when none. */
@@ -880,7 +894,7 @@ static const char *parse_xml_param(const chat_qwen_parser *p, const char *s, siz
         return "<parameter= without '>'";
     char *key = dup_trimmed(s, (size_t)(gt - s));
     if (!key)
-        return "<parameter=> without a name";
+        return dup_trimmed_ok(s, (size_t)(gt - s)) ? qwen_oom : "<parameter=> without a name";
     size_t pos = (size_t)(gt - s) + 1;
     size_t end = first_of(s + pos, n - pos, TAG_PARAM_END, NULL);
     size_t next = pos + end + TAG_LEN(TAG_PARAM_END);
@@ -904,12 +918,13 @@ static const char *parse_xml_call(const chat_qwen_parser *p, const char *s, size
     const char *gt = memchr(s + pos, '>', n - pos);
     if (!gt)
         return "<function= without '>'";
-    c->name = dup_trimmed(s + pos, (size_t)(gt - s) - pos);
+    size_t name_len = (size_t)(gt - s) - pos;
+    c->name = dup_trimmed(s + pos, name_len);
     if (!c->name)
-        return "<function=> without a name";
+        return dup_trimmed_ok(s + pos, name_len) ? qwen_oom : "<function=> without a name";
     c->args = json_object();
     if (!c->args)
-        return "out of memory";
+        return qwen_oom;
     pos = (size_t)(gt - s) + 1;
     for (;;) {
         while (pos < n && is_ws(s[pos]))
@@ -971,7 +986,9 @@ static loco_status handle_body(chat_qwen_parser *p, const char *s, size_t n)
     else
         reason = parse_json_call(t, tn, &c, &err);
     c.repaired |= fenced;
-    loco_status rc = reason ? bad_call(p, s, n, reason) : emit_call(p, &c);
+    loco_status rc = reason == qwen_oom ? LOCO_ERR_NOMEM
+                     : reason           ? bad_call(p, s, n, reason)
+                                        : emit_call(p, &c);
     qcall_release(&c);
     return rc;
 }

@@ -582,7 +582,7 @@ int cli_run_cancellable(void (*fn)(void *arg), void *arg, volatile int *cancel,
             if (first)
                 _exit(130);
             first = sig;
-            *cancel = 1;
+            __atomic_store_n(cancel, 1, __ATOMIC_RELEASE); /* read by other threads */
         }
         if (tick)
             tick(tick_ctx);

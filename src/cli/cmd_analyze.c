@@ -300,7 +300,7 @@ static void run_query(batch *b, size_t k)
     }
     rc = agent_run(&cfg, buf_str(&task), &r, &err);
 out:
-    if (b->cancel && rc != LOCO_OK)
+    if (__atomic_load_n(&b->cancel, __ATOMIC_ACQUIRE) && rc != LOCO_OK)
         rc = LOCO_ERR_CANCELLED;
     b->state[k] = rc == LOCO_OK ? Q_DONE : rc == LOCO_ERR_CANCELLED ? Q_INTERRUPTED : Q_FAILED;
     report(b, q, b->state[k], &r, &err, clock_now_ms() - t0);
@@ -319,10 +319,10 @@ static void *worker(void *arg)
         while (b->next < b->qs->n && b->state[b->next] != Q_PENDING)
             b->next++;
         size_t k = b->next;
-        if (k < b->qs->n && !b->cancel)
+        if (k < b->qs->n && !__atomic_load_n(&b->cancel, __ATOMIC_ACQUIRE))
             b->state[k] = Q_RUNNING;
         pthread_mutex_unlock(&b->mu);
-        if (k >= b->qs->n || b->cancel)
+        if (k >= b->qs->n || __atomic_load_n(&b->cancel, __ATOMIC_ACQUIRE))
             return NULL;
         run_query(b, k);
     }

@@ -322,10 +322,13 @@ static void print_problems(const eval_report *r)
     if (r->problems_total > EVAL_PRINT_PROBLEMS)
         fprintf(stderr, "loco eval: ... and %zu more problems\n",
                 r->problems_total - EVAL_PRINT_PROBLEMS);
+    char id[256]; /* ids come from the files: shown escaped */
     for (size_t i = 0; i < r->n_missing && i < EVAL_PRINT_IDS; i++)
-        fprintf(stderr, "loco eval: sample '%s' has no prediction\n", r->missing[i]);
+        fprintf(stderr, "loco eval: sample '%s' has no prediction\n",
+                str_printable(r->missing[i], id, sizeof(id)));
     for (size_t i = 0; i < r->n_unmatched && i < EVAL_PRINT_IDS; i++)
-        fprintf(stderr, "loco eval: prediction '%s' has no sample\n", r->unmatched[i]);
+        fprintf(stderr, "loco eval: prediction '%s' has no sample\n",
+                str_printable(r->unmatched[i], id, sizeof(id)));
     if (r->n_missing > EVAL_PRINT_IDS || r->n_unmatched > EVAL_PRINT_IDS)
         fprintf(stderr, "loco eval: %zu samples without a prediction, %zu predictions without "
                         "a sample in all\n",

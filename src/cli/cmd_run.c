@@ -442,7 +442,7 @@ int cmd_run(int argc, char **argv)
             goto fail;
         buf js;
         buf_init(&js, BUF_UNLIMITED);
-        buf_append_json_str(&js, text, strlen(text));
+        json_append_str_lossy(&js, text, strlen(text)); /* a cut character: U+FFFD */
         printf("{\"prompt_ids\":[%s],\"ids\":[", buf_str(&st.prompt_ids));
         for (size_t i = 0; i < st.n_ids; i++)
             printf("%s%d", i ? "," : "", st.ids[i]);

@@ -69,6 +69,12 @@ static void serve_usage(FILE *out)
             "  --auth-token TOKEN       require this key from clients (--api-key too)\n"
             "                           [LOCO_AUTH_TOKEN]\n"
             "  --max-body BYTES         request body limit (33554432) [LOCO_MAX_BODY]\n"
+            "  --max-inflight N         requests served at once; more get 529 (256)\n"
+            "                           [LOCO_MAX_INFLIGHT]\n"
+            "  --max-conns N            client connections open at once; the request of one\n"
+            "                           more is answered 503 (1024) [LOCO_MAX_CONNS]\n"
+            "  --idle-timeout S         a connection must deliver each request within S s of\n"
+            "                           going idle, else it is closed (60) [LOCO_IDLE_TIMEOUT]\n"
             "  --ping-interval MS       keep-alive pings while the local model thinks (5000)\n"
             "                           [LOCO_PING_INTERVAL]\n"
             "  --local-wait S           for S s after the start, requests wait for a local\n"
@@ -119,6 +125,7 @@ typedef struct {
     const char *prompt_file, *env_file;
     const char *model, *hf, *parallel, *queue, *ctx, *threads, *cache_mb, *kv_type;
     const char *local_max_tokens, *host, *port, *local_wait;
+    const char *max_inflight, *max_conns, *idle_timeout;
     const char *local_urls[SERVE_MAX_LOCAL];
     size_t n_local;
     bool verbose, no_constrain, keep_reminders;
@@ -184,7 +191,10 @@ static int parse_flags(int argc, char **argv, serve_flags *f)
                    cli_flag_value(argc, argv, &i, "--cache-mb", &f->cache_mb, &bad) ||
                    cli_flag_value(argc, argv, &i, "--kv-type", &f->kv_type, &bad) ||
                    cli_flag_value(argc, argv, &i, "--local-max-tokens", &f->local_max_tokens,
-                                  &bad)) {
+                                  &bad) ||
+                   cli_flag_value(argc, argv, &i, "--max-inflight", &f->max_inflight, &bad) ||
+                   cli_flag_value(argc, argv, &i, "--max-conns", &f->max_conns, &bad) ||
+                   cli_flag_value(argc, argv, &i, "--idle-timeout", &f->idle_timeout, &bad)) {
         } else {
             fprintf(stderr, "loco serve: unknown option '%s' (see loco serve --help)\n", a);
             return 2;
@@ -307,7 +317,7 @@ int cmd_serve(int argc, char **argv)
         }
     }
     long turns, local_ctx = 0, max_body, ping, timeout, parallel, queue, ctx = 0, threads, cache_mb;
-    long local_max_tokens, local_wait;
+    long local_max_tokens, local_wait, inflight, conns, idle;
     const char *lctx = pick(f.local_ctx, &env, "LOCO_LOCAL_CTX", NULL);
     const char *ectx = pick(f.ctx, &env, "LOCO_CTX", NULL);
     if (!number("--max-local-turns", pick(f.max_turns, &env, "LOCO_MAX_LOCAL_TURNS", "10"), 0,
@@ -330,7 +340,13 @@ int cmd_serve(int argc, char **argv)
                 &cache_mb) ||
         !number("--local-max-tokens",
                 pick(f.local_max_tokens, &env, "LOCO_LOCAL_MAX_TOKENS", "0"), 0, 1L << 24,
-                &local_max_tokens)) {
+                &local_max_tokens) ||
+        !number("--max-inflight", pick(f.max_inflight, &env, "LOCO_MAX_INFLIGHT", "256"), 1,
+                1000000, &inflight) ||
+        !number("--max-conns", pick(f.max_conns, &env, "LOCO_MAX_CONNS", "1024"), 1, 1000000,
+                &conns) ||
+        !number("--idle-timeout", pick(f.idle_timeout, &env, "LOCO_IDLE_TIMEOUT", "60"), 1,
+                86400, &idle)) {
         code = 2;
         goto out;
     }
@@ -385,6 +401,9 @@ int cmd_serve(int argc, char **argv)
     cfg.max_body = (size_t)max_body;
     cfg.ping_interval_ms = ping;
     cfg.local_idle_timeout_ms = timeout * 1000;
+    cfg.max_concurrency = (unsigned)inflight;
+    cfg.max_connections = (unsigned)conns;
+    cfg.idle_timeout_s = (unsigned)idle;
     cfg.local_start_wait_ms = local_wait ? local_wait * 1000 : -1;
     cfg.engine.model_path = model_path;
     cfg.engine.ctx = ctx;

@@ -49,7 +49,7 @@ static loco_status md_text_max(buf *b, const char *s, size_t max)
             rc = buf_appendf(b, "\\%c", c);
         else if (c == '<')
             rc = buf_appends(b, "&lt;");
-        else if (c == '\n' || c == '\r' || c == '\t')
+        else if ((unsigned char)c < 0x20 || c == 0x7f) /* no escape sequences on a terminal */
             rc = buf_appendc(b, ' ');
         else
             rc = buf_appendc(b, c);

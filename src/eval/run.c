@@ -176,7 +176,9 @@ static void *worker(void *arg)
     runner *r = arg;
     for (;;) {
         pthread_mutex_lock(&r->mu);
-        bool stop = r->next >= r->total || (r->o->cancel && *r->o->cancel) || r->unreachable;
+        bool stop = r->next >= r->total ||
+                    (r->o->cancel && __atomic_load_n(r->o->cancel, __ATOMIC_ACQUIRE)) ||
+                    r->unreachable;
         size_t i = stop ? 0 : r->order[r->next++];
         pthread_mutex_unlock(&r->mu);
         if (stop)

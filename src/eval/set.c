@@ -57,7 +57,8 @@ loco_status eval_problem_add(eval_problem **list, size_t *n, size_t *total, cons
     buf msg;
     buf_init(&msg, BUF_UNLIMITED); /* at most 3 bytes per byte of raw */
     size_t used = len < 0 ? 0 : (size_t)len < sizeof(raw) ? (size_t)len : sizeof(raw) - 1;
-    loco_status rc = utf8_append_lossy(&msg, raw, used); /* parse errors quote raw bytes */
+    /* parse errors quote raw bytes, ids may hold escape sequences: show them escaped */
+    loco_status rc = str_append_printable(&msg, raw, used);
     char *m = rc ? NULL : buf_take(&msg, NULL);
     char *src = strdup(source ? source : "");
     buf_release(&msg);

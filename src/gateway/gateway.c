@@ -150,10 +150,14 @@ static void handle_completion(gateway *gw, const http_request *hreq, http_respon
     loco_err err;
     loco_err_clear(&err);
     loco_status rc = front == FRONT_ANTHROPIC
-                         ? chat_anth_parse_request(hreq->body, hreq->body_len, &req, &err)
-                         : chat_oai_parse_request(hreq->body, hreq->body_len, &req, &err);
-    if (rc) {
+                         ? chat_anth_parse_request_checked(hreq->body, hreq->body_len,
+                                                           CHAT_CHECK_API, &req, &err)
+                         : chat_oai_parse_request_checked(hreq->body, hreq->body_len,
+                                                          CHAT_CHECK_API, &req, &err);
+    if (rc == LOCO_ERR_INVALID) {
         ex_send_error(&ex, 400, "invalid_request_error", err.msg);
+    } else if (rc) { /* out of memory: the server's fault, not the request's */
+        ex_send_error(&ex, 500, "api_error", err.msg[0] ? err.msg : loco_status_str(rc));
     } else {
         if (front == FRONT_OPENAI)
             ex.include_usage = chat_oai_request_wants_usage(hreq->body, hreq->body_len);
@@ -235,8 +239,12 @@ static void handle_count_tokens(gateway *gw, const http_request *hreq, http_resp
     chat_request *req = NULL;
     loco_err err;
     loco_err_clear(&err);
-    if (chat_anth_parse_request(hreq->body, hreq->body_len, &req, &err)) {
-        send_anth_error(resp, 400, "invalid_request_error", err.msg);
+    loco_status prc = chat_anth_parse_request_checked(hreq->body, hreq->body_len,
+                                                      CHAT_CHECK_API_COUNT, &req, &err);
+    if (prc) {
+        bool bad = prc == LOCO_ERR_INVALID;
+        send_anth_error(resp, bad ? 400 : 500, bad ? "invalid_request_error" : "api_error",
+                        err.msg[0] ? err.msg : loco_status_str(prc));
         return;
     }
     long n = 0;
@@ -357,7 +365,74 @@ static void handle_metrics(gateway *gw, http_response *resp)
     buf b;
     buf_init(&b, BUF_UNLIMITED);
     metrics_render(gw->metrics, &b);
+    http_server_stats ss;
+    http_server_get_stats(gw->server, &ss);
+    buf_appendf(&b,
+                "# HELP loco_connections_open Client connections open.\n"
+                "# TYPE loco_connections_open gauge\nloco_connections_open %ld\n"
+                "# HELP loco_connections_refused_total Connections answered 503 because "
+                "--max-conns were open.\n"
+                "# TYPE loco_connections_refused_total counter\n"
+                "loco_connections_refused_total %ld\n"
+                "# HELP loco_connections_timed_out_total Connections closed by --idle-timeout.\n"
+                "# TYPE loco_connections_timed_out_total counter\n"
+                "loco_connections_timed_out_total %ld\n"
+                "# HELP loco_bad_requests_total Requests the HTTP layer refused (malformed, too "
+                "large, too slow).\n"
+                "# TYPE loco_bad_requests_total counter\nloco_bad_requests_total %ld\n",
+                ss.open, ss.refused, ss.timed_out, ss.bad_requests);
     http_response_send(resp, 200, "text/plain; version=0.0.4; charset=utf-8", buf_str(&b), b.len);
+    buf_release(&b);
+}
+
+static bool openai_path(const char *p)
+{
+    return !strcmp(p, "/v1/chat/completions") || !strcmp(p, "/v1/completions") ||
+           !strcmp(p, "/completions");
+}
+
+/* The body of the HTTP server's own error answers (bad request heads, timeouts, too many
+ * connections), in the error shape of the API the path belongs to. */
+static loco_status server_error_body(void *ctx, const char *path, int status, const char *message,
+                                     buf *out)
+{
+    LOCO_UNUSED(ctx);
+    const char *type = chat_anth_error_type(status);
+    return openai_path(path) ? chat_oai_write_error(out, type, message)
+                             : chat_anth_write_error(out, type, message);
+}
+
+static void inflight_done(void *ctx)
+{
+    gateway *gw = ctx;
+    atomic_fetch_sub(&gw->in_flight, 1);
+}
+
+/* --max-inflight requests are being served: 529 overloaded_error (503 on the OpenAI front,
+ * whose clients do not know 529), logged and counted like every answered request. */
+static void refuse_overloaded(gateway *gw, const http_request *req, http_response *resp,
+                              gw_front front, const char *endpoint)
+{
+    int status = front == FRONT_ANTHROPIC ? 529 : 503;
+    char msg[160];
+    snprintf(msg, sizeof(msg),
+             "loco is serving its maximum of %u requests at once (--max-inflight); retry shortly",
+             gw->cfg.max_concurrency);
+    buf b;
+    buf_init(&b, BUF_UNLIMITED);
+    if (front == FRONT_ANTHROPIC)
+        chat_anth_write_error(&b, "overloaded_error", msg);
+    else
+        chat_oai_write_error(&b, "overloaded_error", msg);
+    /* logged and counted before the answer goes out: a client that reads /metrics the moment
+     * it has its 529 finds it counted */
+    log_msg(gw->cfg.log, LOG_WARN,
+            "req=- endpoint=%s remote=%s route=none reason=max_inflight status=%d "
+            "in_flight=%d",
+            endpoint, req->remote_addr, status, atomic_load(&gw->in_flight));
+    metrics_request_done(gw->metrics, endpoint, "none", "max_inflight", status, -1, -1, -1, -1);
+    http_response_add_header(resp, "Retry-After", "1");
+    http_response_send(resp, status, "application/json", buf_str(&b), b.len);
     buf_release(&b);
 }
 
@@ -418,15 +493,19 @@ static void handler(void *ctx, const http_request *req, http_response *resp)
     int n = atomic_fetch_add(&gw->in_flight, 1);
     if (n >= (int)gw->cfg.max_concurrency) {
         atomic_fetch_sub(&gw->in_flight, 1);
-        send_anth_error(resp, 529, "overloaded_error",
-                        "loco is at its concurrency limit; retry shortly");
+        refuse_overloaded(gw, req, resp, messages ? FRONT_ANTHROPIC : FRONT_OPENAI,
+                          messages      ? "messages"
+                          : completions ? "completions"
+                                        : "chat_completions");
         return;
     }
+    /* counted out once the answer is complete for the client, not when this thread is
+     * done: a client that sends its next request on receiving the last byte finds it free */
+    http_response_on_done(resp, inflight_done, gw);
     if (completions)
         gw_handle_completions(gw, req, resp);
     else
         handle_completion(gw, req, resp, messages ? FRONT_ANTHROPIC : FRONT_OPENAI);
-    atomic_fetch_sub(&gw->in_flight, 1);
 }
 
 static char *dup_opt(const char *s)
@@ -569,15 +648,8 @@ loco_status gateway_start(const gateway_config *cfg, gateway **out, loco_err *er
         gw->local_urls[i] = strdup(cfg->local_urls[i]);
         ok = gw->local_urls[i] != NULL;
     }
-    buf e413;
-    buf_init(&e413, BUF_UNLIMITED);
-    char msg413[160];
-    snprintf(msg413, sizeof(msg413), "request body is larger than the limit of %zu bytes",
-             gw->cfg.max_body);
-    chat_anth_write_error(&e413, "request_too_large", msg413);
-    gw->error_413 = buf_take(&e413, NULL);
     gw->metrics = metrics_new();
-    if (!ok || !gw->error_413 || !gw->metrics) {
+    if (!ok || !gw->metrics) {
         rc = loco_err_set(err, LOCO_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -600,9 +672,10 @@ loco_status gateway_start(const gateway_config *cfg, gateway **out, loco_err *er
     sc.host = gw->listen_host;
     sc.port = cfg->listen_port;
     sc.max_body = gw->cfg.max_body;
-    sc.error_body_413 = gw->error_413;
-    sc.max_connections = 1024;
-    sc.connection_timeout_s = 900;
+    sc.error_body = server_error_body;
+    sc.max_connections = cfg->max_connections;
+    sc.idle_timeout_s = cfg->idle_timeout_s;
+    sc.log = cfg->log;
     sc.handler = handler;
     sc.handler_ctx = gw;
     rc = http_server_start(&sc, &gw->server, err);
@@ -649,6 +722,5 @@ void gateway_stop(gateway *gw)
     free(gw->cloud_count_url);
     free(gw->bearer_header);
     free(gw->key_header);
-    free(gw->error_413);
     free(gw);
 }

@@ -49,6 +49,10 @@ typedef struct {
                                         probed every ping interval) instead of falling back
                                         (0: 120000; <0: none; see pool_set_startup) */
     unsigned max_concurrency;        /* requests in flight beyond this get 529 (default 256) */
+    unsigned max_connections;        /* client connections open at once; the request of one
+                                        more is answered 503 and it is closed (default 1024) */
+    unsigned idle_timeout_s;         /* a client connection must deliver each request within
+                                        this many seconds of going idle (default 60) */
     gateway_engine_config engine;    /* the in-process engine (engine.model_path NULL: none) */
     bool keep_reminders;             /* no prompt diet on the local route (diet.h) */
     const loco_log *log;             /* request lines and warnings; may be NULL */

@@ -35,7 +35,6 @@ struct gateway {
     char *cloud_count_url;
     char *bearer_header;     /* "Authorization: Bearer KEY" */
     char *key_header;        /* "x-api-key: KEY" */
-    char *error_413;
     char *model_path;        /* the engine's file (owned copy of cfg.engine.model_path) */
     char *kv_type;
     char *model_id;          /* the engine's model as /v1/models lists it; NULL: no engine */

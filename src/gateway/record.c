@@ -84,7 +84,7 @@ static loco_status json_str_or_null(buf *b, const char *s)
 {
     if (!s || !s[0])
         return buf_appends(b, "null");
-    return buf_append_json_str(b, s, strlen(s));
+    return json_append_str_lossy(b, s, strlen(s));
 }
 
 static loco_status message_append(buf *b, bool first, const char *role, const char *content,
@@ -92,7 +92,7 @@ static loco_status message_append(buf *b, bool first, const char *role, const ch
 {
     loco_status rc = buf_appendf(b, "%s{\"role\":\"%s\",\"content\":", first ? "" : ",", role);
     if (!rc)
-        rc = buf_append_json_str(b, content, n);
+        rc = json_append_str_lossy(b, content, n); /* a local model's text may cut a character */
     return rc ? rc : buf_appendc(b, '}');
 }
 

@@ -1017,6 +1017,97 @@ static void test_errors(void **state)
     buf_release(&out);
 }
 
+/* The Messages API's own rules (CHAT_CHECK_API): each case passes the shape-only parse and
+ * is refused by the checked one with a message naming the field. */
+static void test_parse_request_api_checks(void **state)
+{
+    (void)state;
+#define M1 "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]"
+    static const struct {
+        const char *body;
+        chat_check check;
+        const char *msg;
+    } cases[] = {
+        {"{\"model\":\"m\",\"max_tokens\":10,\"messages\":[]}", CHAT_CHECK_API,
+         "messages: at least one message is required"},
+        {"{\"model\":\"m\"," M1 "}", CHAT_CHECK_API, "max_tokens: field required"},
+        {"{\"model\":\"m\",\"max_tokens\":1000000000000000000," M1 "}", CHAT_CHECK_API,
+         "max_tokens: must be at most 1048576"},
+        {"{\"model\":\"m\",\"max_tokens\":5000000," M1 "}", CHAT_CHECK_API_COUNT,
+         "max_tokens: must be at most 1048576"},
+        {"{\"model\":\"m\",\"max_tokens\":10,\"temperature\":-5," M1 "}", CHAT_CHECK_API,
+         "temperature: must be between 0 and 1"},
+        {"{\"model\":\"m\",\"max_tokens\":10,\"temperature\":1.5," M1 "}", CHAT_CHECK_API,
+         "temperature: must be between 0 and 1"},
+        {"{\"model\":\"m\",\"max_tokens\":10,\"top_p\":2," M1 "}", CHAT_CHECK_API,
+         "top_p: must be between 0 and 1"},
+        {"{\"model\":\"m\",\"max_tokens\":10,\"metadata\":\"x\"," M1 "}", CHAT_CHECK_API,
+         "metadata: expected an object"},
+        {"{\"model\":\"m\",\"max_tokens\":10,\"metadata\":{\"user_id\":5}," M1 "}", CHAT_CHECK_API,
+         "metadata.user_id: expected a string"},
+        {"{\"model\":\"m\",\"max_tokens\":10,\"thinking\":true," M1 "}", CHAT_CHECK_API,
+         "thinking: expected an object"},
+        {"{\"model\":\"m\",\"max_tokens\":10,\"thinking\":{\"type\":1}," M1 "}", CHAT_CHECK_API,
+         "thinking.type: expected a string"},
+        {"{\"model\":\"m\",\"max_tokens\":4000,\"thinking\":{\"type\":\"enabled\"}," M1 "}",
+         CHAT_CHECK_API, "thinking.budget_tokens: required when thinking is enabled"},
+        {"{\"model\":\"m\",\"max_tokens\":4000,\"thinking\":{\"type\":\"enabled\","
+         "\"budget_tokens\":4000}," M1 "}",
+         CHAT_CHECK_API, "thinking.budget_tokens: must be less than max_tokens (4000)"},
+        {"{\"model\":\"m\",\"max_tokens\":10,\"messages\":[{\"role\":\"user\",\"content\":"
+         "[{\"type\":\"video\",\"text\":\"x\"}]}]}",
+         CHAT_CHECK_API, "messages[0].content[0].type: unknown content block type 'video'"},
+        {"{\"model\":\"m\",\"max_tokens\":10,\"messages\":[{\"role\":\"user\",\"content\":"
+         "[{\"type\":\"tool_result\",\"tool_use_id\":\"toolu_1\",\"content\":\"x\"}]}]}",
+         CHAT_CHECK_API,
+         "messages[0].content[0]: tool_result for tool_use_id 'toolu_1' has no tool_use block "
+         "with that id in the previous assistant message"},
+        {"{\"model\":\"m\",\"max_tokens\":10,\"messages\":[{\"role\":\"user\",\"content\":\"a\"},"
+         "{\"role\":\"assistant\",\"content\":[{\"type\":\"tool_use\",\"id\":\"toolu_1\","
+         "\"name\":\"Read\",\"input\":{}}]},{\"role\":\"user\",\"content\":[{\"type\":"
+         "\"tool_result\",\"tool_use_id\":\"toolu_2\",\"content\":\"x\"}]}]}",
+         CHAT_CHECK_API,
+         "messages[2].content[0]: tool_result for tool_use_id 'toolu_2' has no tool_use block "
+         "with that id in the previous assistant message"},
+    };
+    for (size_t i = 0; i < LOCO_ARRAY_LEN(cases); i++) {
+        const char *b = cases[i].body;
+        chat_request *req = NULL;
+        loco_err err;
+        loco_err_clear(&err);
+        if (chat_anth_parse_request(b, strlen(b), &req, &err) != LOCO_OK)
+            fail_msg("case %zu: the shape-only parse refused it: %s", i, err.msg);
+        chat_request_free(req);
+        req = (chat_request *)1;
+        assert_int_equal(chat_anth_parse_request_checked(b, strlen(b), cases[i].check, &req, &err),
+                         LOCO_ERR_INVALID);
+        assert_null(req);
+        assert_string_equal(err.msg, cases[i].msg);
+    }
+    /* what passes: a count without max_tokens, unknown top-level fields, thinking adaptive,
+     * a tool_result after a system note that follows its tool_use, server tool blocks */
+    static const char *const ok[] = {
+        "{\"model\":\"m\"," M1 "}",
+        "{\"model\":\"m\",\"max_tokens\":128000,\"context_management\":{\"x\":1},\"output_config\":"
+        "{},\"metadata\":{\"user_id\":\"u\"},\"thinking\":{\"type\":\"adaptive\"},\"temperature\":1,"
+        "\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"assistant\",\"content\":"
+        "[{\"type\":\"server_tool_use\",\"id\":\"srvtoolu_1\",\"name\":\"web_search\",\"input\":{}},"
+        "{\"type\":\"tool_use\",\"id\":\"toolu_1\",\"name\":\"Read\",\"input\":{}}]},{\"role\":"
+        "\"system\",\"content\":\"note\"},{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\","
+        "\"tool_use_id\":\"toolu_1\",\"content\":\"x\"}]}]}",
+    };
+    for (size_t i = 0; i < LOCO_ARRAY_LEN(ok); i++) {
+        chat_request *req = NULL;
+        loco_err err;
+        loco_err_clear(&err);
+        chat_check check = i == 0 ? CHAT_CHECK_API_COUNT : CHAT_CHECK_API;
+        if (chat_anth_parse_request_checked(ok[i], strlen(ok[i]), check, &req, &err))
+            fail_msg("ok case %zu refused: %s", i, err.msg);
+        chat_request_free(req);
+    }
+#undef M1
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1034,6 +1125,7 @@ int main(void)
         cmocka_unit_test(test_write_request_round_trip),
         cmocka_unit_test(test_write_request_lossy),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_parse_request_api_checks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -602,7 +602,8 @@ static void test_put_output(void **state)
     eval_set_free(set);
 }
 
-/* A parse error that quotes a byte of a broken UTF-8 sequence still gives valid JSON. */
+/* A parse error that quotes a byte of a broken UTF-8 sequence still gives valid UTF-8 and
+ * valid JSON. */
 static void test_problem_utf8(void **state)
 {
     (void)state;
@@ -614,7 +615,8 @@ static void test_problem_utf8(void **state)
     assert_int_equal(eval_score(set, &r, &err), LOCO_OK);
     assert_int_equal(r->samples_broken, 1);
     assert_true(utf8_valid(r->problems[0].message, strlen(r->problems[0].message)));
-    assert_non_null(strstr(r->problems[0].message, "\xEF\xBF\xBD"));
+    /* the cut byte is shown escaped (problems reach the terminal) */
+    assert_non_null(strstr(r->problems[0].message, "\\xC3"));
     buf b;
     buf_init(&b, BUF_UNLIMITED);
     assert_int_equal(eval_report_json(r, &b), LOCO_OK);

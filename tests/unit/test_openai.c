@@ -823,6 +823,58 @@ static void test_parse_request_errors(void **state)
     chat_request_free(req);
 }
 
+/* The front's checks (CHAT_CHECK_API): each passes the shape-only parse and is refused by
+ * the checked one, naming the field. */
+static void test_parse_request_api_checks(void **state)
+{
+    (void)state;
+#define U1 "{\"role\":\"user\",\"content\":\"hi\"}"
+    static const struct {
+        const char *body, *msg;
+    } cases[] = {
+        {"{\"model\":\"m\",\"messages\":[]}", "messages: at least one message is required"},
+        {"{\"model\":\"m\",\"max_tokens\":1000000000000000000,\"messages\":[" U1 "]}",
+         "max_tokens: must be at most 1048576"},
+        {"{\"model\":\"m\",\"max_completion_tokens\":99999999,\"messages\":[" U1 "]}",
+         "max_completion_tokens: must be at most 1048576"},
+        {"{\"model\":\"m\",\"temperature\":-5,\"messages\":[" U1 "]}",
+         "temperature: must be between 0 and 2"},
+        {"{\"model\":\"m\",\"top_p\":1.5,\"messages\":[" U1 "]}", "top_p: must be between 0 and 1"},
+        {"{\"model\":\"m\",\"messages\":[" U1 ",{\"role\":\"assistant\",\"tool_calls\":[{\"id\":"
+         "\"c1\",\"type\":\"function\",\"function\":{\"name\":\"Read\",\"arguments\":\"{not json\"}}]}]}",
+         "messages[1].tool_calls[0].function.arguments: expected a JSON object in a string (the "
+         "text is not one)"},
+        {"{\"model\":\"m\",\"messages\":[" U1 ",{\"role\":\"assistant\",\"tool_calls\":[{\"id\":"
+         "\"c1\",\"type\":\"function\",\"function\":{\"name\":\"Read\",\"arguments\":\"[1]\"}}]}]}",
+         "messages[1].tool_calls[0].function.arguments: expected a JSON object in a string (the "
+         "text is not one)"},
+    };
+    for (size_t i = 0; i < LOCO_ARRAY_LEN(cases); i++) {
+        const char *b = cases[i].body;
+        chat_request *req = NULL;
+        loco_err err;
+        loco_err_clear(&err);
+        if (chat_oai_parse_request(b, strlen(b), &req, &err) != LOCO_OK)
+            fail_msg("case %zu: the shape-only parse refused it: %s", i, err.msg);
+        chat_request_free(req);
+        req = (chat_request *)1;
+        assert_int_equal(chat_oai_parse_request_checked(b, strlen(b), CHAT_CHECK_API, &req, &err),
+                         LOCO_ERR_INVALID);
+        assert_null(req);
+        assert_string_equal(err.msg, cases[i].msg);
+    }
+    const char ok[] = "{\"model\":\"m\",\"temperature\":2,\"unknown\":1,\"messages\":[" U1
+                      ",{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\","
+                      "\"function\":{\"name\":\"Read\",\"arguments\":\"{\\\"a\\\":1}\"}}]}]}";
+    chat_request *req = NULL;
+    loco_err err;
+    loco_err_clear(&err);
+    if (chat_oai_parse_request_checked(ok, sizeof(ok) - 1, CHAT_CHECK_API, &req, &err))
+        fail_msg("refused: %s", err.msg);
+    chat_request_free(req);
+#undef U1
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -839,6 +891,7 @@ int main(void)
         cmocka_unit_test(test_write_response),
         cmocka_unit_test(test_parse_request),
         cmocka_unit_test(test_parse_request_errors),
+        cmocka_unit_test(test_parse_request_api_checks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -233,7 +233,7 @@ static void *cancel_later(void *arg)
 {
     (void)arg;
     usleep(300000);
-    cancel_flag = 1;
+    __atomic_store_n(&cancel_flag, 1, __ATOMIC_RELEASE);
     return NULL;
 }
 

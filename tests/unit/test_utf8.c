@@ -7,6 +7,8 @@
 
 #include "base/buf.h"
 #include "base/json.h"
+#include "base/log.h"
+#include "base/str.h"
 #include "base/utf8.h"
 
 #define FFFD UTF8_REPLACEMENT
@@ -350,6 +352,85 @@ static void test_json_str_lossy_random(void **state)
     }
 }
 
+/* ---- text for terminals: str_append_printable, and the error/log records that use it ---- */
+
+static void check_printable(const char *in, size_t n, const char *want)
+{
+    buf b;
+    buf_init(&b, BUF_UNLIMITED);
+    assert_int_equal(str_append_printable(&b, in, n), LOCO_OK);
+    assert_string_equal(buf_str(&b), want);
+    assert_int_equal(str_is_printable(in, n), strcmp(buf_str(&b), in) == 0 && strlen(in) == n);
+    buf_release(&b);
+}
+
+#define CHECK_PRINTABLE(lit, want) check_printable(lit, sizeof(lit) - 1, want)
+
+static void test_printable(void **state)
+{
+    (void)state;
+    CHECK_PRINTABLE("plain ascii ~", "plain ascii ~");
+    CHECK_PRINTABLE("gr\xc3\xb6\xc3\x9f"
+                    "e \xe2\x9c\x93 \xf0\x9f\x98\x80",
+                    "gr\xc3\xb6\xc3\x9f"
+                    "e \xe2\x9c\x93 \xf0\x9f\x98\x80");
+    CHECK_PRINTABLE("\x1b[31mred\x1b]0;title\x07", "\\e[31mred\\e]0;title\\x07");
+    CHECK_PRINTABLE("a\nb\rc\td", "a\\nb\\rc\\td");
+    CHECK_PRINTABLE("nul\0x\x7f", "nul\\x00x\\x7F");
+    CHECK_PRINTABLE("c1 \xc2\x9b"
+                    "31m",
+                    "c1 \\u{009B}31m"); /* CSI as C1 */
+    CHECK_PRINTABLE("bidi \xe2\x80\xae"
+                    "evil",
+                    "bidi \\u{202E}evil"); /* RLO */
+    CHECK_PRINTABLE("iso \xe2\x81\xa6x", "iso \\u{2066}x");
+    CHECK_PRINTABLE("bad \xff\xc3(", "bad \\xFF\\xC3(");
+    CHECK_PRINTABLE("cut \xe2\x9c", "cut \\xE2\\x9C");
+    char out[8];
+    assert_string_equal(str_printable("\x1b\x1b\x1b", out, sizeof(out)), "\\e\\e\\e");
+    assert_string_equal(str_printable("\x1b\x1b\x1b\x1b", out, sizeof(out)), "\\e\\e\\e\\");
+    assert_string_equal(str_printable(NULL, out, sizeof(out)), "");
+}
+
+static void test_err_and_log_printable(void **state)
+{
+    (void)state;
+    loco_err err;
+    loco_err_set(&err, LOCO_ERR_INVALID, "duplicate id '%s'", "\x1b]0;pwned\x07\nfake line");
+    assert_string_equal(err.msg, "duplicate id '\\e]0;pwned\\x07\\nfake line'");
+    loco_err_wrap(&err, "reading '%s'", "q\r1");
+    assert_string_equal(err.msg, "reading 'q\\r1': duplicate id '\\e]0;pwned\\x07\\nfake line'");
+}
+
+static char g_line[4096]; /* the last line the test sink saw */
+
+static void test_sink(void *ctx, log_level level, const char *line)
+{
+    LOCO_UNUSED(ctx);
+    LOCO_UNUSED(level);
+    snprintf(g_line, sizeof(g_line), "%s", line);
+}
+
+static void test_log_printable(void **state)
+{
+    (void)state;
+    loco_log log = {test_sink, NULL, LOG_DEBUG};
+    log_msg(&log, LOG_INFO, "req=1 model=%s status=%d", "\x1b[2J\nreq=2 model=x", 200);
+    assert_string_equal(g_line, "req=1 model=\\e[2J\\nreq=2 model=x status=200");
+}
+
+static void test_json_string_lossy(void **state)
+{
+    (void)state;
+    json_t *v = json_string_lossy("ok \xe4\xb8", 5);
+    assert_non_null(v);
+    assert_string_equal(json_string_value(v), "ok \xef\xbf\xbd\xef\xbf\xbd");
+    json_decref(v);
+    v = json_cstring_lossy(NULL);
+    assert_string_equal(json_string_value(v), "");
+    json_decref(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -363,6 +444,10 @@ int main(void)
         cmocka_unit_test(test_append_lossy),
         cmocka_unit_test(test_json_str_lossy),
         cmocka_unit_test(test_json_str_lossy_random),
+        cmocka_unit_test(test_printable),
+        cmocka_unit_test(test_err_and_log_printable),
+        cmocka_unit_test(test_log_printable),
+        cmocka_unit_test(test_json_string_lossy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
