@@ -18,9 +18,7 @@ import {
 const T = { timeout: 120000 };
 // The tests that need the engine's scheduler (parallel sequences, LOCO_ERR_BUSY, stats,
 // complete_text) skip, saying so, while the engine serves one sequence at a time (it reports
-// loco_engine_parallel 1 whatever --parallel says); the ones that need constrained tool calls
-// run as `todo` until constrain's work is on main (remove NEEDS_CONSTRAIN then).
-const NEEDS_CONSTRAIN = { ...T, todo: 'needs constrained tool calls (constrain)' };
+// loco_engine_parallel 1 whatever --parallel says).
 let scheduler = false;
 function needsScheduler(t) {
   if (!scheduler) t.skip('the engine has no scheduler in this build (loco_engine_parallel is 1)');
@@ -286,7 +284,7 @@ describe('loco serve --model', () => {
     assert.ok(n >= 1);
   });
 
-  test('tool_choice required / any: a valid tool call from random weights (constrained)', NEEDS_CONSTRAIN, async (t) => {
+  test('tool_choice required / any: a valid tool call from random weights (constrained)', T, async (t) => {
     const loco = shared;
     const tools = [{ type: 'function', function: { name: 'Read', parameters: { type: 'object', properties: { file_path: { type: 'string' } }, required: ['file_path'] } } }];
     const r = await openai(loco, { timeout: 100000 }).chat.completions.create({
