@@ -209,7 +209,10 @@ static void make_maps(char *uid_map, char *gid_map)
 }
 
 /* True when a child can be made with these namespace flags (and, with a user namespace, its
- * id maps written). */
+ * id maps written). The child is released by a byte, not by end of file: another thread's
+ * probe child, cloned meanwhile, holds copies of this pipe's ends (a clone copies every fd),
+ * and with end of file as the signal two concurrent probes (loco analyze --jobs 2) waited on
+ * each other's children for ever. */
 static bool probe_clone(unsigned long flags)
 {
     int go[2];
@@ -218,8 +221,11 @@ static bool probe_clone(unsigned long flags)
     pid_t pid = raw_clone(flags | SIGCHLD);
     if (pid == 0) {
         char c;
+        ssize_t n;
         close(go[1]);
-        (void)!read(go[0], &c, 1);
+        do
+            n = read(go[0], &c, 1);
+        while (n < 0 && errno == EINTR);
         _exit(0);
     }
     close(go[0]);
@@ -229,6 +235,8 @@ static bool probe_clone(unsigned long flags)
         make_maps(um, gm);
         ok = write_maps(pid, um, gm, NULL) == LOCO_OK;
     }
+    if (pid > 0)
+        (void)!write(go[1], "g", 1);
     close(go[1]);
     if (pid > 0) {
         int st;
