@@ -90,10 +90,14 @@ const ALL_TYPES = Object.keys(TOLERANCE);
 //   quant.md). On the Xeons llama.cpp's AMX kernels run IQ4_XS (loco: their formula, unchecked
 //   there) and the others' kernels come from the sapphirerapids build: reported, not asserted.
 const LOW_BIT = new Set(['Q2_K', 'Q3_K', 'IQ4_NL', 'IQ4_XS', 'Q3_K_M', 'IQ4_XS-mix']);
+// The AMX build's entry was last checked on a Xeon before the parity path moved into matmul.c
+// (core + kernels, 2026-12-06) and before the Q5_K mins term became one fma; re-verified since
+// only on zen4. Until a run on a Xeon confirms it, it is asserted there only with
+// LOCO_ENGINE_BITEQ_AMX=1 (else reported, the tolerance claim asserted as everywhere).
 const BIT_EQUAL = {
-  'sapphirerapids/amx': ALL_TYPES.filter((t) => !LOW_BIT.has(t)),
   'zen4/avx512': ALL_TYPES,
 };
+if (process.env.LOCO_ENGINE_BITEQ_AMX === '1') BIT_EQUAL['sapphirerapids/amx'] = ALL_TYPES.filter((t) => !LOW_BIT.has(t));
 
 // Tied models of these types only (CI time): in both programs a tied head runs the same kernels
 // as an untied output.weight of its type (llama.cpp loads a separate copy of token_embd for it,
