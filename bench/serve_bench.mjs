@@ -156,6 +156,7 @@ function turnBody(base, k, task) {
   const body = structuredClone(base);
   body.stream = false;
   body.max_tokens = 1;
+  delete body.thinking; // a thinking budget must stay below max_tokens (the API's rule, checked)
   if (task) {
     const blocks = body.messages[0].content;
     blocks[blocks.length - 1] = { type: 'text', text: task };
