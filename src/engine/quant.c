@@ -9,6 +9,7 @@
 
 #include "engine/quant.h"
 #include "engine/quant_int.h"
+#include "engine/quant_scalar.h"
 #include "engine/quant_lowbit.h"
 
 #define GROUP_MAX_EPS 1e-15f
@@ -17,36 +18,6 @@
 #ifdef __clang__
 #pragma clang fp contract(off)
 #endif
-
-static inline float h2f(uint16_t h)
-{
-    return fp16_to_f32(h);
-}
-
-static inline uint16_t f2h(float f)
-{
-    return fp16_from_f32(f);
-}
-
-static inline int imin(int a, int b)
-{
-    return a < b ? a : b;
-}
-
-static inline int imax(int a, int b)
-{
-    return a > b ? a : b;
-}
-
-/* Round to nearest, ties to even, for |f| <= 4194303 (ggml's nearest_int: the addition of
- * 1.5 * 2^23 leaves the rounded integer in the low mantissa bits). */
-static inline int nearest_int(float f)
-{
-    float v = f + 12582912.f;
-    int32_t i;
-    memcpy(&i, &v, sizeof(i));
-    return (i & 0x007fffff) - 0x00400000;
-}
 
 /* ------------------------------------------------------------------ dequantize */
 

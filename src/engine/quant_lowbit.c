@@ -10,6 +10,7 @@
 
 #include "engine/quant.h"
 #include "engine/quant_int.h"
+#include "engine/quant_scalar.h"
 #include "engine/quant_lowbit.h"
 
 #define GROUP_MAX_EPS 1e-15f
@@ -21,35 +22,6 @@
 
 const int8_t quant_iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
                                        1,    13,   25,  38,  53,  69,  89,  113};
-
-static inline float h2f(uint16_t h)
-{
-    return fp16_to_f32(h);
-}
-
-static inline uint16_t f2h(float f)
-{
-    return fp16_from_f32(f);
-}
-
-static inline int imin(int a, int b)
-{
-    return a < b ? a : b;
-}
-
-static inline int imax(int a, int b)
-{
-    return a > b ? a : b;
-}
-
-/* Round to nearest, ties to even, for |f| <= 4194303 (ggml's nearest_int). */
-static inline int nearest_int(float f)
-{
-    float v = f + 12582912.f;
-    int32_t i;
-    memcpy(&i, &v, sizeof(i));
-    return (i & 0x007fffff) - 0x00400000;
-}
 
 /* ------------------------------------------------------------------ dequantize */
 
