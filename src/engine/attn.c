@@ -27,11 +27,15 @@
 #endif
 /* Fewest KV positions per chunk when an item's KV range is split. */
 #define ATTN_MIN_CHUNK 256
+/* Most query groups (ATTN_ROWS rows each) per prompt item of the transposed kernels. */
+#ifndef ATTN_GROUPS
+#define ATTN_GROUPS 4
+#endif
 
 typedef struct {
     uint32_t seg;
     uint32_t head;    /* KV head */
-    uint32_t t0, t1;  /* query tokens */
+    uint32_t t0, t1;  /* query tokens: up to qb, or ATTN_GROUPS * qb for the prompt kernels */
     uint32_t k0, k1;  /* KV positions */
     int32_t part;     /* index of its partial result, -1: writes the output itself */
 } attn_item;
@@ -49,15 +53,17 @@ typedef struct {
     float *acc;  /* (rows_pad, d) */
     float *m;    /* (rows_pad) running max */
     float *l;    /* (rows_pad) running sum */
-    /* the BF16 kernel's (rows up to ATTN_ROWS, padded to 16) */
-    uint32_t *bq; /* (head_dim / 2, 64) query pairs; the f32 kernel's (head_dim, 64) queries */
+    /* the transposed kernels' (per group: rows up to 64, padded to 16); m and l hold
+     * (ATTN_GROUPS, 64) for them */
+    uint32_t *bq; /* (ATTN_GROUPS, head_dim / 2, 64) query pairs; the f32 kernel's
+                   * (ATTN_GROUPS, head_dim, 64) queries */
     uint32_t *bk; /* (KV_BLOCK, head_dim / 2) key pairs */
     uint32_t *bp; /* (KV_BLOCK / 2, 64) weight pairs */
     uint32_t *bv; /* (KV_BLOCK / 2, head_dim) value pairs */
     float *bs;    /* (KV_BLOCK, 64) scores */
-    float *bo;    /* (head_dim, 64) output sums */
-    float *bc;    /* (64) rescale factors */
-    int32_t *blim;/* (64) last position each row sees */
+    float *bo;    /* (ATTN_GROUPS, head_dim, 64) output sums */
+    float *bc;    /* (ATTN_GROUPS, 64) rescale factors */
+    int32_t *blim;/* (ATTN_GROUPS, 64) last position each row sees */
 } attn_scratch;
 
 struct attn_ctx {
@@ -140,6 +146,36 @@ static float exp_sum_scalar(float *x, uint32_t n, float m)
         sum += x[i];
     }
     return sum;
+}
+
+/* An item's result for its rows [r0, r0 + n), the sums of row r0 + r, dimension i at
+ * acc[r * rs + i * is]: partial (m, l, sums) when the item covers part of the KV range (for
+ * the merge), else the output sums / l. */
+static void put_rows(const attn_ctx *a, const attn_item *it, uint32_t r0, uint32_t n,
+                     const float *m, const float *l, const float *acc, size_t rs, size_t is)
+{
+    const attn_seg *sg = &a->segs[it->seg];
+    const uint32_t d = a->d, G = a->group;
+    if (it->part >= 0) {
+        LOCO_ASSERT(r0 + n <= a->rows_pad);
+        float *pp = a->parts + (size_t)it->part * a->rows_pad * (d + 2);
+        for (uint32_t r = 0; r < n; r++) {
+            float *pr = pp + (size_t)(r0 + r) * (d + 2);
+            pr[0] = m[r];
+            pr[1] = l[r];
+            for (uint32_t i = 0; i < d; i++)
+                pr[2 + i] = acc[r * rs + i * is];
+        }
+        return;
+    }
+    const size_t qstride = (size_t)a->n_head * d;
+    for (uint32_t r = 0; r < n; r++) {
+        const uint32_t t = it->t0 + (r0 + r) / G, h = it->head * G + (r0 + r) % G;
+        float *o = sg->out + (size_t)t * qstride + (size_t)h * d;
+        const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+        for (uint32_t i = 0; i < d; i++)
+            o[i] = acc[r * rs + i * is] * inv;
+    }
 }
 
 /* ---------------------------------------------------------------- AVX2 kernels */
@@ -419,12 +455,81 @@ ATTN_AVX2 static float exp_sum_avx2(float *x, uint32_t n, float m)
 #endif
 
 
+/* ---------------------------------------------------------------- transposed kernels' groups */
+
+/* The prompt kernels below work transposed, with vectors over query rows. An item may hold up
+ * to ATTN_GROUPS query groups (a->qb tokens, up to 64 rows each): each K/V tile is converted
+ * once and used by every group while it sits in L1/L2, instead of being streamed from memory
+ * and converted once per group. Each group keeps its own queries, sums and softmax state; the
+ * tile's scores and weights are scratch shared by the groups in turn. */
+#ifdef ATTN_X86
+typedef struct {
+    uint32_t r0;         /* first row in the item */
+    uint32_t rows;       /* rows, <= 64 */
+    uint32_t RP;         /* rows padded to 16 */
+    uint32_t *Qt;        /* (d, RP) f32 queries (t32) or (d / 2, RP) bf16 pairs */
+    float *Ot;           /* (d, RP) sums */
+    float *m, *l, *corr; /* (RP) running max, running sum, this tile's rescale factors */
+    int32_t *lim;        /* (RP) last position each row sees; -1: padding */
+} tgroup;
+
+/* Splits an item into its groups (state reset, queries left to the caller); returns how many. */
+static uint32_t tgroups_init(const attn_ctx *a, const attn_item *it, attn_scratch *sc,
+                             tgroup *gs)
+{
+    const attn_seg *sg = &a->segs[it->seg];
+    const uint32_t d = a->d, G = a->group, gr = a->qb * G;
+    const uint32_t rows = (it->t1 - it->t0) * G, ng = (rows + gr - 1) / gr;
+    LOCO_ASSERT(ng <= ATTN_GROUPS && gr <= 64);
+    for (uint32_t g = 0; g < ng; g++) {
+        tgroup *tg = &gs[g];
+        tg->r0 = g * gr;
+        tg->rows = rows - tg->r0 < gr ? rows - tg->r0 : gr;
+        tg->RP = (tg->rows + 15) / 16 * 16;
+        tg->Qt = sc->bq + (size_t)g * d * 64;
+        tg->Ot = sc->bo + (size_t)g * d * 64;
+        tg->m = sc->m + (size_t)g * 64;
+        tg->l = sc->l + (size_t)g * 64;
+        tg->corr = sc->bc + (size_t)g * 64;
+        tg->lim = sc->blim + (size_t)g * 64;
+        for (uint32_t r = 0; r < tg->RP; r++) {
+            tg->lim[r] = r < tg->rows ? (int32_t)(sg->pos0 + it->t0 + (tg->r0 + r) / G) : -1;
+            tg->m[r] = -INFINITY;
+            tg->l[r] = 0.0f;
+        }
+        memset(tg->Ot, 0, (size_t)d * tg->RP * sizeof(float));
+    }
+    return ng;
+}
+
+/* Row r's query of an item (not yet scaled). */
+static const float *item_q(const attn_ctx *a, const attn_item *it, uint32_t r)
+{
+    const attn_seg *sg = &a->segs[it->seg];
+    const uint32_t G = a->group;
+    return sg->q + (size_t)(it->t0 + r / G) * a->n_head * a->d +
+           (size_t)(it->head * G + r % G) * a->d;
+}
+
+/* The next tile's K and V lines (bytes each), part `part` of `parts`: spread over the groups'
+ * turns so the fetches overlap the work instead of queueing at once. */
+static inline void prefetch_part(const uint8_t *k, const uint8_t *v, size_t bytes, uint32_t part,
+                                 uint32_t parts)
+{
+    const size_t lines = (bytes + 63) / 64;
+    for (size_t o = lines * part / parts; o < lines * (part + 1) / parts; o++) {
+        __builtin_prefetch(k + o * 64);
+        __builtin_prefetch(v + o * 64);
+    }
+}
+#endif
+
 /* ---------------------------------------------------------------- AVX2 f32 (prompts) */
 
 /* Prompt chunks on CPUs without AVX512_BF16: the same transposed scheme as the BF16 kernel
  * with f32 FMA, 8 query rows a vector: Qt[i][row], St[key][row], Ot[i][row]. K and V tiles
- * are converted to f32 once per tile; products and sums are f32, as in the other fast
- * kernels. */
+ * are converted to f32 once per tile for all the item's groups; products and sums are f32, as
+ * in the other fast kernels. */
 #ifdef ATTN_X86
 /* St[j][r] = sum_i K[j][i] Qt[i][r] for keys j0..j0+JB-1 and rows rv*8..rv*8+15. */
 ATTN_INLINE void t32_qk_blk(const float *Qt, uint32_t RP, const float *K, uint32_t d, float *St,
@@ -497,114 +602,101 @@ ATTN_AVX2 static void t32_pv(const float *St, uint32_t RP, const float *V, uint3
     }
 }
 
-/* One item whose queries (rows, pre-scaled f32) are in sc->q; rows <= 64. */
-ATTN_AVX2 static void run_item_t32(attn_ctx *a, const attn_item *it, attn_scratch *sc,
-                                   uint32_t rows)
+/* Causal mask and online softmax of one group's scores St (n keys from position kb) in place:
+ * St becomes the weights, (m, l) are updated and corr gets the rescale factors. */
+ATTN_AVX2 static void t32_softmax(tgroup *tg, float *St, uint32_t kb, uint32_t n)
+{
+    const uint32_t RP = tg->RP;
+    const bool masked = (int64_t)(kb + n - 1) > (int64_t)tg->lim[0];
+    for (uint32_t v = 0; v < RP / 8; v++) {
+        const __m256i lv = _mm256_loadu_si256((const __m256i *)(tg->lim + 8 * v));
+        __m256 mt = _mm256_set1_ps(-INFINITY);
+        for (uint32_t j = 0; j < n; j++) {
+            float *sp = St + (size_t)j * RP + 8 * v;
+            __m256 sv = _mm256_loadu_ps(sp);
+            if (masked) {
+                const __m256 hide = _mm256_castsi256_ps(
+                    _mm256_cmpgt_epi32(_mm256_set1_epi32((int32_t)(kb + j)), lv));
+                sv = _mm256_blendv_ps(sv, _mm256_set1_ps(-INFINITY), hide);
+                _mm256_storeu_ps(sp, sv);
+            }
+            mt = _mm256_max_ps(mt, sv);
+        }
+        const __m256 mo = _mm256_loadu_ps(tg->m + 8 * v);
+        const __m256 mn = _mm256_max_ps(mo, mt);
+        const __m256 none = _mm256_cmp_ps(mn, _mm256_set1_ps(-INFINITY), _CMP_EQ_OQ);
+        /* rows that still see nothing keep corr 1 and weights 0 */
+        const __m256 base = _mm256_blendv_ps(mn, _mm256_setzero_ps(), none);
+        __m256 c = exp_avx2(_mm256_sub_ps(mo, base));
+        c = _mm256_blendv_ps(c, _mm256_set1_ps(1.0f), none);
+        __m256 sum = _mm256_setzero_ps();
+        for (uint32_t j = 0; j < n; j++) {
+            float *sp = St + (size_t)j * RP + 8 * v;
+            __m256 pv = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(sp), base));
+            pv = _mm256_blendv_ps(pv, _mm256_setzero_ps(), none);
+            _mm256_storeu_ps(sp, pv);
+            sum = _mm256_add_ps(sum, pv);
+        }
+        _mm256_storeu_ps(tg->m + 8 * v, mn);
+        _mm256_storeu_ps(tg->l + 8 * v, _mm256_fmadd_ps(_mm256_loadu_ps(tg->l + 8 * v), c, sum));
+        _mm256_storeu_ps(tg->corr + 8 * v, c);
+    }
+}
+
+/* One prompt item (up to ATTN_GROUPS groups of up to 64 rows). */
+ATTN_AVX2 static void run_item_t32(attn_ctx *a, const attn_item *it, attn_scratch *sc)
 {
     const attn_seg *sg = &a->segs[it->seg];
-    const uint32_t d = a->d, G = a->group;
-    const uint32_t RP = (rows + 15) / 16 * 16; /* row vectors go in pairs */
-    float *Qt = (float *)sc->bq, *St = sc->bs, *Ot = sc->bo, *m = sc->m, *l = sc->l;
-    float *corr = sc->bc;
-    int32_t *lim = sc->blim;
+    const uint32_t d = a->d;
+    const float scale = 1.0f / sqrtf((float)d);
     const ggml_type kt = kv_seq_type(sg->seq);
     const size_t rb = kv_seq_row_bytes(sg->seq);
-
-    for (uint32_t r = 0; r < RP; r++) {
-        for (uint32_t i = 0; i < d; i++)
-            Qt[(size_t)i * RP + r] = r < rows ? sc->q[(size_t)r * d + i] : 0.0f;
-        lim[r] = r < rows ? (int32_t)(sg->pos0 + it->t0 + r / G) : -1;
-        m[r] = -INFINITY;
-        l[r] = 0.0f;
-    }
-    memset(Ot, 0, (size_t)d * RP * sizeof(float));
-
-    for (uint32_t kb = it->k0; kb < it->k1;) {
-        const uint32_t blk = kb / KV_BLOCK, off = kb % KV_BLOCK;
-        uint32_t ke = (blk + 1) * KV_BLOCK;
-        if (ke > it->k1)
-            ke = it->k1;
-        const uint32_t n = ke - kb;
-        if ((int64_t)kb > (int64_t)lim[rows - 1]) {
-            kb = ke;
-            continue;
+    tgroup gs[ATTN_GROUPS];
+    const uint32_t ng = tgroups_init(a, it, sc, gs);
+    for (uint32_t g = 0; g < ng; g++) {
+        const tgroup *tg = &gs[g];
+        float *Qt = (float *)tg->Qt;
+        for (uint32_t r = 0; r < tg->RP; r++) {
+            const float *q = r < tg->rows ? item_q(a, it, tg->r0 + r) : NULL;
+            for (uint32_t i = 0; i < d; i++)
+                Qt[(size_t)i * tg->RP + r] = q ? q[i] * scale : 0.0f;
         }
+    }
+    const int64_t last = gs[ng - 1].lim[gs[ng - 1].rows - 1];
+    uint32_t g0 = 0; /* groups before g0 see none of this tile nor any later one */
+
+    for (uint32_t kb = it->k0; kb < it->k1 && (int64_t)kb <= last;) {
+        const uint32_t blk = kb / KV_BLOCK, off = kb % KV_BLOCK;
+        const uint32_t ke = (blk + 1) * KV_BLOCK < it->k1 ? (blk + 1) * KV_BLOCK : it->k1;
+        const uint32_t n = ke - kb;
+        while ((int64_t)kb > gs[g0].lim[gs[g0].rows - 1])
+            g0++;
         const uint8_t *kp = kv_seq_k(sg->seq, a->layer, it->head, blk) + (size_t)off * rb;
         const uint8_t *vp = kv_seq_v(sg->seq, a->layer, it->head, blk) + (size_t)off * rb;
+        const uint8_t *nk = NULL, *nv = NULL;
         if (ke < it->k1) {
-            const uint8_t *nk = kv_seq_k(sg->seq, a->layer, it->head, blk + 1);
-            const uint8_t *nv = kv_seq_v(sg->seq, a->layer, it->head, blk + 1);
-            for (size_t o = 0; o < (size_t)KV_BLOCK * rb; o += 64) {
-                __builtin_prefetch(nk + o);
-                __builtin_prefetch(nv + o);
-            }
+            nk = kv_seq_k(sg->seq, a->layer, it->head, blk + 1);
+            nv = kv_seq_v(sg->seq, a->layer, it->head, blk + 1);
         }
-        if (kt == GGML_TYPE_F16)
+        if (kt == GGML_TYPE_F16) {
             cvt_f16_avx2(kp, rb, n, d, sc->kf);
-        else
-            cvt_q8_avx2(kp, rb, n, d, sc->kf);
-        t32_qk(Qt, RP, sc->kf, d, St, n);
-
-        const bool masked = (int64_t)(ke - 1) > (int64_t)lim[0];
-        for (uint32_t v = 0; v < RP / 8; v++) {
-            const __m256i lv = _mm256_loadu_si256((const __m256i *)(lim + 8 * v));
-            __m256 mt = _mm256_set1_ps(-INFINITY);
-            for (uint32_t j = 0; j < n; j++) {
-                float *sp = St + (size_t)j * RP + 8 * v;
-                __m256 sv = _mm256_loadu_ps(sp);
-                if (masked) {
-                    const __m256 hide = _mm256_castsi256_ps(
-                        _mm256_cmpgt_epi32(_mm256_set1_epi32((int32_t)(kb + j)), lv));
-                    sv = _mm256_blendv_ps(sv, _mm256_set1_ps(-INFINITY), hide);
-                    _mm256_storeu_ps(sp, sv);
-                }
-                mt = _mm256_max_ps(mt, sv);
-            }
-            const __m256 mo = _mm256_loadu_ps(m + 8 * v);
-            const __m256 mn = _mm256_max_ps(mo, mt);
-            const __m256 none = _mm256_cmp_ps(mn, _mm256_set1_ps(-INFINITY), _CMP_EQ_OQ);
-            const __m256 base = _mm256_blendv_ps(mn, _mm256_setzero_ps(), none);
-            __m256 c = exp_avx2(_mm256_sub_ps(mo, base));
-            c = _mm256_blendv_ps(c, _mm256_set1_ps(1.0f), none);
-            __m256 sum = _mm256_setzero_ps();
-            for (uint32_t j = 0; j < n; j++) {
-                float *sp = St + (size_t)j * RP + 8 * v;
-                __m256 pv = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(sp), base));
-                pv = _mm256_blendv_ps(pv, _mm256_setzero_ps(), none);
-                _mm256_storeu_ps(sp, pv);
-                sum = _mm256_add_ps(sum, pv);
-            }
-            _mm256_storeu_ps(m + 8 * v, mn);
-            _mm256_storeu_ps(l + 8 * v, _mm256_fmadd_ps(_mm256_loadu_ps(l + 8 * v), c, sum));
-            _mm256_storeu_ps(corr + 8 * v, c);
-        }
-        if (kt == GGML_TYPE_F16)
             cvt_f16_avx2(vp, rb, n, d, sc->vf);
-        else
+        } else {
+            cvt_q8_avx2(kp, rb, n, d, sc->kf);
             cvt_q8_avx2(vp, rb, n, d, sc->vf);
-        t32_pv(St, RP, sc->vf, d, n, Ot, corr);
+        }
+        for (uint32_t g = g0; g < ng; g++) {
+            tgroup *tg = &gs[g];
+            if (nk)
+                prefetch_part(nk, nv, (size_t)KV_BLOCK * rb, g - g0, ng - g0);
+            t32_qk((const float *)tg->Qt, tg->RP, sc->kf, d, sc->bs, n);
+            t32_softmax(tg, sc->bs, kb, n);
+            t32_pv(sc->bs, tg->RP, sc->vf, d, n, tg->Ot, tg->corr);
+        }
         kb = ke;
     }
-
-    const size_t qstride = (size_t)a->n_head * d;
-    if (it->part >= 0) {
-        float *pp = a->parts + (size_t)it->part * a->rows_pad * (d + 2);
-        for (uint32_t r = 0; r < rows; r++) {
-            float *pr = pp + (size_t)r * (d + 2);
-            pr[0] = m[r];
-            pr[1] = l[r];
-            for (uint32_t i = 0; i < d; i++)
-                pr[2 + i] = Ot[(size_t)i * RP + r];
-        }
-        return;
-    }
-    for (uint32_t r = 0; r < rows; r++) {
-        const uint32_t t = it->t0 + r / G, h = it->head * G + r % G;
-        float *o = sg->out + (size_t)t * qstride + (size_t)h * d;
-        const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
-        for (uint32_t i = 0; i < d; i++)
-            o[i] = Ot[(size_t)i * RP + r] * inv;
-    }
+    for (uint32_t g = 0; g < ng; g++)
+        put_rows(a, it, gs[g].r0, gs[g].rows, gs[g].m, gs[g].l, gs[g].Ot, 1, gs[g].RP);
 }
 #endif
 
@@ -612,24 +704,23 @@ ATTN_AVX2 static void run_item_t32(attn_ctx *a, const attn_item *it, attn_scratc
 
 /* Prompt chunks (many query rows) on CPUs with AVX512_BF16 (AMD Zen 4, Intel Sapphire Rapids):
  * scores and weighted sums by vdpbf16ps, twice the products per instruction of f32 FMA. It
- * works transposed, with vectors over the item's query rows: Qt[pair][row] holds the queries
+ * works transposed, with vectors over a group's query rows: Qt[pair][row] holds the queries
  * as bf16 pairs of dimensions, St[key][row] the scores, so the online softmax runs on row
  * vectors too and nothing needs a horizontal sum. Products are of bf16-rounded q, k, p, v
- * (8 significant bits); sums are f32. */
+ * (8 significant bits, rounded to nearest even); sums are f32. */
 #ifdef ATTN_X86
 #define BF_ATTR \
     __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl,avx512bf16")))
 #define BF_INLINE BF_ATTR static inline __attribute__((always_inline))
 
-/* Two f32 vectors -> one vector of bf16 pairs (even, odd), rounded to nearest even. */
+/* Two f32 vectors -> one vector of bf16 pairs (even[k], odd[k]) in lane k. */
 BF_INLINE __m512i bf16_pairs(__m512 even, __m512 odd)
 {
-    const __m512i bias = _mm512_set1_epi32(0x7FFF), one = _mm512_set1_epi32(1);
-    __m512i e = _mm512_castps_si512(even), o = _mm512_castps_si512(odd);
-    e = _mm512_add_epi32(e, _mm512_add_epi32(bias, _mm512_and_si512(_mm512_srli_epi32(e, 16), one)));
-    o = _mm512_add_epi32(o, _mm512_add_epi32(bias, _mm512_and_si512(_mm512_srli_epi32(o, 16), one)));
-    return _mm512_or_si512(_mm512_srli_epi32(e, 16),
-                           _mm512_and_si512(o, _mm512_set1_epi32((int)0xFFFF0000u)));
+    /* cvtne2ps puts even in bf16 elements 0-15 and odd in 16-31; interleave them */
+    const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9,
+                                         24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1,
+                                         16, 0);
+    return _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(odd, even));
 }
 
 /* 16 values of a cache row from value i as f32. */
@@ -643,7 +734,7 @@ BF_INLINE __m512 ld16_row(ggml_type t, const uint8_t *row, uint32_t i)
     return _mm512_mul_ps(f, _mm512_set1_ps(_cvtsh_ss(*(const uint16_t *)blk)));
 }
 
-/* exp(x), x <= 0, 0 below -87.3 (as exp_avx2). */
+/* exp(x), x <= 0, 0 below -87.3 (as exp_avx2; 2^n applied by vscalefps). */
 BF_INLINE __m512 exp512(__m512 x)
 {
     const __m512 lo = _mm512_set1_ps(-87.3f);
@@ -661,11 +752,8 @@ BF_INLINE __m512 exp512(__m512 x)
     y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(0.5f));
     y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f));
     y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f));
-    y = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(y),
-                                             _mm512_slli_epi32(_mm512_cvtps_epi32(n), 23)));
-    return _mm512_maskz_mov_ps(keep, y);
+    return _mm512_maskz_scalef_ps(keep, y, n);
 }
-
 /* St[j][r] = sum over pairs p of Kb[j][p] . Qt[p][r] for keys j0..j0+JB-1, NV row vectors. */
 BF_INLINE void bf_qk_blk(const uint32_t *Qt, uint32_t RP, const uint32_t *Kb, uint32_t np,
                          float *St, uint32_t j0, const int JB, const int NV)
@@ -748,60 +836,105 @@ typedef void (*bf_pv_fn)(const uint32_t *, uint32_t, const uint32_t *, uint32_t,
 static const bf_qk_fn BF_QKS[4] = {bf_qk_1, bf_qk_2, bf_qk_3, bf_qk_4};
 static const bf_pv_fn BF_PVS[4] = {bf_pv_1, bf_pv_2, bf_pv_3, bf_pv_4};
 
-/* One item whose queries (rows, pre-scaled f32) are in sc->q. */
-BF_ATTR static void run_item_bf16(attn_ctx *a, const attn_item *it, attn_scratch *sc,
-                                  uint32_t rows)
+
+/* Causal mask and online softmax of one group's scores St (n keys from position kb), and the
+ * weights as bf16 pairs of keys into Pp (njp pairs); (m, l) updated, corr set. Hidden
+ * positions get weight 0 (exactly: a row that sees nothing keeps m = -inf and l = 0). */
+BF_ATTR static void bf_softmax(tgroup *tg, const float *St, uint32_t kb, uint32_t n,
+                               uint32_t *Pp)
+{
+    const uint32_t RP = tg->RP, njp = (n + 1) / 2;
+    const bool masked = (int64_t)(kb + n - 1) > (int64_t)tg->lim[0];
+    for (uint32_t v = 0; v < RP / 16; v++) {
+        const __m512i lv = _mm512_loadu_si512(tg->lim + 16 * v);
+        __m512 mt = _mm512_set1_ps(-INFINITY);
+        if (masked) {
+            for (uint32_t j = 0; j < n; j++) {
+                const __mmask16 see =
+                    _mm512_cmple_epi32_mask(_mm512_set1_epi32((int32_t)(kb + j)), lv);
+                mt = _mm512_mask_max_ps(mt, see, mt, _mm512_loadu_ps(St + (size_t)j * RP + 16 * v));
+            }
+        } else {
+            for (uint32_t j = 0; j < n; j++)
+                mt = _mm512_max_ps(mt, _mm512_loadu_ps(St + (size_t)j * RP + 16 * v));
+        }
+        const __m512 mo = _mm512_loadu_ps(tg->m + 16 * v);
+        const __m512 mn = _mm512_max_ps(mo, mt);
+        const __mmask16 none = _mm512_cmp_ps_mask(mn, _mm512_set1_ps(-INFINITY), _CMP_EQ_OQ);
+        /* rows that still see nothing keep corr 1 (their sums are 0) */
+        const __m512 base = _mm512_mask_mov_ps(mn, none, _mm512_setzero_ps());
+        __m512 c = exp512(_mm512_sub_ps(mo, base));
+        c = _mm512_mask_mov_ps(c, none, _mm512_set1_ps(1.0f));
+        __m512 sum = _mm512_setzero_ps();
+        for (uint32_t jp = 0; jp < njp; jp++) {
+            const uint32_t j = 2 * jp;
+            __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(St + (size_t)j * RP + 16 * v), base));
+            __m512 o = _mm512_setzero_ps();
+            if (j + 1 < n)
+                o = exp512(_mm512_sub_ps(_mm512_loadu_ps(St + (size_t)(j + 1) * RP + 16 * v), base));
+            if (masked) {
+                e = _mm512_maskz_mov_ps(
+                    _mm512_cmple_epi32_mask(_mm512_set1_epi32((int32_t)(kb + j)), lv), e);
+                o = _mm512_maskz_mov_ps(
+                    _mm512_cmple_epi32_mask(_mm512_set1_epi32((int32_t)(kb + j + 1)), lv), o);
+            }
+            sum = _mm512_add_ps(sum, _mm512_add_ps(e, o));
+            _mm512_storeu_si512(Pp + (size_t)jp * RP + 16 * v, bf16_pairs(e, o));
+        }
+        _mm512_storeu_ps(tg->m + 16 * v, mn);
+        _mm512_storeu_ps(tg->l + 16 * v, _mm512_fmadd_ps(_mm512_loadu_ps(tg->l + 16 * v), c, sum));
+        _mm512_storeu_ps(tg->corr + 16 * v, c);
+    }
+}
+
+/* One prompt item (up to ATTN_GROUPS groups of up to 64 rows). */
+BF_ATTR static void run_item_bf16(attn_ctx *a, const attn_item *it, attn_scratch *sc)
 {
     const attn_seg *sg = &a->segs[it->seg];
-    const uint32_t d = a->d, G = a->group, np = d / 2;
-    const uint32_t NV = (rows + 15) / 16, RP = NV * 16;
-    uint32_t *Qt = sc->bq, *Kb = sc->bk, *Pp = sc->bp, *Vp = sc->bv;
-    float *St = sc->bs, *Ot = sc->bo, *m = sc->m, *l = sc->l, *corr = sc->bc;
-    int32_t *lim = sc->blim;
+    const uint32_t d = a->d, np = d / 2;
+    const __m512 scale = _mm512_set1_ps(1.0f / sqrtf((float)d));
+    uint32_t *Kb = sc->bk, *Pp = sc->bp, *Vp = sc->bv;
     const ggml_type kt = kv_seq_type(sg->seq);
     const size_t rb = kv_seq_row_bytes(sg->seq);
+    tgroup gs[ATTN_GROUPS];
+    const uint32_t ng = tgroups_init(a, it, sc, gs);
 
-    /* the queries as bf16 pairs, one column per row; padding rows are zero and see nothing */
-    for (uint32_t r = 0; r < RP; r++) {
-        const float *q = sc->q + (size_t)r * d;
-        for (uint32_t p = 0; p < np; p += 16) {
-            uint32_t pairs[16];
-            if (r < rows) {
-                const __m512 lo = _mm512_loadu_ps(q + 2 * p), hi = _mm512_loadu_ps(q + 2 * p + 16);
-                _mm512_storeu_si512(pairs, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
-            } else {
-                memset(pairs, 0, sizeof(pairs));
+    /* each group's queries as bf16 pairs, one column per row; padding rows are zero */
+    for (uint32_t g = 0; g < ng; g++) {
+        const tgroup *tg = &gs[g];
+        for (uint32_t r = 0; r < tg->RP; r++) {
+            const float *q = r < tg->rows ? item_q(a, it, tg->r0 + r) : NULL;
+            for (uint32_t p = 0; p < np; p += 16) {
+                uint32_t pairs[16];
+                if (q) {
+                    const __m512 lo = _mm512_mul_ps(_mm512_loadu_ps(q + 2 * p), scale);
+                    const __m512 hi = _mm512_mul_ps(_mm512_loadu_ps(q + 2 * p + 16), scale);
+                    _mm512_storeu_si512(pairs, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+                } else {
+                    memset(pairs, 0, sizeof(pairs));
+                }
+                for (uint32_t k = 0; k < 16; k++)
+                    tg->Qt[(size_t)(p + k) * tg->RP + r] = pairs[k];
             }
-            for (uint32_t k = 0; k < 16; k++)
-                Qt[(size_t)(p + k) * RP + r] = pairs[k];
         }
-        lim[r] = r < rows ? (int32_t)(sg->pos0 + it->t0 + r / G) : -1;
-        m[r] = -INFINITY;
-        l[r] = 0.0f;
     }
-    memset(Ot, 0, (size_t)d * RP * sizeof(float));
+    const int64_t last = gs[ng - 1].lim[gs[ng - 1].rows - 1];
+    uint32_t g0 = 0; /* groups before g0 see none of this tile nor any later one */
 
-    for (uint32_t kb = it->k0; kb < it->k1;) {
+    for (uint32_t kb = it->k0; kb < it->k1 && (int64_t)kb <= last;) {
         const uint32_t blk = kb / KV_BLOCK, off = kb % KV_BLOCK;
-        uint32_t ke = (blk + 1) * KV_BLOCK;
-        if (ke > it->k1)
-            ke = it->k1;
+        const uint32_t ke = (blk + 1) * KV_BLOCK < it->k1 ? (blk + 1) * KV_BLOCK : it->k1;
         const uint32_t n = ke - kb, njp = (n + 1) / 2;
-        if ((int64_t)kb > (int64_t)lim[rows - 1]) { /* no row sees this tile (nor any after) */
-            kb = ke;
-            continue;
-        }
+        while ((int64_t)kb > gs[g0].lim[gs[g0].rows - 1])
+            g0++;
         const uint8_t *kp = kv_seq_k(sg->seq, a->layer, it->head, blk) + (size_t)off * rb;
         const uint8_t *vp = kv_seq_v(sg->seq, a->layer, it->head, blk) + (size_t)off * rb;
+        const uint8_t *nk = NULL, *nv = NULL;
         if (ke < it->k1) {
-            const uint8_t *nk = kv_seq_k(sg->seq, a->layer, it->head, blk + 1);
-            const uint8_t *nv = kv_seq_v(sg->seq, a->layer, it->head, blk + 1);
-            for (size_t o = 0; o < (size_t)KV_BLOCK * rb; o += 64) {
-                __builtin_prefetch(nk + o);
-                __builtin_prefetch(nv + o);
-            }
+            nk = kv_seq_k(sg->seq, a->layer, it->head, blk + 1);
+            nv = kv_seq_v(sg->seq, a->layer, it->head, blk + 1);
         }
-        /* K rows as bf16 pairs */
+        /* K rows as bf16 pairs of dimensions, V rows as bf16 pairs of keys: once per tile */
         for (uint32_t j = 0; j < n; j++) {
             const uint8_t *row = kp + (size_t)j * rb;
             for (uint32_t i = 0; i < d; i += 32)
@@ -809,50 +942,6 @@ BF_ATTR static void run_item_bf16(attn_ctx *a, const attn_item *it, attn_scratch
                                     (__m512i)_mm512_cvtne2ps_pbh(ld16_row(kt, row, i + 16),
                                                                  ld16_row(kt, row, i)));
         }
-        BF_QKS[NV - 1](Qt, RP, Kb, np, St, n);
-
-        /* causal mask, online softmax, weights as bf16 pairs of keys */
-        const bool masked = (int64_t)(ke - 1) > (int64_t)lim[0];
-        for (uint32_t v = 0; v < NV; v++) {
-            const __m512i lv = _mm512_loadu_si512(lim + 16 * v);
-            __m512 mt = _mm512_set1_ps(-INFINITY);
-            for (uint32_t j = 0; j < n; j++) {
-                float *sp = St + (size_t)j * RP + 16 * v;
-                __m512 sv = _mm512_loadu_ps(sp);
-                if (masked) {
-                    const __mmask16 hide = _mm512_cmpgt_epi32_mask(
-                        _mm512_set1_epi32((int32_t)(kb + j)), lv);
-                    sv = _mm512_mask_mov_ps(sv, hide, _mm512_set1_ps(-INFINITY));
-                    _mm512_storeu_ps(sp, sv);
-                }
-                mt = _mm512_max_ps(mt, sv);
-            }
-            const __m512 mo = _mm512_loadu_ps(m + 16 * v);
-            const __m512 mn = _mm512_max_ps(mo, mt);
-            const __mmask16 none = _mm512_cmp_ps_mask(mn, _mm512_set1_ps(-INFINITY), _CMP_EQ_OQ);
-            /* rows that still see nothing keep corr 1 and weights 0 */
-            const __m512 base = _mm512_mask_mov_ps(mn, none, _mm512_setzero_ps());
-            __m512 c = exp512(_mm512_sub_ps(mo, base));
-            c = _mm512_mask_mov_ps(c, none, _mm512_set1_ps(1.0f));
-            __m512 sum = _mm512_setzero_ps();
-            for (uint32_t j = 0; j < n; j++) {
-                float *sp = St + (size_t)j * RP + 16 * v;
-                __m512 pv = exp512(_mm512_sub_ps(_mm512_loadu_ps(sp), base));
-                pv = _mm512_mask_mov_ps(pv, none, _mm512_setzero_ps());
-                _mm512_storeu_ps(sp, pv);
-                sum = _mm512_add_ps(sum, pv);
-            }
-            _mm512_storeu_ps(m + 16 * v, mn);
-            _mm512_storeu_ps(l + 16 * v, _mm512_fmadd_ps(_mm512_loadu_ps(l + 16 * v), c, sum));
-            _mm512_storeu_ps(corr + 16 * v, c);
-            for (uint32_t jp = 0; jp < njp; jp++) {
-                const __m512 e = _mm512_loadu_ps(St + (size_t)(2 * jp) * RP + 16 * v);
-                const __m512 o = 2 * jp + 1 < n ? _mm512_loadu_ps(St + (size_t)(2 * jp + 1) * RP + 16 * v)
-                                                : _mm512_setzero_ps();
-                _mm512_storeu_si512(Pp + (size_t)jp * RP + 16 * v, bf16_pairs(e, o));
-            }
-        }
-        /* V rows as bf16 pairs of keys */
         for (uint32_t jp = 0; jp < njp; jp++) {
             const uint8_t *r0 = vp + (size_t)(2 * jp) * rb;
             const uint8_t *r1 = 2 * jp + 1 < n ? r0 + rb : NULL;
@@ -862,29 +951,19 @@ BF_ATTR static void run_item_bf16(attn_ctx *a, const attn_item *it, attn_scratch
                 _mm512_storeu_si512(Vp + (size_t)jp * d + i, bf16_pairs(e, o));
             }
         }
-        BF_PVS[NV - 1](Pp, RP, Vp, d, njp, Ot, corr);
+        for (uint32_t g = g0; g < ng; g++) {
+            tgroup *tg = &gs[g];
+            const uint32_t NV = tg->RP / 16;
+            if (nk)
+                prefetch_part(nk, nv, (size_t)KV_BLOCK * rb, g - g0, ng - g0);
+            BF_QKS[NV - 1](tg->Qt, tg->RP, Kb, np, sc->bs, n);
+            bf_softmax(tg, sc->bs, kb, n, Pp);
+            BF_PVS[NV - 1](Pp, tg->RP, Vp, d, njp, tg->Ot, tg->corr);
+        }
         kb = ke;
     }
-
-    const size_t qstride = (size_t)a->n_head * d;
-    if (it->part >= 0) {
-        float *pp = a->parts + (size_t)it->part * a->rows_pad * (d + 2);
-        for (uint32_t r = 0; r < rows; r++) {
-            float *pr = pp + (size_t)r * (d + 2);
-            pr[0] = m[r];
-            pr[1] = l[r];
-            for (uint32_t i = 0; i < d; i++)
-                pr[2 + i] = Ot[(size_t)i * RP + r];
-        }
-        return;
-    }
-    for (uint32_t r = 0; r < rows; r++) {
-        const uint32_t t = it->t0 + r / G, h = it->head * G + r % G;
-        float *o = sg->out + (size_t)t * qstride + (size_t)h * d;
-        const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
-        for (uint32_t i = 0; i < d; i++)
-            o[i] = Ot[(size_t)i * RP + r] * inv;
-    }
+    for (uint32_t g = 0; g < ng; g++)
+        put_rows(a, it, gs[g].r0, gs[g].rows, gs[g].m, gs[g].l, gs[g].Ot, 1, gs[g].RP);
 }
 #endif
 
@@ -932,17 +1011,17 @@ loco_status attn_new(uint32_t n_head, uint32_t n_head_kv, uint32_t head_dim, uin
         s->vf = malloc((size_t)KV_BLOCK * head_dim * sizeof(float));
         s->s = malloc((size_t)a->rows_pad * (KV_BLOCK + 2) * sizeof(float));
         s->acc = malloc((size_t)a->rows_pad * head_dim * sizeof(float));
-        size_t rp = a->rows_pad > 64 ? a->rows_pad : 64;
+        size_t rp = a->rows_pad > 64 * ATTN_GROUPS ? a->rows_pad : 64 * ATTN_GROUPS;
         s->m = malloc(rp * sizeof(float));
         s->l = malloc(rp * sizeof(float));
-        s->bq = aligned_alloc(64, (size_t)head_dim * 64 * sizeof(float) + 64);
+        s->bq = aligned_alloc(64, (size_t)ATTN_GROUPS * head_dim * 64 * sizeof(float) + 64);
         s->bk = aligned_alloc(64, (size_t)KV_BLOCK * head_dim / 2 * sizeof(uint32_t) + 64);
         s->bp = aligned_alloc(64, (size_t)KV_BLOCK / 2 * 64 * sizeof(uint32_t));
         s->bv = aligned_alloc(64, (size_t)KV_BLOCK / 2 * head_dim * sizeof(uint32_t) + 64);
         s->bs = aligned_alloc(64, (size_t)KV_BLOCK * 64 * sizeof(float));
-        s->bo = aligned_alloc(64, (size_t)head_dim * 64 * sizeof(float) + 64);
-        s->bc = aligned_alloc(64, 64 * sizeof(float));
-        s->blim = aligned_alloc(64, 64 * sizeof(int32_t));
+        s->bo = aligned_alloc(64, (size_t)ATTN_GROUPS * head_dim * 64 * sizeof(float) + 64);
+        s->bc = aligned_alloc(64, ATTN_GROUPS * 64 * sizeof(float));
+        s->blim = aligned_alloc(64, ATTN_GROUPS * 64 * sizeof(int32_t));
         ok = s->q && s->kf && s->vf && s->s && s->acc && s->m && s->l && s->bq && s->bk &&
              s->bp && s->bv && s->bs && s->bo && s->bc && s->blim;
     }
@@ -1029,6 +1108,12 @@ static void cvt_tile(const attn_ctx *a, ggml_type t, const uint8_t *src, size_t 
     cvt_rows(t, src, row_bytes, n, a->d, dst);
 }
 
+/* Whether prompt items go to the transposed kernels (several query groups per item). */
+static bool use_transposed(const attn_ctx *a)
+{
+    return a->simd && a->qb * a->group <= 64;
+}
+
 static void run_item(attn_ctx *a, const attn_item *it, attn_scratch *sc)
 {
     const attn_seg *sg = &a->segs[it->seg];
@@ -1036,6 +1121,16 @@ static void run_item(attn_ctx *a, const attn_item *it, attn_scratch *sc)
     const uint32_t rows = (it->t1 - it->t0) * G, rows4 = (rows + 3) & ~3u;
     const size_t qstride = (size_t)a->n_head * d;
     const float scale = 1.0f / sqrtf((float)d);
+#ifdef ATTN_X86
+    if (use_transposed(a) && rows > ATTN_DIRECT_ROWS) {
+        if (a->bf16)
+            run_item_bf16(a, it, sc);
+        else
+            run_item_t32(a, it, sc);
+        return;
+    }
+#endif
+    LOCO_ASSERT(rows <= a->rows_pad);
 
     /* queries of the group, pre-scaled; padding rows are zero */
     for (uint32_t t = it->t0; t < it->t1; t++)
@@ -1046,16 +1141,6 @@ static void run_item(attn_ctx *a, const attn_item *it, attn_scratch *sc)
                 dst[i] = src[i] * scale;
         }
     memset(sc->q + (size_t)rows * d, 0, (size_t)(rows4 - rows) * d * sizeof(float));
-#ifdef ATTN_X86
-    if (a->bf16 && rows > ATTN_DIRECT_ROWS && rows <= 64) {
-        run_item_bf16(a, it, sc, rows);
-        return;
-    }
-    if (a->simd && rows > ATTN_DIRECT_ROWS && rows <= 64) {
-        run_item_t32(a, it, sc, rows);
-        return;
-    }
-#endif
     memset(sc->acc, 0, (size_t)rows4 * d * sizeof(float));
     for (uint32_t r = 0; r < rows4; r++) {
         sc->m[r] = -INFINITY;
@@ -1179,24 +1264,7 @@ static void run_item(attn_ctx *a, const attn_item *it, attn_scratch *sc)
         kb = ke;
     }
 
-    if (it->part >= 0) {
-        float *pp = a->parts + (size_t)it->part * a->rows_pad * (d + 2);
-        for (uint32_t r = 0; r < rows; r++) {
-            float *pr = pp + (size_t)r * (d + 2);
-            pr[0] = sc->m[r];
-            pr[1] = sc->l[r];
-            memcpy(pr + 2, sc->acc + (size_t)r * d, d * sizeof(float));
-        }
-        return;
-    }
-    for (uint32_t r = 0; r < rows; r++) {
-        const uint32_t t = it->t0 + r / G, h = it->head * G + r % G;
-        float *o = sg->out + (size_t)t * qstride + (size_t)h * d;
-        const float inv = sc->l[r] > 0.0f ? 1.0f / sc->l[r] : 0.0f;
-        const float *ar = sc->acc + (size_t)r * d;
-        for (uint32_t i = 0; i < d; i++)
-            o[i] = ar[i] * inv;
-    }
+    put_rows(a, it, 0, rows, sc->m, sc->l, sc->acc, d, 1);
 }
 
 static void merge_one(attn_ctx *a, const attn_merge *mg)
@@ -1251,17 +1319,31 @@ static void run_tasks(tpool *pool, int32_t n, tpool_fn fn, void *ctx)
         fn(ctx, i, 0);
 }
 
+/* Items of `step` query tokens each, without splitting. */
+static uint32_t count_items(const attn_ctx *a, const attn_seg *segs, uint32_t n_segs,
+                            uint32_t step)
+{
+    uint32_t n = 0;
+    for (uint32_t s = 0; s < n_segs; s++)
+        n += (segs[s].n + step - 1) / step * a->n_head_kv;
+    return n;
+}
+
 void attn_forward(attn_ctx *a, tpool *pool, uint32_t layer, const attn_seg *segs,
                   uint32_t n_segs)
 {
     a->segs = segs;
     a->layer = layer;
-    /* items without splitting */
-    uint32_t n_plain = 0;
-    for (uint32_t s = 0; s < n_segs; s++)
-        n_plain += (segs[s].n + a->qb - 1) / a->qb * a->n_head_kv;
-    /* too few for the threads (decoding): split the KV range of each into chunks */
+    /* prompt items of the transposed kernels hold up to ATTN_GROUPS query blocks (each K/V
+     * tile read once for all of them) while that leaves 4 tasks per thread */
     const uint32_t want = 4 * a->n_threads;
+    uint32_t ng = 1;
+    if (use_transposed(a))
+        for (ng = ATTN_GROUPS; ng > 1 && count_items(a, segs, n_segs, ng * a->qb) < want; ng /= 2)
+            ;
+    const uint32_t step = ng * a->qb;
+    const uint32_t n_plain = count_items(a, segs, n_segs, step);
+    /* too few for the threads (decoding): split the KV range of each into chunks */
     uint32_t split = 1;
     if (n_plain && n_plain < want) {
         split = (want + n_plain - 1) / n_plain;
@@ -1270,27 +1352,26 @@ void attn_forward(attn_ctx *a, tpool *pool, uint32_t layer, const attn_seg *segs
         if (split < 1)
             split = 1;
     }
+    /* head by head: the items that read the same K/V run at about the same time (shared L3) */
     uint32_t ni = 0, np = 0, nm = 0;
     for (uint32_t s = 0; s < n_segs; s++) {
         const attn_seg *sg = &segs[s];
-        for (uint32_t t0 = 0; t0 < sg->n; t0 += a->qb) {
-            const uint32_t t1 = t0 + a->qb < sg->n ? t0 + a->qb : sg->n;
-            const uint32_t kend = sg->pos0 + t1; /* positions [0, kend) */
-            uint32_t chunks = split;
-            if (chunks > 1) {
-                uint32_t max_c = kend / ATTN_MIN_CHUNK;
-                chunks = chunks < max_c ? chunks : max_c;
-            }
-            if (chunks < 2) {
-                for (uint32_t h = 0; h < a->n_head_kv; h++) {
+        for (uint32_t h = 0; h < a->n_head_kv; h++)
+            for (uint32_t t0 = 0; t0 < sg->n; t0 += step) {
+                const uint32_t t1 = t0 + step < sg->n ? t0 + step : sg->n;
+                const uint32_t kend = sg->pos0 + t1; /* positions [0, kend) */
+                uint32_t chunks = split;
+                if (chunks > 1) {
+                    uint32_t max_c = kend / ATTN_MIN_CHUNK;
+                    chunks = chunks < max_c ? chunks : max_c;
+                }
+                if (chunks < 2) {
                     LOCO_ASSERT(ni < a->max_items);
                     a->items[ni++] = (attn_item){s, h, t0, t1, 0, kend, -1};
+                    continue;
                 }
-                continue;
-            }
-            /* chunk bounds on whole blocks */
-            const uint32_t nblk = (kend + KV_BLOCK - 1) / KV_BLOCK;
-            for (uint32_t h = 0; h < a->n_head_kv; h++) {
+                /* chunk bounds on whole blocks; only single-block items get here (ng == 1) */
+                const uint32_t nblk = (kend + KV_BLOCK - 1) / KV_BLOCK;
                 LOCO_ASSERT(nm < a->max_merges && np + chunks <= a->max_parts);
                 a->merges[nm++] = (attn_merge){s, h, t0, t1, np, chunks};
                 for (uint32_t c = 0; c < chunks; c++) {
@@ -1300,7 +1381,6 @@ void attn_forward(attn_ctx *a, tpool *pool, uint32_t layer, const attn_seg *segs
                     a->items[ni++] = (attn_item){s, h, t0, t1, k0, k1, (int32_t)np++};
                 }
             }
-        }
     }
     a->n_items = ni;
     a->n_merges = nm;

@@ -1,8 +1,8 @@
 /* test_attn.c: the fast path's attention (engine/attn.h) against a plain double-precision
  * softmax(q k / sqrt(d)) v over the same cache rows: several sequences in one call, a prompt
  * chunk at depth (causal mask inside the chunk, tiles partly visible), decoding over a long
- * cache (the KV range split across tasks and merged), F16 and Q8_0 caches, the SIMD kernels
- * and their scalar twins. */
+ * cache (the KV range split across tasks and merged), prompt items of several query groups,
+ * F16 and Q8_0 caches, the SIMD kernels and their scalar twins. */
 #include "base/common.h"
 
 #include <math.h>
@@ -157,6 +157,35 @@ static void run_case(ggml_type type, int mode)
     attn_forward(a, NULL, 0, &one, 1);
     assert_true(check_seg(&one) < tol);
     kv_seq_free(seq[0]);
+    attn_free(a);
+
+    /* one thread: prompt items of several query groups each (tiles read once for all): 150
+     * tokens after 100 cached positions (groups partly past the causal diagonal, tiles partly
+     * visible, an item whose last group is partial) and 130 from scratch */
+    assert_int_equal(attn_new(HEADS, KV_HEADS, DIM, 1, 280, 2, &a, NULL), LOCO_OK);
+    attn_force_scalar(a, scalar);
+    attn_force_bf16(a, mode == 2);
+    const uint32_t past2[2] = {100, 0}, n2[2] = {150, 130};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(kv_seq_new(c, 2048, &seq[i], NULL), LOCO_OK);
+        fill_seq(seq[i], past2[i] + n2[i]);
+        float *qq = malloc((size_t)n2[i] * HEADS * DIM * sizeof(float));
+        float *oo = calloc((size_t)n2[i] * HEADS * DIM, sizeof(float));
+        for (uint32_t j = 0; j < n2[i] * HEADS * DIM; j++)
+            qq[j] = 1.5f * frand();
+        segs[i] = (attn_seg){seq[i], qq, oo, n2[i], past2[i]};
+    }
+    attn_forward(a, NULL, 0, segs, 2);
+    for (int i = 0; i < 2; i++) {
+        double e = check_seg(&segs[i]);
+        if (getenv("LOCO_TEST_VERBOSE"))
+            fprintf(stderr, "%s %s groups seg %d: max error %.3g\n", ggml_type_name(type),
+                    mode == 2 ? "bf16" : scalar ? "scalar" : "simd", i, e);
+        assert_true(e < tol);
+        free((void *)segs[i].q);
+        free(segs[i].out);
+        kv_seq_free(seq[i]);
+    }
     attn_free(a);
     kv_cache_free(c);
 }
