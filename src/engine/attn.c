@@ -78,6 +78,7 @@ struct attn_ctx {
     float *parts;       /* (max_parts, rows_pad * (d + 2)): m, l, acc per row */
     bool simd;
     bool bf16;          /* AVX512_BF16 kernel for prompt items */
+    bool x512;          /* AVX-512 f32 kernels for decoding items */
     /* the step being run */
     const attn_seg *segs;
     uint32_t layer;
@@ -581,10 +582,16 @@ ATTN_INLINE void t32_pv_blk(const float *St, uint32_t RP, const float *V, uint32
 ATTN_AVX2 static void t32_qk(const float *Qt, uint32_t RP, const float *K, uint32_t d, float *St,
                              uint32_t n)
 {
+    /* 6 keys a block; the rest of a 64-key tile in one block of 4 (blocks of 1 would wait on
+     * the FMA latency) */
     for (uint32_t rv = 0; rv < RP / 8; rv += 2) {
         uint32_t j = 0;
         for (; j + 6 <= n; j += 6)
             t32_qk_blk(Qt, RP, K, d, St, j, rv, 6);
+        if (j + 4 <= n) {
+            t32_qk_blk(Qt, RP, K, d, St, j, rv, 4);
+            j += 4;
+        }
         for (; j < n; j++)
             t32_qk_blk(Qt, RP, K, d, St, j, rv, 1);
     }
@@ -593,13 +600,10 @@ ATTN_AVX2 static void t32_qk(const float *Qt, uint32_t RP, const float *K, uint3
 ATTN_AVX2 static void t32_pv(const float *St, uint32_t RP, const float *V, uint32_t d,
                              uint32_t n, float *Ot, const float *corr)
 {
-    for (uint32_t rv = 0; rv < RP / 8; rv += 2) {
-        uint32_t i = 0;
-        for (; i + 6 <= d; i += 6)
-            t32_pv_blk(St, RP, V, d, n, Ot, corr, i, rv, 6);
-        for (; i < d; i++)
-            t32_pv_blk(St, RP, V, d, n, Ot, corr, i, rv, 1);
-    }
+    /* d % 16 == 0 (attn_new) */
+    for (uint32_t rv = 0; rv < RP / 8; rv += 2)
+        for (uint32_t i = 0; i < d; i += 4)
+            t32_pv_blk(St, RP, V, d, n, Ot, corr, i, rv, 4);
 }
 
 /* Causal mask and online softmax of one group's scores St (n keys from position kb) in place:
@@ -700,6 +704,140 @@ ATTN_AVX2 static void run_item_t32(attn_ctx *a, const attn_item *it, attn_scratc
 }
 #endif
 
+/* ---------------------------------------------------------------- AVX-512 f32 (decoding) */
+
+/* Decoding (up to 4 query rows, one token's group) on CPUs with AVX-512: the direct kernels
+ * of the AVX2 section with 16-wide vectors, four keys at a time in QK (16 accumulators summed
+ * by one shuffle tree) and 64 dimensions at a time in PV. */
+#ifdef ATTN_X86
+#define X512_ATTR __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl")))
+#define X512_INLINE X512_ATTR static inline __attribute__((always_inline))
+
+/* 16 values of a cache row from value i (i % 16 == 0) as f32. */
+X512_INLINE __m512 ld16_row(ggml_type t, const uint8_t *row, uint32_t i)
+{
+    if (t == GGML_TYPE_F16)
+        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + (size_t)i * 2)));
+    const uint8_t *blk = row + (size_t)(i / 32) * 34;
+    const __m512 f = _mm512_cvtepi32_ps(
+        _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2 + i % 32))));
+    return _mm512_mul_ps(f, _mm512_set1_ps(_cvtsh_ss(*(const uint16_t *)blk)));
+}
+
+/* y[4p + q] = sum of the lanes of x[q + (0, 8, 4, 12)[p]]. */
+X512_INLINE __m512 sum16(const __m512 x[16])
+{
+    __m512 a[8], b[4];
+    for (int m = 0; m < 8; m++)
+        a[m] = _mm512_add_ps(_mm512_shuffle_f32x4(x[m], x[m + 8], 0x44),
+                             _mm512_shuffle_f32x4(x[m], x[m + 8], 0xEE));
+    /* a[m]: blocks (x[m], x[m], x[m + 8], x[m + 8]) */
+    for (int m = 0; m < 4; m++)
+        b[m] = _mm512_add_ps(_mm512_shuffle_f32x4(a[m], a[m + 4], 0x88),
+                             _mm512_shuffle_f32x4(a[m], a[m + 4], 0xDD));
+    /* b[m]: blocks (x[m], x[m + 8], x[m + 4], x[m + 12]); now 4x4 within each block */
+    const __m512 s01 = _mm512_add_ps(_mm512_unpacklo_ps(b[0], b[1]), _mm512_unpackhi_ps(b[0], b[1]));
+    const __m512 s23 = _mm512_add_ps(_mm512_unpacklo_ps(b[2], b[3]), _mm512_unpackhi_ps(b[2], b[3]));
+    return _mm512_add_ps(
+        _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(s01), _mm512_castps_pd(s23))),
+        _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(s01), _mm512_castps_pd(s23))));
+}
+
+/* s[r * ss + j] = q_r . k_j for 4 rows and n keys read straight from the cache rows kr + j * rb;
+ * pf: NULL, or rows (rb bytes apart) fetched along the way, one per key. */
+X512_INLINE void qk_x512(ggml_type t, const float *q, const uint8_t *kr, size_t rb, uint32_t n,
+                         uint32_t d, float *s, uint32_t ss, const uint8_t *pf)
+{
+    static const int off[4] = {0, 8, 4, 12}; /* accumulator of (row r, key k): k + off[r] */
+    for (uint32_t j = 0; j < n; j += 4) {
+        const uint8_t *k[4];
+        for (int x = 0; x < 4; x++)
+            k[x] = kr + (size_t)(j + (uint32_t)x < n ? j + (uint32_t)x : n - 1) * rb;
+        if (pf)
+            for (size_t o = 0; o < 4 * rb; o += 64)
+                __builtin_prefetch(pf + (size_t)j * rb + o);
+        __m512 acc[16];
+        for (int x = 0; x < 16; x++)
+            acc[x] = _mm512_setzero_ps();
+        for (uint32_t i = 0; i < d; i += 16) {
+            __m512 qv[4];
+            for (int r = 0; r < 4; r++)
+                qv[r] = _mm512_loadu_ps(q + (size_t)r * d + i);
+            for (int x = 0; x < 4; x++) {
+                const __m512 kv = ld16_row(t, k[x], i);
+                for (int r = 0; r < 4; r++)
+                    acc[x + off[r]] = _mm512_fmadd_ps(qv[r], kv, acc[x + off[r]]);
+            }
+        }
+        float o[16];
+        _mm512_storeu_ps(o, sum16(acc));
+        for (int r = 0; r < 4; r++)
+            for (uint32_t x = 0; x < 4 && j + x < n; x++)
+                s[(size_t)r * ss + j + x] = o[4 * r + x];
+    }
+}
+
+/* acc_r += sum_j p[r * ss + j] v_j for 4 rows, the n values read from the cache rows vr + j * rb
+ * (d % 64 == 0); pf: NULL, or n_pf rows fetched along the way. */
+X512_INLINE void pv_x512(ggml_type t, const float *p, uint32_t ss, const uint8_t *vr, size_t rb,
+                         uint32_t n, uint32_t d, float *acc, const uint8_t *pf, uint32_t n_pf)
+{
+    const uint32_t passes = d / 64;
+    const size_t lines = (rb + 63) / 64;
+    for (uint32_t ps = 0; ps < passes; ps++) {
+        const uint32_t i0 = ps * 64;
+        __m512 a[4][4];
+        for (int r = 0; r < 4; r++)
+            for (int x = 0; x < 4; x++)
+                a[r][x] = _mm512_loadu_ps(acc + (size_t)r * d + i0 + 16 * x);
+        for (uint32_t j = 0; j < n; j++) {
+            /* the next rows' lines, spread over the passes */
+            if (pf && j < n_pf)
+                for (size_t o = lines * ps / passes; o < lines * (ps + 1) / passes; o++)
+                    __builtin_prefetch(pf + (size_t)j * rb + o * 64);
+            const uint8_t *row = vr + (size_t)j * rb;
+            __m512 v[4];
+            for (int x = 0; x < 4; x++)
+                v[x] = ld16_row(t, row, i0 + 16 * x);
+            for (int r = 0; r < 4; r++) {
+                const __m512 w = _mm512_set1_ps(p[(size_t)r * ss + j]);
+                for (int x = 0; x < 4; x++)
+                    a[r][x] = _mm512_fmadd_ps(w, v[x], a[r][x]);
+            }
+        }
+        for (int r = 0; r < 4; r++)
+            for (int x = 0; x < 4; x++)
+                _mm512_storeu_ps(acc + (size_t)r * d + i0 + 16 * x, a[r][x]);
+    }
+}
+
+X512_ATTR static void qk_x512_f16(const float *q, const uint8_t *kr, size_t rb, uint32_t n,
+                                  uint32_t d, float *s, uint32_t ss, const uint8_t *pf)
+{
+    qk_x512(GGML_TYPE_F16, q, kr, rb, n, d, s, ss, pf);
+}
+
+X512_ATTR static void qk_x512_q8(const float *q, const uint8_t *kr, size_t rb, uint32_t n,
+                                 uint32_t d, float *s, uint32_t ss, const uint8_t *pf)
+{
+    qk_x512(GGML_TYPE_Q8_0, q, kr, rb, n, d, s, ss, pf);
+}
+
+X512_ATTR static void pv_x512_f16(const float *p, uint32_t ss, const uint8_t *vr, size_t rb,
+                                  uint32_t n, uint32_t d, float *acc, const uint8_t *pf,
+                                  uint32_t n_pf)
+{
+    pv_x512(GGML_TYPE_F16, p, ss, vr, rb, n, d, acc, pf, n_pf);
+}
+
+X512_ATTR static void pv_x512_q8(const float *p, uint32_t ss, const uint8_t *vr, size_t rb,
+                                 uint32_t n, uint32_t d, float *acc, const uint8_t *pf,
+                                 uint32_t n_pf)
+{
+    pv_x512(GGML_TYPE_Q8_0, p, ss, vr, rb, n, d, acc, pf, n_pf);
+}
+#endif
+
 /* ---------------------------------------------------------------- AVX-512 BF16 (prompts) */
 
 /* Prompt chunks (many query rows) on CPUs with AVX512_BF16 (AMD Zen 4, Intel Sapphire Rapids):
@@ -721,17 +859,6 @@ BF_INLINE __m512i bf16_pairs(__m512 even, __m512 odd)
                                          24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1,
                                          16, 0);
     return _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(odd, even));
-}
-
-/* 16 values of a cache row from value i as f32. */
-BF_INLINE __m512 ld16_row(ggml_type t, const uint8_t *row, uint32_t i)
-{
-    if (t == GGML_TYPE_F16)
-        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + (size_t)i * 2)));
-    const uint8_t *blk = row + (size_t)(i / 32) * 34;
-    const __m512 f = _mm512_cvtepi32_ps(
-        _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2 + i % 32))));
-    return _mm512_mul_ps(f, _mm512_set1_ps(_cvtsh_ss(*(const uint16_t *)blk)));
 }
 
 /* exp(x), x <= 0, 0 below -87.3 (as exp_avx2; 2^n applied by vscalefps). */
@@ -810,6 +937,10 @@ BF_INLINE void bf_pv_blk(const uint32_t *Pp, uint32_t RP, const uint32_t *Vp, ui
         uint32_t j = 0;                                                                        \
         for (; j + 6 <= n; j += 6)                                                             \
             bf_qk_blk(Qt, RP, Kb, np, St, j, 6, NVC);                                          \
+        if (j + 4 <= n) { /* the rest of a 64-key tile: not latency-bound blocks of 1 */       \
+            bf_qk_blk(Qt, RP, Kb, np, St, j, 4, NVC);                                          \
+            j += 4;                                                                            \
+        }                                                                                      \
         for (; j < n; j++)                                                                     \
             bf_qk_blk(Qt, RP, Kb, np, St, j, 1, NVC);                                          \
     }
@@ -979,6 +1110,16 @@ static bool cpu_bf16(void)
 #endif
 }
 
+static bool cpu_x512(void)
+{
+#ifdef ATTN_X86
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+#else
+    return false;
+#endif
+}
+
 loco_status attn_new(uint32_t n_head, uint32_t n_head_kv, uint32_t head_dim, uint32_t n_threads,
                      uint32_t max_tokens, uint32_t max_segs, attn_ctx **out, loco_err *err)
 {
@@ -1034,6 +1175,7 @@ loco_status attn_new(uint32_t n_head, uint32_t n_head_kv, uint32_t head_dim, uin
     a->simd = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
               head_dim % 16 == 0;
     a->bf16 = a->simd && head_dim % 32 == 0 && cpu_bf16() && !getenv("LOCO_ATTN_NO_BF16");
+    a->x512 = a->simd && head_dim % 64 == 0 && cpu_x512();
 #endif
     *out = a;
     return LOCO_OK;
@@ -1073,6 +1215,7 @@ void attn_force_scalar(attn_ctx *a, bool on)
     if (on) {
         a->simd = false;
         a->bf16 = false;
+        a->x512 = false;
     }
 #ifdef ATTN_X86
     else
@@ -1089,6 +1232,16 @@ bool attn_uses_bf16(const attn_ctx *a)
 void attn_force_bf16(attn_ctx *a, bool on)
 {
     a->bf16 = on && a->simd && a->d % 32 == 0 && cpu_bf16();
+}
+
+bool attn_uses_avx512(const attn_ctx *a)
+{
+    return a->x512;
+}
+
+void attn_force_avx512(attn_ctx *a, bool on)
+{
+    a->x512 = on && a->simd && a->d % 64 == 0 && cpu_x512();
 }
 
 /* ---------------------------------------------------------------- one item */
@@ -1181,7 +1334,10 @@ static void run_item(attn_ctx *a, const attn_item *it, attn_scratch *sc)
         const bool direct = a->simd && nr <= ATTN_DIRECT_ROWS;
         LOCO_UNUSED(direct); /* only the x86 kernels read cache rows directly */
 #ifdef ATTN_X86
-        if (direct) {
+        if (direct && a->x512 && nr == 4) {
+            (kt == GGML_TYPE_F16 ? qk_x512_f16 : qk_x512_q8)(sc->q + (size_t)r0 * d, kp, rb, n, d,
+                                                             S, ss, vp);
+        } else if (direct) {
             (kt == GGML_TYPE_F16 ? qk_direct_f16 : qk_direct_q8)(sc->q + (size_t)r0 * d, nr, kp,
                                                                  rb, n, d, S, ss, vp);
         } else
@@ -1246,7 +1402,10 @@ static void run_item(attn_ctx *a, const attn_item *it, attn_scratch *sc)
             memset(sc->s + (size_t)r * ss, 0, n * sizeof(float));
 
 #ifdef ATTN_X86
-        if (direct) {
+        if (direct && a->x512 && nr == 4) {
+            (kt == GGML_TYPE_F16 ? pv_x512_f16 : pv_x512_q8)(S, ss, vp, rb, n, d,
+                                                             sc->acc + (size_t)r0 * d, nk, n_next);
+        } else if (direct) {
             (kt == GGML_TYPE_F16 ? pv_direct_f16 : pv_direct_q8)(S, nr, ss, vp, rb, n, d,
                                                                  sc->acc + (size_t)r0 * d, nk,
                                                                  n_next);

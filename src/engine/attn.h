@@ -43,5 +43,10 @@ void attn_force_scalar(attn_ctx *a, bool on);
  * switch it with attn_force_bf16 (on only takes where the CPU has it). */
 bool attn_uses_bf16(const attn_ctx *a);
 void attn_force_bf16(attn_ctx *a, bool on);
+/* Whether decoding (up to 4 query rows an item) goes through the AVX-512 f32 kernels, on by
+ * default where the CPU has AVX-512 F/BW/DQ/VL and head_dim % 64 == 0, else AVX2; tests
+ * switch it with attn_force_avx512 (on only takes where the CPU has it). */
+bool attn_uses_avx512(const attn_ctx *a);
+void attn_force_avx512(attn_ctx *a, bool on);
 
 #endif
