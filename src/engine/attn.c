@@ -786,6 +786,8 @@ X512_INLINE void pv_x512(ggml_type t, const float *p, uint32_t ss, const uint8_t
     const size_t lines = (rb + 63) / 64;
     for (uint32_t ps = 0; ps < passes; ps++) {
         const uint32_t i0 = ps * 64;
+        /* this pass fetches lines [l0, l1) of each next row */
+        const size_t l0 = lines * ps / passes, l1 = lines * (ps + 1) / passes;
         __m512 a[4][4];
         for (int r = 0; r < 4; r++)
             for (int x = 0; x < 4; x++)
@@ -793,7 +795,7 @@ X512_INLINE void pv_x512(ggml_type t, const float *p, uint32_t ss, const uint8_t
         for (uint32_t j = 0; j < n; j++) {
             /* the next rows' lines, spread over the passes */
             if (pf && j < n_pf)
-                for (size_t o = lines * ps / passes; o < lines * (ps + 1) / passes; o++)
+                for (size_t o = l0; o < l1; o++)
                     __builtin_prefetch(pf + (size_t)j * rb + o * 64);
             const uint8_t *row = vr + (size_t)j * rb;
             __m512 v[4];
