@@ -3,8 +3,10 @@
  * so each K/V tile is read once for the whole group) and a range of KV positions. Per tile of
  * KV_BLOCK positions: K and V rows are converted to f32 once, scores S = Q K^T, the online
  * softmax update (running max m, sum l, rescaled accumulator), acc += P V. Items that cover
- * only part of the KV range leave (m, l, acc) for a merge pass. Each kernel has a scalar
- * definition; AVX2+FMA+F16C versions compute the same quantities (not the same bits). */
+ * only part of the KV range leave (m, l, acc) for a merge pass. Prompt items of the transposed
+ * kernels hold up to ATTN_GROUPS such query blocks, sharing each converted K/V tile. Each
+ * kernel has a scalar definition; AVX2+FMA+F16C, AVX-512 and AVX512_BF16 versions compute the
+ * same quantities (not the same bits). */
 #include "base/common.h"
 
 #include <math.h>
