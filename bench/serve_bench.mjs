@@ -198,10 +198,11 @@ async function replay(diet, cache) {
   }
 }
 
-// A prefix cache can at best make a turn (prompt tokens / tokens it must compute) times faster
-// than recomputing it (the same kernels run on fewer tokens; attention at depth makes the new
-// tokens dearer, not cheaper): that bound is printed beside each ratio, so a figure below 10x
-// says whether the cache or the conversation's shape holds it back.
+// A prefix cache saves the tokens it does not compute and nothing else, so a turn can be about
+// (prompt tokens / tokens it must compute) times faster than recomputing it, no more (the new
+// tokens sit at depth: attention makes them dearer per token, not cheaper; a little more shows
+// where the recomputing column's fresh server starts cold). That bound is printed beside each
+// ratio, so a figure below 10x says whether the cache or the conversation's shape holds it back.
 async function partReplay() {
   const results = {};
   for (const diet of [true, false])
