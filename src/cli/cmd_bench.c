@@ -34,6 +34,8 @@ static void bench_usage(FILE *out)
             "                 next; with --json, one object per depth, one per line)\n"
             "  --threads N    threads (all cores)\n"
             "  --batch N      prompt tokens per forward batch (512)\n"
+            "  --kv-type T    KV cache type: f16 (default, like llama.cpp) or q8_0 (53%% of the\n"
+            "                 memory; the fast path only)\n"
             "  --parity       llama.cpp's arithmetic bit for bit instead of the fast path\n"
             "  --json         one JSON object: pp_tps, tg_tps, ttft_s, peak_rss_bytes, depth,\n"
             "                 threads, kernel_path, load_s, depth_s, file_bytes, kv_bytes, ...\n");
@@ -77,25 +79,27 @@ static uint64_t rss_bytes(void)
 
 /* Prints one measurement (a line, or one JSON object). */
 static loco_status report(bool json, const gguf *g, const qwen3_model *m, const tpool *pool,
-                          const qwen3_ctx *ctx, bool parity, long pp, long tg, long depth,
+                          const qwen3_ctx *ctx, bool parity, bool kv_q8, long pp, long tg, long depth,
                           double load_s, double depth_s, double pp_s, double tg_s, loco_err *err)
 {
     const double pp_tps = pp && pp_s > 0 ? (double)pp / pp_s : 0;
     const double tg_tps = tg && tg_s > 0 ? (double)tg / tg_s : 0;
     const uint64_t kvd = (uint64_t)m->hp.n_head_kv * m->hp.head_dim;
-    /* f16 K and V of every position used */
-    const uint64_t kv_bytes = 2u * 2u * (uint64_t)m->hp.n_layer * kvd * (uint64_t)(depth + pp + tg);
+    /* K and V of every position used: f16 (2 bytes a value) or q8_0 (34 bytes a block of 32) */
+    const uint64_t row = kv_q8 ? kvd / 32 * 34 : kvd * 2;
+    const uint64_t kv_bytes = 2u * (uint64_t)m->hp.n_layer * row * (uint64_t)(depth + pp + tg);
     const uint64_t peak = peak_rss_bytes(), now = rss_bytes(), file = gguf_file_size(g);
     if (json) {
         json_t *o = json_pack("{s:s,s:I,s:I,s:I,s:i,s:b,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:I,s:I,s:I,"
-                              "s:I,s:s}",
+                              "s:I,s:s,s:s}",
                               "model", gguf_name(g), "pp", (json_int_t)pp, "tg", (json_int_t)tg,
                               "depth", (json_int_t)depth, "threads", (int)tpool_threads(pool),
                               "parity", parity, "pp_tps", pp_tps, "tg_tps", tg_tps, "ttft_s",
                               pp_s, "pp_s", pp_s, "tg_s", tg_s, "depth_s", depth_s, "load_s",
                               load_s, "peak_rss_bytes", (json_int_t)peak, "rss_bytes",
                               (json_int_t)now, "file_bytes", (json_int_t)file, "kv_bytes",
-                              (json_int_t)kv_bytes, "kernel_path", qwen3_ctx_kernels(ctx));
+                              (json_int_t)kv_bytes, "kernel_path", qwen3_ctx_kernels(ctx),
+                              "kv_type", kv_q8 ? "q8_0" : "f16");
         char *text = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
         json_decref(o);
         if (!text)
@@ -114,7 +118,7 @@ static loco_status report(bool json, const gguf *g, const qwen3_model *m, const 
 
 int cmd_bench(int argc, char **argv)
 {
-    const char *model = NULL, *depth_arg = "0";
+    const char *model = NULL, *depth_arg = "0", *kv_type = "f16";
     long pp = 512, tg = 128, threads = 0, batch = 512;
     long depths[16];
     int n_depths = 0;
@@ -135,7 +139,8 @@ int cmd_bench(int argc, char **argv)
             continue;
         }
         if (cli_flag_value(argc, argv, &i, "--model", &model, &bad) ||
-            cli_flag_value(argc, argv, &i, "--depth", &depth_arg, &bad)) {
+            cli_flag_value(argc, argv, &i, "--depth", &depth_arg, &bad) ||
+            cli_flag_value(argc, argv, &i, "--kv-type", &kv_type, &bad)) {
             if (bad)
                 return 2;
             continue;
@@ -183,6 +188,15 @@ int cmd_bench(int argc, char **argv)
         n_depths++;
         d += len + (d[len] == ',');
     }
+    const bool kv_q8 = !strcmp(kv_type, "q8_0");
+    if (!kv_q8 && strcmp(kv_type, "f16")) {
+        fprintf(stderr, "loco bench: --kv-type is f16 or q8_0, got '%s'\n", kv_type);
+        return 2;
+    }
+    if (kv_q8 && parity) {
+        fprintf(stderr, "loco bench: --parity needs the f16 KV cache (llama.cpp's default)\n");
+        return 2;
+    }
     if (pp + tg == 0) {
         fprintf(stderr, "loco bench: nothing to measure (--pp and --tg are 0)\n");
         return 2;
@@ -211,6 +225,7 @@ int cmd_bench(int argc, char **argv)
     o.n_batch = (uint32_t)batch;
     o.pool = pool;
     o.parity = parity;
+    o.kv_type = kv_q8 ? QWEN3_KV_Q8_0 : QWEN3_KV_F16;
     if (qwen3_ctx_new_opts(m, &o, &ctx, &err))
         goto fail;
     const double t_loaded = clock_now_ms();
@@ -250,7 +265,7 @@ int cmd_bench(int argc, char **argv)
             next = argmax(logits, V);
         }
         const double t_g1 = clock_now_ms();
-        if (report(json, g, m, pool, ctx, parity, pp, tg, depth, load_s, (t_d1 - t_d0) / 1000,
+        if (report(json, g, m, pool, ctx, parity, kv_q8, pp, tg, depth, load_s, (t_d1 - t_d0) / 1000,
                    (t_p1 - t_d1) / 1000, (t_g1 - t_p1) / 1000, &err))
             goto fail;
     }

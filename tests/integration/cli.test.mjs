@@ -337,3 +337,38 @@ test('eval: samples from stdin, llama.cpp spellings, a base URL with /v1; an unr
   assert.equal(r.code, 1);
   assert.equal((r.stderr.match(/127\.0\.0\.1:9/g) ?? []).length, 1, r.stderr);
 });
+
+test('bench: --json fields, a list of depths in one context, --kv-type q8_0 halves kv_bytes, bad options', async () => {
+  const dir = scratch();
+  const tiny = synthTinyModel(dir, LOCO_BIN);
+  const json = async (extra) => {
+    const r = await run(['bench', '--model', tiny, '--pp', '16', '--tg', '4', '--threads', '1', '--json', ...extra], { cwd: dir, timeoutMs: 120000 });
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  };
+  const rows = await json(['--depth', '0,64']);
+  assert.equal(rows.length, 2);
+  assert.deepEqual(rows.map((o) => o.depth), [0, 64]);
+  for (const o of rows) {
+    for (const k of ['pp_tps', 'tg_tps', 'ttft_s', 'peak_rss_bytes', 'depth', 'threads', 'kernel_path', 'kv_bytes', 'file_bytes'])
+      assert.ok(k in o, `${k} missing from ${JSON.stringify(o)}`);
+    assert.ok(o.pp_tps > 0 && o.tg_tps > 0 && o.ttft_s > 0 && o.peak_rss_bytes > o.file_bytes / 2, JSON.stringify(o));
+    assert.equal(o.threads, 1);
+    assert.equal(o.kv_type, 'f16');
+  }
+  // the second depth's cache holds the first's prompt and generation too: depth 64 >= 16 + 4
+  const [q8] = await json(['--kv-type', 'q8_0']);
+  assert.equal(q8.kv_type, 'q8_0');
+  // head_dim 32, one KV head, one layer, 20 positions: f16 2 * 20 * 64 bytes, q8_0 2 * 20 * 34
+  assert.equal(rows[0].kv_bytes, 2 * 20 * 64);
+  assert.equal(q8.kv_bytes, 2 * 20 * 34);
+  let r = await run(['bench', '--model', tiny, '--kv-type', 'q4_0'], { cwd: dir });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--kv-type is f16 or q8_0, got 'q4_0'/);
+  r = await run(['bench', '--model', tiny, '--kv-type', 'q8_0', '--parity'], { cwd: dir });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--parity needs the f16 KV cache/);
+  r = await run(['bench', '--model', tiny, '--depth', '64,0'], { cwd: dir });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /ascending/);
+});

@@ -174,7 +174,12 @@ static void compare(const float *par, const float *fast, double scale, stats *st
     }
 }
 
-static void run_model(const char *label, ggml_type type, const char *mix, uint32_t positions)
+/* The fast path (with a KV cache of kv's type) against the parity path (F16 cache) on a synth
+ * model of type (or the mix) over positions corpus tokens; holds the mean KL to kl_limit and,
+ * where the parity path's best two logits differ by more than 0.01, the top-1 token to at least
+ * agree_min of those positions. */
+static void run_model_kv(const char *label, ggml_type type, const char *mix, uint32_t positions,
+                         qwen3_kv_type kv, double kl_limit, double agree_min)
 {
     if (!g_ids)
         skip();
@@ -217,6 +222,7 @@ static void run_model(const char *label, ggml_type type, const char *mix, uint32
     o.parity = true;
     assert_int_equal(qwen3_ctx_new_opts(m, &o, &cp, &err), LOCO_OK);
     o.parity = false;
+    o.kv_type = kv;
     assert_int_equal(qwen3_ctx_new_opts(m, &o, &cf, &err), LOCO_OK);
     assert_true(positions > TAIL); /* the logit buffers hold head >= 1 rows */
     const uint32_t head = positions - TAIL;
@@ -251,7 +257,7 @@ static void run_model(const char *label, ggml_type type, const char *mix, uint32
         if (mean[k] < 0)
             mean[k] = 0; /* rounding of sums of ~0 */
     }
-    print_message("  %-7s %4u positions | raw: mean KL %8.2e, top-1 %4u/%-4u | std-3 scale: mean "
+    print_message("  %-12s %4u positions | raw: mean KL %8.2e, top-1 %4u/%-4u | std-3 scale: mean "
                   "KL %8.2e, max %8.2e, top-1 %4u/%-4u | max |dlogit| %.2e of %.0f\n",
                   label, st[0].n, mean[0], st[0].agree, st[0].decided, mean[1], st[1].kl_max,
                   st[1].agree, st[1].decided, st[0].dmax, st[0].lmax);
@@ -266,9 +272,15 @@ static void run_model(const char *label, ggml_type type, const char *mix, uint32
     tpool_free(pool);
     unlink(model);
     for (int k = 0; k < 2; k++) {
-        assert_true(mean[k] <= 1e-4);
-        assert_int_equal(st[k].agree, st[k].decided);
+        assert_true(mean[k] <= kl_limit);
+        assert_true(st[k].agree >= agree_min * st[k].decided);
     }
+}
+
+/* The fast path with llama.cpp's default F16 cache: the community's standard for kernels. */
+static void run_model(const char *label, ggml_type type, const char *mix, uint32_t positions)
+{
+    run_model_kv(label, type, mix, positions, QWEN3_KV_F16, 1e-4, 1.0);
 }
 
 #define LONG_RUN (2048 / SCALE)
@@ -284,6 +296,16 @@ static void test_q8_0(void **state)
 {
     (void)state;
     run_model("q8_0", GGML_TYPE_Q8_0, NULL, LONG_RUN);
+}
+
+/* --kv-type q8_0: K and V rounded to 8-bit blocks (53% of the F16 cache's memory) on top of
+ * the fast path; its difference from the parity path is what that rounding costs. Held to
+ * llama.cpp's figure for its own q8_0 cache on real models (mean KL ~1e-3 or less) and the same
+ * top-1 at 99% of the decided positions. */
+static void test_q4_k_m_kv_q8_0(void **state)
+{
+    (void)state;
+    run_model_kv("q4_k_m+kv_q8", GGML_TYPE_Q4_K, "q4_k_m", LONG_RUN, QWEN3_KV_Q8_0, 1e-3, 0.99);
 }
 
 static void test_other_types(void **state)
@@ -332,6 +354,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_q4_k_m),
         cmocka_unit_test(test_q8_0),
+        cmocka_unit_test(test_q4_k_m_kv_q8_0),
         cmocka_unit_test(test_other_types),
         cmocka_unit_test(test_low_bit_types),
     };
