@@ -102,6 +102,7 @@ static void make_path(const char *root, const char *rel, bool is_dir)
         write_file(p, "x\n");
 }
 
+static void run_cmd(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void run_cmd(const char *fmt, ...)
 {
     char cmd[2048];
