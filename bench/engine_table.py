@@ -85,8 +85,11 @@ def main():
             for d in sorted({r["depth"] for r in drows if r["label"] == lab}):
                 lo = best(rows, section="depth", label=lab, engine="loco", depth=d)
                 ll = best(rows, section="depth", label=lab, engine="llama.cpp", depth=d)
-                sh = best(rows, section="short", label=lab, engine="loco")
-                if not lo:
+                # short context from the same context and sitting (depth 0 of this run) when
+                # measured, else the short section: the machine's speed drifts between sections
+                sh = (best(rows, section="depth", label=lab, engine="loco", depth=0)
+                      or best(rows, section="short", label=lab, engine="loco"))
+                if not lo or d == 0:
                     continue
                 print(f"{lab:8} {d:6d} {lo['pp']:9.2f} {ll['pp'] if ll else 0:9.2f} "
                       f"{ratio(lo['pp'], ll and ll['pp']):>7} {lo['tg']:9.2f} {ll['tg'] if ll else 0:9.2f} "
