@@ -7,7 +7,7 @@
 #
 #   bench/run_engine_bench.sh                      # everything (about an hour on 2 cores)
 #   SECTIONS="short gen" bench/run_engine_bench.sh # some sections: short depth gen scale
-#   THREADS=2 PP=512 TG=128 DEPTHS="8192 16384" REPS=2 bench/run_engine_bench.sh
+#   THREADS=2 PP=512 TG=128 DEPTHS="0 8192 16384" REPS=2 bench/run_engine_bench.sh
 #
 # Needs tests/node_modules (cd tests && npm ci --omit=optional) and disk in bench/out/ for the
 # model files (kept between runs): 2.5 + 4.3 GB for the two 4B-shaped files, about 11 GB for the
