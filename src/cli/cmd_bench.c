@@ -12,6 +12,7 @@
 #include "base/str.h"
 #include "cli/cli.h"
 #include "cli/options.h"
+#include "engine/ggml_types.h"
 #include "engine/gguf.h"
 #include "engine/kernels/kernels.h"
 #include "engine/qwen3.h"
@@ -85,8 +86,8 @@ static loco_status report(bool json, const gguf *g, const qwen3_model *m, const 
     const double pp_tps = pp && pp_s > 0 ? (double)pp / pp_s : 0;
     const double tg_tps = tg && tg_s > 0 ? (double)tg / tg_s : 0;
     const uint64_t kvd = (uint64_t)m->hp.n_head_kv * m->hp.head_dim;
-    /* K and V of every position used: f16 (2 bytes a value) or q8_0 (34 bytes a block of 32) */
-    const uint64_t row = kv_q8 ? kvd / 32 * 34 : kvd * 2;
+    /* K and V of every position used, rows of the cache's type as kv.c sizes them */
+    const uint64_t row = ggml_type_row_size(kv_q8 ? GGML_TYPE_Q8_0 : GGML_TYPE_F16, kvd);
     const uint64_t kv_bytes = 2u * (uint64_t)m->hp.n_layer * row * (uint64_t)(depth + pp + tg);
     const uint64_t peak = peak_rss_bytes(), now = rss_bytes(), file = gguf_file_size(g);
     if (json) {
