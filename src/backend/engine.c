@@ -793,14 +793,11 @@ loco_status backend_engine_new(const backend_engine_opts *o, backend **out, loco
     b->template_tools = o->template_tools;
     b->parallel = o->parallel > 0 ? o->parallel : ENGINE_DEFAULT_PARALLEL;
     b->cache_mb = o->cache_mb > 0 ? o->cache_mb : ENGINE_DEFAULT_CACHE_MB;
-    if (!o->kv_type || !strcmp(o->kv_type, "f16")) {
-        b->kv_type = QWEN3_KV_F16;
-    } else if (!strcmp(o->kv_type, "q8_0")) {
-        b->kv_type = QWEN3_KV_Q8_0;
-    } else {
+    b->kv_type = QWEN3_KV_F16;
+    if (o->kv_type && !qwen3_kv_type_from_name(o->kv_type, &b->kv_type)) {
         free(b);
-        return loco_err_set(err, LOCO_ERR_INVALID, "unknown KV cache type '%s' (f16, q8_0)",
-                            o->kv_type);
+        return loco_err_set(err, LOCO_ERR_INVALID, "unknown KV cache type '%s' (%s)", o->kv_type,
+                            QWEN3_KV_TYPE_NAMES);
     }
     if (b->parallel > ENGINE_MAX_PARALLEL) {
         int n = b->parallel;

@@ -80,14 +80,14 @@ static uint64_t rss_bytes(void)
 
 /* Prints one measurement (a line, or one JSON object). */
 static loco_status report(bool json, const gguf *g, const qwen3_model *m, const tpool *pool,
-                          const qwen3_ctx *ctx, bool parity, bool kv_q8, long pp, long tg, long depth,
+                          const qwen3_ctx *ctx, bool parity, qwen3_kv_type kvt, long pp, long tg, long depth,
                           double load_s, double depth_s, double pp_s, double tg_s, loco_err *err)
 {
     const double pp_tps = pp && pp_s > 0 ? (double)pp / pp_s : 0;
     const double tg_tps = tg && tg_s > 0 ? (double)tg / tg_s : 0;
     const uint64_t kvd = (uint64_t)m->hp.n_head_kv * m->hp.head_dim;
     /* K and V of every position used, rows of the cache's type as kv.c sizes them */
-    const uint64_t row = ggml_type_row_size(kv_q8 ? GGML_TYPE_Q8_0 : GGML_TYPE_F16, kvd);
+    const uint64_t row = ggml_type_row_size(kvt == QWEN3_KV_Q8_0 ? GGML_TYPE_Q8_0 : GGML_TYPE_F16, kvd);
     const uint64_t kv_bytes = 2u * (uint64_t)m->hp.n_layer * row * (uint64_t)(depth + pp + tg);
     const uint64_t peak = peak_rss_bytes(), now = rss_bytes(), file = gguf_file_size(g);
     if (json) {
@@ -100,7 +100,7 @@ static loco_status report(bool json, const gguf *g, const qwen3_model *m, const 
                               load_s, "peak_rss_bytes", (json_int_t)peak, "rss_bytes",
                               (json_int_t)now, "file_bytes", (json_int_t)file, "kv_bytes",
                               (json_int_t)kv_bytes, "kernel_path", qwen3_ctx_kernels(ctx),
-                              "kv_type", kv_q8 ? "q8_0" : "f16");
+                              "kv_type", qwen3_kv_type_name(kvt));
         char *text = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
         json_decref(o);
         if (!text)
@@ -189,12 +189,12 @@ int cmd_bench(int argc, char **argv)
         n_depths++;
         d += len + (d[len] == ',');
     }
-    const bool kv_q8 = !strcmp(kv_type, "q8_0");
-    if (!kv_q8 && strcmp(kv_type, "f16")) {
-        fprintf(stderr, "loco bench: --kv-type is f16 or q8_0, got '%s'\n", kv_type);
+    qwen3_kv_type kvt;
+    if (!qwen3_kv_type_from_name(kv_type, &kvt)) {
+        fprintf(stderr, "loco bench: --kv-type is " QWEN3_KV_TYPE_NAMES ", got '%s'\n", kv_type);
         return 2;
     }
-    if (kv_q8 && parity) {
+    if (kvt != QWEN3_KV_F16 && parity) {
         fprintf(stderr, "loco bench: --parity needs the f16 KV cache (llama.cpp's default)\n");
         return 2;
     }
@@ -226,7 +226,7 @@ int cmd_bench(int argc, char **argv)
     o.n_batch = (uint32_t)batch;
     o.pool = pool;
     o.parity = parity;
-    o.kv_type = kv_q8 ? QWEN3_KV_Q8_0 : QWEN3_KV_F16;
+    o.kv_type = kvt;
     if (qwen3_ctx_new_opts(m, &o, &ctx, &err))
         goto fail;
     const double t_loaded = clock_now_ms();
@@ -266,7 +266,7 @@ int cmd_bench(int argc, char **argv)
             next = argmax(logits, V);
         }
         const double t_g1 = clock_now_ms();
-        if (report(json, g, m, pool, ctx, parity, kv_q8, pp, tg, depth, load_s, (t_d1 - t_d0) / 1000,
+        if (report(json, g, m, pool, ctx, parity, kvt, pp, tg, depth, load_s, (t_d1 - t_d0) / 1000,
                    (t_p1 - t_d1) / 1000, (t_g1 - t_p1) / 1000, &err))
             goto fail;
     }

@@ -17,6 +17,7 @@
 #include "chat/openai.h"
 #include "cli/cli.h"
 #include "cli/options.h"
+#include "engine/qwen3.h"
 #include "engine/sampler.h"
 #include "engine/tokenizer.h"
 #include "engine/vecmath.h"
@@ -174,8 +175,9 @@ static int parse_run(int argc, char **argv, run_opts *o)
         }
     }
     int sources = !!o->prompt + !!o->messages + !!o->prompt_ids;
-    if (o->kv_type && strcmp(o->kv_type, "f16") && strcmp(o->kv_type, "q8_0")) {
-        fprintf(stderr, "loco run: --kv-type is f16 or q8_0\n");
+    qwen3_kv_type kvt;
+    if (o->kv_type && !qwen3_kv_type_from_name(o->kv_type, &kvt)) {
+        fprintf(stderr, "loco run: --kv-type is " QWEN3_KV_TYPE_NAMES "\n");
         return 2;
     }
     if (sources != 1) {

@@ -14,6 +14,7 @@
 #include "cli/options.h"
 #include "cli/prompt.h"
 #include "cli/pull.h"
+#include "engine/qwen3.h"
 #include "gateway/gateway.h"
 
 #define SERVE_MAX_LOCAL 64
@@ -351,8 +352,9 @@ int cmd_serve(int argc, char **argv)
         goto out;
     }
     const char *kv_type = pick(f.kv_type, &env, "LOCO_KV_TYPE", "f16");
-    if (strcmp(kv_type, "f16") && strcmp(kv_type, "q8_0")) {
-        fprintf(stderr, "loco serve: --kv-type is f16 or q8_0, got '%s'\n", kv_type);
+    qwen3_kv_type kvt;
+    if (!qwen3_kv_type_from_name(kv_type, &kvt)) {
+        fprintf(stderr, "loco serve: --kv-type is " QWEN3_KV_TYPE_NAMES ", got '%s'\n", kv_type);
         code = 2;
         goto out;
     }

@@ -864,3 +864,19 @@ loco_status qwen3_eval_all(qwen3_ctx *c, const int32_t *tokens, uint32_t n, floa
 {
     return eval(c, tokens, n, out_logits, true, err);
 }
+
+bool qwen3_kv_type_from_name(const char *name, qwen3_kv_type *out)
+{
+    if (name && !strcmp(name, "f16"))
+        *out = QWEN3_KV_F16;
+    else if (name && !strcmp(name, "q8_0"))
+        *out = QWEN3_KV_Q8_0;
+    else
+        return false;
+    return true;
+}
+
+const char *qwen3_kv_type_name(qwen3_kv_type t)
+{
+    return t == QWEN3_KV_Q8_0 ? "q8_0" : "f16";
+}

@@ -74,6 +74,14 @@ typedef enum {
     QWEN3_KV_Q8_0,    /* 8-bit blocks of 32 values with an f16 scale: 53% of F16's memory */
 } qwen3_kv_type;
 
+/* The KV cache type of a name as the command line spells it ("f16", "q8_0"): true and *out
+ * set, or false for any other name. */
+bool qwen3_kv_type_from_name(const char *name, qwen3_kv_type *out);
+/* "f16" or "q8_0"; static. */
+const char *qwen3_kv_type_name(qwen3_kv_type t);
+/* The names qwen3_kv_type_from_name accepts, for messages: "f16 or q8_0". */
+#define QWEN3_KV_TYPE_NAMES "f16 or q8_0"
+
 /* Context options; zero means the default for every field but n_ctx. */
 typedef struct {
     uint32_t n_ctx;        /* positions per sequence (required) */

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "engine/kv.h"
+#include "engine/qwen3.h"
 
 #define LAYERS 2
 #define HEADS 2
@@ -240,6 +241,25 @@ static void test_limits(void **state)
     kv_cache_free(NULL);
 }
 
+/* The cache types by the names every command takes (--kv-type, LOCO_KV_TYPE), both ways. */
+static void test_kv_type_names(void **state)
+{
+    (void)state;
+    qwen3_kv_type t = QWEN3_KV_Q8_0;
+    assert_true(qwen3_kv_type_from_name("f16", &t));
+    assert_int_equal(t, QWEN3_KV_F16);
+    assert_true(qwen3_kv_type_from_name("q8_0", &t));
+    assert_int_equal(t, QWEN3_KV_Q8_0);
+    assert_string_equal(qwen3_kv_type_name(QWEN3_KV_F16), "f16");
+    assert_string_equal(qwen3_kv_type_name(QWEN3_KV_Q8_0), "q8_0");
+    t = QWEN3_KV_F16;
+    assert_false(qwen3_kv_type_from_name("Q8_0", &t));
+    assert_false(qwen3_kv_type_from_name("bf16", &t));
+    assert_false(qwen3_kv_type_from_name("", &t));
+    assert_false(qwen3_kv_type_from_name(NULL, &t));
+    assert_int_equal(t, QWEN3_KV_F16); /* untouched by a refused name */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -248,6 +268,7 @@ int main(void)
         cmocka_unit_test(test_lru_eviction),
         cmocka_unit_test(test_pins),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_kv_type_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
