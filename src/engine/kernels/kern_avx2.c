@@ -81,8 +81,9 @@ INLINE void store_tile(float *out, size_t os, int ntk, const __m256 (*acc)[2], i
 
 /* ---------------------------------------------------------------- 32-value block types */
 
-INLINE void tile_a32(ggml_type t, int ntk, const uint8_t *G, int64_t nb, const uint8_t *a0,
-                     size_t as, kern_act_layout L, float *out, size_t os, int64_t r, int64_t rows)
+INLINE void tile_a32(ggml_type t, int ntk, const uint8_t *G, const uint8_t *pe, int64_t nb,
+                     const uint8_t *a0, size_t as, kern_act_layout L, float *out, size_t os,
+                     int64_t r, int64_t rows)
 {
     const size_t bb = t == GGML_TYPE_Q8_0   ? KG_Q8_0_BYTES
                       : t == GGML_TYPE_Q4_0 ? KG_Q4_0_BYTES
@@ -103,6 +104,7 @@ INLINE void tile_a32(ggml_type t, int ntk, const uint8_t *G, int64_t nb, const u
         acc[i][0] = acc[i][1] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *B = G + (size_t)b * bb;
+        kern_prefetch_ahead(B, bb, pe);
         const uint8_t *aq = a0 + L.qs + 32 * (size_t)b;
         __m256i is[NT][2];
         for (int i = 0; i < ntk; i++) {
@@ -156,8 +158,9 @@ INLINE void tile_a32(ggml_type t, int ntk, const uint8_t *G, int64_t nb, const u
 
 /* ---------------------------------------------------------------- K types */
 
-INLINE void tile_k45(bool q5, int ntk, const uint8_t *G, int64_t nb, const uint8_t *a0,
-                     size_t as, kern_act_layout L, float *out, size_t os, int64_t r, int64_t rows)
+INLINE void tile_k45(bool q5, int ntk, const uint8_t *G, const uint8_t *pe, int64_t nb,
+                     const uint8_t *a0, size_t as, kern_act_layout L, float *out, size_t os,
+                     int64_t r, int64_t rows)
 {
     const size_t bb = q5 ? KG_Q5_K_BYTES : KG_Q4_K_BYTES;
     const __m256i m4 = _mm256_set1_epi8(0xF);
@@ -166,6 +169,7 @@ INLINE void tile_k45(bool q5, int ntk, const uint8_t *G, int64_t nb, const uint8
         acc[i][0] = acc[i][1] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *B = G + (size_t)b * bb;
+        kern_prefetch_ahead(B, bb, pe);
         const uint8_t *aq = a0 + L.qs + 256 * (size_t)b;
         for (int h = 0; h < 2; h++) {
             __m256i isum[NT], msum[NT];
@@ -215,8 +219,8 @@ INLINE void tile_k45(bool q5, int ntk, const uint8_t *G, int64_t nb, const uint8
     store_tile(out, os, ntk, acc, r, rows);
 }
 
-INLINE void tile_q6_K(int ntk, const uint8_t *G, int64_t nb, const uint8_t *a0, size_t as,
-                      kern_act_layout L, float *out, size_t os, int64_t r, int64_t rows)
+INLINE void tile_q6_K(int ntk, const uint8_t *G, const uint8_t *pe, int64_t nb, const uint8_t *a0,
+                      size_t as, kern_act_layout L, float *out, size_t os, int64_t r, int64_t rows)
 {
     const __m256i m4 = _mm256_set1_epi8(0xF), m30 = _mm256_set1_epi8(0x30);
     __m256 acc[NT][2];
@@ -224,6 +228,7 @@ INLINE void tile_q6_K(int ntk, const uint8_t *G, int64_t nb, const uint8_t *a0, 
         acc[i][0] = acc[i][1] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *B = G + (size_t)b * KG_Q6_K_BYTES;
+        kern_prefetch_ahead(B, KG_Q6_K_BYTES, pe);
         const uint8_t *aq = a0 + L.qs + 256 * (size_t)b;
         for (int h = 0; h < 2; h++) {
             __m256i isum[NT];
@@ -276,6 +281,7 @@ INLINE void tile_q6_K(int ntk, const uint8_t *G, int64_t nb, const uint8_t *a0, 
     {                                                                                          \
         const kern_act_layout L = LAYOUT(w->k);                                                \
         const int64_t nb = w->k / BLOCK;                                                       \
+        const uint8_t *pe = w->data + (size_t)g1 * w->group_bytes;                            \
         for (int64_t gb = g0; gb < g1; gb += 4) {                                              \
             const int64_t ge = gb + 4 < g1 ? gb + 4 : g1;                                      \
             for (int64_t t0 = 0; t0 < nt; t0 += NT) {                                          \
@@ -294,15 +300,15 @@ INLINE void tile_q6_K(int ntk, const uint8_t *G, int64_t nb, const uint8_t *a0, 
         }                                                                                      \
     }
 
-#define C_A32(T, N) tile_a32(T, N, G, nb, a0, as, L, o, os, r, w->rows)
+#define C_A32(T, N) tile_a32(T, N, G, pe, nb, a0, as, L, o, os, r, w->rows)
 #define C_Q8_0(N) C_A32(GGML_TYPE_Q8_0, N)
 #define C_Q4_0(N) C_A32(GGML_TYPE_Q4_0, N)
 #define C_Q4_1(N) C_A32(GGML_TYPE_Q4_1, N)
 #define C_Q5_0(N) C_A32(GGML_TYPE_Q5_0, N)
 #define C_Q5_1(N) C_A32(GGML_TYPE_Q5_1, N)
-#define C_Q4_K(N) tile_k45(false, N, G, nb, a0, as, L, o, os, r, w->rows)
-#define C_Q5_K(N) tile_k45(true, N, G, nb, a0, as, L, o, os, r, w->rows)
-#define C_Q6_K(N) tile_q6_K(N, G, nb, a0, as, L, o, os, r, w->rows)
+#define C_Q4_K(N) tile_k45(false, N, G, pe, nb, a0, as, L, o, os, r, w->rows)
+#define C_Q5_K(N) tile_k45(true, N, G, pe, nb, a0, as, L, o, os, r, w->rows)
+#define C_Q6_K(N) tile_q6_K(N, G, pe, nb, a0, as, L, o, os, r, w->rows)
 DEFINE_GEMM(gemm_q8_0, kern_act_a32, 32, C_Q8_0)
 DEFINE_GEMM(gemm_q4_0, kern_act_a32, 32, C_Q4_0)
 DEFINE_GEMM(gemm_q4_1, kern_act_a32, 32, C_Q4_1)

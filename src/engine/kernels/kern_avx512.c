@@ -44,16 +44,6 @@ INLINE __m512 h16(const uint8_t *p)
     return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
 }
 
-/* Fetches the group block `ahead` blocks on (generation streams the weights from memory once;
- * the hardware prefetcher alone leaves the cores waiting). */
-INLINE void prefetch_block(const uint8_t *B, size_t bb, int64_t b, int64_t nb)
-{
-    const size_t ahead = bb >= 1024 ? 2 * bb : 2048 / bb * bb;
-    if ((size_t)(nb - b) * bb > ahead)
-        for (size_t off = 0; off < bb; off += 64)
-            _mm_prefetch((const char *)B + ahead + off, _MM_HINT_T0);
-}
-
 INLINE void store_tile(float *out, size_t os, int ntk, const __m512 *acc, int64_t r, int64_t rows)
 {
     for (int t = 0; t < ntk; t++) {
@@ -187,8 +177,9 @@ static void quant_a256_avx512(const float *x, int64_t k, void *act)
 /* One group (16 rows) x ntk tokens over every block: acc = fma(isum, d_w * d_a, acc) per
  * block, isum starting from the activation's init (the type's offset) plus the vpdpbusd
  * sums of 8 steps. t is a compile-time constant in every instantiation. */
-INLINE void tile_a32(ggml_type t, int ntk, const uint8_t *G, int64_t nb, const uint8_t *a0,
-                     size_t as, kern_act_layout L, float *out, size_t os, int64_t r, int64_t rows)
+INLINE void tile_a32(ggml_type t, int ntk, const uint8_t *G, const uint8_t *pe, int64_t nb,
+                     const uint8_t *a0, size_t as, kern_act_layout L, float *out, size_t os,
+                     int64_t r, int64_t rows)
 {
     const size_t bb = t == GGML_TYPE_Q8_0   ? KG_Q8_0_BYTES
                       : t == GGML_TYPE_Q4_0 ? KG_Q4_0_BYTES
@@ -209,7 +200,7 @@ INLINE void tile_a32(ggml_type t, int ntk, const uint8_t *G, int64_t nb, const u
         acc[i] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *B = G + (size_t)b * bb;
-        prefetch_block(B, bb, b, nb);
+        kern_prefetch_ahead(B, bb, pe);
         __m512i is[NT];
         for (int i = 0; i < ntk; i++)
             is[i] = bcast32(a0 + (size_t)i * as + L.init + 4 * (size_t)b);
@@ -259,8 +250,9 @@ INLINE void tile_a32(ggml_type t, int ntk, const uint8_t *G, int64_t nb, const u
 /* Q4_K / Q5_K: per super-block, per sub-block j: sb = vpdpbusd over 8 steps, isum += sb * sc_j
  * (vpmulld, exact); the mins term by vpmaddwd of (m_2p, m_2p+1) pairs with the activation's
  * 32-value sums; then the two fmas of the reference. */
-INLINE void tile_k45(bool q5, int ntk, const uint8_t *G, int64_t nb, const uint8_t *a0,
-                     size_t as, kern_act_layout L, float *out, size_t os, int64_t r, int64_t rows)
+INLINE void tile_k45(bool q5, int ntk, const uint8_t *G, const uint8_t *pe, int64_t nb,
+                     const uint8_t *a0, size_t as, kern_act_layout L, float *out, size_t os,
+                     int64_t r, int64_t rows)
 {
     const size_t bb = q5 ? KG_Q5_K_BYTES : KG_Q4_K_BYTES;
     const __m512i m4 = _mm512_set1_epi8(0xF), b4 = _mm512_set1_epi8(0x10);
@@ -269,7 +261,7 @@ INLINE void tile_k45(bool q5, int ntk, const uint8_t *G, int64_t nb, const uint8
         acc[i] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *B = G + (size_t)b * bb;
-        prefetch_block(B, bb, b, nb);
+        kern_prefetch_ahead(B, bb, pe);
         const uint8_t *aq = a0 + L.qs + 256 * (size_t)b;
         __m512i isum[NT];
         for (int i = 0; i < ntk; i++)
@@ -321,8 +313,8 @@ INLINE void tile_k45(bool q5, int ntk, const uint8_t *G, int64_t nb, const uint8
 
 /* Q6_K: per 16-value group, sb starts at -32 * bsum (the activation's q6off), gets 4 steps of
  * vpdpbusd with the 6-bit values, then isum += sb * sc_g. */
-INLINE void tile_q6_K(int ntk, const uint8_t *G, int64_t nb, const uint8_t *a0, size_t as,
-                      kern_act_layout L, float *out, size_t os, int64_t r, int64_t rows)
+INLINE void tile_q6_K(int ntk, const uint8_t *G, const uint8_t *pe, int64_t nb, const uint8_t *a0,
+                      size_t as, kern_act_layout L, float *out, size_t os, int64_t r, int64_t rows)
 {
     const __m512i m4 = _mm512_set1_epi8(0xF), m30 = _mm512_set1_epi8(0x30);
     __m512 acc[NT];
@@ -330,7 +322,7 @@ INLINE void tile_q6_K(int ntk, const uint8_t *G, int64_t nb, const uint8_t *a0, 
         acc[i] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *B = G + (size_t)b * KG_Q6_K_BYTES;
-        prefetch_block(B, KG_Q6_K_BYTES, b, nb);
+        kern_prefetch_ahead(B, KG_Q6_K_BYTES, pe);
         const uint8_t *aq = a0 + L.qs + 256 * (size_t)b;
         __m512i isum[NT];
         for (int i = 0; i < ntk; i++)
@@ -386,6 +378,7 @@ INLINE void tile_q6_K(int ntk, const uint8_t *G, int64_t nb, const uint8_t *a0, 
     {                                                                                          \
         const kern_act_layout L = LAYOUT(w->k);                                                \
         const int64_t nb = w->k / BLOCK;                                                       \
+        const uint8_t *pe = w->data + (size_t)g1 * w->group_bytes;                            \
         for (int64_t gb = g0; gb < g1; gb += ROW_BLOCK_GROUPS) {                               \
             const int64_t ge = gb + ROW_BLOCK_GROUPS < g1 ? gb + ROW_BLOCK_GROUPS : g1;        \
             for (int64_t t0 = 0, n; t0 < nt; t0 += n) {                                        \
@@ -412,11 +405,11 @@ INLINE void tile_q6_K(int ntk, const uint8_t *G, int64_t nb, const uint8_t *a0, 
 
 #define LAYOUT kern_act_a32
 #define BLOCK 32
-#define C_Q8_0(N) tile_a32(GGML_TYPE_Q8_0, N, G, nb, a0, as, L, o, os, r, w->rows)
-#define C_Q4_0(N) tile_a32(GGML_TYPE_Q4_0, N, G, nb, a0, as, L, o, os, r, w->rows)
-#define C_Q4_1(N) tile_a32(GGML_TYPE_Q4_1, N, G, nb, a0, as, L, o, os, r, w->rows)
-#define C_Q5_0(N) tile_a32(GGML_TYPE_Q5_0, N, G, nb, a0, as, L, o, os, r, w->rows)
-#define C_Q5_1(N) tile_a32(GGML_TYPE_Q5_1, N, G, nb, a0, as, L, o, os, r, w->rows)
+#define C_Q8_0(N) tile_a32(GGML_TYPE_Q8_0, N, G, pe, nb, a0, as, L, o, os, r, w->rows)
+#define C_Q4_0(N) tile_a32(GGML_TYPE_Q4_0, N, G, pe, nb, a0, as, L, o, os, r, w->rows)
+#define C_Q4_1(N) tile_a32(GGML_TYPE_Q4_1, N, G, pe, nb, a0, as, L, o, os, r, w->rows)
+#define C_Q5_0(N) tile_a32(GGML_TYPE_Q5_0, N, G, pe, nb, a0, as, L, o, os, r, w->rows)
+#define C_Q5_1(N) tile_a32(GGML_TYPE_Q5_1, N, G, pe, nb, a0, as, L, o, os, r, w->rows)
 DEFINE_GEMM(gemm_q8_0, C_Q8_0)
 DEFINE_GEMM(gemm_q4_0, C_Q4_0)
 DEFINE_GEMM(gemm_q4_1, C_Q4_1)
@@ -426,9 +419,9 @@ DEFINE_GEMM(gemm_q5_1, C_Q5_1)
 #undef BLOCK
 #define LAYOUT kern_act_a256
 #define BLOCK 256
-#define C_Q4_K(N) tile_k45(false, N, G, nb, a0, as, L, o, os, r, w->rows)
-#define C_Q5_K(N) tile_k45(true, N, G, nb, a0, as, L, o, os, r, w->rows)
-#define C_Q6_K(N) tile_q6_K(N, G, nb, a0, as, L, o, os, r, w->rows)
+#define C_Q4_K(N) tile_k45(false, N, G, pe, nb, a0, as, L, o, os, r, w->rows)
+#define C_Q5_K(N) tile_k45(true, N, G, pe, nb, a0, as, L, o, os, r, w->rows)
+#define C_Q6_K(N) tile_q6_K(N, G, pe, nb, a0, as, L, o, os, r, w->rows)
 DEFINE_GEMM(gemm_q4_K, C_Q4_K)
 DEFINE_GEMM(gemm_q5_K, C_Q5_K)
 DEFINE_GEMM(gemm_q6_K, C_Q6_K)

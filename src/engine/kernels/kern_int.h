@@ -63,6 +63,26 @@
 #define KG6_QL 288   /* u8 ql[32][64] */
 #define KG6_QH 2336  /* u8 qh[16][64] */
 
+/* Bytes fetched ahead of the group block being read. Generation streams the weights from
+ * memory once and the hardware prefetcher alone leaves the cores waiting; what must be in
+ * flight is about bandwidth x latency, the same for every block size (measured on AMD EPYC,
+ * 2 threads, AVX-512 and AVX2 kernels: 8 KB beat 2 KB by 5-20% and 4 KB or 16 KB by 2-8% on
+ * Q4_0, Q8_0, Q4_K and Q6_K files). */
+#define KERN_PREFETCH_BYTES 8192
+
+/* Fetches the group block KERN_PREFETCH_BYTES (rounded to whole blocks) past B, the block of
+ * bb bytes being read, unless that lies at or past pe: the end of the task's groups, which
+ * follow one another in memory, so the stream runs on across group boundaries. */
+static inline __attribute__((always_inline)) void kern_prefetch_ahead(const uint8_t *B,
+                                                                      size_t bb,
+                                                                      const uint8_t *pe)
+{
+    const size_t ahead = (KERN_PREFETCH_BYTES + bb - 1) / bb * bb;
+    if ((size_t)(pe - B) > ahead)
+        for (size_t off = 0; off < bb; off += 64)
+            __builtin_prefetch(B + ahead + off, 0, 3);
+}
+
 /* Bytes of one group block for a packed type (0 for others), and values per block. */
 size_t kern_group_block_bytes(ggml_type type);
 
