@@ -358,7 +358,8 @@ INLINE float dense_dot(ggml_type t, const uint8_t *row, const float *a, int64_t 
     __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
     int64_t l = 0;
     for (; l + 16 <= k; l += 16) {
-        _mm_prefetch((const char *)row + (l + 1024) * (t == GGML_TYPE_F32 ? 4 : 2), _MM_HINT_T0);
+        const size_t at = (size_t)l * (t == GGML_TYPE_F32 ? 4 : 2) + KERN_PREFETCH_BYTES;
+        _mm_prefetch((const char *)row + at, _MM_HINT_T0);
         lo = _mm256_fmadd_ps(load_w8(t, row, l), _mm256_loadu_ps(a + l), lo);
         hi = _mm256_fmadd_ps(load_w8(t, row, l + 8), _mm256_loadu_ps(a + l + 8), hi);
     }

@@ -472,7 +472,8 @@ INLINE void dense_tile(ggml_type t, int R, int T, const kern_weight *w, int64_t 
             const uint8_t *row = w->data + (size_t)(r + i) * w->row_bytes;
             /* several rows are separate streams: fetch ahead (the hardware prefetcher ramps
              * up for one) */
-            _mm_prefetch((const char *)row + (l + 1024) * (t == GGML_TYPE_F32 ? 4 : 2), _MM_HINT_T0);
+            const size_t at = (size_t)l * (t == GGML_TYPE_F32 ? 4 : 2) + KERN_PREFETCH_BYTES;
+            _mm_prefetch((const char *)row + at, _MM_HINT_T0);
             const __m512 wv = load_w16(t, row, l, m);
             for (int j = 0; j < T; j++)
                 acc[i][j] = _mm512_mask3_fmadd_ps(wv, av[j], acc[i][j], m);
