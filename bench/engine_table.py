@@ -50,7 +50,17 @@ def ratio(a, b):
 def main():
     rows = load(sys.argv[1])
     threads = int(sys.argv[2])
-    bw = {r["threads"]: r["read_gbs"] for r in rows if r.get("engine") == "membw"}
+    bw = {r["threads"]: r["read_gbs"] for r in rows
+          if r.get("engine") == "membw" and "section" not in r}
+
+    def bw_at(section, label):
+        """The best bandwidth measured right before this section's runs of this model (the
+        run's opening figure when there is none)."""
+        at = [r["read_gbs"] for r in rows if r.get("engine") == "membw"
+              and r.get("section") == section and r.get("label") == label
+              and r.get("threads") == threads]
+        return max(at) if at else bw.get(threads, 0)
+
     kp = next((r["kernel_path"] for r in rows if r.get("engine") == "loco"), "?")
     print(f"CPU: {cpu_name()}, {os.cpu_count()} CPUs; loco kernels: {kp}")
     print("memory bandwidth (read): " + ", ".join(f"{t} threads {g:.1f} GB/s" for t, g in sorted(bw.items())))
@@ -68,7 +78,7 @@ def main():
             if not lo:
                 continue
             r = lo["row"]
-            limit = bw.get(threads, 0) * 1e9 / r["file_bytes"] if r.get("file_bytes") else 0
+            limit = bw_at("short", lab) * 1e9 / r["file_bytes"] if r.get("file_bytes") else 0
             mem = lo["rss"] / (r["file_bytes"] + r["kv_bytes"])
             print(f"{lab:8} {lo['pp']:9.2f} {ll['pp'] if ll else 0:9.2f} {ratio(lo['pp'], ll and ll['pp']):>7} "
                   f"{lo['tg']:9.2f} {ll['tg'] if ll else 0:9.2f} {ratio(lo['tg'], ll and ll['tg']):>7} "
@@ -109,7 +119,7 @@ def main():
             if not lo:
                 continue
             fb = lo["row"]["file_bytes"]
-            limit = bw.get(threads, 0) * 1e9 / fb
+            limit = bw_at("gen", lab) * 1e9 / fb
             print(f"{lab:6} {fb / 1e9:8.2f} {lo['tg']:9.2f} {ll['tg'] if ll else 0:9.2f} "
                   f"{ratio(lo['tg'], ll and ll['tg']):>7} {limit:7.2f} {lo['tg'] / limit:10.0%} "
                   f"{(ll['tg'] if ll else 0) / limit:11.0%}")

@@ -67,6 +67,13 @@ run_pair() { # section label threads fa args...
 echo "memory bandwidth ..." >&2
 "$BUILD/membw" 1024 "1,$THREADS,$ALL" | sed 's/^{/{"engine":"membw",/' >>"$JSONL"
 
+# The bandwidth again right before a generation measurement, tagged with it: the host's speed
+# drifts by a third within minutes, so each type's limit comes from its own moment.
+membw_at() { # section label
+    "$BUILD/membw" 512 "$THREADS" |
+        sed "s/^{/{\"engine\":\"membw\",\"section\":\"$1\",\"label\":\"$2\",/" >>"$JSONL"
+}
+
 for s in $SECTIONS; do
     case $s in
     short)
@@ -74,6 +81,7 @@ for s in $SECTIONS; do
             f=$(model_file "$t" 4b)
             for r in $(seq "$REPS"); do
                 echo "short context: $t (rep $r) ..." >&2
+                membw_at short "$t"
                 run_pair short "$t" "$THREADS" 0 --model "$f" --pp "$PP" --tg "$TG"
             done
         done ;;
@@ -91,6 +99,7 @@ for s in $SECTIONS; do
             f=$(model_file "$t" l6)
             for r in $(seq "$REPS"); do
                 echo "generation: $t (rep $r) ..." >&2
+                membw_at gen "$t"
                 run_pair gen "$t" "$THREADS" 0 --model "$f" --pp 16 --tg 64
             done
         done ;;
