@@ -48,5 +48,9 @@ void attn_force_bf16(attn_ctx *a, bool on);
  * switch it with attn_force_avx512 (on only takes where the CPU has it). */
 bool attn_uses_avx512(const attn_ctx *a);
 void attn_force_avx512(attn_ctx *a, bool on);
+/* Caps the query groups (64 rows each) of one prompt item at max_groups (1..8, a power of
+ * two; more is taken as 8), whatever the depth; 0 restores the default (8 deep in the
+ * context, 4 nearer its start). For tests. */
+void attn_force_groups(attn_ctx *a, uint32_t max_groups);
 
 #endif

@@ -179,34 +179,39 @@ static void run_case(ggml_type type, int mode, uint32_t dim)
 
     /* one thread: prompt items of several query groups each (tiles read once for all): 150
      * tokens after 100 cached positions (groups partly past the causal diagonal, tiles partly
-     * visible, an item whose last group is partial) and 130 from scratch */
-    assert_int_equal(attn_new(HEADS, KV_HEADS, head_dim, 1, 280, 2, &a, NULL), LOCO_OK);
-    attn_force_scalar(a, scalar);
-    attn_force_bf16(a, mode == 2);
-    if (mode == 3)
-        attn_force_avx512(a, false);
-    const uint32_t past2[2] = {100, 0}, n2[2] = {150, 130};
-    for (int i = 0; i < 2; i++) {
-        assert_int_equal(kv_seq_new(c, 2048, &seq[i], NULL), LOCO_OK);
-        fill_seq(seq[i], past2[i] + n2[i]);
-        float *qq = malloc((size_t)n2[i] * HEADS * head_dim * sizeof(float));
-        float *oo = calloc((size_t)n2[i] * HEADS * head_dim, sizeof(float));
-        for (uint32_t j = 0; j < n2[i] * HEADS * head_dim; j++)
-            qq[j] = 1.5f * frand();
-        segs[i] = (attn_seg){seq[i], qq, oo, n2[i], past2[i]};
+     * visible, an item whose last group is partial) and 130 from scratch; with the default
+     * cap (4 groups this near the start: items of 64 tokens) and with 8 (the cap deep in the
+     * context: 128 tokens, the most the kernels hold) */
+    for (uint32_t cap = 0; cap <= 8; cap += 8) {
+        assert_int_equal(attn_new(HEADS, KV_HEADS, head_dim, 1, 280, 2, &a, NULL), LOCO_OK);
+        attn_force_scalar(a, scalar);
+        attn_force_bf16(a, mode == 2);
+        if (mode == 3)
+            attn_force_avx512(a, false);
+        attn_force_groups(a, cap);
+        const uint32_t past2[2] = {100, 0}, n2[2] = {150, 130};
+        for (int i = 0; i < 2; i++) {
+            assert_int_equal(kv_seq_new(c, 2048, &seq[i], NULL), LOCO_OK);
+            fill_seq(seq[i], past2[i] + n2[i]);
+            float *qq = malloc((size_t)n2[i] * HEADS * head_dim * sizeof(float));
+            float *oo = calloc((size_t)n2[i] * HEADS * head_dim, sizeof(float));
+            for (uint32_t j = 0; j < n2[i] * HEADS * head_dim; j++)
+                qq[j] = 1.5f * frand();
+            segs[i] = (attn_seg){seq[i], qq, oo, n2[i], past2[i]};
+        }
+        attn_forward(a, NULL, 0, segs, 2);
+        for (int i = 0; i < 2; i++) {
+            double e = check_seg(&segs[i]);
+            if (getenv("LOCO_TEST_VERBOSE"))
+                fprintf(stderr, "%s d%u %s groups (cap %u) seg %d: max error %.3g\n",
+                        ggml_type_name(type), head_dim, MODES[mode], cap, i, e);
+            assert_true(e < tol);
+            free((void *)segs[i].q);
+            free(segs[i].out);
+            kv_seq_free(seq[i]);
+        }
+        attn_free(a);
     }
-    attn_forward(a, NULL, 0, segs, 2);
-    for (int i = 0; i < 2; i++) {
-        double e = check_seg(&segs[i]);
-        if (getenv("LOCO_TEST_VERBOSE"))
-            fprintf(stderr, "%s d%u %s groups seg %d: max error %.3g\n",
-                    ggml_type_name(type), head_dim, MODES[mode], i, e);
-        assert_true(e < tol);
-        free((void *)segs[i].q);
-        free(segs[i].out);
-        kv_seq_free(seq[i]);
-    }
-    attn_free(a);
     kv_cache_free(c);
 }
 
