@@ -5,7 +5,10 @@
  * Seconds per pass are what a 36-layer model spends on attention for that chunk / 36; A/B
  * comparisons of attention changes take seconds here instead of minutes of `loco bench
  * --depth`. LOCO_ATTN_NO_BF16 and the other attn.c switches apply.
- *   bench_attn [depth (16384)] [tokens (512)] [threads (all)] [f16|q8_0 (f16)] [passes (7)]  */
+ * LAYERS (1) sets the layers of the cache: its blocks hold every layer's rows of 64 positions,
+ * so with 36 a head's tiles lie as far apart as in the model (layer 0 is the one timed).
+ *   bench_attn [depth (16384)] [tokens (512)] [threads (all)] [f16|q8_0 (f16)] [passes (7)]
+ *              [layers (1)]  */
 #include "base/common.h"
 
 #include <math.h>
@@ -49,16 +52,18 @@ int main(int argc, char **argv)
     const long threads = argc > 3 ? strtol(argv[3], NULL, 10) : tpool_default_threads();
     const char *tname = argc > 4 ? argv[4] : "f16";
     const long passes = argc > 5 ? strtol(argv[5], NULL, 10) : 7;
+    const long layers = argc > 6 ? strtol(argv[6], NULL, 10) : 1;
     const ggml_type type = strcmp(tname, "q8_0") == 0 ? GGML_TYPE_Q8_0 : GGML_TYPE_F16;
     if (depth < 0 || depth > 1 << 20 || tokens < 1 || tokens > 4096 || threads < 1 ||
-        threads > TPOOL_MAX_THREADS || passes < 1 || passes > 1000 ||
+        threads > TPOOL_MAX_THREADS || passes < 1 || passes > 1000 || layers < 1 || layers > 128 ||
         (strcmp(tname, "f16") != 0 && strcmp(tname, "q8_0") != 0)) {
-        fprintf(stderr, "usage: bench_attn [depth] [tokens 1..4096] [threads] [f16|q8_0] [passes]\n");
+        fprintf(stderr, "usage: bench_attn [depth] [tokens 1..4096] [threads] [f16|q8_0] [passes] "
+                        "[layers 1..128]\n");
         return 2;
     }
     const uint32_t n = (uint32_t)(depth + tokens);
     loco_err err = {0};
-    kv_params kp = {1, KV_HEADS, DIM, type, (n + KV_BLOCK - 1) / KV_BLOCK + 1, 0};
+    kv_params kp = {(uint32_t)layers, KV_HEADS, DIM, type, (n + KV_BLOCK - 1) / KV_BLOCK + 1, 0};
     kv_cache *c = NULL;
     kv_seq *s = NULL;
     tpool *pool = threads > 1 ? tpool_new((int32_t)threads, &err) : NULL;
@@ -107,9 +112,9 @@ int main(int argc, char **argv)
     /* QK and PV products: each query sees depth + its index + 1 positions */
     const double macs =
         2.0 * HEADS * DIM * ((double)tokens * (double)depth + (double)tokens * (tokens + 1) / 2);
-    printf("{\"depth\":%ld,\"tokens\":%ld,\"threads\":%ld,\"kv_type\":\"%s\",\"bf16\":%s,"
+    printf("{\"depth\":%ld,\"tokens\":%ld,\"threads\":%ld,\"layers\":%ld,\"kv_type\":\"%s\",\"bf16\":%s,"
            "\"best_ms\":%.3f,\"median_ms\":%.3f,\"gmacs\":%.1f,\"x36_s\":%.3f}\n",
-           depth, tokens, threads, tname, attn_uses_bf16(a) ? "true" : "false", t[0] * 1e3,
+           depth, tokens, threads, layers, tname, attn_uses_bf16(a) ? "true" : "false", t[0] * 1e3,
            t[passes / 2] * 1e3, macs / t[0] / 1e9, t[0] * 36);
     free(t);
     free(o);
