@@ -34,7 +34,7 @@
  * sequence's chunk after at least ATTN_DEEP_POS cached positions) that reading is worth twice
  * the groups; nearer the start, half of them (more, smaller items balance the causal part).
  * bench_attn, AMD EPYC, 2 threads, 512 tokens, 8 vs 4 groups: depth 16K 7% faster (median of
- * 5 pairs), 4K 2%, 512 slower (0.6-1.0). */
+ * 5 pairs), 4K 2%; at 512 the runs (15 ms) were too noisy to tell (0.6-1.6). */
 #ifndef ATTN_GROUPS
 #define ATTN_GROUPS 8
 #endif
