@@ -56,7 +56,7 @@ int main(int argc, char **argv)
             quant_quantize_row(t, x + (size_t)(r % nt) * (size_t)k, w + (size_t)r * rb, k);
         kern_weight kw;
         loco_err err;
-        if (kern_weight_init(&kw, t, w, rows, k, "bench", &err)) {
+        if (kern_weight_init(&kw, t, rows, k, "bench", &err)) {
             fprintf(stderr, "%s\n", err.msg);
             return 1;
         }

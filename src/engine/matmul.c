@@ -129,15 +129,14 @@ loco_status mm_weights_prepare(mm_weights *mw, const qwen3_model *m, tpool *pool
         if (!kern_type_supported(w->type))
             continue; /* no fast kernels (the low-bit types): see vecdot_run */
         mm_entry *e = &mw->e[mw->n];
-        rc = kern_weight_init(&e->w, w->type, w->data, w->ne1, w->ne0, w->name, err);
+        rc = kern_weight_init(&e->w, w->type, w->ne1, w->ne0, w->name, err);
         if (rc)
             break;
         e->key = w->data;
         mw->n++;
-        if (!kern_type_packed(w->type))
-            continue;
         /* in slices of about 32 MiB of the source, whose mapped pages are dropped as soon as
-         * they are packed: the peak stays near the packed size, not packed + one tensor */
+         * they are packed (or copied, the dense types): the peak stays near the copy's size,
+         * not the copy + one tensor */
         const int64_t slice = (int64_t)(((size_t)32 << 20) / (w->row_bytes * KERN_GROUP)) + 1;
         for (int64_t s0 = 0; s0 < e->w.n_groups; s0 += slice) {
             const int64_t s1 = s0 + slice < e->w.n_groups ? s0 + slice : e->w.n_groups;

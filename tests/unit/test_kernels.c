@@ -108,7 +108,7 @@ static void problem_init(problem *p, rng *r, ggml_type t, int64_t rows, int64_t 
     for (int64_t i = 0; i < nt; i++)
         fill(r, p->x + i * k, k);
     loco_err err;
-    assert_int_equal(kern_weight_init(&p->kw, t, p->w, rows, k, "test", &err), LOCO_OK);
+    assert_int_equal(kern_weight_init(&p->kw, t, rows, k, "test", &err), LOCO_OK);
     kern_weight_pack(&p->kw, p->w, 0, p->kw.n_groups);
 }
 
@@ -416,13 +416,26 @@ static void test_dispatch(void **state)
     assert_false(kern_type_supported(GGML_TYPE_Q2_K));
     kern_weight w;
     loco_err err;
-    uint8_t dummy[64] = {0};
-    assert_int_equal(kern_weight_init(&w, GGML_TYPE_Q2_K, dummy, 1, 256, "x", &err),
+    assert_int_equal(kern_weight_init(&w, GGML_TYPE_Q2_K, 1, 256, "x", &err),
                      LOCO_ERR_UNSUPPORTED);
     assert_non_null(strstr(err.msg, "'x'"));
-    assert_int_equal(kern_weight_init(&w, GGML_TYPE_Q4_K, dummy, 1, 100, "y", &err),
+    assert_int_equal(kern_weight_init(&w, GGML_TYPE_Q4_K, 1, 100, "y", &err),
                      LOCO_ERR_INVALID);
     kern_weight_release(NULL);
+    kern_weight_release(&w);
+    /* dense weights are copied as they are (the source may go away after packing) */
+    enum { DR_ROWS = 21, DK = 64 };
+    uint16_t src[DR_ROWS * DK], orig[DR_ROWS * DK];
+    for (size_t i = 0; i < LOCO_ARRAY_LEN(src); i++)
+        src[i] = (uint16_t)(i * 7919u);
+    memcpy(orig, src, sizeof(src));
+    assert_int_equal(kern_weight_init(&w, GGML_TYPE_F16, DR_ROWS, DK, "d", &err), LOCO_OK);
+    assert_int_equal(w.n_groups, 2);
+    kern_weight_pack(&w, src, 1, 2);
+    kern_weight_pack(&w, src, 0, 1);
+    memset(src, 0xA5, sizeof(src));
+    assert_ptr_not_equal(w.data, (const uint8_t *)src);
+    assert_memory_equal(w.data, orig, sizeof(orig));
     kern_weight_release(&w);
     /* act rows are whole cache lines */
     for (size_t i = 0; i < LOCO_ARRAY_LEN(all_types); i++)

@@ -22,18 +22,19 @@
 /* Weight rows per packed group: one 512-bit vector of int32 lanes. */
 #define KERN_GROUP 16
 
-/* A weight matrix ready for kern_matmul: rows of k values. For the quant types the data is a
- * packed copy (groups of KERN_GROUP rows, the last one padded with zero rows); for F32, F16
- * and BF16 it is the original rows, borrowed (packing would not pay). */
+/* A weight matrix ready for kern_matmul: rows of k values, in a copy owned by the weight on
+ * huge pages where the system grants them. For the quant types the copy is packed (groups of
+ * KERN_GROUP rows, the last one padded with zero rows); for F32, F16 and BF16 it holds the
+ * original rows as they are (packing would not pay; the huge pages do). */
 typedef struct {
     ggml_type type;
     int64_t rows;        /* output rows (ne1) */
     int64_t k;           /* values per row (ne0) */
     int64_t n_groups;    /* ceil(rows / KERN_GROUP) */
-    size_t group_bytes;  /* bytes of one packed group (packed types) */
+    size_t group_bytes;  /* bytes of one group of KERN_GROUP rows in the copy */
     size_t row_bytes;    /* bytes of one original row */
-    const uint8_t *data; /* packed groups, or the original rows (dense types) */
-    void *mem;           /* owned mapping holding the packed groups (NULL: borrowed) */
+    const uint8_t *data; /* the copy: packed groups, or the rows (dense types) */
+    void *mem;           /* the owned mapping holding the copy (the same as data) */
     size_t mem_bytes;
 } kern_weight;
 
@@ -62,14 +63,14 @@ bool kern_type_packed(ggml_type type);
  * 64). k must be a multiple of the type's block size. */
 size_t kern_act_bytes(ggml_type type, int64_t k);
 
-/* Sets up w for rows x k values of this type at src (ggml layout, borrowed). Packed types get
- * a mapping of n_groups * group_bytes (owned by w, filled by kern_weight_pack); dense types
- * borrow src (which must then outlive w). LOCO_ERR_UNSUPPORTED / LOCO_ERR_INVALID name the
- * tensor (what); LOCO_ERR_NOMEM when the mapping fails. */
-loco_status kern_weight_init(kern_weight *w, ggml_type type, const void *src, int64_t rows,
+/* Sets up w for rows x k values of this type (ggml layout; src is not read here, and not kept):
+ * w gets a mapping for its copy (owned by w, filled by kern_weight_pack, which must cover every
+ * group before kern_matmul). LOCO_ERR_UNSUPPORTED / LOCO_ERR_INVALID name the tensor (what);
+ * LOCO_ERR_NOMEM when the mapping fails. */
+loco_status kern_weight_init(kern_weight *w, ggml_type type, int64_t rows,
                              int64_t k, const char *what, loco_err *err);
-/* Packs groups [g0, g1) of src (the same rows given to kern_weight_init) into w. Disjoint
- * ranges may be packed by several threads at once. Nothing for dense types. */
+/* Packs groups [g0, g1) of src (the rows described to kern_weight_init) into w's copy (dense
+ * types: copies those rows). Disjoint ranges may be packed by several threads at once. */
 void kern_weight_pack(kern_weight *w, const void *src, int64_t g0, int64_t g1);
 /* Frees what w owns; w is zeroed. NULL or a zeroed w is fine. */
 void kern_weight_release(kern_weight *w);
