@@ -69,6 +69,7 @@ typedef struct {
     uint32_t *bp; /* (KV_BLOCK / 2, 64) weight pairs */
     uint32_t *bv; /* (KV_BLOCK / 2, head_dim) value pairs */
     float *bs;    /* (KV_BLOCK, 64) scores */
+    float *bmx;   /* (64) the scores' row maxima */
     float *bo;    /* (ATTN_GROUPS, head_dim, 64) output sums */
     float *bc;    /* (ATTN_GROUPS, 64) rescale factors */
     int32_t *blim;/* (ATTN_GROUPS, 64) last position each row sees */
@@ -872,29 +873,30 @@ BF_INLINE __m512i bf16_pairs(__m512 even, __m512 odd)
     return _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(odd, even));
 }
 
-/* exp(x), x <= 0, 0 below -87.3 (as exp_avx2; 2^n applied by vscalefps). */
-BF_INLINE __m512 exp512(__m512 x)
+/* 2^x, x <= 0, 0 below -126: 2^n (by vscalefps) times 2^r for the nearest integer n and
+ * r = x - n in [-1/2, 1/2] by a degree-5 polynomial (Chebyshev nodes; relative error
+ * under 2e-7, far below the bf16 rounding the weights then get). The bf16 path's scores are
+ * in log2 units (log2 e folded into the query scale), so this is its softmax's exp. */
+BF_INLINE __m512 exp2_512(__m512 x)
 {
-    const __m512 lo = _mm512_set1_ps(-87.3f);
+    const __m512 lo = _mm512_set1_ps(-126.0f);
     const __mmask16 keep = _mm512_cmp_ps_mask(x, lo, _CMP_GE_OQ);
     x = _mm512_max_ps(x, lo);
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 y = _mm512_set1_ps(1.0f / 5040.0f);
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f / 720.0f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f / 120.0f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f / 24.0f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f / 6.0f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(0.5f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f));
+    const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 r = _mm512_sub_ps(x, n);
+    __m512 y = _mm512_set1_ps(0.0013390863f);
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(0.0096760318f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(0.055503570f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(0.24022107f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(0.69314718f));
     y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f));
     return _mm512_maskz_scalef_ps(keep, y, n);
 }
-/* St[j][r] = sum over pairs p of Kb[j][p] . Qt[p][r] for keys j0..j0+JB-1, NV row vectors. */
+
+/* St[j][r] = sum over pairs p of Kb[j][p] . Qt[p][r] for keys j0..j0+JB-1, NV row vectors;
+ * mx[v] takes the rows' maxima over those keys too. */
 BF_INLINE void bf_qk_blk(const uint32_t *Qt, uint32_t RP, const uint32_t *Kb, uint32_t np,
-                         float *St, uint32_t j0, const int JB, const int NV)
+                         float *St, __m512 *mx, uint32_t j0, const int JB, const int NV)
 {
     __m512 acc[6][4];
     for (int jb = 0; jb < JB; jb++)
@@ -911,8 +913,10 @@ BF_INLINE void bf_qk_blk(const uint32_t *Qt, uint32_t RP, const uint32_t *Kb, ui
         }
     }
     for (int jb = 0; jb < JB; jb++)
-        for (int v = 0; v < NV; v++)
+        for (int v = 0; v < NV; v++) {
             _mm512_storeu_ps(St + (size_t)(j0 + jb) * RP + 16 * v, acc[jb][v]);
+            mx[v] = _mm512_max_ps(mx[v], acc[jb][v]);
+        }
 }
 
 /* Ot[i][r] = Ot[i][r] * corr[r] + sum over key pairs jp of Vp[jp][i] . Pp[jp][r], for dims
@@ -941,19 +945,25 @@ BF_INLINE void bf_pv_blk(const uint32_t *Pp, uint32_t RP, const uint32_t *Vp, ui
             _mm512_storeu_ps(Ot + (size_t)(i0 + ib) * RP + 16 * v, acc[ib][v]);
 }
 
+/* Every row's maximum over the n keys goes to Mx (RP floats; masked or not). */
 #define BF_QK(NVC)                                                                              \
     BF_ATTR static void bf_qk_##NVC(const uint32_t *Qt, uint32_t RP, const uint32_t *Kb,       \
-                                    uint32_t np, float *St, uint32_t n)                        \
+                                    uint32_t np, float *St, float *Mx, uint32_t n)             \
     {                                                                                          \
+        __m512 mx[4];                                                                          \
+        for (int v = 0; v < NVC; v++)                                                          \
+            mx[v] = _mm512_set1_ps(-INFINITY);                                                 \
         uint32_t j = 0;                                                                        \
         for (; j + 6 <= n; j += 6)                                                             \
-            bf_qk_blk(Qt, RP, Kb, np, St, j, 6, NVC);                                          \
+            bf_qk_blk(Qt, RP, Kb, np, St, mx, j, 6, NVC);                                      \
         if (j + 4 <= n) { /* the rest of a 64-key tile: not latency-bound blocks of 1 */       \
-            bf_qk_blk(Qt, RP, Kb, np, St, j, 4, NVC);                                          \
+            bf_qk_blk(Qt, RP, Kb, np, St, mx, j, 4, NVC);                                      \
             j += 4;                                                                            \
         }                                                                                      \
         for (; j < n; j++)                                                                     \
-            bf_qk_blk(Qt, RP, Kb, np, St, j, 1, NVC);                                          \
+            bf_qk_blk(Qt, RP, Kb, np, St, mx, j, 1, NVC);                                      \
+        for (int v = 0; v < NVC; v++)                                                          \
+            _mm512_storeu_ps(Mx + 16 * v, mx[v]);                                              \
     }
 #define BF_PV(NVC, IBC)                                                                         \
     BF_ATTR static void bf_pv_##NVC(const uint32_t *Pp, uint32_t RP, const uint32_t *Vp,        \
@@ -972,48 +982,47 @@ BF_PV(3, 4)
 BF_PV(4, 4)
 
 typedef void (*bf_qk_fn)(const uint32_t *, uint32_t, const uint32_t *, uint32_t, float *,
-                         uint32_t);
+                         float *, uint32_t);
 typedef void (*bf_pv_fn)(const uint32_t *, uint32_t, const uint32_t *, uint32_t, uint32_t,
                          float *, const float *);
 static const bf_qk_fn BF_QKS[4] = {bf_qk_1, bf_qk_2, bf_qk_3, bf_qk_4};
 static const bf_pv_fn BF_PVS[4] = {bf_pv_1, bf_pv_2, bf_pv_3, bf_pv_4};
 
 
-/* Causal mask and online softmax of one group's scores St (n keys from position kb), and the
- * weights as bf16 pairs of keys into Pp (njp pairs); (m, l) updated, corr set. Hidden
- * positions get weight 0 (exactly: a row that sees nothing keeps m = -inf and l = 0). */
-BF_ATTR static void bf_softmax(tgroup *tg, const float *St, uint32_t kb, uint32_t n,
-                               uint32_t *Pp)
+/* Causal mask and online softmax of one group's scores St (n keys from position kb; Mx their
+ * rows' maxima, unmasked), and the weights as bf16 pairs of keys into Pp (njp pairs); (m, l)
+ * updated, corr set. Hidden positions get weight 0 (exactly: a row that sees nothing keeps
+ * m = -inf and l = 0). Scores are in log2 units. */
+BF_ATTR static void bf_softmax(tgroup *tg, const float *St, const float *Mx, uint32_t kb,
+                               uint32_t n, uint32_t *Pp)
 {
     const uint32_t RP = tg->RP, njp = (n + 1) / 2;
     const bool masked = (int64_t)(kb + n - 1) > (int64_t)tg->lim[0];
     for (uint32_t v = 0; v < RP / 16; v++) {
         const __m512i lv = _mm512_loadu_si512(tg->lim + 16 * v);
-        __m512 mt = _mm512_set1_ps(-INFINITY);
+        __m512 mt = _mm512_loadu_ps(Mx + 16 * v);
         if (masked) {
+            mt = _mm512_set1_ps(-INFINITY);
             for (uint32_t j = 0; j < n; j++) {
                 const __mmask16 see =
                     _mm512_cmple_epi32_mask(_mm512_set1_epi32((int32_t)(kb + j)), lv);
                 mt = _mm512_mask_max_ps(mt, see, mt, _mm512_loadu_ps(St + (size_t)j * RP + 16 * v));
             }
-        } else {
-            for (uint32_t j = 0; j < n; j++)
-                mt = _mm512_max_ps(mt, _mm512_loadu_ps(St + (size_t)j * RP + 16 * v));
         }
         const __m512 mo = _mm512_loadu_ps(tg->m + 16 * v);
         const __m512 mn = _mm512_max_ps(mo, mt);
         const __mmask16 none = _mm512_cmp_ps_mask(mn, _mm512_set1_ps(-INFINITY), _CMP_EQ_OQ);
         /* rows that still see nothing keep corr 1 (their sums are 0) */
         const __m512 base = _mm512_mask_mov_ps(mn, none, _mm512_setzero_ps());
-        __m512 c = exp512(_mm512_sub_ps(mo, base));
+        __m512 c = exp2_512(_mm512_sub_ps(mo, base));
         c = _mm512_mask_mov_ps(c, none, _mm512_set1_ps(1.0f));
         __m512 sum = _mm512_setzero_ps();
         for (uint32_t jp = 0; jp < njp; jp++) {
             const uint32_t j = 2 * jp;
-            __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(St + (size_t)j * RP + 16 * v), base));
+            __m512 e = exp2_512(_mm512_sub_ps(_mm512_loadu_ps(St + (size_t)j * RP + 16 * v), base));
             __m512 o = _mm512_setzero_ps();
             if (j + 1 < n)
-                o = exp512(_mm512_sub_ps(_mm512_loadu_ps(St + (size_t)(j + 1) * RP + 16 * v), base));
+                o = exp2_512(_mm512_sub_ps(_mm512_loadu_ps(St + (size_t)(j + 1) * RP + 16 * v), base));
             if (masked) {
                 e = _mm512_maskz_mov_ps(
                     _mm512_cmple_epi32_mask(_mm512_set1_epi32((int32_t)(kb + j)), lv), e);
@@ -1034,7 +1043,8 @@ BF_ATTR static void run_item_bf16(attn_ctx *a, const attn_item *it, attn_scratch
 {
     const attn_seg *sg = &a->segs[it->seg];
     const uint32_t d = a->d, np = d / 2;
-    const __m512 scale = _mm512_set1_ps(1.0f / sqrtf((float)d));
+    /* scores in log2 units: exp(s) = 2^(s log2 e) */
+    const __m512 scale = _mm512_set1_ps(1.44269504088896341f / sqrtf((float)d));
     uint32_t *Kb = sc->bk, *Pp = sc->bp, *Vp = sc->bv;
     const ggml_type kt = kv_seq_type(sg->seq);
     const size_t rb = kv_seq_row_bytes(sg->seq);
@@ -1098,14 +1108,17 @@ BF_ATTR static void run_item_bf16(attn_ctx *a, const attn_item *it, attn_scratch
             const uint32_t NV = tg->RP / 16;
             if (nk)
                 prefetch_part(nk, nv, (size_t)KV_BLOCK * rb, g - g0, ng - g0);
-            BF_QKS[NV - 1](tg->Qt, tg->RP, Kb, np, sc->bs, n);
-            bf_softmax(tg, sc->bs, kb, n, Pp);
+            BF_QKS[NV - 1](tg->Qt, tg->RP, Kb, np, sc->bs, sc->bmx, n);
+            bf_softmax(tg, sc->bs, sc->bmx, kb, n, Pp);
             BF_PVS[NV - 1](Pp, tg->RP, Vp, d, njp, tg->Ot, tg->corr);
         }
         kb = ke;
     }
-    for (uint32_t g = 0; g < ng; g++)
+    for (uint32_t g = 0; g < ng; g++) {
+        for (uint32_t r = 0; r < gs[g].rows; r++)
+            gs[g].m[r] *= 0.693147180559945309f; /* back to natural units for the merge */
         put_rows(a, it, gs[g].r0, gs[g].rows, gs[g].m, gs[g].l, gs[g].Ot, 1, gs[g].RP);
+    }
 }
 #endif
 
@@ -1171,11 +1184,12 @@ loco_status attn_new(uint32_t n_head, uint32_t n_head_kv, uint32_t head_dim, uin
         s->bp = aligned_alloc(64, (size_t)KV_BLOCK / 2 * 64 * sizeof(uint32_t));
         s->bv = aligned_alloc(64, (size_t)KV_BLOCK / 2 * head_dim * sizeof(uint32_t) + 64);
         s->bs = aligned_alloc(64, (size_t)KV_BLOCK * 64 * sizeof(float));
+        s->bmx = aligned_alloc(64, 64 * sizeof(float));
         s->bo = aligned_alloc(64, (size_t)ATTN_GROUPS * head_dim * 64 * sizeof(float) + 64);
         s->bc = aligned_alloc(64, ATTN_GROUPS * 64 * sizeof(float));
         s->blim = aligned_alloc(64, ATTN_GROUPS * 64 * sizeof(int32_t));
         ok = s->q && s->kf && s->vf && s->s && s->acc && s->m && s->l && s->bq && s->bk &&
-             s->bp && s->bv && s->bs && s->bo && s->bc && s->blim;
+             s->bp && s->bv && s->bs && s->bmx && s->bo && s->bc && s->blim;
     }
     if (!ok) {
         attn_free(a);
@@ -1210,6 +1224,7 @@ void attn_free(attn_ctx *a)
         free(s->bp);
         free(s->bv);
         free(s->bs);
+        free(s->bmx);
         free(s->bo);
         free(s->bc);
         free(s->blim);

@@ -175,6 +175,21 @@ static void run_case(ggml_type type, int mode, uint32_t dim)
     attn_forward(a, NULL, 0, &one, 1);
     assert_true(check_seg(&one) < tol);
     kv_seq_free(seq[0]);
+    /* a 6-token chunk alone at depth: prompt items (24 query rows each, the transposed
+     * kernels) whose KV range is split too, their partial sums merged */
+    assert_int_equal(kv_seq_new(c, 2048, &seq[0], NULL), LOCO_OK);
+    fill_seq(seq[0], 1206);
+    float q6[6 * HEADS * MAX_DIM], o6[6 * HEADS * MAX_DIM];
+    for (uint32_t j = 0; j < 6 * HEADS * head_dim; j++)
+        q6[j] = 1.5f * frand();
+    attn_seg six = {seq[0], q6, o6, 6, 1200};
+    attn_forward(a, NULL, 0, &six, 1);
+    const double e6 = check_seg(&six);
+    if (getenv("LOCO_TEST_VERBOSE"))
+        fprintf(stderr, "%s d%u %s split chunk: max error %.3g\n", ggml_type_name(type),
+                head_dim, MODES[mode], e6);
+    assert_true(e6 < tol);
+    kv_seq_free(seq[0]);
     attn_free(a);
 
     /* one thread: prompt items of several query groups each (tiles read once for all): 150
