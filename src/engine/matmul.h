@@ -27,7 +27,7 @@ void mm_weights_free(mm_weights *mw); /* NULL ok */
 /* Packs every matrix of m into mw unless that was done (thread-safe; pool may be NULL: one
  * thread). file is m's GGUF file, whose mapped pages are released after packing. */
 loco_status mm_weights_prepare(mm_weights *mw, const qwen3_model *m, tpool *pool, loco_err *err);
-/* Bytes of the packed copies (0 before mm_weights_prepare). */
+/* Bytes of the weights' copies for the fast kernels (0 before mm_weights_prepare). */
 uint64_t mm_weights_bytes(const mm_weights *mw);
 
 /* Per-context state: which arithmetic, the encoded-activation buffer and what it holds. */
