@@ -225,6 +225,7 @@ struct gguf {
     const uint8_t *base;
     size_t size;
     bool mapped;
+    int fd;               /* the file (gguf_open), for gguf_read_at; -1 for memory */
     uint32_t version;
     uint32_t alignment;
     uint64_t data_offset;
@@ -752,6 +753,7 @@ static gguf *gguf_alloc(const char *name)
     }
     arena_init(&g->mem, SIZE_MAX);
     g->alignment = GGUF_DEFAULT_ALIGNMENT;
+    g->fd = -1;
     return g;
 }
 
@@ -802,17 +804,20 @@ loco_status gguf_open(const char *path, gguf **out_g, loco_err *err)
     size_t size = (size_t)st.st_size;
     void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
     int e = errno;
-    close(fd);
-    if (map == MAP_FAILED)
+    if (map == MAP_FAILED) {
+        close(fd);
         return loco_err_set(err, LOCO_ERR_IO, "cannot map '%s': %s", path, strerror(e));
+    }
     gguf *g = gguf_alloc(path);
     if (!g) {
         munmap(map, size);
+        close(fd);
         return loco_err_set(err, LOCO_ERR_NOMEM, "out of memory opening '%s'", path);
     }
     g->base = map;
     g->size = size;
     g->mapped = true;
+    g->fd = fd; /* kept for gguf_read_at */
     loco_status rc = parse_file(g, err);
     if (rc) {
         gguf_close(g);
@@ -828,6 +833,8 @@ void gguf_close(gguf *g)
         return;
     if (g->mapped)
         munmap((void *)g->base, g->size);
+    if (g->fd >= 0)
+        close(g->fd);
     arena_release(&g->mem);
     free(g->name);
     free(g);
@@ -841,6 +848,29 @@ const char *gguf_name(const gguf *g)
 bool gguf_is_file_mapped(const gguf *g)
 {
     return g->mapped;
+}
+
+loco_status gguf_read_at(const gguf *g, const void *p, size_t n, void *dst, loco_err *err)
+{
+    const uint8_t *b = p;
+    LOCO_ASSERT(b >= g->base && n <= g->size && (size_t)(b - g->base) <= g->size - n);
+    if (g->fd < 0) {
+        memcpy(dst, p, n);
+        return LOCO_OK;
+    }
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = pread(g->fd, (uint8_t *)dst + done, n - done,
+                          (off_t)((size_t)(b - g->base) + done));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return loco_err_set(err, LOCO_ERR_IO, "cannot read '%s' at byte %zu: %s", g->name,
+                                (size_t)(b - g->base) + done,
+                                r < 0 ? strerror(errno) : "the file was truncated");
+        done += (size_t)r;
+    }
+    return LOCO_OK;
 }
 
 uint32_t gguf_version(const gguf *g)

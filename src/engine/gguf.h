@@ -100,6 +100,12 @@ void gguf_mapping(const gguf *g, const void **out_base, size_t *out_size);
 /* True when the data is a read-only mapping of a file (gguf_open), false for gguf_open_memory:
  * only then may whole pages of it be dropped from memory (they are re-read on use). */
 bool gguf_is_file_mapped(const gguf *g);
+/* Copies the n bytes at p (inside g's mapping) to dst. From a file (gguf_open) they are read
+ * with pread, so the mapping's pages are not touched: lookups of a few rows (the token
+ * embeddings) then leave the process's resident memory as it was (a touched page of the
+ * mapping stays resident, and the page cache may map 2 MiB at once). Thread-safe.
+ * LOCO_ERR_IO names the file and the offset. */
+loco_status gguf_read_at(const gguf *g, const void *p, size_t n, void *dst, loco_err *err);
 
 /* Metadata, in file order. Indexes are 0..gguf_kv_count()-1; -1 means "absent". */
 int64_t gguf_kv_count(const gguf *g);

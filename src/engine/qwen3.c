@@ -42,6 +42,7 @@ struct qwen3_ctx {
     float *proj;        /* (n_batch, n_embd) output of wo / down */
     float *rope;        /* (n_batch, head_dim) cos, sin of each row's angles (head_dim/2 each) */
     float *logits;      /* (n_seq, n_vocab) output rows before they are handed out */
+    uint8_t *emb_row;   /* one token_embd row, read from the file (embed) */
     uint32_t *row_seg;  /* (n_batch) segment of each row */
     uint32_t *row_pos;  /* (n_batch) position of each row */
     /* parity attention, per worker (parity contexts only) */
@@ -332,10 +333,11 @@ loco_status qwen3_ctx_new_opts(const qwen3_model *m, const qwen3_ctx_opts *o, qw
     c->proj = calloc(n_batch * E, sizeof(float));
     c->rope = calloc(n_batch * d, sizeof(float));
     c->logits = malloc((size_t)n_seq * hp->n_vocab * sizeof(float));
+    c->emb_row = malloc(m->tok_embd.row_bytes);
     c->row_seg = calloc(n_batch, sizeof(uint32_t));
     c->row_pos = calloc(n_batch, sizeof(uint32_t));
     c->asegs = calloc(n_seq, sizeof(attn_seg));
-    bool ok = c->x && c->xn && c->q && c->k && c->v && c->attn && c->gate && c->up &&
+    bool ok = c->emb_row && c->x && c->xn && c->q && c->k && c->v && c->attn && c->gate && c->up &&
               c->proj && c->rope && c->logits && c->row_seg && c->row_pos && c->asegs;
     if (ok && o->parity) {
         size_t T = (size_t)c->n_threads;
@@ -397,6 +399,7 @@ void qwen3_ctx_free(qwen3_ctx *c)
     free(c->proj);
     free(c->rope);
     free(c->logits);
+    free(c->emb_row);
     free(c->row_seg);
     free(c->row_pos);
     free(c->asegs);
@@ -601,9 +604,16 @@ static loco_status embed(qwen3_ctx *c, const int32_t *tokens, uint32_t n, float 
         if (tokens[t] < 0 || (uint32_t)tokens[t] >= m->hp.n_vocab)
             return loco_err_set(err, LOCO_ERR_INVALID, "token id %d is outside the vocabulary (%u)",
                                 tokens[t], m->hp.n_vocab);
+        /* read, not touched through the mapping: a lookup would leave its pages (and on a
+         * page cache of 2 MiB folios, 2 MiB) resident, and over a long session most of the
+         * table besides the packed copy of it the tied output head streams */
         const uint8_t *row = (const uint8_t *)m->tok_embd.data +
                              (size_t)tokens[t] * m->tok_embd.row_bytes;
-        quant_dequantize_row(m->tok_embd.type, row, x + (size_t)t * m->hp.n_embd, m->hp.n_embd);
+        loco_status rc = gguf_read_at(m->file, row, m->tok_embd.row_bytes, c->emb_row, err);
+        if (rc)
+            return rc;
+        quant_dequantize_row(m->tok_embd.type, c->emb_row, x + (size_t)t * m->hp.n_embd,
+                             m->hp.n_embd);
     }
     return LOCO_OK;
 }
