@@ -14,25 +14,7 @@
 #pragma clang fp contract(off)
 #endif
 
-#define AVX2_FN __attribute__((target("avx2,fma,f16c")))
-
-AVX2_FN static inline float h2f(uint16_t h)
-{
-    return _cvtsh_ss(h);
-}
-
-AVX2_FN static inline float hsum_ps(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-AVX2_FN static inline __m256i load256(const void *p)
-{
-    return _mm256_loadu_si256((const __m256i *)p);
-}
+#include "engine/quant_avx2_int.h"
 
 /* 16 packed bytes -> 32 values 0..15: low nibbles in bytes 0..15, high nibbles in 16..31. */
 AVX2_FN static inline __m256i nibbles32(const uint8_t *p)
@@ -79,7 +61,7 @@ AVX2_FN static float dot_q8_0(int64_t n, const void *vw, const void *va)
         const __m256 q = _mm256_cvtepi32_ps(dot_s8(load256(x[i].qs), load256(y[i].qs)));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), q, acc);
     }
-    return hsum_ps(acc);
+    return hsum8(acc);
 }
 
 AVX2_FN static float dot_q4_0(int64_t n, const void *vw, const void *va)
@@ -93,7 +75,7 @@ AVX2_FN static float dot_q4_0(int64_t n, const void *vw, const void *va)
         const __m256 q = _mm256_cvtepi32_ps(dot_s8(qx, load256(y[i].qs)));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), q, acc);
     }
-    return hsum_ps(acc);
+    return hsum8(acc);
 }
 
 AVX2_FN static float dot_q4_1(int64_t n, const void *vw, const void *va)
@@ -107,7 +89,7 @@ AVX2_FN static float dot_q4_1(int64_t n, const void *vw, const void *va)
         acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), q, acc);
         summs += h2f(x[i].m) * h2f(y[i].s);
     }
-    return hsum_ps(acc) + summs;
+    return hsum8(acc) + summs;
 }
 
 AVX2_FN static float dot_q5_0(int64_t n, const void *vw, const void *va)
@@ -123,7 +105,7 @@ AVX2_FN static float dot_q5_0(int64_t n, const void *vw, const void *va)
         const __m256 q = _mm256_cvtepi32_ps(dot_s8(qx, load256(y[i].qs)));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), q, acc);
     }
-    return hsum_ps(acc);
+    return hsum8(acc);
 }
 
 AVX2_FN static float dot_q5_1(int64_t n, const void *vw, const void *va)
@@ -140,7 +122,7 @@ AVX2_FN static float dot_q5_1(int64_t n, const void *vw, const void *va)
         acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), q, acc);
         summs += h2f(x[i].m) * h2f(y[i].s);
     }
-    return hsum_ps(acc) + summs;
+    return hsum8(acc) + summs;
 }
 
 /* ------------------------------------------------------------------ K quants */
@@ -199,7 +181,7 @@ AVX2_FN static float dot_q4_K(int64_t n, const void *vw, const void *va)
         acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(mins), acc_m);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
-    return hsum_ps(acc) + hsum_ps4(acc_m);
+    return hsum8(acc) + hsum_ps4(acc_m);
 }
 
 AVX2_FN static float dot_q5_K(int64_t n, const void *vw, const void *va)
@@ -240,7 +222,7 @@ AVX2_FN static float dot_q5_K(int64_t n, const void *vw, const void *va)
             _mm_fmadd_ss(_mm_set_ss(dmin), _mm_set_ss((float)summ), _mm_set_ss(summ_f)));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
-    return hsum_ps(acc) + summ_f;
+    return hsum8(acc) + summ_f;
 }
 
 /* One 32-value group of Q6_K: q (0..63, the +32 offset still in) against 32 activations,
@@ -293,7 +275,7 @@ AVX2_FN static float dot_q6_K(int64_t n, const void *vw, const void *va)
         const float d = y[i].d * h2f(x[i].d);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
-    return hsum_ps(acc);
+    return hsum8(acc);
 }
 
 /* ------------------------------------------------------------------ float types */
@@ -376,27 +358,13 @@ AVX2_FN static float dot_bf16(int64_t n, const void *vw, const void *va)
         c4 = _mm256_add_ps(_mm256_mul_ps(load_bf16x8(x + i + 24), load_bf16x8(y + i + 24)), c4);
     }
     c1 = _mm256_add_ps(_mm256_add_ps(c1, c3), _mm256_add_ps(c2, c4));
-    double sum = hsum_ps(c1);
+    double sum = hsum8(c1);
     for (; i < n; i++)
         sum += (double)(bf2f(x[i]) * bf2f(y[i]));
     return (float)sum;
 }
 
 /* ------------------------------------------------------------------ row loops and table */
-
-#define AVX2_ROW_LOOPS(T, ID)                                                                  \
-    static void matvec_##T(const void *w, int64_t n, const void *act, float *out, int64_t rb,  \
-                           int64_t re)                                                         \
-    {                                                                                          \
-        quant_matvec_generic(dot_##T, ggml_type_row_size(ID, (uint64_t)n), w, n, act, out, rb, \
-                             re);                                                              \
-    }                                                                                          \
-    static void matmul_##T(const void *w, int64_t n, const void *acts, int64_t nt, size_t as,  \
-                           float *out, size_t os, int64_t rb, int64_t re)                      \
-    {                                                                                          \
-        quant_matmul_generic(dot_##T, ggml_type_row_size(ID, (uint64_t)n), w, n, acts, nt, as, \
-                             out, os, rb, re);                                                 \
-    }
 
 AVX2_ROW_LOOPS(f32, GGML_TYPE_F32)
 AVX2_ROW_LOOPS(f16, GGML_TYPE_F16)
@@ -409,13 +377,6 @@ AVX2_ROW_LOOPS(q5_1, GGML_TYPE_Q5_1)
 AVX2_ROW_LOOPS(q4_K, GGML_TYPE_Q4_K)
 AVX2_ROW_LOOPS(q5_K, GGML_TYPE_Q5_K)
 AVX2_ROW_LOOPS(q6_K, GGML_TYPE_Q6_K)
-
-#define SET_AVX2(T, ID)                                                                        \
-    do {                                                                                       \
-        kt->ops[ID].vec_dot = dot_##T;                                                         \
-        kt->ops[ID].matvec = matvec_##T;                                                       \
-        kt->ops[ID].matmul = matmul_##T;                                                       \
-    } while (0)
 
 /* F16C is CPUID leaf 1, ECX bit 29 (clang's __builtin_cpu_supports has no name for it). */
 static bool cpu_has_f16c(void)

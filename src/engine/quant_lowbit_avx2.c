@@ -19,26 +19,7 @@
 #pragma clang fp contract(off)
 #endif
 
-#define AVX2_FN __attribute__((target("avx2,fma,f16c")))
-
-AVX2_FN static inline float h2f(uint16_t h)
-{
-    return _cvtsh_ss(h);
-}
-
-/* hsum_float_8: high 128 + low 128, then the two pairs, then the last pair. */
-AVX2_FN static inline float hsum8(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-AVX2_FN static inline __m256i load256(const void *p)
-{
-    return _mm256_loadu_si256((const __m256i *)p);
-}
+#include "engine/quant_avx2_int.h"
 
 /* A 256-bit vector of 16-bit lanes: the low 8 lanes lo, the high 8 lanes hi. */
 AVX2_FN static inline __m256i split16(int16_t lo, int16_t hi)
@@ -189,31 +170,10 @@ AVX2_FN static float dot_iq4_xs(int64_t n, const void *vw, const void *va)
 
 /* ------------------------------------------------------------------ row loops and table */
 
-#define AVX2_ROW_LOOPS(T, ID)                                                                  \
-    static void matvec_##T(const void *w, int64_t n, const void *act, float *out, int64_t rb,  \
-                           int64_t re)                                                         \
-    {                                                                                          \
-        quant_matvec_generic(dot_##T, ggml_type_row_size(ID, (uint64_t)n), w, n, act, out, rb, \
-                             re);                                                              \
-    }                                                                                          \
-    static void matmul_##T(const void *w, int64_t n, const void *acts, int64_t nt, size_t as,  \
-                           float *out, size_t os, int64_t rb, int64_t re)                      \
-    {                                                                                          \
-        quant_matmul_generic(dot_##T, ggml_type_row_size(ID, (uint64_t)n), w, n, acts, nt, as, \
-                             out, os, rb, re);                                                 \
-    }
-
 AVX2_ROW_LOOPS(q2_K, GGML_TYPE_Q2_K)
 AVX2_ROW_LOOPS(q3_K, GGML_TYPE_Q3_K)
 AVX2_ROW_LOOPS(iq4_nl, GGML_TYPE_IQ4_NL)
 AVX2_ROW_LOOPS(iq4_xs, GGML_TYPE_IQ4_XS)
-
-#define SET_AVX2(T, ID)                  \
-    do {                                 \
-        kt->ops[ID].vec_dot = dot_##T;   \
-        kt->ops[ID].matvec = matvec_##T; \
-        kt->ops[ID].matmul = matmul_##T; \
-    } while (0)
 
 bool quant_lowbit_avx2_fill(quant_kernels *kt)
 {
