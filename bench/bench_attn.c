@@ -7,8 +7,11 @@
  * --depth`. LOCO_ATTN_NO_BF16 and the other attn.c switches apply.
  * LAYERS (1) sets the layers of the cache: its blocks hold every layer's rows of 64 positions,
  * so with 36 a head's tiles lie as far apart as in the model (layer 0 is the one timed).
+ * CYCLE 1 fills every layer and times all of them in turn, per layer: each layer's tiles come
+ * from memory, not from L3, as in the model (one layer timed over and over is partly served from
+ * L3 at 16K: 1.4 ms a layer there against 2.7 ms cycling, decoding, 2 threads).
  *   bench_attn [depth (16384)] [tokens (512)] [threads (all)] [f16|q8_0 (f16)] [passes (7)]
- *              [layers (1)]  */
+ *              [layers (1)] [cycle 0|1 (0)]  */
 #include "base/common.h"
 
 #include <math.h>
@@ -53,12 +56,13 @@ int main(int argc, char **argv)
     const char *tname = argc > 4 ? argv[4] : "f16";
     const long passes = argc > 5 ? strtol(argv[5], NULL, 10) : 7;
     const long layers = argc > 6 ? strtol(argv[6], NULL, 10) : 1;
+    const bool cycle = argc > 7 && strcmp(argv[7], "1") == 0;
     const ggml_type type = strcmp(tname, "q8_0") == 0 ? GGML_TYPE_Q8_0 : GGML_TYPE_F16;
     if (depth < 0 || depth > 1 << 20 || tokens < 1 || tokens > 4096 || threads < 1 ||
         threads > TPOOL_MAX_THREADS || passes < 1 || passes > 1000 || layers < 1 || layers > 128 ||
         (strcmp(tname, "f16") != 0 && strcmp(tname, "q8_0") != 0)) {
         fprintf(stderr, "usage: bench_attn [depth] [tokens 1..4096] [threads] [f16|q8_0] [passes] "
-                        "[layers 1..128]\n");
+                        "[layers 1..128] [cycle 0|1]\n");
         return 2;
     }
     const uint32_t n = (uint32_t)(depth + tokens);
@@ -90,6 +94,13 @@ int main(int argc, char **argv)
                 else
                     quant_quantize_act(GGML_TYPE_Q8_0, row, dst, DIM);
             }
+    if (cycle) /* every layer holds layer 0's rows */
+        for (long L = 1; L < layers; L++)
+            for (uint32_t b = 0; b < (n + KV_BLOCK - 1) / KV_BLOCK; b++)
+                for (uint32_t h = 0; h < KV_HEADS; h++) {
+                    memcpy(kv_seq_k(s, (uint32_t)L, h, b), kv_seq_k(s, 0, h, b), rb * KV_BLOCK);
+                    memcpy(kv_seq_v(s, (uint32_t)L, h, b), kv_seq_v(s, 0, h, b), rb * KV_BLOCK);
+                }
     int32_t *ids = calloc(n, sizeof(int32_t));
     float *q = malloc((size_t)tokens * HEADS * DIM * sizeof(float));
     float *o = malloc((size_t)tokens * HEADS * DIM * sizeof(float));
@@ -105,16 +116,18 @@ int main(int argc, char **argv)
     attn_forward(a, pool, 0, &seg, 1); /* warm: pages touched, scratch sized */
     for (long i = 0; i < passes; i++) {
         const double t0 = now_s();
-        attn_forward(a, pool, 0, &seg, 1);
-        t[i] = now_s() - t0;
+        for (long L = 0; L < (cycle ? layers : 1); L++)
+            attn_forward(a, pool, (uint32_t)L, &seg, 1);
+        t[i] = (now_s() - t0) / (double)(cycle ? layers : 1);
     }
     qsort(t, (size_t)passes, sizeof(double), cmp_d);
     /* QK and PV products: each query sees depth + its index + 1 positions */
     const double macs =
         2.0 * HEADS * DIM * ((double)tokens * (double)depth + (double)tokens * (tokens + 1) / 2);
-    printf("{\"depth\":%ld,\"tokens\":%ld,\"threads\":%ld,\"layers\":%ld,\"kv_type\":\"%s\",\"bf16\":%s,"
+    printf("{\"depth\":%ld,\"tokens\":%ld,\"threads\":%ld,\"layers\":%ld,\"cycle\":%s,"
+           "\"kv_type\":\"%s\",\"bf16\":%s,"
            "\"best_ms\":%.3f,\"median_ms\":%.3f,\"gmacs\":%.1f,\"x36_s\":%.3f}\n",
-           depth, tokens, threads, layers, tname, attn_uses_bf16(a) ? "true" : "false", t[0] * 1e3,
+           depth, tokens, threads, layers, cycle ? "true" : "false", tname, attn_uses_bf16(a) ? "true" : "false", t[0] * 1e3,
            t[passes / 2] * 1e3, macs / t[0] / 1e9, t[0] * 36);
     free(t);
     free(o);
