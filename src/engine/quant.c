@@ -929,31 +929,17 @@ void quant_matmul_generic(quant_dot_fn dot, size_t row_bytes, const void *w, int
     }
 }
 
-#define SCALAR_ROW_LOOPS(T, ID)                                                                \
-    static void matvec_##T(const void *w, int64_t n, const void *act, float *out, int64_t rb,  \
-                           int64_t re)                                                         \
-    {                                                                                          \
-        quant_matvec_generic(dot_##T, ggml_type_row_size(ID, (uint64_t)n), w, n, act, out, rb, \
-                             re);                                                              \
-    }                                                                                          \
-    static void matmul_##T(const void *w, int64_t n, const void *acts, int64_t nt, size_t as,  \
-                           float *out, size_t os, int64_t rb, int64_t re)                      \
-    {                                                                                          \
-        quant_matmul_generic(dot_##T, ggml_type_row_size(ID, (uint64_t)n), w, n, acts, nt, as, \
-                             out, os, rb, re);                                                 \
-    }
-
-SCALAR_ROW_LOOPS(f32, GGML_TYPE_F32)
-SCALAR_ROW_LOOPS(f16, GGML_TYPE_F16)
-SCALAR_ROW_LOOPS(bf16, GGML_TYPE_BF16)
-SCALAR_ROW_LOOPS(q8_0, GGML_TYPE_Q8_0)
-SCALAR_ROW_LOOPS(q4_0, GGML_TYPE_Q4_0)
-SCALAR_ROW_LOOPS(q4_1, GGML_TYPE_Q4_1)
-SCALAR_ROW_LOOPS(q5_0, GGML_TYPE_Q5_0)
-SCALAR_ROW_LOOPS(q5_1, GGML_TYPE_Q5_1)
-SCALAR_ROW_LOOPS(q4_K, GGML_TYPE_Q4_K)
-SCALAR_ROW_LOOPS(q5_K, GGML_TYPE_Q5_K)
-SCALAR_ROW_LOOPS(q6_K, GGML_TYPE_Q6_K)
+QUANT_ROW_LOOPS(f32, GGML_TYPE_F32)
+QUANT_ROW_LOOPS(f16, GGML_TYPE_F16)
+QUANT_ROW_LOOPS(bf16, GGML_TYPE_BF16)
+QUANT_ROW_LOOPS(q8_0, GGML_TYPE_Q8_0)
+QUANT_ROW_LOOPS(q4_0, GGML_TYPE_Q4_0)
+QUANT_ROW_LOOPS(q4_1, GGML_TYPE_Q4_1)
+QUANT_ROW_LOOPS(q5_0, GGML_TYPE_Q5_0)
+QUANT_ROW_LOOPS(q5_1, GGML_TYPE_Q5_1)
+QUANT_ROW_LOOPS(q4_K, GGML_TYPE_Q4_K)
+QUANT_ROW_LOOPS(q5_K, GGML_TYPE_Q5_K)
+QUANT_ROW_LOOPS(q6_K, GGML_TYPE_Q6_K)
 
 /* ------------------------------------------------------------------ tables and dispatch */
 

@@ -1,6 +1,6 @@
 /* quant_avx2_int.h: what the parity path's two AVX2 files (quant_avx2.c, quant_lowbit_avx2.c)
- * share: the target attribute, small vector helpers, the row loops around a dot product and
- * the table entry. Private to those files; include after <immintrin.h> on x86-64 GCC/clang. */
+ * share: the target attribute, small vector helpers and the table entry (the row loops are
+ * quant_int.h's QUANT_ROW_LOOPS). Private to those files; include after <immintrin.h> on x86-64 GCC/clang. */
 #ifndef LOCO_ENGINE_QUANT_AVX2_INT_H
 #define LOCO_ENGINE_QUANT_AVX2_INT_H
 
@@ -26,21 +26,6 @@ AVX2_FN static inline __m256i load256(const void *p)
 {
     return _mm256_loadu_si256((const __m256i *)p);
 }
-
-/* matvec_T and matmul_T: quant.c's generic row loops around dot_T for type ID. */
-#define AVX2_ROW_LOOPS(T, ID)                                                                  \
-    static void matvec_##T(const void *w, int64_t n, const void *act, float *out, int64_t rb,  \
-                           int64_t re)                                                         \
-    {                                                                                          \
-        quant_matvec_generic(dot_##T, ggml_type_row_size(ID, (uint64_t)n), w, n, act, out, rb, \
-                             re);                                                              \
-    }                                                                                          \
-    static void matmul_##T(const void *w, int64_t n, const void *acts, int64_t nt, size_t as,  \
-                           float *out, size_t os, int64_t rb, int64_t re)                      \
-    {                                                                                          \
-        quant_matmul_generic(dot_##T, ggml_type_row_size(ID, (uint64_t)n), w, n, acts, nt, as, \
-                             out, os, rb, re);                                                 \
-    }
 
 /* Installs dot_T, matvec_T and matmul_T as type ID's entries of the table kt. */
 #define SET_AVX2(T, ID)                                                                        \

@@ -22,5 +22,19 @@ void quant_matvec_generic(quant_dot_fn dot, size_t row_bytes, const void *w, int
 void quant_matmul_generic(quant_dot_fn dot, size_t row_bytes, const void *w, int64_t n,
                           const void *acts, int64_t n_tokens, size_t act_stride, float *out,
                           size_t out_stride, int64_t row_begin, int64_t row_end);
+/* Defines static matvec_T and matmul_T: the generic row loops around dot_T for type ID. */
+#define QUANT_ROW_LOOPS(T, ID)                                                                 \
+    static void matvec_##T(const void *w, int64_t n, const void *act, float *out, int64_t rb,  \
+                           int64_t re)                                                         \
+    {                                                                                          \
+        quant_matvec_generic(dot_##T, ggml_type_row_size(ID, (uint64_t)n), w, n, act, out, rb, \
+                             re);                                                              \
+    }                                                                                          \
+    static void matmul_##T(const void *w, int64_t n, const void *acts, int64_t nt, size_t as,  \
+                           float *out, size_t os, int64_t rb, int64_t re)                      \
+    {                                                                                          \
+        quant_matmul_generic(dot_##T, ggml_type_row_size(ID, (uint64_t)n), w, n, acts, nt, as, \
+                             out, os, rb, re);                                                 \
+    }
 
 #endif

@@ -662,24 +662,10 @@ float quant_lowbit_repack_q2_K_gemm(int64_t n, const void *vw, const void *va)
 
 /* ------------------------------------------------------------------ row loops and table */
 
-#define LOWBIT_ROW_LOOPS(T, ID)                                                                \
-    static void matvec_##T(const void *w, int64_t n, const void *act, float *out, int64_t rb,  \
-                           int64_t re)                                                         \
-    {                                                                                          \
-        quant_matvec_generic(dot_##T, ggml_type_row_size(ID, (uint64_t)n), w, n, act, out, rb, \
-                             re);                                                              \
-    }                                                                                          \
-    static void matmul_##T(const void *w, int64_t n, const void *acts, int64_t nt, size_t as,  \
-                           float *out, size_t os, int64_t rb, int64_t re)                      \
-    {                                                                                          \
-        quant_matmul_generic(dot_##T, ggml_type_row_size(ID, (uint64_t)n), w, n, acts, nt, as, \
-                             out, os, rb, re);                                                 \
-    }
-
-LOWBIT_ROW_LOOPS(q2_K, GGML_TYPE_Q2_K)
-LOWBIT_ROW_LOOPS(q3_K, GGML_TYPE_Q3_K)
-LOWBIT_ROW_LOOPS(iq4_nl, GGML_TYPE_IQ4_NL)
-LOWBIT_ROW_LOOPS(iq4_xs, GGML_TYPE_IQ4_XS)
+QUANT_ROW_LOOPS(q2_K, GGML_TYPE_Q2_K)
+QUANT_ROW_LOOPS(q3_K, GGML_TYPE_Q3_K)
+QUANT_ROW_LOOPS(iq4_nl, GGML_TYPE_IQ4_NL)
+QUANT_ROW_LOOPS(iq4_xs, GGML_TYPE_IQ4_XS)
 
 #define LOWBIT_OPS(T, ACT)                                                        \
     (quant_type_ops)                                                              \

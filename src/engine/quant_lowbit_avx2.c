@@ -170,10 +170,10 @@ AVX2_FN static float dot_iq4_xs(int64_t n, const void *vw, const void *va)
 
 /* ------------------------------------------------------------------ row loops and table */
 
-AVX2_ROW_LOOPS(q2_K, GGML_TYPE_Q2_K)
-AVX2_ROW_LOOPS(q3_K, GGML_TYPE_Q3_K)
-AVX2_ROW_LOOPS(iq4_nl, GGML_TYPE_IQ4_NL)
-AVX2_ROW_LOOPS(iq4_xs, GGML_TYPE_IQ4_XS)
+QUANT_ROW_LOOPS(q2_K, GGML_TYPE_Q2_K)
+QUANT_ROW_LOOPS(q3_K, GGML_TYPE_Q3_K)
+QUANT_ROW_LOOPS(iq4_nl, GGML_TYPE_IQ4_NL)
+QUANT_ROW_LOOPS(iq4_xs, GGML_TYPE_IQ4_XS)
 
 bool quant_lowbit_avx2_fill(quant_kernels *kt)
 {

@@ -174,6 +174,27 @@ static void compare(const float *par, const float *fast, double scale, stats *st
     }
 }
 
+/* Writes a small synth model (VOCAB tokens, a two-token tokenizer) of type or the mix to path. */
+static void write_model(const char *path, ggml_type type, const char *mix, bool tied)
+{
+    static const char tiny_tok[] =
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1},\"merges\":[]},\"added_tokens\":[]}";
+    synth_params p;
+    synth_params_default(&p);
+    p.tokenizer_json = tiny_tok;
+    p.tokenizer_json_len = strlen(tiny_tok);
+    p.n_vocab = VOCAB;
+    p.type = type;
+    p.mix = mix ? ftype_mix_find(mix) : NULL;
+    assert_true(!mix || p.mix);
+    p.tied = tied;
+    p.seed = 11;
+    loco_err err;
+    loco_err_clear(&err);
+    if (synth_write(&p, path, &err))
+        fail_msg("synth: %s", err.msg);
+}
+
 /* The fast path (with a KV cache of kv's type) against the parity path (F16 cache) on a synth
  * model of type (or the mix) over positions corpus tokens; holds the mean KL to kl_limit and,
  * where the parity path's best two logits differ by more than 0.01, the top-1 token to at least
@@ -191,22 +212,9 @@ static void run_model_kv(const char *label, ggml_type type, const char *mix, uin
         positions = g_n;
     char model[128];
     snprintf(model, sizeof(model), "%s/%s.gguf", g_dir, label);
-    static const char tiny_tok[] =
-        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1},\"merges\":[]},\"added_tokens\":[]}";
-    synth_params p;
-    synth_params_default(&p);
-    p.tokenizer_json = tiny_tok;
-    p.tokenizer_json_len = strlen(tiny_tok);
-    p.n_vocab = VOCAB;
-    p.type = type;
-    p.mix = mix ? ftype_mix_find(mix) : NULL;
-    assert_true(!mix || p.mix);
-    p.tied = true;
-    p.seed = 11;
+    write_model(model, type, mix, true);
     loco_err err;
     loco_err_clear(&err);
-    if (synth_write(&p, model, &err))
-        fail_msg("synth: %s", err.msg);
     gguf *g = NULL;
     qwen3_model *m = NULL;
     tpool *pool = tpool_new(2, &err);
@@ -377,19 +385,9 @@ static void test_embed_reads_file(void **state)
     (void)state;
     char model[128];
     snprintf(model, sizeof(model), "%s/embed.gguf", g_dir);
-    static const char tiny_tok[] =
-        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1},\"merges\":[]},\"added_tokens\":[]}";
-    synth_params p;
-    synth_params_default(&p);
-    p.tokenizer_json = tiny_tok;
-    p.tokenizer_json_len = strlen(tiny_tok);
-    p.n_vocab = VOCAB;
-    p.type = GGML_TYPE_Q8_0;
-    p.tied = false; /* token_embd serves lookups only */
+    write_model(model, GGML_TYPE_Q8_0, NULL, false); /* untied: token_embd serves lookups only */
     loco_err err;
     loco_err_clear(&err);
-    if (synth_write(&p, model, &err))
-        fail_msg("synth: %s", err.msg);
     gguf *g = NULL;
     qwen3_model *m = NULL;
     qwen3_ctx *c = NULL;
