@@ -340,9 +340,11 @@ void ex_end(exchange *ex)
     pthread_mutex_unlock(&ex->mu);
 }
 
+/* Counts and logs the exchange, then ends the response: a client that has the whole answer
+ * finds it in /metrics already (counted after the end, a fast client could read /metrics
+ * first). */
 void ex_finish(exchange *ex)
 {
-    ex_end(ex);
     gateway *gw = ex->gw;
     double now = clock_now_ms();
     double ttfb = ex->t_first ? ex->t_first - ex->t0 : now - ex->t0;
@@ -361,4 +363,5 @@ void ex_finish(exchange *ex)
                          ex->in_tokens, ex->out_tokens, ttfb, total);
     if (ex->t_first_token > 0)
         metrics_ttft(gw->metrics, ex->route, (ex->t_first_token - ex->t0) / 1000.0);
+    ex_end(ex);
 }

@@ -124,7 +124,8 @@ loco_status ex_raw_start(exchange *ex, int status, const char *content_type);
 loco_status ex_raw_write(exchange *ex, const char *p, size_t n);
 /* Ends a committed stream. */
 void ex_end(exchange *ex);
-/* One log line, metrics, and the recording. */
+/* One log line and the metrics, then the end of the response (ex_end): a client holding the
+ * whole answer finds it counted. */
 void ex_finish(exchange *ex);
 
 /* Events from a backend to the client: streamed through ex_event (MESSAGE_START gets the
