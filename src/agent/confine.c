@@ -17,6 +17,7 @@
 #endif
 
 #include "agent/confine_int.h"
+#include "base/file.h"
 #include "base/str.h"
 
 extern char **environ;
@@ -556,7 +557,7 @@ loco_status confine_spawn(const confine_spec *spec, char *const argv[], confine_
     rc = confine_os_place(p->os, p->pid, err);
     if (rc)
         goto fail;
-    if (write(go_p[1], "g", 1) != 1) {
+    if (file_write_nosigpipe(go_p[1], "g", 1) != 1) { /* S may be gone */
         rc = loco_err_set(err, LOCO_ERR_IO, "cannot start the command: %s", strerror(errno));
         goto fail;
     }

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "agent/confine_int.h"
+#include "base/file.h"
 #include "base/str.h"
 
 /* ---- Landlock ABI (include/uapi/linux/landlock.h) --------------------------------------- */
@@ -236,7 +237,7 @@ static bool probe_clone(unsigned long flags)
         ok = write_maps(pid, um, gm, NULL) == LOCO_OK;
     }
     if (pid > 0)
-        (void)!write(go[1], "g", 1);
+        (void)!file_write_nosigpipe(go[1], "g", 1);
     close(go[1]);
     if (pid > 0) {
         int st;

@@ -3,6 +3,8 @@
 
 #include <fcntl.h>
 #include <libgen.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -280,4 +282,30 @@ loco_status dotenv_load(const char *path, dotenv *env, loco_err *err)
     }
     buf_release(&b);
     return rc;
+}
+
+ssize_t file_write_nosigpipe(int fd, const void *p, size_t n)
+{
+    sigset_t pipe_set, old, pending;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    sigemptyset(&pending);
+    sigpending(&pending);
+    const bool was_pending = sigismember(&pending, SIGPIPE) == 1; /* not ours to take */
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    ssize_t w;
+    do
+        w = write(fd, p, n);
+    while (w < 0 && errno == EINTR);
+    const int e = errno;
+    if (w < 0 && e == EPIPE && !was_pending) {
+        sigemptyset(&pending);
+        sigpending(&pending);
+        int sig;
+        if (sigismember(&pending, SIGPIPE) == 1)
+            sigwait(&pipe_set, &sig);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = e;
+    return w;
 }

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "base/buf.h"
 #include "base/status.h"
@@ -20,6 +21,11 @@ loco_status file_append(const char *path, const void *data, size_t n, loco_err *
 /* mkdir -p; existing directories are fine. */
 loco_status file_mkdirs(const char *path, loco_err *err);
 bool file_exists(const char *path);
+/* write(2) of n bytes (once; EINTR retried) that reports a reader gone as -1 with errno EPIPE
+ * instead of raising SIGPIPE, whatever the process does with that signal: a library must not
+ * be killed by a pipe to a child that died (SIGPIPE is blocked in the calling thread around the
+ * call and one it raised is taken off). */
+ssize_t file_write_nosigpipe(int fd, const void *p, size_t n);
 
 /* A parsed .env file: KEY=VALUE lines, '#' comments, optional `export `, optional single or
  * double quotes around the value. */

@@ -2,6 +2,7 @@
 #include "base/common.h"
 
 #include <setjmp.h>
+#include <signal.h>
 #include <cmocka.h>
 #include <unistd.h>
 
@@ -154,13 +155,33 @@ static void test_file_atomic(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* A write to a pipe whose reader is gone fails with EPIPE; the process lives on (SIGPIPE at
+ * its default, which would kill it). */
+static void test_write_nosigpipe(void **state)
+{
+    (void)state;
+    signal(SIGPIPE, SIG_DFL);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(file_write_nosigpipe(p[1], "x", 1), 1);
+    close(p[0]);
+    errno = 0;
+    assert_int_equal(file_write_nosigpipe(p[1], "y", 1), -1);
+    assert_int_equal(errno, EPIPE);
+    sigset_t pending;
+    sigemptyset(&pending);
+    sigpending(&pending);
+    assert_int_equal(sigismember(&pending, SIGPIPE), 0); /* taken off, not left to fire */
+    close(p[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_limit),   cmocka_unit_test(test_buf_json_str),
         cmocka_unit_test(test_arena),       cmocka_unit_test(test_str),
         cmocka_unit_test(test_json),        cmocka_unit_test(test_dotenv),
-        cmocka_unit_test(test_file_atomic),
+        cmocka_unit_test(test_file_atomic), cmocka_unit_test(test_write_nosigpipe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
