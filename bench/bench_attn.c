@@ -127,7 +127,8 @@ int main(int argc, char **argv)
     printf("{\"depth\":%ld,\"tokens\":%ld,\"threads\":%ld,\"layers\":%ld,\"cycle\":%s,"
            "\"kv_type\":\"%s\",\"bf16\":%s,"
            "\"best_ms\":%.3f,\"median_ms\":%.3f,\"gmacs\":%.1f,\"x36_s\":%.3f}\n",
-           depth, tokens, threads, layers, cycle ? "true" : "false", tname, attn_uses_bf16(a) ? "true" : "false", t[0] * 1e3,
+           depth, tokens, threads, layers, cycle ? "true" : "false", tname,
+           attn_uses_bf16(a) ? "true" : "false", t[0] * 1e3,
            t[passes / 2] * 1e3, macs / t[0] / 1e9, t[0] * 36);
     free(t);
     free(o);

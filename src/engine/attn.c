@@ -1022,7 +1022,8 @@ BF_ATTR static void bf_softmax(tgroup *tg, const float *St, const float *Mx, uin
             __m512 e = exp2_512(_mm512_sub_ps(_mm512_loadu_ps(St + (size_t)j * RP + 16 * v), base));
             __m512 o = _mm512_setzero_ps();
             if (j + 1 < n)
-                o = exp2_512(_mm512_sub_ps(_mm512_loadu_ps(St + (size_t)(j + 1) * RP + 16 * v), base));
+                o = exp2_512(
+                    _mm512_sub_ps(_mm512_loadu_ps(St + (size_t)(j + 1) * RP + 16 * v), base));
             if (masked) {
                 e = _mm512_maskz_mov_ps(
                     _mm512_cmple_epi32_mask(_mm512_set1_epi32((int32_t)(kb + j)), lv), e);

@@ -1,6 +1,7 @@
 /* quant_avx2_int.h: what the parity path's two AVX2 files (quant_avx2.c, quant_lowbit_avx2.c)
  * share: the target attribute, small vector helpers and the table entry (the row loops are
- * quant_int.h's QUANT_ROW_LOOPS). Private to those files; include after <immintrin.h> on x86-64 GCC/clang. */
+ * quant_int.h's QUANT_ROW_LOOPS). Private to those files; include after <immintrin.h>, on
+ * x86-64 with GCC or clang. */
 #ifndef LOCO_ENGINE_QUANT_AVX2_INT_H
 #define LOCO_ENGINE_QUANT_AVX2_INT_H
 

@@ -399,10 +399,12 @@ void kern_weight_pack(kern_weight *w, const void *src, int64_t g0, int64_t g1)
         return;
     const size_t bb = kern_group_block_bytes(w->type);
     if (!bb) { /* dense: the rows as they are */
-        const int64_t r0 = g0 * KERN_GROUP, r1 = g1 * KERN_GROUP < w->rows ? g1 * KERN_GROUP : w->rows;
+        const int64_t r0 = g0 * KERN_GROUP;
+        const int64_t r1 = g1 * KERN_GROUP < w->rows ? g1 * KERN_GROUP : w->rows;
         if (r0 < r1)
             memcpy((uint8_t *)w->mem + (size_t)r0 * w->row_bytes,
-                   (const uint8_t *)src + (size_t)r0 * w->row_bytes, (size_t)(r1 - r0) * w->row_bytes);
+                   (const uint8_t *)src + (size_t)r0 * w->row_bytes,
+                   (size_t)(r1 - r0) * w->row_bytes);
         return;
     }
     const int64_t bs = (int64_t)ggml_type_block_size(w->type);
