@@ -929,17 +929,7 @@ void quant_matmul_generic(quant_dot_fn dot, size_t row_bytes, const void *w, int
     }
 }
 
-QUANT_ROW_LOOPS(f32, GGML_TYPE_F32)
-QUANT_ROW_LOOPS(f16, GGML_TYPE_F16)
-QUANT_ROW_LOOPS(bf16, GGML_TYPE_BF16)
-QUANT_ROW_LOOPS(q8_0, GGML_TYPE_Q8_0)
-QUANT_ROW_LOOPS(q4_0, GGML_TYPE_Q4_0)
-QUANT_ROW_LOOPS(q4_1, GGML_TYPE_Q4_1)
-QUANT_ROW_LOOPS(q5_0, GGML_TYPE_Q5_0)
-QUANT_ROW_LOOPS(q5_1, GGML_TYPE_Q5_1)
-QUANT_ROW_LOOPS(q4_K, GGML_TYPE_Q4_K)
-QUANT_ROW_LOOPS(q5_K, GGML_TYPE_Q5_K)
-QUANT_ROW_LOOPS(q6_K, GGML_TYPE_Q6_K)
+QUANT_MAIN_TYPES(QUANT_ROW_LOOPS)
 
 /* ------------------------------------------------------------------ tables and dispatch */
 

@@ -366,17 +366,7 @@ AVX2_FN static float dot_bf16(int64_t n, const void *vw, const void *va)
 
 /* ------------------------------------------------------------------ row loops and table */
 
-QUANT_ROW_LOOPS(f32, GGML_TYPE_F32)
-QUANT_ROW_LOOPS(f16, GGML_TYPE_F16)
-QUANT_ROW_LOOPS(bf16, GGML_TYPE_BF16)
-QUANT_ROW_LOOPS(q8_0, GGML_TYPE_Q8_0)
-QUANT_ROW_LOOPS(q4_0, GGML_TYPE_Q4_0)
-QUANT_ROW_LOOPS(q4_1, GGML_TYPE_Q4_1)
-QUANT_ROW_LOOPS(q5_0, GGML_TYPE_Q5_0)
-QUANT_ROW_LOOPS(q5_1, GGML_TYPE_Q5_1)
-QUANT_ROW_LOOPS(q4_K, GGML_TYPE_Q4_K)
-QUANT_ROW_LOOPS(q5_K, GGML_TYPE_Q5_K)
-QUANT_ROW_LOOPS(q6_K, GGML_TYPE_Q6_K)
+QUANT_MAIN_TYPES(QUANT_ROW_LOOPS)
 
 /* F16C is CPUID leaf 1, ECX bit 29 (clang's __builtin_cpu_supports has no name for it). */
 static bool cpu_has_f16c(void)
@@ -393,17 +383,9 @@ bool quant_avx2_fill(quant_kernels *kt)
     if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") || !cpu_has_f16c())
         return false;
     kt->name = "avx2";
-    SET_AVX2(f32, GGML_TYPE_F32);
-    SET_AVX2(f16, GGML_TYPE_F16);
-    SET_AVX2(bf16, GGML_TYPE_BF16);
-    SET_AVX2(q8_0, GGML_TYPE_Q8_0);
-    SET_AVX2(q4_0, GGML_TYPE_Q4_0);
-    SET_AVX2(q4_1, GGML_TYPE_Q4_1);
-    SET_AVX2(q5_0, GGML_TYPE_Q5_0);
-    SET_AVX2(q5_1, GGML_TYPE_Q5_1);
-    SET_AVX2(q4_K, GGML_TYPE_Q4_K);
-    SET_AVX2(q5_K, GGML_TYPE_Q5_K);
-    SET_AVX2(q6_K, GGML_TYPE_Q6_K);
+#define SET_AVX2_ONE(T, ID) SET_AVX2(T, ID);
+    QUANT_MAIN_TYPES(SET_AVX2_ONE)
+#undef SET_AVX2_ONE
     return true;
 }
 

@@ -22,6 +22,19 @@ void quant_matvec_generic(quant_dot_fn dot, size_t row_bytes, const void *w, int
 void quant_matmul_generic(quant_dot_fn dot, size_t row_bytes, const void *w, int64_t n,
                           const void *acts, int64_t n_tokens, size_t act_stride, float *out,
                           size_t out_stride, int64_t row_begin, int64_t row_end);
+/* The eleven types every dot-product table covers, as X(name, ggml type). */
+#define QUANT_MAIN_TYPES(X) \
+    X(f32, GGML_TYPE_F32) \
+    X(f16, GGML_TYPE_F16) \
+    X(bf16, GGML_TYPE_BF16) \
+    X(q8_0, GGML_TYPE_Q8_0) \
+    X(q4_0, GGML_TYPE_Q4_0) \
+    X(q4_1, GGML_TYPE_Q4_1) \
+    X(q5_0, GGML_TYPE_Q5_0) \
+    X(q5_1, GGML_TYPE_Q5_1) \
+    X(q4_K, GGML_TYPE_Q4_K) \
+    X(q5_K, GGML_TYPE_Q5_K) \
+    X(q6_K, GGML_TYPE_Q6_K)
 /* Defines static matvec_T and matmul_T: the generic row loops around dot_T for type ID. */
 #define QUANT_ROW_LOOPS(T, ID)                                                                 \
     static void matvec_##T(const void *w, int64_t n, const void *act, float *out, int64_t rb,  \
