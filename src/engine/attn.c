@@ -1,7 +1,7 @@
 /* attn.c: flash-style attention over the paged KV cache (attn.h). A work item is one KV head
  * of one sequence, a block of its query tokens (all the query heads that share that KV head,
  * so each K/V tile is read once for the whole group) and a range of KV positions. Per tile of
- * KV_BLOCK positions: K and V rows are converted to f32 once, scores S = Q K^T, the online
+ * ATTN_TILE positions (a cache block holds several, contiguous per layer and head): K and V rows are converted to f32 once, scores S = Q K^T, the online
  * softmax update (running max m, sum l, rescaled accumulator), acc += P V. Items that cover
  * only part of the KV range leave (m, l, acc) for a merge pass. Prompt items of the transposed
  * kernels hold up to ATTN_GROUPS such query blocks, sharing each converted K/V tile. Each
@@ -27,6 +27,10 @@
 #ifndef ATTN_DIRECT_ROWS
 #define ATTN_DIRECT_ROWS 4
 #endif
+/* KV positions per tile: the unit the kernels compute on (its scores and converted rows stay
+ * in L1/L2); a cache block (KV_BLOCK positions) holds whole tiles. */
+#define ATTN_TILE 64
+_Static_assert(KV_BLOCK % ATTN_TILE == 0, "a tile never crosses a cache block");
 /* Fewest KV positions per chunk when an item's KV range is split. */
 #define ATTN_MIN_CHUNK 256
 /* Most query groups (ATTN_ROWS rows each) per prompt item of the transposed kernels: each
@@ -55,9 +59,9 @@ typedef struct {
 
 typedef struct {
     float *q;    /* (rows_pad, d) queries of the item, pre-scaled */
-    float *kf;   /* (KV_BLOCK + 1, d) K tile as f32 */
-    float *vf;   /* (KV_BLOCK, d) V tile as f32 */
-    float *s;    /* (rows_pad, KV_BLOCK + 2) scores, then weights */
+    float *kf;   /* (ATTN_TILE + 1, d) K tile as f32 */
+    float *vf;   /* (ATTN_TILE, d) V tile as f32 */
+    float *s;    /* (rows_pad, ATTN_TILE + 2) scores, then weights */
     float *acc;  /* (rows_pad, d) */
     float *m;    /* (rows_pad) running max */
     float *l;    /* (rows_pad) running sum */
@@ -65,10 +69,10 @@ typedef struct {
      * (ATTN_GROUPS, 64) for them */
     uint32_t *bq; /* (ATTN_GROUPS, head_dim / 2, 64) query pairs; the f32 kernel's
                    * (ATTN_GROUPS, head_dim, 64) queries */
-    uint32_t *bk; /* (KV_BLOCK, head_dim / 2) key pairs */
-    uint32_t *bp; /* (KV_BLOCK / 2, 64) weight pairs */
-    uint32_t *bv; /* (KV_BLOCK / 2, head_dim) value pairs */
-    float *bs;    /* (KV_BLOCK, 64) scores */
+    uint32_t *bk; /* (ATTN_TILE, head_dim / 2) key pairs */
+    uint32_t *bp; /* (ATTN_TILE / 2, 64) weight pairs */
+    uint32_t *bv; /* (ATTN_TILE / 2, head_dim) value pairs */
+    float *bs;    /* (ATTN_TILE, 64) scores */
     float *bmx;   /* (64) the scores' row maxima */
     float *bo;    /* (ATTN_GROUPS, head_dim, 64) output sums */
     float *bc;    /* (ATTN_GROUPS, 64) rescale factors */
@@ -94,6 +98,31 @@ struct attn_ctx {
     uint32_t layer;
     uint32_t n_items, n_merges;
 };
+
+/* The tile of an item's KV range [kb, k1) that starts at kb: its K and V rows (n positions, up
+ * to the next multiple of ATTN_TILE), and the next tile's (n_next positions; NULL at the end of
+ * the range), which the kernels fetch while they work on this one. */
+typedef struct {
+    const uint8_t *k, *v, *nk, *nv;
+    uint32_t n, n_next;
+} attn_tile;
+
+static void tile_at(const kv_seq *seq, uint32_t layer, uint32_t head, uint32_t kb, uint32_t k1,
+                    attn_tile *t)
+{
+    const size_t rb = kv_seq_row_bytes(seq);
+    const uint32_t ke = (kb / ATTN_TILE + 1) * ATTN_TILE < k1 ? (kb / ATTN_TILE + 1) * ATTN_TILE : k1;
+    t->n = ke - kb;
+    t->k = kv_seq_k(seq, layer, head, kb / KV_BLOCK) + (size_t)(kb % KV_BLOCK) * rb;
+    t->v = kv_seq_v(seq, layer, head, kb / KV_BLOCK) + (size_t)(kb % KV_BLOCK) * rb;
+    t->nk = t->nv = NULL;
+    t->n_next = 0;
+    if (ke < k1) {
+        t->n_next = k1 - ke < ATTN_TILE ? k1 - ke : ATTN_TILE;
+        t->nk = kv_seq_k(seq, layer, head, ke / KV_BLOCK) + (size_t)(ke % KV_BLOCK) * rb;
+        t->nv = kv_seq_v(seq, layer, head, ke / KV_BLOCK) + (size_t)(ke % KV_BLOCK) * rb;
+    }
+}
 
 /* ---------------------------------------------------------------- scalar kernels */
 
@@ -680,18 +709,12 @@ ATTN_AVX2 static void run_item_t32(attn_ctx *a, const attn_item *it, attn_scratc
     uint32_t g0 = 0; /* groups before g0 see none of this tile nor any later one */
 
     for (uint32_t kb = it->k0; kb < it->k1 && (int64_t)kb <= last;) {
-        const uint32_t blk = kb / KV_BLOCK, off = kb % KV_BLOCK;
-        const uint32_t ke = (blk + 1) * KV_BLOCK < it->k1 ? (blk + 1) * KV_BLOCK : it->k1;
-        const uint32_t n = ke - kb;
+        attn_tile tl;
+        tile_at(sg->seq, a->layer, it->head, kb, it->k1, &tl);
+        const uint32_t n = tl.n, ke = kb + n;
         while ((int64_t)kb > gs[g0].lim[gs[g0].rows - 1])
             g0++;
-        const uint8_t *kp = kv_seq_k(sg->seq, a->layer, it->head, blk) + (size_t)off * rb;
-        const uint8_t *vp = kv_seq_v(sg->seq, a->layer, it->head, blk) + (size_t)off * rb;
-        const uint8_t *nk = NULL, *nv = NULL;
-        if (ke < it->k1) {
-            nk = kv_seq_k(sg->seq, a->layer, it->head, blk + 1);
-            nv = kv_seq_v(sg->seq, a->layer, it->head, blk + 1);
-        }
+        const uint8_t *kp = tl.k, *vp = tl.v, *nk = tl.nk, *nv = tl.nv;
         if (kt == GGML_TYPE_F16) {
             cvt_f16_avx2(kp, rb, n, d, sc->kf);
             cvt_f16_avx2(vp, rb, n, d, sc->vf);
@@ -702,7 +725,7 @@ ATTN_AVX2 static void run_item_t32(attn_ctx *a, const attn_item *it, attn_scratc
         for (uint32_t g = g0; g < ng; g++) {
             tgroup *tg = &gs[g];
             if (nk)
-                prefetch_part(nk, nv, (size_t)KV_BLOCK * rb, g - g0, ng - g0);
+                prefetch_part(nk, nv, (size_t)tl.n_next * rb, g - g0, ng - g0);
             t32_qk((const float *)tg->Qt, tg->RP, sc->kf, d, sc->bs, n);
             t32_softmax(tg, sc->bs, kb, n);
             t32_pv(sc->bs, tg->RP, sc->vf, d, n, tg->Ot, tg->corr);
@@ -1075,18 +1098,12 @@ BF_ATTR static void run_item_bf16(attn_ctx *a, const attn_item *it, attn_scratch
     uint32_t g0 = 0; /* groups before g0 see none of this tile nor any later one */
 
     for (uint32_t kb = it->k0; kb < it->k1 && (int64_t)kb <= last;) {
-        const uint32_t blk = kb / KV_BLOCK, off = kb % KV_BLOCK;
-        const uint32_t ke = (blk + 1) * KV_BLOCK < it->k1 ? (blk + 1) * KV_BLOCK : it->k1;
-        const uint32_t n = ke - kb, njp = (n + 1) / 2;
+        attn_tile tl;
+        tile_at(sg->seq, a->layer, it->head, kb, it->k1, &tl);
+        const uint32_t n = tl.n, ke = kb + n, njp = (n + 1) / 2;
         while ((int64_t)kb > gs[g0].lim[gs[g0].rows - 1])
             g0++;
-        const uint8_t *kp = kv_seq_k(sg->seq, a->layer, it->head, blk) + (size_t)off * rb;
-        const uint8_t *vp = kv_seq_v(sg->seq, a->layer, it->head, blk) + (size_t)off * rb;
-        const uint8_t *nk = NULL, *nv = NULL;
-        if (ke < it->k1) {
-            nk = kv_seq_k(sg->seq, a->layer, it->head, blk + 1);
-            nv = kv_seq_v(sg->seq, a->layer, it->head, blk + 1);
-        }
+        const uint8_t *kp = tl.k, *vp = tl.v, *nk = tl.nk, *nv = tl.nv;
         /* K rows as bf16 pairs of dimensions, V rows as bf16 pairs of keys: once per tile */
         for (uint32_t j = 0; j < n; j++) {
             const uint8_t *row = kp + (size_t)j * rb;
@@ -1108,7 +1125,7 @@ BF_ATTR static void run_item_bf16(attn_ctx *a, const attn_item *it, attn_scratch
             tgroup *tg = &gs[g];
             const uint32_t NV = tg->RP / 16;
             if (nk)
-                prefetch_part(nk, nv, (size_t)KV_BLOCK * rb, g - g0, ng - g0);
+                prefetch_part(nk, nv, (size_t)tl.n_next * rb, g - g0, ng - g0);
             BF_QKS[NV - 1](tg->Qt, tg->RP, Kb, np, sc->bs, sc->bmx, n);
             bf_softmax(tg, sc->bs, sc->bmx, kb, n, Pp);
             BF_PVS[NV - 1](Pp, tg->RP, Vp, d, njp, tg->Ot, tg->corr);
@@ -1173,18 +1190,18 @@ loco_status attn_new(uint32_t n_head, uint32_t n_head_kv, uint32_t head_dim, uin
     for (uint32_t t = 0; ok && t < a->n_threads; t++) {
         attn_scratch *s = &a->ts[t];
         s->q = malloc((size_t)a->rows_pad * head_dim * sizeof(float));
-        s->kf = malloc((size_t)(KV_BLOCK + 1) * head_dim * sizeof(float));
-        s->vf = malloc((size_t)KV_BLOCK * head_dim * sizeof(float));
-        s->s = malloc((size_t)a->rows_pad * (KV_BLOCK + 2) * sizeof(float));
+        s->kf = malloc((size_t)(ATTN_TILE + 1) * head_dim * sizeof(float));
+        s->vf = malloc((size_t)ATTN_TILE * head_dim * sizeof(float));
+        s->s = malloc((size_t)a->rows_pad * (ATTN_TILE + 2) * sizeof(float));
         s->acc = malloc((size_t)a->rows_pad * head_dim * sizeof(float));
         size_t rp = a->rows_pad > 64 * ATTN_GROUPS ? a->rows_pad : 64 * ATTN_GROUPS;
         s->m = malloc(rp * sizeof(float));
         s->l = malloc(rp * sizeof(float));
         s->bq = aligned_alloc(64, (size_t)ATTN_GROUPS * head_dim * 64 * sizeof(float) + 64);
-        s->bk = aligned_alloc(64, (size_t)KV_BLOCK * head_dim / 2 * sizeof(uint32_t) + 64);
-        s->bp = aligned_alloc(64, (size_t)KV_BLOCK / 2 * 64 * sizeof(uint32_t));
-        s->bv = aligned_alloc(64, (size_t)KV_BLOCK / 2 * head_dim * sizeof(uint32_t) + 64);
-        s->bs = aligned_alloc(64, (size_t)KV_BLOCK * 64 * sizeof(float));
+        s->bk = aligned_alloc(64, (size_t)ATTN_TILE * head_dim / 2 * sizeof(uint32_t) + 64);
+        s->bp = aligned_alloc(64, (size_t)ATTN_TILE / 2 * 64 * sizeof(uint32_t));
+        s->bv = aligned_alloc(64, (size_t)ATTN_TILE / 2 * head_dim * sizeof(uint32_t) + 64);
+        s->bs = aligned_alloc(64, (size_t)ATTN_TILE * 64 * sizeof(float));
         s->bmx = aligned_alloc(64, 64 * sizeof(float));
         s->bo = aligned_alloc(64, (size_t)ATTN_GROUPS * head_dim * 64 * sizeof(float) + 64);
         s->bc = aligned_alloc(64, ATTN_GROUPS * 64 * sizeof(float));
@@ -1302,7 +1319,7 @@ static bool use_transposed(const attn_ctx *a)
 static void run_item(attn_ctx *a, const attn_item *it, attn_scratch *sc)
 {
     const attn_seg *sg = &a->segs[it->seg];
-    const uint32_t d = a->d, G = a->group, ss = KV_BLOCK + 2;
+    const uint32_t d = a->d, G = a->group, ss = ATTN_TILE + 2;
     const uint32_t rows = (it->t1 - it->t0) * G, rows4 = (rows + 3) & ~3u;
     const size_t qstride = (size_t)a->n_head * d;
     const float scale = 1.0f / sqrtf((float)d);
@@ -1335,11 +1352,9 @@ static void run_item(attn_ctx *a, const attn_item *it, attn_scratch *sc)
     const ggml_type kt = kv_seq_type(sg->seq);
     const size_t rb = kv_seq_row_bytes(sg->seq);
     for (uint32_t kb = it->k0; kb < it->k1;) {
-        const uint32_t blk = kb / KV_BLOCK, off = kb % KV_BLOCK;
-        uint32_t ke = (blk + 1) * KV_BLOCK;
-        if (ke > it->k1)
-            ke = it->k1;
-        const uint32_t n = ke - kb, n2 = (n + 1) & ~1u;
+        attn_tile tl;
+        tile_at(sg->seq, a->layer, it->head, kb, it->k1, &tl);
+        const uint32_t n = tl.n, ke = kb + n, n2 = (n + 1) & ~1u;
         /* rows of tokens that see none of [kb, ke) are skipped: token t sees up to pos0 + t */
         uint32_t t_first = kb > sg->pos0 ? kb - sg->pos0 : 0;
         if (t_first < it->t0)
@@ -1351,15 +1366,9 @@ static void run_item(attn_ctx *a, const attn_item *it, attn_scratch *sc)
         const uint32_t r0 = ((t_first - it->t0) * G) & ~3u;
         const uint32_t nr = rows4 - r0;
 
-        const uint8_t *kp = kv_seq_k(sg->seq, a->layer, it->head, blk) + (size_t)off * rb;
-        const uint8_t *vp = kv_seq_v(sg->seq, a->layer, it->head, blk) + (size_t)off * rb;
-        /* the next tile is in another block, far away: fetched while this one computes */
-        const uint8_t *nk = NULL;
-        uint32_t n_next = 0;
-        if (ke < it->k1) {
-            nk = kv_seq_k(sg->seq, a->layer, it->head, blk + 1);
-            n_next = it->k1 - ke < KV_BLOCK ? it->k1 - ke : KV_BLOCK;
-        }
+        /* the next tile is fetched while this one computes */
+        const uint8_t *kp = tl.k, *vp = tl.v, *nk = tl.nk;
+        const uint32_t n_next = tl.n_next;
         float *S = sc->s + (size_t)r0 * ss;
         /* few query rows (decoding): straight from the cache rows; many: through an f32 copy
          * of the tile, converted once for all of them */
@@ -1377,7 +1386,7 @@ static void run_item(attn_ctx *a, const attn_item *it, attn_scratch *sc)
         {
             for (size_t o = 0; nk && o < (size_t)n_next * rb; o += 64) {
                 __builtin_prefetch(nk + o);
-                __builtin_prefetch(kv_seq_v(sg->seq, a->layer, it->head, blk + 1) + o);
+                __builtin_prefetch(tl.nv + o);
             }
             cvt_tile(a, kt, kp, rb, n, sc->kf);
             if (n2 > n)
@@ -1568,13 +1577,13 @@ void attn_forward(attn_ctx *a, tpool *pool, uint32_t layer, const attn_seg *segs
                     a->items[ni++] = (attn_item){s, h, t0, t1, 0, kend, -1};
                     continue;
                 }
-                /* chunk bounds on whole blocks; only single-block items get here (ng == 1) */
-                const uint32_t nblk = (kend + KV_BLOCK - 1) / KV_BLOCK;
+                /* chunk bounds on whole tiles; only single-group items get here (ng == 1) */
+                const uint32_t nblk = (kend + ATTN_TILE - 1) / ATTN_TILE;
                 LOCO_ASSERT(nm < a->max_merges && np + chunks <= a->max_parts);
                 a->merges[nm++] = (attn_merge){s, h, t0, t1, np, chunks};
                 for (uint32_t c = 0; c < chunks; c++) {
                     uint32_t b0 = nblk * c / chunks, b1 = nblk * (c + 1) / chunks;
-                    uint32_t k0 = b0 * KV_BLOCK, k1 = b1 * KV_BLOCK < kend ? b1 * KV_BLOCK : kend;
+                    uint32_t k0 = b0 * ATTN_TILE, k1 = b1 * ATTN_TILE < kend ? b1 * ATTN_TILE : kend;
                     LOCO_ASSERT(ni < a->max_items);
                     a->items[ni++] = (attn_item){s, h, t0, t1, k0, k1, (int32_t)np++};
                 }

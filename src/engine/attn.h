@@ -1,6 +1,6 @@
 /* attn.h: the fast path's attention (engine layer): causal grouped-query attention of a batch
  * of sequences over the paged KV cache (kv.h), tiled flash-style (online softmax over tiles of
- * KV_BLOCK positions, nothing n_ctx-sized per query) and split across threads by KV head, by
+ * 64 positions, nothing n_ctx-sized per query) and split across threads by KV head, by
  * query block and, when that gives too few tasks (decoding), by chunk of the KV range with a
  * merge at the end. Scores, softmax and sums are f32; K and V are read as F16 or Q8_0.
  * The llama.cpp-mirroring attention of the parity path is in qwen3.c. See

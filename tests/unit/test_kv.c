@@ -13,6 +13,7 @@
 #define LAYERS 2
 #define HEADS 2
 #define DIM 32
+#define B KV_BLOCK /* positions per block */
 
 static kv_cache *new_cache(uint32_t max_blocks, uint64_t cache_blocks)
 {
@@ -81,34 +82,34 @@ static void test_reuse(void **state)
 {
     (void)state;
     kv_cache *c = new_cache(64, 32);
-    int32_t a[200];
-    fill(a, 200, 1000);
+    int32_t a[3 * B + 8];
+    fill(a, 3 * B + 8, 1000);
     kv_seq *s = NULL;
-    assert_int_equal(kv_seq_new(c, 512, &s, NULL), LOCO_OK);
-    assert_int_equal(kv_seq_attach(s, a, 150), 0); /* empty cache */
-    append(s, a, 150);                               /* 2 full blocks + 22 */
-    check(s, a, 150);
+    assert_int_equal(kv_seq_new(c, 8 * B, &s, NULL), LOCO_OK);
+    assert_int_equal(kv_seq_attach(s, a, 2 * B + 22), 0); /* empty cache */
+    append(s, a, 2 * B + 22);                               /* 2 full blocks + 22 */
+    check(s, a, 2 * B + 22);
     kv_seq_free(s);
 
-    /* the same prefix again, longer: all 150 come back (the partial block is taken over) */
-    assert_int_equal(kv_seq_new(c, 512, &s, NULL), LOCO_OK);
-    assert_int_equal(kv_seq_attach(s, a, 199), 150);
-    check(s, a, 150);
-    append(s, a + 150, 50);
-    check(s, a, 200);
+    /* the same prefix again, longer: all 2B + 22 come back (the partial block is taken over) */
+    assert_int_equal(kv_seq_new(c, 8 * B, &s, NULL), LOCO_OK);
+    assert_int_equal(kv_seq_attach(s, a, 3 * B + 7), 2 * B + 22);
+    check(s, a, 2 * B + 22);
+    append(s, a + 2 * B + 22, B - 14);
+    check(s, a, 3 * B + 8);
 
     /* a second sequence while the first runs: whole blocks shared, the partial one copied */
     kv_seq *t = NULL;
-    assert_int_equal(kv_seq_new(c, 512, &t, NULL), LOCO_OK);
-    int32_t b[140];
-    memcpy(b, a, 130 * sizeof(int32_t));
-    fill(b + 130, 10, 5000);
+    assert_int_equal(kv_seq_new(c, 8 * B, &t, NULL), LOCO_OK);
+    int32_t b[2 * B + 12];
+    memcpy(b, a, (2 * B + 2) * sizeof(int32_t));
+    fill(b + 2 * B + 2, 10, 5000);
     /* blocks 0 and 1 shared; block 2 (full by now) matches 2 more positions: copied */
-    assert_int_equal(kv_seq_attach(t, b, 140), 130);
-    check(t, b, 130);
-    append(t, b + 130, 10);
-    check(t, b, 140);
-    check(s, a, 200); /* untouched */
+    assert_int_equal(kv_seq_attach(t, b, 2 * B + 12), 2 * B + 2);
+    check(t, b, 2 * B + 2);
+    append(t, b + 2 * B + 2, 10);
+    check(t, b, 2 * B + 12);
+    check(s, a, 3 * B + 8); /* untouched */
     kv_stats st;
     kv_cache_stats(c, &st);
     assert_int_equal(st.blocks_used, 4 + 1); /* s: 4 blocks (2 shared), t: 1 more */
@@ -116,12 +117,12 @@ static void test_reuse(void **state)
     kv_seq_free(s);
 
     /* a prefix that ends inside a cached partial block: its first rows are copied */
-    assert_int_equal(kv_seq_new(c, 512, &s, NULL), LOCO_OK);
-    int32_t d[140];
-    memcpy(d, b, 135 * sizeof(int32_t));
-    fill(d + 135, 5, 7000);
-    assert_int_equal(kv_seq_attach(s, d, 140), 135);
-    check(s, d, 135);
+    assert_int_equal(kv_seq_new(c, 8 * B, &s, NULL), LOCO_OK);
+    int32_t d[2 * B + 12];
+    memcpy(d, b, (2 * B + 7) * sizeof(int32_t));
+    fill(d + 2 * B + 7, 5, 7000);
+    assert_int_equal(kv_seq_attach(s, d, 2 * B + 12), 2 * B + 7);
+    check(s, d, 2 * B + 7);
     kv_seq_free(s);
     kv_cache_free(c);
 }
@@ -130,26 +131,26 @@ static void test_dedupe_and_truncate(void **state)
 {
     (void)state;
     kv_cache *c = new_cache(64, 32);
-    int32_t a[100];
-    fill(a, 100, 1);
+    int32_t a[B + 36];
+    fill(a, B + 36, 1);
     kv_seq *s = NULL, *t = NULL;
-    assert_int_equal(kv_seq_new(c, 256, &s, NULL), LOCO_OK);
-    assert_int_equal(kv_seq_new(c, 256, &t, NULL), LOCO_OK);
+    assert_int_equal(kv_seq_new(c, 4 * B, &s, NULL), LOCO_OK);
+    assert_int_equal(kv_seq_new(c, 4 * B, &t, NULL), LOCO_OK);
     /* two sequences compute the same first block at the same time: one copy is kept */
-    append(s, a, 70);
-    append(t, a, 70);
+    append(s, a, B + 6);
+    append(t, a, B + 6);
     kv_stats st;
     kv_cache_stats(c, &st);
     assert_int_equal(st.blocks_used, 3); /* shared block 0 + two private partial blocks */
     /* truncating into the shared block copies it */
     assert_int_equal(kv_seq_truncate(t, 40, NULL), LOCO_OK);
     check(t, a, 40);
-    check(s, a, 70);
+    check(s, a, B + 6);
     int32_t x[10];
     fill(x, 10, 900);
     append(t, x, 10);
     assert_int_equal(kv_seq_token(t, 45), 905);
-    check(s, a, 70);
+    check(s, a, B + 6);
     kv_seq_free(s);
     kv_seq_free(t);
     kv_cache_free(c);
@@ -159,35 +160,35 @@ static void test_lru_eviction(void **state)
 {
     (void)state;
     kv_cache *c = new_cache(64, 4); /* the cache keeps 4 blocks */
-    int32_t p[3][128];
+    int32_t p[3][2 * B];
     kv_seq *s = NULL;
     for (int k = 0; k < 3; k++) {
-        fill(p[k], 128, 100 + 1000 * k);
-        assert_int_equal(kv_seq_new(c, 256, &s, NULL), LOCO_OK);
-        append(s, p[k], 128);
+        fill(p[k], 2 * B, 100 + 1000 * k);
+        assert_int_equal(kv_seq_new(c, 4 * B, &s, NULL), LOCO_OK);
+        append(s, p[k], 2 * B);
         kv_seq_free(s);
     }
     kv_stats st;
     kv_cache_stats(c, &st);
     assert_int_equal(st.blocks_cached, 4);
     assert_int_equal(st.evictions, 2); /* prompt 0's two blocks, the least recently used */
-    assert_int_equal(kv_seq_new(c, 256, &s, NULL), LOCO_OK);
-    assert_int_equal(kv_seq_attach(s, p[0], 128), 0);
+    assert_int_equal(kv_seq_new(c, 4 * B, &s, NULL), LOCO_OK);
+    assert_int_equal(kv_seq_attach(s, p[0], 2 * B), 0);
     kv_seq_free(s);
-    assert_int_equal(kv_seq_new(c, 256, &s, NULL), LOCO_OK);
-    assert_int_equal(kv_seq_attach(s, p[2], 128), 128);
-    check(s, p[2], 128);
+    assert_int_equal(kv_seq_new(c, 4 * B, &s, NULL), LOCO_OK);
+    assert_int_equal(kv_seq_attach(s, p[2], 2 * B), 2 * B);
+    check(s, p[2], 2 * B);
     kv_seq_free(s);
     /* using prompt 1 makes it recent: the next eviction takes prompt 2 */
-    assert_int_equal(kv_seq_new(c, 256, &s, NULL), LOCO_OK);
-    assert_int_equal(kv_seq_attach(s, p[1], 128), 128);
+    assert_int_equal(kv_seq_new(c, 4 * B, &s, NULL), LOCO_OK);
+    assert_int_equal(kv_seq_attach(s, p[1], 2 * B), 2 * B);
     kv_seq_free(s);
     kv_cache_trim(c, 2 * st.block_bytes);
-    assert_int_equal(kv_seq_new(c, 256, &s, NULL), LOCO_OK);
-    assert_int_equal(kv_seq_attach(s, p[1], 128), 128);
+    assert_int_equal(kv_seq_new(c, 4 * B, &s, NULL), LOCO_OK);
+    assert_int_equal(kv_seq_attach(s, p[1], 2 * B), 2 * B);
     kv_seq_free(s);
-    assert_int_equal(kv_seq_new(c, 256, &s, NULL), LOCO_OK);
-    assert_int_equal(kv_seq_attach(s, p[2], 128), 0);
+    assert_int_equal(kv_seq_new(c, 4 * B, &s, NULL), LOCO_OK);
+    assert_int_equal(kv_seq_attach(s, p[2], 2 * B), 0);
     kv_seq_free(s);
     kv_cache_free(c);
 }
@@ -196,24 +197,24 @@ static void test_pins(void **state)
 {
     (void)state;
     kv_cache *c = new_cache(64, 3);
-    int32_t warm[100], other[3][64];
-    fill(warm, 100, 1);
+    int32_t warm[B + 36], other[3][B];
+    fill(warm, B + 36, 1);
     kv_seq *s = NULL;
-    assert_int_equal(kv_seq_new(c, 256, &s, NULL), LOCO_OK);
-    append(s, warm, 100);
+    assert_int_equal(kv_seq_new(c, 4 * B, &s, NULL), LOCO_OK);
+    append(s, warm, B + 36);
     kv_pin pin = kv_seq_free_pin(s); /* 2 blocks, pinned */
     for (int k = 0; k < 3; k++) {
-        fill(other[k], 64, 10000 * (k + 1));
-        assert_int_equal(kv_seq_new(c, 256, &s, NULL), LOCO_OK);
-        append(s, other[k], 64);
+        fill(other[k], B, 10000 * (k + 1));
+        assert_int_equal(kv_seq_new(c, 4 * B, &s, NULL), LOCO_OK);
+        append(s, other[k], B);
         kv_seq_free(s);
     }
     /* the cap (3 blocks) forced evictions, but of the unpinned blocks first */
-    assert_int_equal(kv_seq_new(c, 256, &s, NULL), LOCO_OK);
-    assert_int_equal(kv_seq_attach(s, warm, 100), 100);
+    assert_int_equal(kv_seq_new(c, 4 * B, &s, NULL), LOCO_OK);
+    assert_int_equal(kv_seq_attach(s, warm, B + 36), B + 36);
     kv_seq_free(s);
-    assert_int_equal(kv_seq_new(c, 256, &s, NULL), LOCO_OK);
-    assert_int_equal(kv_seq_attach(s, other[0], 64), 0);
+    assert_int_equal(kv_seq_new(c, 4 * B, &s, NULL), LOCO_OK);
+    assert_int_equal(kv_seq_attach(s, other[0], B), 0);
     kv_seq_free(s);
     /* trimming to nothing evicts pinned blocks too; their handle is then stale */
     kv_cache_trim(c, 0);
@@ -229,11 +230,11 @@ static void test_limits(void **state)
     (void)state;
     kv_cache *c = new_cache(2, 0);
     kv_seq *s = NULL;
-    assert_int_equal(kv_seq_new(c, 300, &s, NULL), LOCO_OK);
+    assert_int_equal(kv_seq_new(c, 4 * B + 44, &s, NULL), LOCO_OK);
     loco_err err;
     loco_err_clear(&err);
-    assert_int_equal(kv_seq_reserve(s, 301, &err), LOCO_ERR_OVERFLOW);
-    assert_int_equal(kv_seq_reserve(s, 200, &err), LOCO_ERR_LIMIT); /* 4 blocks, 2 exist */
+    assert_int_equal(kv_seq_reserve(s, 4 * B + 45, &err), LOCO_ERR_OVERFLOW);
+    assert_int_equal(kv_seq_reserve(s, 3 * B + 8, &err), LOCO_ERR_LIMIT); /* 4 blocks, 2 exist */
     kv_seq_free(s);
     kv_cache_free(c);
     kv_params bad = {LAYERS, HEADS, 16, GGML_TYPE_Q8_0, 4, 0};

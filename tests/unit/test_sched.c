@@ -74,10 +74,10 @@ static qwen3_ctx *new_ctx(uint32_t n_seq, uint32_t n_batch, uint64_t cache_block
 {
     qwen3_ctx_opts o;
     memset(&o, 0, sizeof(o));
-    o.n_ctx = 512;
+    o.n_ctx = 4 * KV_BLOCK;
     o.n_batch = n_batch;
     o.n_seq = n_seq;
-    /* block bytes of this model: 2 layers * 2 * 2 heads * 64 rows * 64 bytes (f16) */
+    /* block bytes of this model: 2 layers * 2 * 2 heads * KV_BLOCK rows * 64 bytes (f16) */
     o.cache_bytes = cache_blocks * 2 * 2 * 2 * KV_BLOCK * 64;
     o.parity = parity;
     o.kv_type = kv;
@@ -386,26 +386,26 @@ static void test_lru_eviction(void **state)
     sched *s = NULL;
     assert_int_equal(sched_new(c, &so, &s, NULL), LOCO_OK);
     sampler *smp = greedy();
-    int32_t p[3][129];
+    int32_t p[3][2 * KV_BLOCK + 1];
     job_out o;
     for (int k = 0; k < 3; k++) {
-        make_prompt(p[k], 129, 100 + (uint32_t)k); /* 128 evaluated + 1 sampled */
-        sched_job *j = submit(s, p[k], 128, 1, smp, NULL, NULL, NULL, LOCO_OK);
+        make_prompt(p[k], 2 * KV_BLOCK + 1, 100 + (uint32_t)k); /* 2 blocks evaluated + 1 sampled */
+        sched_job *j = submit(s, p[k], 2 * KV_BLOCK, 1, smp, NULL, NULL, NULL, LOCO_OK);
         drain(j, &o);
         sched_job_free(j);
     }
-    sched_job *j = submit(s, p[0], 129, 1, smp, NULL, NULL, NULL, LOCO_OK);
+    sched_job *j = submit(s, p[0], 2 * KV_BLOCK + 1, 1, smp, NULL, NULL, NULL, LOCO_OK);
     drain(j, &o);
     sched_job_free(j);
     assert_int_equal(o.info.reused, 0); /* evicted */
-    j = submit(s, p[2], 129, 1, smp, NULL, NULL, NULL, LOCO_OK);
+    j = submit(s, p[2], 2 * KV_BLOCK + 1, 1, smp, NULL, NULL, NULL, LOCO_OK);
     drain(j, &o);
     sched_job_free(j);
     assert_int_equal(o.info.reused, 0); /* pushed out by p[0]'s run just now */
-    j = submit(s, p[2], 129, 1, smp, NULL, NULL, NULL, LOCO_OK);
+    j = submit(s, p[2], 2 * KV_BLOCK + 1, 1, smp, NULL, NULL, NULL, LOCO_OK);
     drain(j, &o);
     sched_job_free(j);
-    assert_int_equal(o.info.reused, 128); /* the most recent stays */
+    assert_int_equal(o.info.reused, 2 * KV_BLOCK); /* the most recent stays */
     sched_stats st;
     sched_get_stats(s, &st);
     assert_true(st.cache_bytes <= 2ull * 2 * 2 * 2 * KV_BLOCK * 64);
@@ -591,9 +591,9 @@ static void test_bad_requests(void **state)
     sched *s = NULL;
     assert_int_equal(sched_new(c, NULL, &s, NULL), LOCO_OK);
     sampler *smp = greedy();
-    int32_t p[600];
-    make_prompt(p, 600, 1);
-    submit(s, p, 513, 1, smp, NULL, NULL, NULL, LOCO_ERR_OVERFLOW);
+    int32_t p[4 * KV_BLOCK + 1];
+    make_prompt(p, 4 * KV_BLOCK + 1, 1);
+    submit(s, p, 4 * KV_BLOCK + 1, 1, smp, NULL, NULL, NULL, LOCO_ERR_OVERFLOW); /* n_ctx + 1 */
     p[3] = VOCAB;
     submit(s, p, 10, 1, smp, NULL, NULL, NULL, LOCO_ERR_INVALID);
     sched_free(s);
