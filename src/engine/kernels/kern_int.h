@@ -68,7 +68,9 @@
  * flight is about bandwidth x latency, the same for every block size (measured on AMD EPYC,
  * 2 threads, AVX-512 and AVX2 kernels: 8 KB beat 2 KB by 5-20% and 4 KB or 16 KB by 2-8% on
  * Q4_0, Q8_0, Q4_K and Q6_K files). */
+#ifndef KERN_PREFETCH_BYTES /* -DKERN_PREFETCH_BYTES=N for sweeps */
 #define KERN_PREFETCH_BYTES 8192
+#endif
 
 /* Fetches the group block KERN_PREFETCH_BYTES (rounded to whole blocks) past B, the block of
  * bb bytes being read, unless that lies at or past pe: the end of the task's groups, which
