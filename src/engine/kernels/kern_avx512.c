@@ -178,7 +178,8 @@ static void quant_a256_avx512(const float *x, int64_t k, void *act)
  * block, isum starting from the activation's init (the type's offset) plus the vpdpbusd
  * sums of 8 steps; the 4-bit types sum their low and high nibbles in two chains of 4 (one
  * chain of 8 before; generation of the 6-layer files, A/B pairs: Q5_0 1.11x (1.07-1.13) and
- * 1.03x (1.03-1.13), Q4_1 1.13x (1.07-1.30), Q4_0 and Q5_1 unchanged). t is a compile-time constant in every instantiation. */
+ * 1.03x (1.03-1.13), Q4_1 1.13x (1.07-1.30), Q4_0 and Q5_1 unchanged). t is a compile-time
+ * constant in every instantiation. */
 INLINE void tile_a32(ggml_type t, int ntk, const uint8_t *G, const uint8_t *pe, int64_t nb,
                      const uint8_t *a0, size_t as, kern_act_layout L, float *out, size_t os,
                      int64_t r, int64_t rows)
