@@ -1,7 +1,8 @@
 /* attn.c: flash-style attention over the paged KV cache (attn.h). A work item is one KV head
  * of one sequence, a block of its query tokens (all the query heads that share that KV head,
  * so each K/V tile is read once for the whole group) and a range of KV positions. Per tile of
- * ATTN_TILE positions (a cache block holds several, contiguous per layer and head): K and V rows are converted to f32 once, scores S = Q K^T, the online
+ * ATTN_TILE positions (a cache block holds several, contiguous per layer and head): K and V
+ * rows are converted to f32 once, scores S = Q K^T, the online
  * softmax update (running max m, sum l, rescaled accumulator), acc += P V. Items that cover
  * only part of the KV range leave (m, l, acc) for a merge pass. Prompt items of the transposed
  * kernels hold up to ATTN_GROUPS such query blocks, sharing each converted K/V tile. Each
@@ -111,7 +112,7 @@ static void tile_at(const kv_seq *seq, uint32_t layer, uint32_t head, uint32_t k
                     attn_tile *t)
 {
     const size_t rb = kv_seq_row_bytes(seq);
-    const uint32_t ke = (kb / ATTN_TILE + 1) * ATTN_TILE < k1 ? (kb / ATTN_TILE + 1) * ATTN_TILE : k1;
+    const uint32_t te = (kb / ATTN_TILE + 1) * ATTN_TILE, ke = te < k1 ? te : k1;
     t->n = ke - kb;
     t->k = kv_seq_k(seq, layer, head, kb / KV_BLOCK) + (size_t)(kb % KV_BLOCK) * rb;
     t->v = kv_seq_v(seq, layer, head, kb / KV_BLOCK) + (size_t)(kb % KV_BLOCK) * rb;
@@ -1583,7 +1584,8 @@ void attn_forward(attn_ctx *a, tpool *pool, uint32_t layer, const attn_seg *segs
                 a->merges[nm++] = (attn_merge){s, h, t0, t1, np, chunks};
                 for (uint32_t c = 0; c < chunks; c++) {
                     uint32_t b0 = nblk * c / chunks, b1 = nblk * (c + 1) / chunks;
-                    uint32_t k0 = b0 * ATTN_TILE, k1 = b1 * ATTN_TILE < kend ? b1 * ATTN_TILE : kend;
+                    const uint32_t k0 = b0 * ATTN_TILE;
+                    const uint32_t k1 = b1 * ATTN_TILE < kend ? b1 * ATTN_TILE : kend;
                     LOCO_ASSERT(ni < a->max_items);
                     a->items[ni++] = (attn_item){s, h, t0, t1, k0, k1, (int32_t)np++};
                 }

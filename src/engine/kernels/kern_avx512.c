@@ -230,7 +230,8 @@ INLINE void tile_a32(ggml_type t, int ntk, const uint8_t *G, const uint8_t *pe, 
                 }
                 for (int i = 0; i < ntk; i++) {
                     is[i] = _mm512_dpbusd_epi32(is[i], lo, bcast32(aq + (size_t)i * as + 4 * s));
-                    ih[i] = _mm512_dpbusd_epi32(ih[i], hi, bcast32(aq + (size_t)i * as + 4 * (s + 4)));
+                    ih[i] = _mm512_dpbusd_epi32(ih[i], hi,
+                                                bcast32(aq + (size_t)i * as + 4 * (s + 4)));
                 }
             }
             for (int i = 0; i < ntk; i++)
