@@ -1,13 +1,12 @@
-/* attn.c: flash-style attention over the paged KV cache (attn.h). A work item is one KV head
- * of one sequence, a block of its query tokens (all the query heads that share that KV head,
- * so each K/V tile is read once for the whole group) and a range of KV positions. Per tile of
- * ATTN_TILE positions (a cache block holds several, contiguous per layer and head): K and V
- * rows are converted to f32 once, scores S = Q K^T, the online
- * softmax update (running max m, sum l, rescaled accumulator), acc += P V. Items that cover
- * only part of the KV range leave (m, l, acc) for a merge pass. Prompt items of the transposed
- * kernels hold up to ATTN_GROUPS such query blocks, sharing each converted K/V tile. Each
- * kernel has a scalar definition; AVX2+FMA+F16C, AVX-512 and AVX512_BF16 versions compute the
- * same quantities (not the same bits). */
+/* attn.c: flash-style attention over the paged KV cache (attn.h). A work item is one KV head of
+ * one sequence, a block of its query tokens (all the query heads that share that KV head, so each
+ * K/V tile is read once for the whole group) and a range of KV positions. Per tile of ATTN_TILE
+ * positions (a cache block holds several, contiguous per layer and head): K and V rows are
+ * converted to f32 once, scores S = Q K^T, the online softmax update (running max m, sum l,
+ * rescaled accumulator), acc += P V. Items that cover only part of the KV range leave (m, l, acc)
+ * for a merge pass. Prompt items of the transposed kernels hold up to ATTN_GROUPS such query
+ * blocks, sharing each converted K/V tile. Each kernel has a scalar definition; AVX2+FMA+F16C,
+ * AVX-512 and AVX512_BF16 versions compute the same quantities (not the same bits). */
 #include "base/common.h"
 
 #include <math.h>
