@@ -203,7 +203,8 @@ INLINE void tile_a32(ggml_type t, int ntk, const uint8_t *G, const uint8_t *pe, 
         acc[i] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *B = G + (size_t)b * bb;
-        kern_prefetch_to(B, bb, pe, t == GGML_TYPE_Q8_0);
+        kern_prefetch_to(B, bb, pe, has_h ? KERN_PREFETCH_BYTES_Q5 : KERN_PREFETCH_BYTES,
+                         t == GGML_TYPE_Q8_0);
         __m512i is[NT], ih[NT];
         for (int i = 0; i < ntk; i++) {
             is[i] = bcast32(a0 + (size_t)i * as + L.init + 4 * (size_t)b);

@@ -73,16 +73,23 @@
 #define KERN_PREFETCH_BYTES 8192
 #endif
 
-/* Fetches the group block KERN_PREFETCH_BYTES (rounded to whole blocks) past B, the block of
- * bb bytes being read, unless that lies at or past pe: the end of the task's groups, which
- * follow one another in memory, so the stream runs on across group boundaries. to_l2: with
- * prefetcht1 instead of prefetcht0 (a constant in every caller). AVX-512 Q8_0 generation, 6-layer
+/* Q5_0 and Q5_1 (their kernels do more per byte) fetch this much ahead instead. AVX-512,
+ * generation of the 6-layer files, 2 KiB against 8 KiB, A/B (3 pairs each): Q5_0 1.14x
+ * (1.02-1.16), Q5_1 1.19x and 1.10x (1.04-1.20; 4 KiB 1.23x and 1.06x); Q4_0 0.95x, Q4_1 0.94x,
+ * Q8_0 1.02x, so those keep 8 KiB. */
+#define KERN_PREFETCH_BYTES_Q5 2048
+
+/* Fetches the group block `bytes` (rounded to whole blocks) past B, the block of bb bytes
+ * being read, unless that lies at or past pe: the end of the task's groups, which follow one
+ * another in memory, so the stream runs on across group boundaries. to_l2: with prefetcht1
+ * instead of prefetcht0. Both are constants in every caller. AVX-512 Q8_0 generation, 6-layer
  * file, A/B pairs: prefetcht1 1.06x, 1.08x, 1.06x (3 pairs each, 1.03-1.12), Q5_0 1.03x; Q4_K
  * 0.88x, Q6_K 0.89x, Q5_1 0.95x with it, so Q8_0 alone takes it. */
 static inline __attribute__((always_inline)) void kern_prefetch_to(const uint8_t *B, size_t bb,
-                                                                   const uint8_t *pe, bool to_l2)
+                                                                   const uint8_t *pe,
+                                                                   size_t bytes, bool to_l2)
 {
-    const size_t ahead = (KERN_PREFETCH_BYTES + bb - 1) / bb * bb;
+    const size_t ahead = (bytes + bb - 1) / bb * bb;
     if ((size_t)(pe - B) > ahead)
         for (size_t off = 0; off < bb; off += 64) {
             if (to_l2)
@@ -96,7 +103,7 @@ static inline __attribute__((always_inline)) void kern_prefetch_ahead(const uint
                                                                       size_t bb,
                                                                       const uint8_t *pe)
 {
-    kern_prefetch_to(B, bb, pe, false);
+    kern_prefetch_to(B, bb, pe, KERN_PREFETCH_BYTES, false);
 }
 
 /* Bytes of one group block for a packed type (0 for others), and values per block. */
