@@ -76,8 +76,11 @@
 /* Q5_0 and Q5_1 (their kernels do more per byte) fetch this much ahead instead. AVX-512,
  * generation of the 6-layer files, 2 KiB against 8 KiB, A/B (3 pairs each): Q5_0 1.14x
  * (1.02-1.16), Q5_1 1.19x and 1.10x (1.04-1.20; 4 KiB 1.23x and 1.06x); Q4_0 0.95x, Q4_1 0.94x,
- * Q8_0 1.02x, so those keep 8 KiB. */
+ * Q8_0 1.02x, so those keep 8 KiB. Against 2 KiB: 1 KiB Q5_0 0.88x, Q5_1 0.86x; 4 KiB 0.91x,
+ * 1.03x. */
+#ifndef KERN_PREFETCH_BYTES_Q5 /* -DKERN_PREFETCH_BYTES_Q5=N for sweeps */
 #define KERN_PREFETCH_BYTES_Q5 2048
+#endif
 
 /* Fetches the group block `bytes` (rounded to whole blocks) past B, the block of bb bytes
  * being read, unless that lies at or past pe: the end of the task's groups, which follow one
