@@ -258,6 +258,9 @@ static void compare_tables(const char *name)
     rng r = {99};
     static const int64_t shapes[][3] = {
         {16, 256, 1}, {16, 256, 8}, {33, 512, 9}, {48, 768, 17}, {7, 256, 5}, {64, 2560, 3},
+        /* one token over many groups: generation's several groups side by side, the rest
+         * one by one, the last group partial */
+        {200, 512, 1}, {100, 256, 1},
     };
     for (size_t i = 0; i < LOCO_ARRAY_LEN(all_types); i++) {
         const ggml_type t = all_types[i];

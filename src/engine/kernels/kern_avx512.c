@@ -174,15 +174,21 @@ static void quant_a256_avx512(const float *x, int64_t k, void *act)
 
 /* ---------------------------------------------------------------- 32-value block types */
 
-/* One group (16 rows) x ntk tokens over every block: acc = fma(isum, d_w * d_a, acc) per
- * block, isum starting from the activation's init (the type's offset) plus the vpdpbusd
- * sums of 8 steps; the 4-bit types sum their low and high nibbles in two chains of 4 (one
- * chain of 8 before; generation of the 6-layer files, A/B pairs: Q5_0 1.11x (1.07-1.13) and
- * 1.03x (1.03-1.13), Q4_1 1.13x (1.07-1.30), Q4_0 and Q5_1 unchanged). t is a compile-time
- * constant in every instantiation. */
-INLINE void tile_a32(ggml_type t, int ntk, const uint8_t *G, const uint8_t *pe, int64_t nb,
-                     const uint8_t *a0, size_t as, kern_act_layout L, float *out, size_t os,
-                     int64_t r, int64_t rows)
+#ifndef KERN_GEN_GROUPS /* -DKERN_GEN_GROUPS=N for sweeps */
+#define KERN_GEN_GROUPS 4
+#endif
+_Static_assert(KERN_GEN_GROUPS >= 1 && KERN_GEN_GROUPS <= NT, "KERN_GEN_GROUPS: 1 to NT");
+
+/* ng groups (16 rows each, at G, G + gbytes, ...) x ntk tokens over every block, ntk or ng
+ * being 1: acc = fma(isum, d_w * d_a, acc) per block, isum starting from the activation's
+ * init (the type's offset) plus the vpdpbusd sums of 8 steps; the 4-bit types sum their low
+ * and high nibbles in two chains of 4 (one chain of 8 before; generation of the 6-layer
+ * files, A/B pairs: Q5_0 1.11x (1.07-1.13) and 1.03x (1.03-1.13), Q4_1 1.13x (1.07-1.30), Q4_0
+ * and Q5_1 unchanged). Generation (one token) reads KERN_GEN_GROUPS groups side by side
+ * (see the drivers). t, ntk and ng are compile-time constants in every instantiation. */
+INLINE void tile_a32(ggml_type t, int ntk, int ng, const uint8_t *G, size_t gbytes,
+                     const uint8_t *pe, int64_t nb, const uint8_t *a0, size_t as,
+                     kern_act_layout L, float *out, size_t os, int64_t r, int64_t rows)
 {
     const size_t bb = t == GGML_TYPE_Q8_0   ? KG_Q8_0_BYTES
                       : t == GGML_TYPE_Q4_0 ? KG_Q4_0_BYTES
@@ -197,61 +203,91 @@ INLINE void tile_a32(ggml_type t, int ntk, const uint8_t *G, const uint8_t *pe, 
                         : t == GGML_TYPE_Q4_1 ? 64
                         : t == GGML_TYPE_Q5_0 ? 96
                                               : 128;
+    const int n = ntk * ng; /* accumulators: token i, group g at i * ng + g */
     const __m512i m4 = _mm512_set1_epi8(0xF), b4 = _mm512_set1_epi8(0x10);
     __m512 acc[NT];
-    for (int i = 0; i < ntk; i++)
-        acc[i] = _mm512_setzero_ps();
+    for (int j = 0; j < n; j++)
+        acc[j] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *B = G + (size_t)b * bb;
-        kern_prefetch_to(B, bb, pe, has_h ? KERN_PREFETCH_BYTES_Q5 : KERN_PREFETCH_BYTES,
-                         t == GGML_TYPE_Q8_0);
+        const uint8_t *B[KERN_GEN_GROUPS];
+        for (int g = 0; g < ng; g++) {
+            B[g] = G + (size_t)g * gbytes + (size_t)b * bb;
+            kern_prefetch_to(B[g], bb, pe,
+                             ng > 1  ? KERN_PREFETCH_BYTES_GEN32
+                             : has_h ? KERN_PREFETCH_BYTES_Q5
+                                     : KERN_PREFETCH_BYTES,
+                             t == GGML_TYPE_Q8_0);
+        }
         __m512i is[NT], ih[NT];
         for (int i = 0; i < ntk; i++) {
-            is[i] = bcast32(a0 + (size_t)i * as + L.init + 4 * (size_t)b);
-            ih[i] = _mm512_setzero_si512();
+            const __m512i init = bcast32(a0 + (size_t)i * as + L.init + 4 * (size_t)b);
+            for (int g = 0; g < ng; g++) {
+                is[i * ng + g] = init;
+                ih[i * ng + g] = _mm512_setzero_si512();
+            }
         }
         const uint8_t *aq = a0 + L.qs + 32 * (size_t)b;
         if (t == GGML_TYPE_Q8_0) {
             for (int s = 0; s < 8; s++) {
-                const __m512i wv = _mm512_loadu_si512(B + qoff + KERN_STEP * s);
-                for (int i = 0; i < ntk; i++)
-                    is[i] = _mm512_dpbusd_epi32(is[i], wv, bcast32(aq + (size_t)i * as + 4 * s));
+                __m512i wv[KERN_GEN_GROUPS];
+                for (int g = 0; g < ng; g++)
+                    wv[g] = _mm512_loadu_si512(B[g] + qoff + KERN_STEP * s);
+                for (int i = 0; i < ntk; i++) {
+                    const __m512i av = bcast32(aq + (size_t)i * as + 4 * s);
+                    for (int g = 0; g < ng; g++)
+                        is[i * ng + g] = _mm512_dpbusd_epi32(is[i * ng + g], wv[g], av);
+                }
             }
         } else {
             for (int s = 0; s < 4; s++) {
-                const __m512i raw = _mm512_loadu_si512(B + qoff + KERN_STEP * s);
-                __m512i lo = _mm512_and_si512(raw, m4);
-                __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
-                if (has_h) {
-                    uint64_t h0, h1;
-                    memcpy(&h0, B + hoff + 8 * s, 8);
-                    memcpy(&h1, B + hoff + 8 * (s + 4), 8);
-                    lo = _mm512_or_si512(lo, _mm512_maskz_mov_epi8(h0, b4));
-                    hi = _mm512_or_si512(hi, _mm512_maskz_mov_epi8(h1, b4));
+                __m512i lo[KERN_GEN_GROUPS], hi[KERN_GEN_GROUPS];
+                for (int g = 0; g < ng; g++) {
+                    const __m512i raw = _mm512_loadu_si512(B[g] + qoff + KERN_STEP * s);
+                    lo[g] = _mm512_and_si512(raw, m4);
+                    hi[g] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
+                    if (has_h) {
+                        uint64_t h0, h1;
+                        memcpy(&h0, B[g] + hoff + 8 * s, 8);
+                        memcpy(&h1, B[g] + hoff + 8 * (s + 4), 8);
+                        lo[g] = _mm512_or_si512(lo[g], _mm512_maskz_mov_epi8(h0, b4));
+                        hi[g] = _mm512_or_si512(hi[g], _mm512_maskz_mov_epi8(h1, b4));
+                    }
                 }
                 for (int i = 0; i < ntk; i++) {
-                    is[i] = _mm512_dpbusd_epi32(is[i], lo, bcast32(aq + (size_t)i * as + 4 * s));
-                    ih[i] = _mm512_dpbusd_epi32(ih[i], hi,
-                                                bcast32(aq + (size_t)i * as + 4 * (s + 4)));
+                    const __m512i al = bcast32(aq + (size_t)i * as + 4 * s);
+                    const __m512i ah = bcast32(aq + (size_t)i * as + 4 * (s + 4));
+                    for (int g = 0; g < ng; g++) {
+                        is[i * ng + g] = _mm512_dpbusd_epi32(is[i * ng + g], lo[g], al);
+                        ih[i * ng + g] = _mm512_dpbusd_epi32(ih[i * ng + g], hi[g], ah);
+                    }
                 }
             }
-            for (int i = 0; i < ntk; i++)
-                is[i] = _mm512_add_epi32(is[i], ih[i]);
+            for (int j = 0; j < n; j++)
+                is[j] = _mm512_add_epi32(is[j], ih[j]);
         }
-        const __m512 dw = h16(B + KG32_D);
+        __m512 dw[KERN_GEN_GROUPS];
+        for (int g = 0; g < ng; g++)
+            dw[g] = h16(B[g] + KG32_D);
         for (int i = 0; i < ntk; i++) {
             const __m512 ad = _mm512_set1_ps(ldf(a0 + (size_t)i * as + L.d + 4 * (size_t)b));
-            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[i]), _mm512_mul_ps(dw, ad), acc[i]);
+            for (int g = 0; g < ng; g++)
+                acc[i * ng + g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[i * ng + g]),
+                                                  _mm512_mul_ps(dw[g], ad), acc[i * ng + g]);
         }
         if (has_m) {
-            const __m512 mw = h16(B + KG32_M);
+            __m512 mw[KERN_GEN_GROUPS];
+            for (int g = 0; g < ng; g++)
+                mw[g] = h16(B[g] + KG32_M);
             for (int i = 0; i < ntk; i++) {
                 const __m512 sa = _mm512_set1_ps(ldf(a0 + (size_t)i * as + L.s + 4 * (size_t)b));
-                acc[i] = _mm512_fmadd_ps(mw, sa, acc[i]);
+                for (int g = 0; g < ng; g++)
+                    acc[i * ng + g] = _mm512_fmadd_ps(mw[g], sa, acc[i * ng + g]);
             }
         }
     }
-    store_tile(out, os, ntk, acc, r, rows);
+    for (int i = 0; i < ntk; i++)
+        for (int g = 0; g < ng; g++)
+            store_tile(out + (size_t)i * os, 0, 1, &acc[i * ng + g], r + KERN_GROUP * g, rows);
 }
 
 /* ---------------------------------------------------------------- K types */
@@ -381,13 +417,29 @@ INLINE void tile_q6_K(int ntk, const uint8_t *G, const uint8_t *pe, int64_t nb, 
 /* Groups per row block: the block's weights stay in L2 while every token tile passes. */
 #define ROW_BLOCK_GROUPS 4
 
-#define DEFINE_GEMM(NAME, CALL)                                                                \
+#define DEFINE_GEMM(NAME, CALL, GEN, GEN_NG)                                                   \
     static void NAME(const kern_weight *w, const void *acts, size_t as, int64_t nt, float *out, \
                      size_t os, int64_t g0, int64_t g1)                                        \
     {                                                                                          \
         const kern_act_layout L = LAYOUT(w->k);                                                \
         const int64_t nb = w->k / BLOCK;                                                       \
         const uint8_t *pe = w->data + (size_t)g1 * w->group_bytes;                            \
+        if (nt == 1 && GEN_NG > 1) { /* generation: GEN_NG groups side by side */              \
+            const uint8_t *a0 = acts;                                                          \
+            float *o = out;                                                                    \
+            int64_t g = g0;                                                                    \
+            for (; g + GEN_NG <= g1; g += GEN_NG) {                                            \
+                const uint8_t *G = w->data + (size_t)g * w->group_bytes;                       \
+                const int64_t r = g * KERN_GROUP;                                              \
+                GEN;                                                                           \
+            }                                                                                  \
+            for (; g < g1; g++) {                                                              \
+                const uint8_t *G = w->data + (size_t)g * w->group_bytes;                       \
+                const int64_t r = g * KERN_GROUP;                                              \
+                CALL(1);                                                                       \
+            }                                                                                  \
+            return;                                                                            \
+        }                                                                                      \
         for (int64_t gb = g0; gb < g1; gb += ROW_BLOCK_GROUPS) {                               \
             const int64_t ge = gb + ROW_BLOCK_GROUPS < g1 ? gb + ROW_BLOCK_GROUPS : g1;        \
             for (int64_t t0 = 0, n; t0 < nt; t0 += n) {                                        \
@@ -414,16 +466,18 @@ INLINE void tile_q6_K(int ntk, const uint8_t *G, const uint8_t *pe, int64_t nb, 
 
 #define LAYOUT kern_act_a32
 #define BLOCK 32
-#define C_Q8_0(N) tile_a32(GGML_TYPE_Q8_0, N, G, pe, nb, a0, as, L, o, os, r, w->rows)
-#define C_Q4_0(N) tile_a32(GGML_TYPE_Q4_0, N, G, pe, nb, a0, as, L, o, os, r, w->rows)
-#define C_Q4_1(N) tile_a32(GGML_TYPE_Q4_1, N, G, pe, nb, a0, as, L, o, os, r, w->rows)
-#define C_Q5_0(N) tile_a32(GGML_TYPE_Q5_0, N, G, pe, nb, a0, as, L, o, os, r, w->rows)
-#define C_Q5_1(N) tile_a32(GGML_TYPE_Q5_1, N, G, pe, nb, a0, as, L, o, os, r, w->rows)
-DEFINE_GEMM(gemm_q8_0, C_Q8_0)
-DEFINE_GEMM(gemm_q4_0, C_Q4_0)
-DEFINE_GEMM(gemm_q4_1, C_Q4_1)
-DEFINE_GEMM(gemm_q5_0, C_Q5_0)
-DEFINE_GEMM(gemm_q5_1, C_Q5_1)
+#define C_Q8_0(N) tile_a32(GGML_TYPE_Q8_0, N, 1, G, 0, pe, nb, a0, as, L, o, os, r, w->rows)
+#define C_Q4_0(N) tile_a32(GGML_TYPE_Q4_0, N, 1, G, 0, pe, nb, a0, as, L, o, os, r, w->rows)
+#define C_Q4_1(N) tile_a32(GGML_TYPE_Q4_1, N, 1, G, 0, pe, nb, a0, as, L, o, os, r, w->rows)
+#define C_Q5_0(N) tile_a32(GGML_TYPE_Q5_0, N, 1, G, 0, pe, nb, a0, as, L, o, os, r, w->rows)
+#define C_Q5_1(N) tile_a32(GGML_TYPE_Q5_1, N, 1, G, 0, pe, nb, a0, as, L, o, os, r, w->rows)
+#define G32(T) \
+    tile_a32(T, 1, KERN_GEN_GROUPS, G, w->group_bytes, pe, nb, a0, as, L, o, os, r, w->rows)
+DEFINE_GEMM(gemm_q8_0, C_Q8_0, G32(GGML_TYPE_Q8_0), KERN_GEN_GROUPS)
+DEFINE_GEMM(gemm_q4_0, C_Q4_0, G32(GGML_TYPE_Q4_0), KERN_GEN_GROUPS)
+DEFINE_GEMM(gemm_q4_1, C_Q4_1, G32(GGML_TYPE_Q4_1), KERN_GEN_GROUPS)
+DEFINE_GEMM(gemm_q5_0, C_Q5_0, G32(GGML_TYPE_Q5_0), KERN_GEN_GROUPS)
+DEFINE_GEMM(gemm_q5_1, C_Q5_1, G32(GGML_TYPE_Q5_1), KERN_GEN_GROUPS)
 #undef LAYOUT
 #undef BLOCK
 #define LAYOUT kern_act_a256
@@ -431,9 +485,12 @@ DEFINE_GEMM(gemm_q5_1, C_Q5_1)
 #define C_Q4_K(N) tile_k45(false, N, G, pe, nb, a0, as, L, o, os, r, w->rows)
 #define C_Q5_K(N) tile_k45(true, N, G, pe, nb, a0, as, L, o, os, r, w->rows)
 #define C_Q6_K(N) tile_q6_K(N, G, pe, nb, a0, as, L, o, os, r, w->rows)
-DEFINE_GEMM(gemm_q4_K, C_Q4_K)
-DEFINE_GEMM(gemm_q5_K, C_Q5_K)
-DEFINE_GEMM(gemm_q6_K, C_Q6_K)
+/* The K types read one group at a time in generation too: 2 or 4 side by side made them
+ * slower (6-layer files, A/B, 3 pairs each: Q4_K 0.70x / 0.59x, Q5_K 0.61x / 0.49x, Q6_K
+ * 0.83x / 0.64x). */
+DEFINE_GEMM(gemm_q4_K, C_Q4_K, ((void)G, (void)r), 1)
+DEFINE_GEMM(gemm_q5_K, C_Q5_K, ((void)G, (void)r), 1)
+DEFINE_GEMM(gemm_q6_K, C_Q6_K, ((void)G, (void)r), 1)
 #undef LAYOUT
 #undef BLOCK
 

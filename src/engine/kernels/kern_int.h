@@ -73,13 +73,23 @@
 #define KERN_PREFETCH_BYTES 8192
 #endif
 
-/* Q5_0 and Q5_1 (their kernels do more per byte) fetch this much ahead instead. AVX-512,
+/* Q5_0 and Q5_1 (their kernels do more per byte) fetch this much ahead instead (measured
+ * when generation read one group at a time; it now reads several, KERN_PREFETCH_BYTES_GEN32,
+ * and this serves prompts and the groups left over). AVX-512,
  * generation of the 6-layer files, 2 KiB against 8 KiB, A/B (3 pairs each): Q5_0 1.14x
  * (1.02-1.16), Q5_1 1.19x and 1.10x (1.04-1.20; 4 KiB 1.23x and 1.06x); Q4_0 0.95x, Q4_1 0.94x,
  * Q8_0 1.02x, so those keep 8 KiB. Against 2 KiB: 1 KiB Q5_0 0.88x, Q5_1 0.86x; 4 KiB 0.91x,
  * 1.03x. */
 #ifndef KERN_PREFETCH_BYTES_Q5 /* -DKERN_PREFETCH_BYTES_Q5=N for sweeps */
 #define KERN_PREFETCH_BYTES_Q5 2048
+#endif
+
+/* Generation of the 32-value types reads several groups side by side (kern_avx512.c), each
+ * a stream of its own fetched this far ahead. 6-layer files, A/B against 8 KiB (3 pairs
+ * each): Q4_0 1.11x and 1.12x, Q4_1 1.09x and 0.99x, Q8_0 1.23x and 1.01x; 4 KiB 1.06x, 1.02x,
+ * 1.01x; for Q5_0 and Q5_1 (already 2 KiB) 1 KiB 0.89x / 0.97x, 8 KiB 0.84x / 0.91x. */
+#ifndef KERN_PREFETCH_BYTES_GEN32 /* -DKERN_PREFETCH_BYTES_GEN32=N for sweeps */
+#define KERN_PREFETCH_BYTES_GEN32 2048
 #endif
 
 /* Fetches the group block `bytes` (rounded to whole blocks) past B, the block of bb bytes
