@@ -43,6 +43,12 @@ void attn_force_scalar(attn_ctx *a, bool on);
  * switch it with attn_force_bf16 (on only takes where the CPU has it). */
 bool attn_uses_bf16(const attn_ctx *a);
 void attn_force_bf16(attn_ctx *a, bool on);
+/* Whether that kernel computes its scores by int8 products (AVX512_VNNI; query and key rows
+ * rounded to int8 with a scale each), on by default where the CPU has it and the kernel is on
+ * (LOCO_ATTN_NO_INT8 turns it off); attn_force_qk8 switches it (on only takes where the CPU
+ * has it and the BF16 kernel is on). */
+bool attn_uses_qk8(const attn_ctx *a);
+void attn_force_qk8(attn_ctx *a, bool on);
 /* Whether decoding (up to 4 query rows an item) goes through the AVX-512 f32 kernels, on by
  * default where the CPU has AVX-512 F/BW/DQ/VL and head_dim % 64 == 0, else AVX2; tests
  * switch it with attn_force_avx512 (on only takes where the CPU has it). */

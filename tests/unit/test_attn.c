@@ -108,10 +108,11 @@ static double check_seg(const attn_seg *sg)
     return worst;
 }
 
-static const char *const MODES[4] = {"simd", "scalar", "bf16", "avx2"};
+static const char *const MODES[5] = {"simd", "scalar", "bf16", "avx2", "bf16+int8"};
 
 /* mode: 0 SIMD f32 (AVX-512 for decoding where the CPU has it), 1 scalar, 2 the BF16 kernel
- * (skipped where the CPU lacks it), 3 SIMD f32 with AVX2 only */
+ * (skipped where the CPU lacks it), 3 SIMD f32 with AVX2 only, 4 the BF16 kernel with int8
+ * scores (skipped where the CPU lacks AVX512_VNNI) */
 static void run_case(ggml_type type, int mode, uint32_t dim)
 {
     const bool scalar = mode == 1;
@@ -139,10 +140,11 @@ static void run_case(ggml_type type, int mode, uint32_t dim)
     attn_ctx *a = NULL;
     assert_int_equal(attn_new(HEADS, KV_HEADS, head_dim, 4, total, 3, &a, NULL), LOCO_OK);
     attn_force_scalar(a, scalar);
-    attn_force_bf16(a, mode == 2);
+    attn_force_bf16(a, mode == 2 || mode == 4);
+    attn_force_qk8(a, mode == 4);
     if (mode == 3)
         attn_force_avx512(a, false);
-    if (mode == 2 && !attn_uses_bf16(a)) {
+    if ((mode == 2 && !attn_uses_bf16(a)) || (mode == 4 && !attn_uses_qk8(a))) {
         attn_free(a);
         for (int i = 0; i < 3; i++) {
             free((void *)segs[i].q);
@@ -152,8 +154,9 @@ static void run_case(ggml_type type, int mode, uint32_t dim)
         kv_cache_free(c);
         skip();
     }
-    /* bf16 products: 8 significant bits; f32 elsewhere */
-    const double tol = mode == 2 ? 1.5e-2 : 5e-6;
+    /* bf16 products: 8 significant bits; int8 scores: 7 bits of each row's largest value;
+     * f32 elsewhere */
+    const double tol = mode == 4 ? 3e-2 : mode == 2 ? 1.5e-2 : 5e-6;
     attn_forward(a, NULL, 0, segs, 3);
     for (int i = 0; i < 3; i++) {
         double e = check_seg(&segs[i]);
@@ -200,7 +203,8 @@ static void run_case(ggml_type type, int mode, uint32_t dim)
     for (uint32_t cap = 0; cap <= 8; cap += 8) {
         assert_int_equal(attn_new(HEADS, KV_HEADS, head_dim, 1, 280, 2, &a, NULL), LOCO_OK);
         attn_force_scalar(a, scalar);
-        attn_force_bf16(a, mode == 2);
+        attn_force_bf16(a, mode == 2 || mode == 4);
+        attn_force_qk8(a, mode == 4);
         if (mode == 3)
             attn_force_avx512(a, false);
         attn_force_groups(a, cap);
@@ -281,6 +285,18 @@ static void test_q8_bf16(void **state)
     run_dims(GGML_TYPE_Q8_0, 2);
 }
 
+static void test_f16_int8(void **state)
+{
+    (void)state;
+    run_dims(GGML_TYPE_F16, 4);
+}
+
+static void test_q8_int8(void **state)
+{
+    (void)state;
+    run_dims(GGML_TYPE_Q8_0, 4);
+}
+
 static void test_q8_avx2(void **state)
 {
     (void)state;
@@ -294,6 +310,7 @@ int main(void)
         cmocka_unit_test(test_f16_bf16), cmocka_unit_test(test_f16_avx2),
         cmocka_unit_test(test_q8_simd),  cmocka_unit_test(test_q8_scalar),
         cmocka_unit_test(test_q8_bf16),  cmocka_unit_test(test_q8_avx2),
+        cmocka_unit_test(test_f16_int8), cmocka_unit_test(test_q8_int8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
