@@ -64,7 +64,9 @@ static void fill(rng *r, float *x, int64_t n)
 
 /* Weight rows: quantized from random floats, and for the quant types every byte random except
  * fp16 scale fields (kept finite and small) so that extreme nibbles and scales occur. */
-static void make_weights(rng *r, ggml_type t, uint8_t *w, int64_t rows, int64_t k, bool raw)
+/* raw 0: quantized rows; 1: random bytes (finite scales); 2: every bit set (the largest
+ * value each field holds, finite scales) */
+static void make_weights(rng *r, ggml_type t, uint8_t *w, int64_t rows, int64_t k, int raw)
 {
     const size_t rb = ggml_type_row_size(t, (uint64_t)k);
     float *x = xmalloc((size_t)k * sizeof(float));
@@ -77,7 +79,7 @@ static void make_weights(rng *r, ggml_type t, uint8_t *w, int64_t rows, int64_t 
         return;
     const size_t bb = ggml_type_block_bytes(t);
     for (size_t i = 0; i < rb * (size_t)rows; i++)
-        w[i] = (uint8_t)rng_next(r);
+        w[i] = raw == 2 ? 0xFF : (uint8_t)rng_next(r);
     for (size_t b = 0; b < rb * (size_t)rows / bb; b++) {
         uint8_t *blk = w + b * bb;
         if (t == GGML_TYPE_Q6_K) {
@@ -98,15 +100,20 @@ typedef struct {
     kern_weight kw;
 } problem;
 
+/* raw as make_weights'; with 2 every activation is +1 or -1 (a token each), so every quantized
+ * activation is the largest magnitude (sums that could overflow a narrow accumulator do) */
 static void problem_init(problem *p, rng *r, ggml_type t, int64_t rows, int64_t k, int64_t nt,
-                         bool raw)
+                         int raw)
 {
     p->t = t, p->rows = rows, p->k = k, p->nt = nt;
     p->w = xmalloc(ggml_type_row_size(t, (uint64_t)k) * (size_t)rows);
     make_weights(r, t, p->w, rows, k, raw);
     p->x = xmalloc(sizeof(float) * (size_t)(k * nt));
-    for (int64_t i = 0; i < nt; i++)
+    for (int64_t i = 0; i < nt; i++) {
         fill(r, p->x + i * k, k);
+        for (int64_t j = 0; raw == 2 && j < k; j++)
+            p->x[i * k + j] = i % 2 ? -1.0f : 1.0f;
+    }
     loco_err err;
     assert_int_equal(kern_weight_init(&p->kw, t, rows, k, "test", &err), LOCO_OK);
     kern_weight_pack(&p->kw, p->w, 0, p->kw.n_groups);
@@ -261,11 +268,14 @@ static void compare_tables(const char *name)
         /* one token over many groups: generation's several groups side by side, the rest
          * one by one, the last group partial */
         {200, 512, 1}, {100, 256, 1},
+        /* prompt tiles of every width the kernels have (AVX2 K types: up to 4 tokens, both
+         * halves of a group at once up to 2) */
+        {40, 512, 2}, {24, 768, 6}, {16, 256, 7},
     };
     for (size_t i = 0; i < LOCO_ARRAY_LEN(all_types); i++) {
         const ggml_type t = all_types[i];
         for (size_t s = 0; s < LOCO_ARRAY_LEN(shapes); s++) {
-            for (int raw = 0; raw < 2; raw++) {
+            for (int raw = 0; raw < 3; raw++) {
                 int64_t k = shapes[s][1];
                 if (!kern_type_packed(t) && s == 4)
                     k = 250; /* a dense row length that is no multiple of 16 */

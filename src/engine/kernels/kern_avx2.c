@@ -18,7 +18,12 @@
 #pragma clang fp contract(off)
 #endif
 
-#define NT 2 /* tokens per tile (16 vector registers) */
+/* Most tokens per tile (16 vector registers): the K types' prompt tiles take 4, the others 2
+ * (their sums of 16 rows take two registers a token). */
+#define NT 4
+#ifndef KERN_AVX2_KT /* tokens per K-type prompt tile; -D for sweeps */
+#define KERN_AVX2_KT 4
+#endif
 #define INLINE static inline __attribute__((always_inline))
 
 bool kern_avx2_built(void)
@@ -55,6 +60,16 @@ INLINE __m256i dot_u(__m256i x, __m256i y)
 INLINE __m256i dot_s(__m256i x, __m256i y)
 {
     return dot_u(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+}
+
+/* acc + maddubs(w, a) in 16-bit lanes. Written out: with the intrinsics GCC 12 reassociates a
+ * sub-block's sums into a tree (integer adds may be reordered), computing every product first
+ * and spilling them to the stack; the asm keeps the chain. */
+INLINE __m256i maddubs_acc(__m256i acc, __m256i w, __m256i a)
+{
+    __m256i t;
+    __asm__("vpmaddubsw %3, %2, %1\n\tvpaddw %1, %0, %0" : "+x"(acc), "=&x"(t) : "x"(w), "x"(a));
+    return acc;
 }
 
 /* The 64-bit mask m as 0x10 bytes (bit i -> byte i) for the 32 bytes of half h. */
@@ -122,6 +137,10 @@ INLINE void tile_a32(ggml_type t, int ntk, const uint8_t *G, const uint8_t *pe, 
                         is[i][h] = _mm256_add_epi32(is[i][h], dot_s(wv, bcast32(aq + (size_t)i * as + 4 * s)));
                 }
             } else {
+                /* 16-bit sums (as the K types'): values <= 15 (Q4) take all 8 products of a
+                 * block (8 x 2 x 15 x 127 = 30480), values <= 31 (Q5) the low nibbles' 4 and
+                 * the high nibbles' 4 apart */
+                __m256i s16[NT][2];
                 for (int s = 0; s < 4; s++) {
                     const __m256i raw = _mm256_loadu_si256((const __m256i *)(B + qoff + KERN_STEP * s + 32 * h));
                     __m256i lo = _mm256_and_si256(raw, m4);
@@ -134,9 +153,20 @@ INLINE void tile_a32(ggml_type t, int ntk, const uint8_t *G, const uint8_t *pe, 
                         hi = _mm256_or_si256(hi, bits16(h1, h));
                     }
                     for (int i = 0; i < ntk; i++) {
-                        is[i][h] = _mm256_add_epi32(is[i][h], dot_u(lo, bcast32(aq + (size_t)i * as + 4 * s)));
-                        is[i][h] = _mm256_add_epi32(is[i][h], dot_u(hi, bcast32(aq + (size_t)i * as + 4 * (s + 4))));
+                        const __m256i al = bcast32(aq + (size_t)i * as + 4 * s);
+                        const __m256i ah = bcast32(aq + (size_t)i * as + 4 * (s + 4));
+                        s16[i][0] = s == 0 ? _mm256_maddubs_epi16(lo, al) : maddubs_acc(s16[i][0], lo, al);
+                        if (has_h)
+                            s16[i][1] = s == 0 ? _mm256_maddubs_epi16(hi, ah) : maddubs_acc(s16[i][1], hi, ah);
+                        else
+                            s16[i][0] = maddubs_acc(s16[i][0], hi, ah);
                     }
+                }
+                const __m256i one = _mm256_set1_epi16(1);
+                for (int i = 0; i < ntk; i++) {
+                    is[i][h] = _mm256_add_epi32(is[i][h], _mm256_madd_epi16(s16[i][0], one));
+                    if (has_h)
+                        is[i][h] = _mm256_add_epi32(is[i][h], _mm256_madd_epi16(s16[i][1], one));
                 }
             }
             const __m256 dw = h8(B + KG32_D + 16 * h);
@@ -158,124 +188,202 @@ INLINE void tile_a32(ggml_type t, int ntk, const uint8_t *G, const uint8_t *pe, 
 
 /* ---------------------------------------------------------------- K types */
 
-INLINE void tile_k45(bool q5, int ntk, const uint8_t *G, const uint8_t *pe, int64_t nb,
-                     const uint8_t *a0, size_t as, kern_act_layout L, float *out, size_t os,
-                     int64_t r, int64_t rows)
+/* The K types' products are summed in 16 bits before they are scaled: maddubs gives pairs
+ * of products, |value x activation| <= 63 x 128, and a 16-bit lane holds up to 8 such pairs
+ * of Q4_K (values <= 15: 8 x 2 x 15 x 128 = 30720), 4 of Q5_K (<= 31) and 2 of Q6_K (<= 63)
+ * without overflow; one madd by the sub-block's scale (in both halves of each 32-bit lane)
+ * then gives scale x sum in 32 bits. The same integers as summing in 32 bits and multiplying
+ * after, with half the multiplies (one maddubs per 32 products instead of maddubs + madd). */
+
+/* A sub-block scale per row (8 rows, 32-bit lanes) in both 16-bit halves of its lane. */
+INLINE __m256i scale_pairs(__m256i s32)
 {
-    const size_t bb = q5 ? KG_Q5_K_BYTES : KG_Q4_K_BYTES;
+    return _mm256_or_si256(_mm256_and_si256(s32, _mm256_set1_epi32(0xFFFF)),
+                           _mm256_slli_epi32(s32, 16));
+}
+
+/* Block b of a Q4_K/Q5_K group (B), halves h0..h0+nh-1 (rows 8h..8h+7), for ntk tokens: its
+ * integer sums and then the float steps of the reference onto acc[h][i] (half h's accumulator
+ * of token i). Both halves at once share each activation broadcast. */
+INLINE void k45_block(bool q5, int ntk, const uint8_t *B, int64_t b, int h0, int nh,
+                      const uint8_t *a0, size_t as, kern_act_layout L, __m256 (*acc)[NT])
+{
     const __m256i m4 = _mm256_set1_epi8(0xF);
-    __m256 acc[NT][2];
-    for (int i = 0; i < ntk; i++)
-        acc[i][0] = acc[i][1] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *B = G + (size_t)b * bb;
-        kern_prefetch_ahead(B, bb, pe);
-        const uint8_t *aq = a0 + L.qs + 256 * (size_t)b;
-        for (int h = 0; h < 2; h++) {
-            __m256i isum[NT], msum[NT];
-            for (int i = 0; i < ntk; i++)
-                isum[i] = msum[i] = _mm256_setzero_si256();
-            for (int c = 0; c < 4; c++) {
-                for (int half = 0; half < 2; half++) {
-                    __m256i sb[NT];
-                    for (int i = 0; i < ntk; i++)
-                        sb[i] = _mm256_setzero_si256();
-                    for (int s = 0; s < 8; s++) {
+    const uint8_t *aq = a0 + L.qs + 256 * (size_t)b;
+    const int run = q5 ? 4 : 8; /* steps summed in 16 bits */
+    __m256i isum[2][NT];
+    for (int hh = 0; hh < nh; hh++)
+        for (int i = 0; i < ntk; i++)
+            isum[hh][i] = _mm256_setzero_si256();
+#ifdef KERN_AVX2_NOUNROLL
+#pragma GCC unroll 1
+#endif
+    for (int c = 0; c < 4; c++) {
+        for (int half = 0; half < 2; half++) {
+            for (int s0 = 0; s0 < 8; s0 += run) {
+                __m256i s16[2][NT];
+                for (int s = s0; s < s0 + run; s++) {
+                    __m256i wv[2];
+                    for (int hh = 0; hh < nh; hh++) {
+                        const int h = h0 + hh;
                         const __m256i raw = _mm256_loadu_si256(
                             (const __m256i *)(B + KGK_Q + KERN_STEP * (8 * c + s) + 32 * h));
-                        __m256i wv = half ? _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4)
-                                          : _mm256_and_si256(raw, m4);
+                        wv[hh] = half ? _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4)
+                                      : _mm256_and_si256(raw, m4);
                         if (q5) {
                             uint64_t hb;
                             memcpy(&hb, B + KGK_QH + 16 * (8 * c + s) + 8 * half, 8);
-                            wv = _mm256_or_si256(wv, bits16(hb, h));
+                            wv[hh] = _mm256_or_si256(wv[hh], bits16(hb, h));
                         }
-                        const uint8_t *ap = aq + 64 * c + 32 * half + 4 * s;
-                        for (int i = 0; i < ntk; i++)
-                            sb[i] = _mm256_add_epi32(sb[i], dot_u(wv, bcast32(ap + (size_t)i * as)));
                     }
-                    const __m256i sc = _mm256_cvtepu8_epi32(
-                        _mm_loadl_epi64((const __m128i *)(B + KGK_SC + 16 * (2 * c + half) + 8 * h)));
-                    for (int i = 0; i < ntk; i++)
-                        isum[i] = _mm256_add_epi32(isum[i], _mm256_mullo_epi32(sb[i], sc));
+                    const uint8_t *ap = aq + 64 * c + 32 * half + 4 * s;
+                    for (int i = 0; i < ntk; i++) {
+                        const __m256i av = bcast32(ap + (size_t)i * as);
+                        for (int hh = 0; hh < nh; hh++)
+                            s16[hh][i] = s == s0 ? _mm256_maddubs_epi16(wv[hh], av)
+                                                 : maddubs_acc(s16[hh][i], wv[hh], av);
+                    }
                 }
-            }
-            for (int p = 0; p < 4; p++) {
-                const __m256i mn = _mm256_cvtepu8_epi16(
-                    _mm_loadu_si128((const __m128i *)(B + KGK_MN + 32 * p + 16 * h)));
-                for (int i = 0; i < ntk; i++)
-                    msum[i] = _mm256_add_epi32(
-                        msum[i], _mm256_madd_epi16(mn, bcast32(a0 + (size_t)i * as + L.pairs +
-                                                                 4 * (size_t)(4 * b + p))));
-            }
-            const __m256 dv = h8(B + KGK_D + 16 * h), dmv = h8(B + KGK_DMIN + 16 * h);
-            for (int i = 0; i < ntk; i++) {
-                const __m256 ad = _mm256_set1_ps(ldf(a0 + (size_t)i * as + L.d + 4 * (size_t)b));
-                acc[i][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i]), _mm256_mul_ps(dv, ad), acc[i][h]);
-                acc[i][h] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum[i]), _mm256_mul_ps(dmv, ad), acc[i][h]);
+                for (int hh = 0; hh < nh; hh++) {
+                    const __m256i sc = scale_pairs(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                        (const __m128i *)(B + KGK_SC + 16 * (2 * c + half) + 8 * (h0 + hh)))));
+                    for (int i = 0; i < ntk; i++)
+                        isum[hh][i] = _mm256_add_epi32(isum[hh][i], _mm256_madd_epi16(s16[hh][i], sc));
+                }
             }
         }
     }
-    store_tile(out, os, ntk, acc, r, rows);
+    for (int hh = 0; hh < nh; hh++) {
+        const int h = h0 + hh;
+        __m256i msum[NT];
+        for (int i = 0; i < ntk; i++)
+            msum[i] = _mm256_setzero_si256();
+        for (int p = 0; p < 4; p++) {
+            const __m256i mn = _mm256_cvtepu8_epi16(
+                _mm_loadu_si128((const __m128i *)(B + KGK_MN + 32 * p + 16 * h)));
+            for (int i = 0; i < ntk; i++)
+                msum[i] = _mm256_add_epi32(
+                    msum[i], _mm256_madd_epi16(mn, bcast32(a0 + (size_t)i * as + L.pairs +
+                                                             4 * (size_t)(4 * b + p))));
+        }
+        const __m256 dv = h8(B + KGK_D + 16 * h), dmv = h8(B + KGK_DMIN + 16 * h);
+        for (int i = 0; i < ntk; i++) {
+            const __m256 ad = _mm256_set1_ps(ldf(a0 + (size_t)i * as + L.d + 4 * (size_t)b));
+            acc[h][i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[hh][i]), _mm256_mul_ps(dv, ad), acc[h][i]);
+            acc[h][i] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum[i]), _mm256_mul_ps(dmv, ad), acc[h][i]);
+        }
+    }
 }
 
-INLINE void tile_q6_K(int ntk, const uint8_t *G, const uint8_t *pe, int64_t nb, const uint8_t *a0,
-                      size_t as, kern_act_layout L, float *out, size_t os, int64_t r, int64_t rows)
+/* Block b of a Q6_K group, half h, for ntk tokens (as k45_block). Values are 0..63 here; the
+ * reference's -32 comes in as -32 x sum over sub-blocks of scale x the activations' sum,
+ * two sub-blocks a madd (scales and sums as 16-bit pairs). */
+INLINE void q6_block(int ntk, const uint8_t *B, int64_t b, int h, const uint8_t *a0, size_t as,
+                     kern_act_layout L, __m256 *acc_h)
 {
     const __m256i m4 = _mm256_set1_epi8(0xF), m30 = _mm256_set1_epi8(0x30);
-    __m256 acc[NT][2];
+    const uint8_t *aq = a0 + L.qs + 256 * (size_t)b;
+    __m256i isum[NT];
     for (int i = 0; i < ntk; i++)
-        acc[i][0] = acc[i][1] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *B = G + (size_t)b * KG_Q6_K_BYTES;
-        kern_prefetch_ahead(B, KG_Q6_K_BYTES, pe);
-        const uint8_t *aq = a0 + L.qs + 256 * (size_t)b;
-        for (int h = 0; h < 2; h++) {
-            __m256i isum[NT];
-            for (int i = 0; i < ntk; i++)
-                isum[i] = _mm256_setzero_si256();
-            for (int c = 0; c < 4; c++) {
-                for (int half = 0; half < 2; half++) {
-                    for (int q4 = 0; q4 < 2; q4++) {
-                        const int grp = 4 * c + 2 * half + q4, sh = 2 * (2 * half + q4);
-                        __m256i sb[NT];
+        isum[i] = _mm256_setzero_si256();
+    for (int c = 0; c < 4; c++) {
+        for (int half = 0; half < 2; half++) {
+            for (int q4 = 0; q4 < 2; q4++) {
+                const int grp = 4 * c + 2 * half + q4, sh = 2 * (2 * half + q4);
+                const __m256i sc = scale_pairs(_mm256_cvtepi8_epi32(
+                    _mm_loadl_epi64((const __m128i *)(B + KG6_SC + 16 * grp + 8 * h))));
+                for (int s0 = 0; s0 < 4; s0 += 2) {
+                    __m256i s16[NT];
+                    for (int s4 = s0; s4 < s0 + 2; s4++) {
+                        const int s = 4 * q4 + s4;
+                        const __m256i raw = _mm256_loadu_si256(
+                            (const __m256i *)(B + KG6_QL + KERN_STEP * (8 * c + s) + 32 * h));
+                        const __m256i hr = _mm256_loadu_si256(
+                            (const __m256i *)(B + KG6_QH + KERN_STEP * (4 * c + s4) + 32 * h));
+                        const __m256i nib = half ? _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4)
+                                                 : _mm256_and_si256(raw, m4);
+                        const __m256i hv = sh <= 4 ? _mm256_and_si256(_mm256_slli_epi16(hr, 4 - sh), m30)
+                                                   : _mm256_and_si256(_mm256_srli_epi16(hr, sh - 4), m30);
+                        const __m256i wv = _mm256_or_si256(nib, hv);
+                        const uint8_t *ap = aq + 64 * c + 32 * half + 4 * s;
                         for (int i = 0; i < ntk; i++)
-                            sb[i] = bcast32(a0 + (size_t)i * as + L.q6off + 4 * (size_t)(16 * b + grp));
-                        for (int s4 = 0; s4 < 4; s4++) {
-                            const int s = 4 * q4 + s4;
-                            const __m256i raw = _mm256_loadu_si256(
-                                (const __m256i *)(B + KG6_QL + KERN_STEP * (8 * c + s) + 32 * h));
-                            const __m256i hr = _mm256_loadu_si256(
-                                (const __m256i *)(B + KG6_QH + KERN_STEP * (4 * c + s4) + 32 * h));
-                            const __m256i nib = half ? _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4)
-                                                     : _mm256_and_si256(raw, m4);
-                            const __m256i hv = sh <= 4 ? _mm256_and_si256(_mm256_slli_epi16(hr, 4 - sh), m30)
-                                                       : _mm256_and_si256(_mm256_srli_epi16(hr, sh - 4), m30);
-                            const __m256i wv = _mm256_or_si256(nib, hv);
-                            const uint8_t *ap = aq + 64 * c + 32 * half + 4 * s;
-                            for (int i = 0; i < ntk; i++)
-                                sb[i] = _mm256_add_epi32(sb[i], dot_u(wv, bcast32(ap + (size_t)i * as)));
-                        }
-                        const __m256i sc = _mm256_cvtepi8_epi32(
-                            _mm_loadl_epi64((const __m128i *)(B + KG6_SC + 16 * grp + 8 * h)));
-                        for (int i = 0; i < ntk; i++)
-                            isum[i] = _mm256_add_epi32(isum[i], _mm256_mullo_epi32(sb[i], sc));
+                            s16[i] = s4 == s0 ? _mm256_maddubs_epi16(wv, bcast32(ap + (size_t)i * as))
+                                              : maddubs_acc(s16[i], wv, bcast32(ap + (size_t)i * as));
                     }
+                    for (int i = 0; i < ntk; i++)
+                        isum[i] = _mm256_add_epi32(isum[i], _mm256_madd_epi16(s16[i], sc));
                 }
-            }
-            const __m256 dv = h8(B + KG6_D + 16 * h);
-            for (int i = 0; i < ntk; i++) {
-                const __m256 ad = _mm256_set1_ps(ldf(a0 + (size_t)i * as + L.d + 4 * (size_t)b));
-                acc[i][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i]), _mm256_mul_ps(dv, ad), acc[i][h]);
             }
         }
     }
-    store_tile(out, os, ntk, acc, r, rows);
+    /* the offset: scales of sub-blocks 2p, 2p + 1 as a 16-bit pair per row, times the pair of
+     * the activations' sums (bsums, 16 values each) */
+    __m256i off[NT];
+    for (int i = 0; i < ntk; i++)
+        off[i] = _mm256_setzero_si256();
+    for (int p = 0; p < 8; p++) {
+        const __m128i s0 = _mm_loadl_epi64((const __m128i *)(B + KG6_SC + 16 * (2 * p) + 8 * h));
+        const __m128i s1 = _mm_loadl_epi64((const __m128i *)(B + KG6_SC + 16 * (2 * p + 1) + 8 * h));
+        const __m256i sp = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(s0, s1));
+        for (int i = 0; i < ntk; i++)
+            off[i] = _mm256_add_epi32(
+                off[i], _mm256_madd_epi16(sp, bcast32(a0 + (size_t)i * as + L.bsums +
+                                                        2 * (size_t)(16 * b + 2 * p))));
+    }
+    const __m256 dv = h8(B + KG6_D + 16 * h);
+    for (int i = 0; i < ntk; i++) {
+        const __m256i is = _mm256_sub_epi32(isum[i], _mm256_slli_epi32(off[i], 5));
+        const __m256 ad = _mm256_set1_ps(ldf(a0 + (size_t)i * as + L.d + 4 * (size_t)b));
+        acc_h[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_mul_ps(dv, ad), acc_h[i]);
+    }
 }
+
+/* A tile of the K types: 16 rows x ntk tokens. One token (generation) reads the group's
+ * blocks once, both halves of each in turn; several (prompts) run all blocks for one half,
+ * then for the other, which leaves registers for more tokens' sums. */
+#ifndef KERN_AVX2_BOTH /* prompt tiles of at most this many tokens run both halves at once */
+#define KERN_AVX2_BOTH 2
+#endif
+#define K_TILE(NAME, BLOCK_CALL, BOTH_CALL, BYTES)                                              \
+    INLINE void NAME(int ntk, const uint8_t *G, const uint8_t *pe, int64_t nb,                 \
+                     const uint8_t *a0, size_t as, kern_act_layout L, float *out, size_t os,   \
+                     int64_t r, int64_t rows, bool q5)                                         \
+    {                                                                                          \
+        LOCO_UNUSED(q5);                                                                       \
+        const size_t bb = (BYTES);                                                             \
+        __m256 acc[2][NT];                                                                     \
+        for (int i = 0; i < ntk; i++)                                                          \
+            acc[0][i] = acc[1][i] = _mm256_setzero_ps();                                       \
+        if (ntk <= KERN_AVX2_BOTH) {                                                           \
+            for (int64_t b = 0; b < nb; b++) {                                                 \
+                const uint8_t *B = G + (size_t)b * bb;                                         \
+                kern_prefetch_ahead(B, bb, pe);                                                \
+                BOTH_CALL;                                                                     \
+            }                                                                                  \
+        } else {                                                                               \
+            for (int h = 0; h < 2; h++)                                                        \
+                for (int64_t b = 0; b < nb; b++) {                                             \
+                    const uint8_t *B = G + (size_t)b * bb;                                     \
+                    if (h == 0)                                                                \
+                        kern_prefetch_ahead(B, bb, pe);                                        \
+                    BLOCK_CALL;                                                                \
+                }                                                                              \
+        }                                                                                      \
+        for (int t = 0; t < ntk; t++) {                                                        \
+            float v[16];                                                                       \
+            _mm256_storeu_ps(v, acc[0][t]);                                                    \
+            _mm256_storeu_ps(v + 8, acc[1][t]);                                                \
+            kern_store_group(out + (size_t)t * os, v, r, rows);                                \
+        }                                                                                      \
+    }
+K_TILE(tile_k45, k45_block(q5, ntk, B, b, h, 1, a0, as, L, acc),
+       k45_block(q5, ntk, B, b, 0, 2, a0, as, L, acc), q5 ? KG_Q5_K_BYTES : KG_Q4_K_BYTES)
+K_TILE(tile_q6_K, q6_block(ntk, B, b, h, a0, as, L, acc[h]),
+       for (int h = 0; h < 2; h++) q6_block(ntk, B, b, h, a0, as, L, acc[h]), KG_Q6_K_BYTES)
 
 /* ---------------------------------------------------------------- drivers */
 
-#define DEFINE_GEMM(NAME, LAYOUT, BLOCK, CALL)                                                 \
+#define DEFINE_GEMM(NAME, LAYOUT, BLOCK, CALL, NTM)                                            \
     static void NAME(const kern_weight *w, const void *acts, size_t as, int64_t nt, float *out, \
                      size_t os, int64_t g0, int64_t g1)                                        \
     {                                                                                          \
@@ -284,14 +392,18 @@ INLINE void tile_q6_K(int ntk, const uint8_t *G, const uint8_t *pe, int64_t nb, 
         const uint8_t *pe = w->data + (size_t)g1 * w->group_bytes;                            \
         for (int64_t gb = g0; gb < g1; gb += 4) {                                              \
             const int64_t ge = gb + 4 < g1 ? gb + 4 : g1;                                      \
-            for (int64_t t0 = 0; t0 < nt; t0 += NT) {                                          \
-                const int64_t n = nt - t0 < NT ? nt - t0 : NT;                                 \
+            for (int64_t t0 = 0; t0 < nt; t0 += NTM) {                                         \
+                const int64_t n = nt - t0 < NTM ? nt - t0 : NTM;                               \
                 const uint8_t *a0 = (const uint8_t *)acts + (size_t)t0 * as;                   \
                 float *o = out + (size_t)t0 * os;                                              \
                 for (int64_t g = gb; g < ge; g++) {                                            \
                     const uint8_t *G = w->data + (size_t)g * w->group_bytes;                   \
                     const int64_t r = g * KERN_GROUP;                                          \
-                    if (n == 2)                                                                \
+                    if (NTM >= 4 && n == 4)                                                    \
+                        CALL(4);                                                               \
+                    else if (NTM >= 3 && n == 3)                                               \
+                        CALL(3);                                                               \
+                    else if (n == 2)                                                           \
                         CALL(2);                                                               \
                     else                                                                       \
                         CALL(1);                                                               \
@@ -306,17 +418,17 @@ INLINE void tile_q6_K(int ntk, const uint8_t *G, const uint8_t *pe, int64_t nb, 
 #define C_Q4_1(N) C_A32(GGML_TYPE_Q4_1, N)
 #define C_Q5_0(N) C_A32(GGML_TYPE_Q5_0, N)
 #define C_Q5_1(N) C_A32(GGML_TYPE_Q5_1, N)
-#define C_Q4_K(N) tile_k45(false, N, G, pe, nb, a0, as, L, o, os, r, w->rows)
-#define C_Q5_K(N) tile_k45(true, N, G, pe, nb, a0, as, L, o, os, r, w->rows)
-#define C_Q6_K(N) tile_q6_K(N, G, pe, nb, a0, as, L, o, os, r, w->rows)
-DEFINE_GEMM(gemm_q8_0, kern_act_a32, 32, C_Q8_0)
-DEFINE_GEMM(gemm_q4_0, kern_act_a32, 32, C_Q4_0)
-DEFINE_GEMM(gemm_q4_1, kern_act_a32, 32, C_Q4_1)
-DEFINE_GEMM(gemm_q5_0, kern_act_a32, 32, C_Q5_0)
-DEFINE_GEMM(gemm_q5_1, kern_act_a32, 32, C_Q5_1)
-DEFINE_GEMM(gemm_q4_K, kern_act_a256, 256, C_Q4_K)
-DEFINE_GEMM(gemm_q5_K, kern_act_a256, 256, C_Q5_K)
-DEFINE_GEMM(gemm_q6_K, kern_act_a256, 256, C_Q6_K)
+#define C_Q4_K(N) tile_k45(N, G, pe, nb, a0, as, L, o, os, r, w->rows, false)
+#define C_Q5_K(N) tile_k45(N, G, pe, nb, a0, as, L, o, os, r, w->rows, true)
+#define C_Q6_K(N) tile_q6_K(N, G, pe, nb, a0, as, L, o, os, r, w->rows, false)
+DEFINE_GEMM(gemm_q8_0, kern_act_a32, 32, C_Q8_0, 2)
+DEFINE_GEMM(gemm_q4_0, kern_act_a32, 32, C_Q4_0, 2)
+DEFINE_GEMM(gemm_q4_1, kern_act_a32, 32, C_Q4_1, 2)
+DEFINE_GEMM(gemm_q5_0, kern_act_a32, 32, C_Q5_0, 2)
+DEFINE_GEMM(gemm_q5_1, kern_act_a32, 32, C_Q5_1, 2)
+DEFINE_GEMM(gemm_q4_K, kern_act_a256, 256, C_Q4_K, KERN_AVX2_KT)
+DEFINE_GEMM(gemm_q5_K, kern_act_a256, 256, C_Q5_K, KERN_AVX2_KT)
+DEFINE_GEMM(gemm_q6_K, kern_act_a256, 256, C_Q6_K, KERN_AVX2_KT)
 
 /* ---------------------------------------------------------------- dense types */
 
