@@ -219,9 +219,12 @@ INLINE void k45_block(bool q5, int ntk, const uint8_t *B, int64_t b, int h0, int
 #pragma GCC unroll 1
 #endif
     for (int c = 0; c < 4; c++) {
+#pragma GCC unroll 2
         for (int half = 0; half < 2; half++) {
+#pragma GCC unroll 2
             for (int s0 = 0; s0 < 8; s0 += run) {
-                __m256i s16[2][NT];
+                __m256i s16[2][NT] = {{_mm256_setzero_si256()}}; /* (all set by step s0) */
+#pragma GCC unroll 8
                 for (int s = s0; s < s0 + run; s++) {
                     __m256i wv[2];
                     for (int hh = 0; hh < nh; hh++) {
@@ -247,8 +250,16 @@ INLINE void k45_block(bool q5, int ntk, const uint8_t *B, int64_t b, int h0, int
                 for (int hh = 0; hh < nh; hh++) {
                     const __m256i sc = scale_pairs(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
                         (const __m128i *)(B + KGK_SC + 16 * (2 * c + half) + 8 * (h0 + hh)))));
-                    for (int i = 0; i < ntk; i++)
-                        isum[hh][i] = _mm256_add_epi32(isum[hh][i], _mm256_madd_epi16(s16[hh][i], sc));
+                    for (int i = 0; i < ntk; i++) {
+                        if (nh * ntk > 4) { /* the sums wait in memory: registers hold s16 */
+                            __m256i t;
+                            __asm__("vpmaddwd %2, %3, %1\n\tvpaddd %0, %1, %1\n\tvmovdqu %1, %0"
+                                    : "+m"(isum[hh][i]), "=&x"(t)
+                                    : "x"(sc), "x"(s16[hh][i]));
+                        } else {
+                            isum[hh][i] = _mm256_add_epi32(isum[hh][i], _mm256_madd_epi16(s16[hh][i], sc));
+                        }
+                    }
                 }
             }
         }
@@ -342,7 +353,7 @@ INLINE void q6_block(int ntk, const uint8_t *B, int64_t b, int h, const uint8_t 
  * blocks once, both halves of each in turn; several (prompts) run all blocks for one half,
  * then for the other, which leaves registers for more tokens' sums. */
 #ifndef KERN_AVX2_BOTH /* prompt tiles of at most this many tokens run both halves at once */
-#define KERN_AVX2_BOTH 2
+#define KERN_AVX2_BOTH 4
 #endif
 #define K_TILE(NAME, BLOCK_CALL, BOTH_CALL, BYTES)                                              \
     INLINE void NAME(int ntk, const uint8_t *G, const uint8_t *pe, int64_t nb,                 \
