@@ -1,9 +1,10 @@
 /* kern_avx2.c: the fast kernels for AVX2 + FMA + F16C (engine/kernels), for x86 CPUs without
  * AVX-512. This file alone is compiled with those instructions (CMakeLists.txt); kernels.c
  * installs its table only on CPUs that have them. A group's 16 rows are two 8-lane halves;
- * integer sums use maddubs + madd (unsigned values x signed activations; every packed value is
- * at most 63 so the 16-bit pair sums cannot saturate, except Q8_0, which is made signed and
- * uses the sign trick). Each output runs the scalar reference's float steps in its order, so
+ * integer sums use maddubs (unsigned values x signed activations; every packed value is at
+ * most 63 so the 16-bit pair sums cannot saturate), summed further in 16 bits while that
+ * cannot overflow and widened by a madd (by the sub-block scale or 1); Q8_0 is made signed and
+ * uses the sign trick. Each output runs the scalar reference's float steps in its order, so
  * the results are the same bits (kern_scalar.c). */
 #include "base/common.h"
 
@@ -50,18 +51,6 @@ INLINE __m256 h8(const uint8_t *p)
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
 }
 
-/* x (unsigned values <= 127 in pairs that cannot saturate) . y (signed) per 4-byte lane. */
-INLINE __m256i dot_u(__m256i x, __m256i y)
-{
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(x, y), _mm256_set1_epi16(1));
-}
-
-/* Signed x . signed y per 4-byte lane (y never -128: activation quantizers avoid it). */
-INLINE __m256i dot_s(__m256i x, __m256i y)
-{
-    return dot_u(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
-}
-
 /* acc + maddubs(w, a) in 16-bit lanes. Written out: with the intrinsics GCC 12 reassociates a
  * sub-block's sums into a tree (integer adds may be reordered), computing every product first
  * and spilling them to the stack; the asm keeps the chain. */
@@ -83,28 +72,25 @@ INLINE __m256i bits16(uint64_t m, int h)
     return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(v, bm), bm), _mm256_set1_epi8(0x10));
 }
 
-INLINE void store_tile(float *out, size_t os, int ntk, const __m256 (*acc)[2], int64_t r,
-                       int64_t rows)
-{
-    for (int t = 0; t < ntk; t++) {
-        float v[16];
-        _mm256_storeu_ps(v, acc[t][0]);
-        _mm256_storeu_ps(v + 8, acc[t][1]);
-        kern_store_group(out + (size_t)t * os, v, r, rows);
-    }
-}
-
 /* ---------------------------------------------------------------- 32-value block types */
 
-INLINE void tile_a32(ggml_type t, int ntk, const uint8_t *G, const uint8_t *pe, int64_t nb,
-                     const uint8_t *a0, size_t as, kern_act_layout L, float *out, size_t os,
-                     int64_t r, int64_t rows)
+/* acc + the signed products of w and a (4 to a 32-bit lane): the sign trick, |w| precomputed
+ * (aw), written out for the reason of maddubs_acc. */
+INLINE __m256i dot_s_acc(__m256i acc, __m256i aw, __m256i w, __m256i a, __m256i one)
 {
-    const size_t bb = t == GGML_TYPE_Q8_0   ? KG_Q8_0_BYTES
-                      : t == GGML_TYPE_Q4_0 ? KG_Q4_0_BYTES
-                      : t == GGML_TYPE_Q4_1 ? KG_Q4_1_BYTES
-                      : t == GGML_TYPE_Q5_0 ? KG_Q5_0_BYTES
-                                            : KG_Q5_1_BYTES;
+    __m256i t;
+    __asm__("vpsignb %3, %4, %1\n\tvpmaddubsw %1, %2, %1\n\tvpmaddwd %5, %1, %1\n\t"
+            "vpaddd %1, %0, %0"
+            : "+x"(acc), "=&x"(t)
+            : "x"(aw), "x"(w), "x"(a), "x"(one));
+    return acc;
+}
+
+/* Block b of a 32-value type's group (B), half h, for ntk tokens: the integer sums, then the
+ * reference's float steps onto acc_h[i]. */
+INLINE void a32_block(ggml_type t, int ntk, const uint8_t *B, int64_t b, int h,
+                      const uint8_t *a0, size_t as, kern_act_layout L, __m256 *acc_h)
+{
     const bool has_m = t == GGML_TYPE_Q4_1 || t == GGML_TYPE_Q5_1;
     const bool has_h = t == GGML_TYPE_Q5_0 || t == GGML_TYPE_Q5_1;
     const size_t hoff = t == GGML_TYPE_Q5_0 ? 32 : 64;
@@ -114,76 +100,105 @@ INLINE void tile_a32(ggml_type t, int ntk, const uint8_t *G, const uint8_t *pe, 
                         : t == GGML_TYPE_Q5_0 ? 96
                                               : 128;
     const __m256i m4 = _mm256_set1_epi8(0xF), x80 = _mm256_set1_epi8((char)0x80);
-    __m256 acc[NT][2];
+    const __m256i one = _mm256_set1_epi16(1);
+    const uint8_t *aq = a0 + L.qs + 32 * (size_t)b;
+    __m256i is[NT];
     for (int i = 0; i < ntk; i++)
-        acc[i][0] = acc[i][1] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *B = G + (size_t)b * bb;
-        kern_prefetch_ahead(B, bb, pe);
-        const uint8_t *aq = a0 + L.qs + 32 * (size_t)b;
-        __m256i is[NT][2];
-        for (int i = 0; i < ntk; i++) {
-            /* Q8_0 is summed signed here (no +128), so its init offset is not used */
-            const __m256i init = t == GGML_TYPE_Q8_0 ? _mm256_setzero_si256()
-                                                     : bcast32(a0 + (size_t)i * as + L.init + 4 * (size_t)b);
-            is[i][0] = is[i][1] = init;
+        /* Q8_0 is summed signed here (no +128), so its init offset is not used */
+        is[i] = t == GGML_TYPE_Q8_0 ? _mm256_setzero_si256()
+                                    : bcast32(a0 + (size_t)i * as + L.init + 4 * (size_t)b);
+    if (t == GGML_TYPE_Q8_0) {
+#pragma GCC unroll 8
+        for (int s = 0; s < 8; s++) {
+            const __m256i wv = _mm256_xor_si256(
+                _mm256_loadu_si256((const __m256i *)(B + qoff + KERN_STEP * s + 32 * h)), x80);
+            const __m256i aw = _mm256_sign_epi8(wv, wv);
+            for (int i = 0; i < ntk; i++)
+                is[i] = dot_s_acc(is[i], aw, wv, bcast32(aq + (size_t)i * as + 4 * s), one);
         }
-        for (int h = 0; h < 2; h++) {
-            if (t == GGML_TYPE_Q8_0) {
-                for (int s = 0; s < 8; s++) {
-                    const __m256i wv = _mm256_xor_si256(
-                        _mm256_loadu_si256((const __m256i *)(B + qoff + KERN_STEP * s + 32 * h)), x80);
-                    for (int i = 0; i < ntk; i++)
-                        is[i][h] = _mm256_add_epi32(is[i][h], dot_s(wv, bcast32(aq + (size_t)i * as + 4 * s)));
-                }
-            } else {
-                /* 16-bit sums (as the K types'): values <= 15 (Q4) take all 8 products of a
-                 * block (8 x 2 x 15 x 127 = 30480), values <= 31 (Q5) the low nibbles' 4 and
-                 * the high nibbles' 4 apart */
-                __m256i s16[NT][2];
-                for (int s = 0; s < 4; s++) {
-                    const __m256i raw = _mm256_loadu_si256((const __m256i *)(B + qoff + KERN_STEP * s + 32 * h));
-                    __m256i lo = _mm256_and_si256(raw, m4);
-                    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
-                    if (has_h) {
-                        uint64_t h0, h1;
-                        memcpy(&h0, B + hoff + 8 * s, 8);
-                        memcpy(&h1, B + hoff + 8 * (s + 4), 8);
-                        lo = _mm256_or_si256(lo, bits16(h0, h));
-                        hi = _mm256_or_si256(hi, bits16(h1, h));
-                    }
-                    for (int i = 0; i < ntk; i++) {
-                        const __m256i al = bcast32(aq + (size_t)i * as + 4 * s);
-                        const __m256i ah = bcast32(aq + (size_t)i * as + 4 * (s + 4));
-                        s16[i][0] = s == 0 ? _mm256_maddubs_epi16(lo, al) : maddubs_acc(s16[i][0], lo, al);
-                        if (has_h)
-                            s16[i][1] = s == 0 ? _mm256_maddubs_epi16(hi, ah) : maddubs_acc(s16[i][1], hi, ah);
-                        else
-                            s16[i][0] = maddubs_acc(s16[i][0], hi, ah);
-                    }
-                }
-                const __m256i one = _mm256_set1_epi16(1);
-                for (int i = 0; i < ntk; i++) {
-                    is[i][h] = _mm256_add_epi32(is[i][h], _mm256_madd_epi16(s16[i][0], one));
-                    if (has_h)
-                        is[i][h] = _mm256_add_epi32(is[i][h], _mm256_madd_epi16(s16[i][1], one));
-                }
+    } else {
+        /* 16-bit sums (as the K types'): values <= 15 (Q4) take all 8 products of a block
+         * (8 x 2 x 15 x 127 = 30480), values <= 31 (Q5) the low nibbles' 4 and the high
+         * nibbles' 4 apart */
+        __m256i s16[NT][2];
+#pragma GCC unroll 4
+        for (int s = 0; s < 4; s++) {
+            const __m256i raw = _mm256_loadu_si256((const __m256i *)(B + qoff + KERN_STEP * s + 32 * h));
+            __m256i lo = _mm256_and_si256(raw, m4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+            if (has_h) {
+                uint64_t h0, h1;
+                memcpy(&h0, B + hoff + 8 * s, 8);
+                memcpy(&h1, B + hoff + 8 * (s + 4), 8);
+                lo = _mm256_or_si256(lo, bits16(h0, h));
+                hi = _mm256_or_si256(hi, bits16(h1, h));
             }
-            const __m256 dw = h8(B + KG32_D + 16 * h);
             for (int i = 0; i < ntk; i++) {
-                const __m256 ad = _mm256_set1_ps(ldf(a0 + (size_t)i * as + L.d + 4 * (size_t)b));
-                acc[i][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[i][h]), _mm256_mul_ps(dw, ad), acc[i][h]);
+                const __m256i al = bcast32(aq + (size_t)i * as + 4 * s);
+                const __m256i ah = bcast32(aq + (size_t)i * as + 4 * (s + 4));
+                s16[i][0] = s == 0 ? _mm256_maddubs_epi16(lo, al) : maddubs_acc(s16[i][0], lo, al);
+                if (has_h)
+                    s16[i][1] = s == 0 ? _mm256_maddubs_epi16(hi, ah) : maddubs_acc(s16[i][1], hi, ah);
+                else
+                    s16[i][0] = maddubs_acc(s16[i][0], hi, ah);
             }
-            if (has_m) {
-                const __m256 mw = h8(B + KG32_M + 16 * h);
-                for (int i = 0; i < ntk; i++) {
-                    const __m256 sa = _mm256_set1_ps(ldf(a0 + (size_t)i * as + L.s + 4 * (size_t)b));
-                    acc[i][h] = _mm256_fmadd_ps(mw, sa, acc[i][h]);
-                }
-            }
+        }
+        for (int i = 0; i < ntk; i++) {
+            is[i] = _mm256_add_epi32(is[i], _mm256_madd_epi16(s16[i][0], one));
+            if (has_h)
+                is[i] = _mm256_add_epi32(is[i], _mm256_madd_epi16(s16[i][1], one));
         }
     }
-    store_tile(out, os, ntk, acc, r, rows);
+    const __m256 dw = h8(B + KG32_D + 16 * h);
+    for (int i = 0; i < ntk; i++) {
+        const __m256 ad = _mm256_set1_ps(ldf(a0 + (size_t)i * as + L.d + 4 * (size_t)b));
+        acc_h[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[i]), _mm256_mul_ps(dw, ad), acc_h[i]);
+    }
+    if (has_m) {
+        const __m256 mw = h8(B + KG32_M + 16 * h);
+        for (int i = 0; i < ntk; i++) {
+            const __m256 sa = _mm256_set1_ps(ldf(a0 + (size_t)i * as + L.s + 4 * (size_t)b));
+            acc_h[i] = _mm256_fmadd_ps(mw, sa, acc_h[i]);
+        }
+    }
+}
+
+/* A tile of a 32-value type: 16 rows x ntk tokens; up to 2 tokens both halves of each block
+ * in turn (one pass over the group), more one half at a time (registers). */
+INLINE void tile_a32(ggml_type t, int ntk, const uint8_t *G, const uint8_t *pe, int64_t nb,
+                     const uint8_t *a0, size_t as, kern_act_layout L, float *out, size_t os,
+                     int64_t r, int64_t rows)
+{
+    const size_t bb = t == GGML_TYPE_Q8_0   ? KG_Q8_0_BYTES
+                      : t == GGML_TYPE_Q4_0 ? KG_Q4_0_BYTES
+                      : t == GGML_TYPE_Q4_1 ? KG_Q4_1_BYTES
+                      : t == GGML_TYPE_Q5_0 ? KG_Q5_0_BYTES
+                                            : KG_Q5_1_BYTES;
+    __m256 acc[2][NT];
+    for (int i = 0; i < ntk; i++)
+        acc[0][i] = acc[1][i] = _mm256_setzero_ps();
+    if (ntk <= 2) {
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *B = G + (size_t)b * bb;
+            kern_prefetch_ahead(B, bb, pe);
+            for (int h = 0; h < 2; h++)
+                a32_block(t, ntk, B, b, h, a0, as, L, acc[h]);
+        }
+    } else {
+        for (int h = 0; h < 2; h++)
+            for (int64_t b = 0; b < nb; b++) {
+                const uint8_t *B = G + (size_t)b * bb;
+                if (h == 0)
+                    kern_prefetch_ahead(B, bb, pe);
+                a32_block(t, ntk, B, b, h, a0, as, L, acc[h]);
+            }
+    }
+    for (int i = 0; i < ntk; i++) {
+        float v[16];
+        _mm256_storeu_ps(v, acc[0][i]);
+        _mm256_storeu_ps(v + 8, acc[1][i]);
+        kern_store_group(out + (size_t)i * os, v, r, rows);
+    }
 }
 
 /* ---------------------------------------------------------------- K types */
@@ -432,11 +447,11 @@ K_TILE(tile_q6_K, q6_block(ntk, B, b, h, a0, as, L, acc[h]),
 #define C_Q4_K(N) tile_k45(N, G, pe, nb, a0, as, L, o, os, r, w->rows, false)
 #define C_Q5_K(N) tile_k45(N, G, pe, nb, a0, as, L, o, os, r, w->rows, true)
 #define C_Q6_K(N) tile_q6_K(N, G, pe, nb, a0, as, L, o, os, r, w->rows, false)
-DEFINE_GEMM(gemm_q8_0, kern_act_a32, 32, C_Q8_0, 2)
-DEFINE_GEMM(gemm_q4_0, kern_act_a32, 32, C_Q4_0, 2)
-DEFINE_GEMM(gemm_q4_1, kern_act_a32, 32, C_Q4_1, 2)
-DEFINE_GEMM(gemm_q5_0, kern_act_a32, 32, C_Q5_0, 2)
-DEFINE_GEMM(gemm_q5_1, kern_act_a32, 32, C_Q5_1, 2)
+DEFINE_GEMM(gemm_q8_0, kern_act_a32, 32, C_Q8_0, 4)
+DEFINE_GEMM(gemm_q4_0, kern_act_a32, 32, C_Q4_0, 4)
+DEFINE_GEMM(gemm_q4_1, kern_act_a32, 32, C_Q4_1, 4)
+DEFINE_GEMM(gemm_q5_0, kern_act_a32, 32, C_Q5_0, 4)
+DEFINE_GEMM(gemm_q5_1, kern_act_a32, 32, C_Q5_1, 4)
 DEFINE_GEMM(gemm_q4_K, kern_act_a256, 256, C_Q4_K, KERN_AVX2_KT)
 DEFINE_GEMM(gemm_q5_K, kern_act_a256, 256, C_Q5_K, KERN_AVX2_KT)
 DEFINE_GEMM(gemm_q6_K, kern_act_a256, 256, C_Q6_K, KERN_AVX2_KT)
