@@ -210,11 +210,18 @@ INLINE void tile_a32(ggml_type t, int ntk, const uint8_t *G, const uint8_t *pe, 
  * then gives scale x sum in 32 bits. The same integers as summing in 32 bits and multiplying
  * after, with half the multiplies (one maddubs per 32 products instead of maddubs + madd). */
 
-/* A sub-block scale per row (8 rows, 32-bit lanes) in both 16-bit halves of its lane. */
-INLINE __m256i scale_pairs(__m256i s32)
+/* *isum += madd(s16, sc). in_memory: the sum stays in memory (asm), so that the 16-bit sums
+ * keep the registers when a tile has more of them than fit. */
+INLINE void isum_add(__m256i *isum, __m256i s16, __m256i sc, bool in_memory)
 {
-    return _mm256_or_si256(_mm256_and_si256(s32, _mm256_set1_epi32(0xFFFF)),
-                           _mm256_slli_epi32(s32, 16));
+    if (in_memory) {
+        __m256i t;
+        __asm__("vpmaddwd %2, %3, %1\n\tvpaddd %0, %1, %1\n\tvmovdqu %1, %0"
+                : "+m"(*isum), "=&x"(t)
+                : "x"(sc), "x"(s16));
+    } else {
+        *isum = _mm256_add_epi32(*isum, _mm256_madd_epi16(s16, sc));
+    }
 }
 
 /* Block b of a Q4_K/Q5_K group (B), halves h0..h0+nh-1 (rows 8h..8h+7), for ntk tokens: its
@@ -263,18 +270,12 @@ INLINE void k45_block(bool q5, int ntk, const uint8_t *B, int64_t b, int h0, int
                     }
                 }
                 for (int hh = 0; hh < nh; hh++) {
-                    const __m256i sc = scale_pairs(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
-                        (const __m128i *)(B + KGK_SC + 16 * (2 * c + half) + 8 * (h0 + hh)))));
-                    for (int i = 0; i < ntk; i++) {
-                        if (nh * ntk > 4) { /* the sums wait in memory: registers hold s16 */
-                            __m256i t;
-                            __asm__("vpmaddwd %2, %3, %1\n\tvpaddd %0, %1, %1\n\tvmovdqu %1, %0"
-                                    : "+m"(isum[hh][i]), "=&x"(t)
-                                    : "x"(sc), "x"(s16[hh][i]));
-                        } else {
-                            isum[hh][i] = _mm256_add_epi32(isum[hh][i], _mm256_madd_epi16(s16[hh][i], sc));
-                        }
-                    }
+                    /* the sub-block scale of each row in both 16-bit halves of its lane */
+                    const __m128i s8 = _mm_loadl_epi64(
+                        (const __m128i *)(B + KGK_SC + 16 * (2 * c + half) + 8 * (h0 + hh)));
+                    const __m256i sc = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(s8, s8));
+                    for (int i = 0; i < ntk; i++)
+                        isum_add(&isum[hh][i], s16[hh][i], sc, nh * ntk > 4);
                 }
             }
         }
@@ -301,66 +302,84 @@ INLINE void k45_block(bool q5, int ntk, const uint8_t *B, int64_t b, int h0, int
     }
 }
 
-/* Block b of a Q6_K group, half h, for ntk tokens (as k45_block). Values are 0..63 here; the
- * reference's -32 comes in as -32 x sum over sub-blocks of scale x the activations' sum,
- * two sub-blocks a madd (scales and sums as 16-bit pairs). */
-INLINE void q6_block(int ntk, const uint8_t *B, int64_t b, int h, const uint8_t *a0, size_t as,
-                     kern_act_layout L, __m256 *acc_h)
+/* Block b of a Q6_K group, halves h0..h0+nh-1, for ntk tokens (as k45_block). Values are 0..63
+ * here; the reference's -32 comes in as -32 x sum over sub-blocks of scale x the activations'
+ * sum, two sub-blocks a madd (scales and sums as 16-bit pairs). */
+INLINE void q6_block(int ntk, const uint8_t *B, int64_t b, int h0, int nh, const uint8_t *a0,
+                     size_t as, kern_act_layout L, __m256 (*acc)[NT])
 {
     const __m256i m4 = _mm256_set1_epi8(0xF), m30 = _mm256_set1_epi8(0x30);
     const uint8_t *aq = a0 + L.qs + 256 * (size_t)b;
-    __m256i isum[NT];
-    for (int i = 0; i < ntk; i++)
-        isum[i] = _mm256_setzero_si256();
+    __m256i isum[2][NT];
+    for (int hh = 0; hh < nh; hh++)
+        for (int i = 0; i < ntk; i++)
+            isum[hh][i] = _mm256_setzero_si256();
     for (int c = 0; c < 4; c++) {
+#pragma GCC unroll 2
         for (int half = 0; half < 2; half++) {
+#pragma GCC unroll 2
             for (int q4 = 0; q4 < 2; q4++) {
                 const int grp = 4 * c + 2 * half + q4, sh = 2 * (2 * half + q4);
-                const __m256i sc = scale_pairs(_mm256_cvtepi8_epi32(
-                    _mm_loadl_epi64((const __m128i *)(B + KG6_SC + 16 * grp + 8 * h))));
+#pragma GCC unroll 2
                 for (int s0 = 0; s0 < 4; s0 += 2) {
-                    __m256i s16[NT];
+                    __m256i s16[2][NT] = {{_mm256_setzero_si256()}}; /* (all set by step s0) */
+#pragma GCC unroll 2
                     for (int s4 = s0; s4 < s0 + 2; s4++) {
                         const int s = 4 * q4 + s4;
-                        const __m256i raw = _mm256_loadu_si256(
-                            (const __m256i *)(B + KG6_QL + KERN_STEP * (8 * c + s) + 32 * h));
-                        const __m256i hr = _mm256_loadu_si256(
-                            (const __m256i *)(B + KG6_QH + KERN_STEP * (4 * c + s4) + 32 * h));
-                        const __m256i nib = half ? _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4)
-                                                 : _mm256_and_si256(raw, m4);
-                        const __m256i hv = sh <= 4 ? _mm256_and_si256(_mm256_slli_epi16(hr, 4 - sh), m30)
-                                                   : _mm256_and_si256(_mm256_srli_epi16(hr, sh - 4), m30);
-                        const __m256i wv = _mm256_or_si256(nib, hv);
+                        __m256i wv[2];
+                        for (int hh = 0; hh < nh; hh++) {
+                            const int h = h0 + hh;
+                            const __m256i raw = _mm256_loadu_si256(
+                                (const __m256i *)(B + KG6_QL + KERN_STEP * (8 * c + s) + 32 * h));
+                            const __m256i hr = _mm256_loadu_si256(
+                                (const __m256i *)(B + KG6_QH + KERN_STEP * (4 * c + s4) + 32 * h));
+                            const __m256i nib = half ? _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4)
+                                                     : _mm256_and_si256(raw, m4);
+                            const __m256i hv = sh <= 4 ? _mm256_and_si256(_mm256_slli_epi16(hr, 4 - sh), m30)
+                                                       : _mm256_and_si256(_mm256_srli_epi16(hr, sh - 4), m30);
+                            wv[hh] = _mm256_or_si256(nib, hv);
+                        }
                         const uint8_t *ap = aq + 64 * c + 32 * half + 4 * s;
-                        for (int i = 0; i < ntk; i++)
-                            s16[i] = s4 == s0 ? _mm256_maddubs_epi16(wv, bcast32(ap + (size_t)i * as))
-                                              : maddubs_acc(s16[i], wv, bcast32(ap + (size_t)i * as));
+                        for (int i = 0; i < ntk; i++) {
+                            const __m256i av = bcast32(ap + (size_t)i * as);
+                            for (int hh = 0; hh < nh; hh++)
+                                s16[hh][i] = s4 == s0 ? _mm256_maddubs_epi16(wv[hh], av)
+                                                      : maddubs_acc(s16[hh][i], wv[hh], av);
+                        }
                     }
-                    for (int i = 0; i < ntk; i++)
-                        isum[i] = _mm256_add_epi32(isum[i], _mm256_madd_epi16(s16[i], sc));
+                    for (int hh = 0; hh < nh; hh++) {
+                        const __m128i s8 = _mm_loadl_epi64(
+                            (const __m128i *)(B + KG6_SC + 16 * grp + 8 * (h0 + hh)));
+                        const __m256i sc = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(s8, s8));
+                        for (int i = 0; i < ntk; i++)
+                            isum_add(&isum[hh][i], s16[hh][i], sc, nh * ntk > 4);
+                    }
                 }
             }
         }
     }
-    /* the offset: scales of sub-blocks 2p, 2p + 1 as a 16-bit pair per row, times the pair of
-     * the activations' sums (bsums, 16 values each) */
-    __m256i off[NT];
-    for (int i = 0; i < ntk; i++)
-        off[i] = _mm256_setzero_si256();
-    for (int p = 0; p < 8; p++) {
-        const __m128i s0 = _mm_loadl_epi64((const __m128i *)(B + KG6_SC + 16 * (2 * p) + 8 * h));
-        const __m128i s1 = _mm_loadl_epi64((const __m128i *)(B + KG6_SC + 16 * (2 * p + 1) + 8 * h));
-        const __m256i sp = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(s0, s1));
+    for (int hh = 0; hh < nh; hh++) {
+        const int h = h0 + hh;
+        /* the offset: scales of sub-blocks 2p, 2p + 1 as a 16-bit pair per row, times the pair
+         * of the activations' sums (bsums, 16 values each) */
+        __m256i off[NT];
         for (int i = 0; i < ntk; i++)
-            off[i] = _mm256_add_epi32(
-                off[i], _mm256_madd_epi16(sp, bcast32(a0 + (size_t)i * as + L.bsums +
-                                                        2 * (size_t)(16 * b + 2 * p))));
-    }
-    const __m256 dv = h8(B + KG6_D + 16 * h);
-    for (int i = 0; i < ntk; i++) {
-        const __m256i is = _mm256_sub_epi32(isum[i], _mm256_slli_epi32(off[i], 5));
-        const __m256 ad = _mm256_set1_ps(ldf(a0 + (size_t)i * as + L.d + 4 * (size_t)b));
-        acc_h[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_mul_ps(dv, ad), acc_h[i]);
+            off[i] = _mm256_setzero_si256();
+        for (int p = 0; p < 8; p++) {
+            const __m128i s0 = _mm_loadl_epi64((const __m128i *)(B + KG6_SC + 16 * (2 * p) + 8 * h));
+            const __m128i s1 = _mm_loadl_epi64((const __m128i *)(B + KG6_SC + 16 * (2 * p + 1) + 8 * h));
+            const __m256i sp = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(s0, s1));
+            for (int i = 0; i < ntk; i++)
+                off[i] = _mm256_add_epi32(
+                    off[i], _mm256_madd_epi16(sp, bcast32(a0 + (size_t)i * as + L.bsums +
+                                                            2 * (size_t)(16 * b + 2 * p))));
+        }
+        const __m256 dv = h8(B + KG6_D + 16 * h);
+        for (int i = 0; i < ntk; i++) {
+            const __m256i is = _mm256_sub_epi32(isum[hh][i], _mm256_slli_epi32(off[i], 5));
+            const __m256 ad = _mm256_set1_ps(ldf(a0 + (size_t)i * as + L.d + 4 * (size_t)b));
+            acc[h][i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_mul_ps(dv, ad), acc[h][i]);
+        }
     }
 }
 
@@ -404,8 +423,8 @@ INLINE void q6_block(int ntk, const uint8_t *B, int64_t b, int h, const uint8_t 
     }
 K_TILE(tile_k45, k45_block(q5, ntk, B, b, h, 1, a0, as, L, acc),
        k45_block(q5, ntk, B, b, 0, 2, a0, as, L, acc), q5 ? KG_Q5_K_BYTES : KG_Q4_K_BYTES)
-K_TILE(tile_q6_K, q6_block(ntk, B, b, h, a0, as, L, acc[h]),
-       for (int h = 0; h < 2; h++) q6_block(ntk, B, b, h, a0, as, L, acc[h]), KG_Q6_K_BYTES)
+K_TILE(tile_q6_K, q6_block(ntk, B, b, h, 1, a0, as, L, acc),
+       q6_block(ntk, B, b, 0, 2, a0, as, L, acc), KG_Q6_K_BYTES)
 
 /* ---------------------------------------------------------------- drivers */
 
