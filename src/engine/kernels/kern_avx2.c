@@ -210,6 +210,20 @@ INLINE void tile_a32(ggml_type t, int ntk, const uint8_t *G, const uint8_t *pe, 
  * then gives scale x sum in 32 bits. The same integers as summing in 32 bits and multiplying
  * after, with half the multiplies (one maddubs per 32 products instead of maddubs + madd). */
 
+/* One step of the K types' 16-bit sums: s16[hh][i] (half h0 + hh, token i) += the products of
+ * that half's values wv[hh] and token i's 4 activations at ap (tokens as bytes apart); first:
+ * the sums start here. */
+INLINE void chain_step(__m256i (*s16)[NT], const __m256i *wv, int nh, int ntk, const uint8_t *ap,
+                       size_t as, bool first)
+{
+    for (int i = 0; i < ntk; i++) {
+        const __m256i av = bcast32(ap + (size_t)i * as);
+        for (int hh = 0; hh < nh; hh++)
+            s16[hh][i] = first ? _mm256_maddubs_epi16(wv[hh], av)
+                               : maddubs_acc(s16[hh][i], wv[hh], av);
+    }
+}
+
 /* *isum += madd(s16, sc). in_memory: the sum stays in memory (asm), so that the 16-bit sums
  * keep the registers when a tile has more of them than fit. */
 INLINE void isum_add(__m256i *isum, __m256i s16, __m256i sc, bool in_memory)
@@ -261,13 +275,7 @@ INLINE void k45_block(bool q5, int ntk, const uint8_t *B, int64_t b, int h0, int
                             wv[hh] = _mm256_or_si256(wv[hh], bits16(hb, h));
                         }
                     }
-                    const uint8_t *ap = aq + 64 * c + 32 * half + 4 * s;
-                    for (int i = 0; i < ntk; i++) {
-                        const __m256i av = bcast32(ap + (size_t)i * as);
-                        for (int hh = 0; hh < nh; hh++)
-                            s16[hh][i] = s == s0 ? _mm256_maddubs_epi16(wv[hh], av)
-                                                 : maddubs_acc(s16[hh][i], wv[hh], av);
-                    }
+                    chain_step(s16, wv, nh, ntk, aq + 64 * c + 32 * half + 4 * s, as, s == s0);
                 }
                 for (int hh = 0; hh < nh; hh++) {
                     /* the sub-block scale of each row in both 16-bit halves of its lane */
@@ -339,13 +347,8 @@ INLINE void q6_block(int ntk, const uint8_t *B, int64_t b, int h0, int nh, const
                                                        : _mm256_and_si256(_mm256_srli_epi16(hr, sh - 4), m30);
                             wv[hh] = _mm256_or_si256(nib, hv);
                         }
-                        const uint8_t *ap = aq + 64 * c + 32 * half + 4 * s;
-                        for (int i = 0; i < ntk; i++) {
-                            const __m256i av = bcast32(ap + (size_t)i * as);
-                            for (int hh = 0; hh < nh; hh++)
-                                s16[hh][i] = s4 == s0 ? _mm256_maddubs_epi16(wv[hh], av)
-                                                      : maddubs_acc(s16[hh][i], wv[hh], av);
-                        }
+                        chain_step(s16, wv, nh, ntk, aq + 64 * c + 32 * half + 4 * s, as,
+                                   s4 == s0);
                     }
                     for (int hh = 0; hh < nh; hh++) {
                         const __m128i s8 = _mm_loadl_epi64(
