@@ -19,8 +19,8 @@
 #pragma clang fp contract(off)
 #endif
 
-/* Most tokens per tile (16 vector registers): the K types' prompt tiles take 4, the others 2
- * (their sums of 16 rows take two registers a token). */
+/* Most tokens per tile (16 vector registers): prompt tiles take 4 (the K types both 8-row
+ * halves of a group at once, the 32-value types one half at a time). */
 #define NT 4
 #ifndef KERN_AVX2_KT /* tokens per K-type prompt tile; -D for sweeps */
 #define KERN_AVX2_KT 4
@@ -251,9 +251,6 @@ INLINE void k45_block(bool q5, int ntk, const uint8_t *B, int64_t b, int h0, int
     for (int hh = 0; hh < nh; hh++)
         for (int i = 0; i < ntk; i++)
             isum[hh][i] = _mm256_setzero_si256();
-#ifdef KERN_AVX2_NOUNROLL
-#pragma GCC unroll 1
-#endif
     for (int c = 0; c < 4; c++) {
 #pragma GCC unroll 2
         for (int half = 0; half < 2; half++) {
@@ -389,7 +386,7 @@ INLINE void q6_block(int ntk, const uint8_t *B, int64_t b, int h0, int nh, const
 /* A tile of the K types: 16 rows x ntk tokens. One token (generation) reads the group's
  * blocks once, both halves of each in turn; several (prompts) run all blocks for one half,
  * then for the other, which leaves registers for more tokens' sums. */
-#ifndef KERN_AVX2_BOTH /* prompt tiles of at most this many tokens run both halves at once */
+#ifndef KERN_AVX2_BOTH /* K-type tiles of at most this many tokens run both halves at once */
 #define KERN_AVX2_BOTH 4
 #endif
 #define K_TILE(NAME, BLOCK_CALL, BOTH_CALL, BYTES)                                              \
