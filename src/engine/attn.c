@@ -1532,8 +1532,11 @@ static void run_item(attn_ctx *a, const attn_item *it, attn_scratch *sc)
          * in flight while they compute: bench_attn 16384 1 2 f16 5 36 1 (decoding at 16K, every
          * layer in turn), A/B pairs: 0.835 of the time (6 pairs, 0.79-0.92); the tile two or
          * three after the next one, or fetched to L2 or non-temporally, about the same. Not
-         * for a Q8_0 cache (half the bytes, more work per byte): 1.05 of the time there */
-        if (nr <= ATTN_DIRECT_ROWS && tl.nk && kt == GGML_TYPE_F16) {
+         * for a Q8_0 cache (half the bytes, more work per byte): 1.05 of the time there. Only
+         * on CPUs with AVX-512, where that was measured: on one without (AMD EPYC Zen 3, the
+         * AVX2 kernels) the same bench took 1.02 of the time with it (36 layers, medians of
+         * 4 pairs), with 6 layers 1.15 (6 pairs), with one thread 1.02 */
+        if (a->x512 && nr <= ATTN_DIRECT_ROWS && tl.nk && kt == GGML_TYPE_F16) {
             attn_tile t2;
             tile_at(sg->seq, a->layer, it->head, ke, it->k1, &t2);
             for (size_t o = 0; t2.nk && o < (size_t)t2.n_next * rb; o += 64) {

@@ -183,18 +183,29 @@ static void test_batch_equals_alone(void **state)
     qwen3_ctx_free(c);
 }
 
-/* Last-token logits of prompt[0..n) on a fresh sequence of c. */
-static void logits_of(qwen3_ctx *c, const int32_t *prompt, uint32_t n, float *out)
+/* Last-token logits of prompt[0..n) on a fresh sequence of c: the first n_prompt tokens in
+ * batches, the next n_single one at a time (as decoding evaluates them), the rest in batches. */
+static void logits_steps(qwen3_ctx *c, const int32_t *prompt, uint32_t n_prompt,
+                         uint32_t n_single, uint32_t n, float *out)
 {
     kv_seq *s = NULL;
     assert_int_equal(kv_seq_new(qwen3_ctx_kv(c), 512, &s, NULL), LOCO_OK);
     for (uint32_t done = 0; done < n;) {
-        uint32_t k = n - done < qwen3_ctx_batch(c) ? n - done : qwen3_ctx_batch(c);
+        const uint32_t end = done < n_prompt ? n_prompt : n;
+        uint32_t k = end - done < qwen3_ctx_batch(c) ? end - done : qwen3_ctx_batch(c);
+        if (done >= n_prompt && done < n_prompt + n_single)
+            k = 1;
         qwen3_seg sg = {s, prompt + done, k, done + k == n ? out : NULL, false};
         assert_int_equal(qwen3_forward(c, &sg, 1, NULL), LOCO_OK);
         done += k;
     }
     kv_seq_free(s);
+}
+
+/* Last-token logits of prompt[0..n) on a fresh sequence of c. */
+static void logits_of(qwen3_ctx *c, const int32_t *prompt, uint32_t n, float *out)
+{
+    logits_steps(c, prompt, n, 0, n, out);
 }
 
 static void test_kv_q8_and_parity(void **state)
@@ -368,11 +379,20 @@ static void test_prefix_reuse(void **state)
     assert_int_equal(st.cache_hit_tokens, 154 + 130);
     assert_int_equal(st.gen_tokens, 5 + 3 + 2);
     sched_free(s);
-    /* the reused prefix gives the logits a fresh computation gives */
-    logits_of(c, p, 167, fresh);
+    /* the reused prefix gives the logits a fresh computation by the same steps gives (the
+     * prompt in batches, the four answer tokens one at a time as decoding evaluated them,
+     * then the new tokens), bit for bit */
+    logits_steps(c, p, 150, 4, 167, fresh);
     float d = max_diff(first, fresh, VOCAB);
     if (verbose())
-        fprintf(stderr, "reused prefix vs fresh: max |dlogit| %.3g\n", d);
+        fprintf(stderr, "reused prefix vs fresh, same steps: max |dlogit| %.3g\n", d);
+    assert_true(d == 0.0f);
+    /* and to a fresh computation of everything as one prompt (the answer tokens' rows then
+     * go through the prompt kernels) */
+    logits_of(c, p, 167, fresh);
+    d = max_diff(first, fresh, VOCAB);
+    if (verbose())
+        fprintf(stderr, "reused prefix vs fresh, one prompt: max |dlogit| %.3g\n", d);
     assert_true(d <= 1e-4f * max_abs(fresh, VOCAB));
     sampler_free(smp);
     qwen3_ctx_free(c);
