@@ -266,8 +266,9 @@ static void compare_tables(const char *name)
     static const int64_t shapes[][3] = {
         {16, 256, 1}, {16, 256, 8}, {33, 512, 9}, {48, 768, 17}, {7, 256, 5}, {64, 2560, 3},
         /* one token over many groups: generation's several groups side by side, the rest
-         * one by one, the last group partial */
-        {200, 512, 1}, {100, 256, 1},
+         * one by one, the last group partial (after an odd or an even number of whole
+         * ones) */
+        {200, 512, 1}, {100, 256, 1}, {120, 256, 1},
         /* prompt tiles of every width the kernels have (AVX2 K types: up to 4 tokens, both
          * halves of a group at once up to 2) */
         {40, 512, 2}, {24, 768, 6}, {16, 256, 7},
