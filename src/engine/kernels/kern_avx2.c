@@ -61,13 +61,22 @@ INLINE __m256i maddubs_acc(__m256i acc, __m256i w, __m256i a)
     return acc;
 }
 
-/* The 64-bit mask m as 0x10 bytes (bit i -> byte i) for the 32 bytes of half h. */
-INLINE __m256i bits16(uint64_t m, int h)
+/* A 64-bit mask of high bits as 0x10 bytes for the 32 bytes of half h (bit 32h + i -> byte
+ * i): hq holds the mask in every quadword (bcast64, one load serves both halves). */
+INLINE __m256i bcast64(const uint8_t *p)
 {
-    const uint32_t bits = (uint32_t)(m >> (32 * h));
-    const __m256i shuf = _mm256_setr_epi64x(0x0000000000000000LL, 0x0101010101010101LL,
-                                            0x0202020202020202LL, 0x0303030303030303LL);
-    const __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), shuf);
+    int64_t v;
+    memcpy(&v, p, 8);
+    return _mm256_set1_epi64x(v);
+}
+
+INLINE __m256i bits16q(__m256i hq, int h)
+{
+    const __m256i shuf = h ? _mm256_setr_epi64x(0x0404040404040404LL, 0x0505050505050505LL,
+                                                0x0606060606060606LL, 0x0707070707070707LL)
+                           : _mm256_setr_epi64x(0x0000000000000000LL, 0x0101010101010101LL,
+                                                0x0202020202020202LL, 0x0303030303030303LL);
+    const __m256i v = _mm256_shuffle_epi8(hq, shuf);
     const __m256i bm = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
     return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(v, bm), bm), _mm256_set1_epi8(0x10));
 }
@@ -127,11 +136,8 @@ INLINE void a32_block(ggml_type t, int ntk, const uint8_t *B, int64_t b, int h,
             __m256i lo = _mm256_and_si256(raw, m4);
             __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
             if (has_h) {
-                uint64_t h0, h1;
-                memcpy(&h0, B + hoff + 8 * s, 8);
-                memcpy(&h1, B + hoff + 8 * (s + 4), 8);
-                lo = _mm256_or_si256(lo, bits16(h0, h));
-                hi = _mm256_or_si256(hi, bits16(h1, h));
+                lo = _mm256_or_si256(lo, bits16q(bcast64(B + hoff + 8 * s), h));
+                hi = _mm256_or_si256(hi, bits16q(bcast64(B + hoff + 8 * (s + 4)), h));
             }
             for (int i = 0; i < ntk; i++) {
                 const __m256i al = bcast32(aq + (size_t)i * as + 4 * s);
@@ -260,17 +266,17 @@ INLINE void k45_block(bool q5, int ntk, const uint8_t *B, int64_t b, int h0, int
 #pragma GCC unroll 8
                 for (int s = s0; s < s0 + run; s++) {
                     __m256i wv[2];
+                    /* Q5_K: the high bits of the step's 64 values, read once for both halves */
+                    const __m256i hq = q5 ? bcast64(B + KGK_QH + 16 * (8 * c + s) + 8 * half)
+                                          : _mm256_setzero_si256();
                     for (int hh = 0; hh < nh; hh++) {
                         const int h = h0 + hh;
                         const __m256i raw = _mm256_loadu_si256(
                             (const __m256i *)(B + KGK_Q + KERN_STEP * (8 * c + s) + 32 * h));
                         wv[hh] = half ? _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4)
                                       : _mm256_and_si256(raw, m4);
-                        if (q5) {
-                            uint64_t hb;
-                            memcpy(&hb, B + KGK_QH + 16 * (8 * c + s) + 8 * half, 8);
-                            wv[hh] = _mm256_or_si256(wv[hh], bits16(hb, h));
-                        }
+                        if (q5)
+                            wv[hh] = _mm256_or_si256(wv[hh], bits16q(hq, h));
                     }
                     chain_step(s16, wv, nh, ntk, aq + 64 * c + 32 * half + 4 * s, as, s == s0);
                 }
