@@ -322,17 +322,32 @@ ATTN_AVX2 static void pv_avx2(const float *p, uint32_t rows, uint32_t ss, const 
     }
 }
 
-/* Eight f32 values of a cache row (f16 or q8_0) from value i (i % 8 == 0); t is a constant
- * in every caller, so each kernel below is compiled once per type. */
+/* Eight f32 values of a cache row (f16 or q8_0) from value i (i % 8 == 0); sc: the scale of
+ * the Q8_0 block holding i, broadcast (row_scale; unused for f16). t is a constant in every
+ * caller, so each kernel below is compiled once per type. */
 #define ATTN_INLINE ATTN_AVX2 static inline __attribute__((always_inline))
-ATTN_INLINE __m256 ld8_row(ggml_type t, const uint8_t *row, uint32_t i)
+ATTN_INLINE __m256 ld8_row(ggml_type t, const uint8_t *row, uint32_t i, __m256 sc)
 {
     if (t == GGML_TYPE_F16)
         return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + (size_t)i * 2)));
     const uint8_t *blk = row + (size_t)(i / 32) * 34;
     const __m256 f = _mm256_cvtepi32_ps(
         _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 2 + i % 32))));
-    return _mm256_mul_ps(f, _mm256_set1_ps(_cvtsh_ss(*(const uint16_t *)blk)));
+    return _mm256_mul_ps(f, sc);
+}
+
+/* The scale of the Q8_0 block of a cache row holding value i, broadcast; zero for f16. Read
+ * once a block (32 values) of a key, once per 16 values of a value row, rather than once per
+ * 8 values: the same products (bit-equal), less work per value. Decoding at 16K from a Q8_0
+ * cache on AMD Zen 3 (AVX2), `bench_attn 16384 1 2 q8_0 5 6 1`, 10 interleaved pairs: median
+ * 5.51 -> 4.63 ms a layer (0.84); one thread 0.85. */
+ATTN_INLINE __m256 row_scale(ggml_type t, const uint8_t *row, uint32_t i)
+{
+    if (t == GGML_TYPE_F16)
+        return _mm256_setzero_ps();
+    uint16_t h;
+    memcpy(&h, row + (size_t)(i / 32) * 34, 2);
+    return _mm256_set1_ps(_cvtsh_ss(h));
 }
 
 /* qk_avx2 reading the n keys straight from the cache rows (no f32 copy): kr + j * rb. */
@@ -357,12 +372,19 @@ ATTN_INLINE void qk_direct(ggml_type t, const float *q, uint32_t rows, const uin
             __m256 a[8];
             for (int x = 0; x < 8; x++)
                 a[x] = _mm256_setzero_ps();
-            for (uint32_t i = 0; i < d; i += 8) {
-                const __m256 kv0 = ld8_row(t, k0, i), kv1 = ld8_row(t, k1, i);
-                for (int x = 0; x < 4; x++) {
-                    const __m256 qv = _mm256_loadu_ps(q0 + (size_t)x * d + i);
-                    a[2 * x] = _mm256_fmadd_ps(qv, kv0, a[2 * x]);
-                    a[2 * x + 1] = _mm256_fmadd_ps(qv, kv1, a[2 * x + 1]);
+            for (uint32_t i0 = 0; i0 < d; i0 += 32) {
+                const __m256 sc0 = row_scale(t, k0, i0), sc1 = row_scale(t, k1, i0);
+#pragma GCC unroll 4
+                for (uint32_t c = 0; c < 4; c++) {
+                    const uint32_t i = i0 + 8 * c;
+                    if (i >= d) /* f16 rows: d % 8 == 0 only */
+                        break;
+                    const __m256 kv0 = ld8_row(t, k0, i, sc0), kv1 = ld8_row(t, k1, i, sc1);
+                    for (int x = 0; x < 4; x++) {
+                        const __m256 qv = _mm256_loadu_ps(q0 + (size_t)x * d + i);
+                        a[2 * x] = _mm256_fmadd_ps(qv, kv0, a[2 * x]);
+                        a[2 * x + 1] = _mm256_fmadd_ps(qv, kv1, a[2 * x + 1]);
+                    }
                 }
             }
             float o[8];
@@ -391,7 +413,8 @@ ATTN_INLINE void pv_direct(ggml_type t, const float *p, uint32_t rows, uint32_t 
                 if (pf && r == 0 && i == 0 && j < n_pf)
                     prefetch_rows(pf, rb, j, 1);
                 const uint8_t *row = vr + (size_t)j * rb;
-                const __m256 v0 = ld8_row(t, row, i), v1 = ld8_row(t, row, i + 8);
+                const __m256 sc = row_scale(t, row, i); /* i and i + 8: one block */
+                const __m256 v0 = ld8_row(t, row, i, sc), v1 = ld8_row(t, row, i + 8, sc);
                 for (int x = 0; x < 4; x++) {
                     const __m256 w = _mm256_broadcast_ss(p + (size_t)(r + x) * ss + j);
                     a[x][0] = _mm256_fmadd_ps(w, v0, a[x][0]);
