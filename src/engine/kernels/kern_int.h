@@ -119,6 +119,25 @@ static inline __attribute__((always_inline)) void kern_prefetch_ahead(const uint
     kern_prefetch_to(B, bb, pe, KERN_PREFETCH_BYTES, false);
 }
 
+/* The group block KERN_PREFETCH_BYTES (rounded to whole blocks) past B, or NULL where that lies
+ * at or past pe: for kernels that spread the fetches of its lines over their work on B
+ * (kern_prefetch_line) instead of issuing them all at once. */
+static inline __attribute__((always_inline)) const uint8_t *
+kern_ahead_block(const uint8_t *B, size_t bb, const uint8_t *pe)
+{
+    const size_t ahead = (KERN_PREFETCH_BYTES + bb - 1) / bb * bb;
+    return (size_t)(pe - B) > ahead ? B + ahead : NULL;
+}
+
+/* Fetches line i of the block pf of bb bytes (kern_ahead_block), if pf is set and the block
+ * has that line. */
+static inline __attribute__((always_inline)) void kern_prefetch_line(const uint8_t *pf, size_t bb,
+                                                                     int i)
+{
+    if (pf && 64 * (size_t)i < bb)
+        __builtin_prefetch(pf + 64 * (size_t)i, 0, 3);
+}
+
 /* Bytes of one group block for a packed type (0 for others), and values per block. */
 size_t kern_group_block_bytes(ggml_type type);
 
