@@ -272,13 +272,16 @@ static void compare_tables(const char *name)
         /* prompt tiles of every width the kernels have (AVX2 K types: up to 4 tokens, both
          * halves of a group at once up to 2) */
         {40, 512, 2}, {24, 768, 6}, {16, 256, 7},
+        /* one token, an odd number of rows (AVX2 dense generation takes rows in pairs) and,
+         * dense, a row length that is no multiple of 16 */
+        {13, 256, 1},
     };
     for (size_t i = 0; i < LOCO_ARRAY_LEN(all_types); i++) {
         const ggml_type t = all_types[i];
         for (size_t s = 0; s < LOCO_ARRAY_LEN(shapes); s++) {
             for (int raw = 0; raw < 3; raw++) {
                 int64_t k = shapes[s][1];
-                if (!kern_type_packed(t) && s == 4)
+                if (!kern_type_packed(t) && (s == 4 || s == 12))
                     k = 250; /* a dense row length that is no multiple of 16 */
                 problem p;
                 problem_init(&p, &r, t, shapes[s][0], k, shapes[s][2], raw);
