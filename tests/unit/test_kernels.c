@@ -263,26 +263,28 @@ static void compare_tables(const char *name)
     }
     const kern_table *sc = kern_named("scalar");
     rng r = {99};
-    static const int64_t shapes[][3] = {
-        {16, 256, 1}, {16, 256, 8}, {33, 512, 9}, {48, 768, 17}, {7, 256, 5}, {64, 2560, 3},
+    /* rows, k, tokens, and k for the dense types (0: the same) */
+    static const int64_t shapes[][4] = {
+        {16, 256, 1, 0}, {16, 256, 8, 0}, {33, 512, 9, 0}, {48, 768, 17, 0},
+        /* a dense row length that is no multiple of 16 */
+        {7, 256, 5, 250}, {64, 2560, 3, 0},
         /* one token over many groups: generation's several groups side by side, the rest
          * one by one, the last group partial (after an odd or an even number of whole
          * ones) */
-        {200, 512, 1}, {100, 256, 1}, {120, 256, 1},
+        {200, 512, 1, 0}, {100, 256, 1, 0}, {120, 256, 1, 0},
         /* prompt tiles of every width the kernels have (AVX2 K types: up to 4 tokens, both
          * halves of a group at once up to 2) */
-        {40, 512, 2}, {24, 768, 6}, {16, 256, 7},
+        {40, 512, 2, 0}, {24, 768, 6, 0}, {16, 256, 7, 0},
         /* one token, an odd number of rows (AVX2 dense generation takes rows in pairs) and,
          * dense, a row length that is no multiple of 16 */
-        {13, 256, 1},
+        {13, 256, 1, 250},
     };
     for (size_t i = 0; i < LOCO_ARRAY_LEN(all_types); i++) {
         const ggml_type t = all_types[i];
         for (size_t s = 0; s < LOCO_ARRAY_LEN(shapes); s++) {
             for (int raw = 0; raw < 3; raw++) {
-                int64_t k = shapes[s][1];
-                if (!kern_type_packed(t) && (s == 4 || s == 12))
-                    k = 250; /* a dense row length that is no multiple of 16 */
+                const int64_t k =
+                    !kern_type_packed(t) && shapes[s][3] ? shapes[s][3] : shapes[s][1];
                 problem p;
                 problem_init(&p, &r, t, shapes[s][0], k, shapes[s][2], raw);
                 float *a = run(sc, &p), *b = run(kt, &p);

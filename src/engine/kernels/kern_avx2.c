@@ -447,8 +447,9 @@ INLINE void q6_block(int ntk, const uint8_t *B, int64_t b, int h0, int nh, const
             kern_store_group(out + (size_t)t * os, v, r, rows);                                \
         }                                                                                      \
     }
-_Static_assert(KG_Q6_K_BYTES <= 64 * 64 && KG_Q5_K_BYTES <= 64 * 64 && KG_Q8_0_BYTES <= 16 * 64 &&
-                   KG_Q5_1_BYTES <= 8 * 64 && KG_Q5_0_BYTES <= 8 * 64 && KG_Q4_1_BYTES <= 8 * 64,
+_Static_assert(KG_Q6_K_BYTES <= 64 * 64 && KG_Q5_K_BYTES <= 64 * 64 && KG_Q4_K_BYTES <= 64 * 64 &&
+                   KG_Q8_0_BYTES <= 16 * 64 && KG_Q5_1_BYTES <= 8 * 64 &&
+                   KG_Q5_0_BYTES <= 8 * 64 && KG_Q4_1_BYTES <= 8 * 64 && KG_Q4_0_BYTES <= 8 * 64,
                "a line a step");
 K_TILE(tile_k45, k45_block(q5, ntk, B, b, h, 1, a0, as, L, acc, NULL),
        k45_block(q5, ntk, B, b, 0, 2, a0, as, L, acc, pf), q5 ? KG_Q5_K_BYTES : KG_Q4_K_BYTES)
@@ -553,14 +554,19 @@ INLINE void dense_tail(ggml_type t, const uint8_t *row, const float *a, int64_t 
     *hi = _mm256_loadu_ps(c + 8);
 }
 
+/* The address fetched while a row's values l..l+15 are read: KERN_PREFETCH_BYTES ahead. */
+INLINE const char *dense_ahead(ggml_type t, const uint8_t *row, int64_t l)
+{
+    return (const char *)row + (size_t)l * (t == GGML_TYPE_F32 ? 4 : 2) + KERN_PREFETCH_BYTES;
+}
+
 /* One row x one token, the reference's lane layout (value i in lane i % 16). */
 INLINE float dense_dot(ggml_type t, const uint8_t *row, const float *a, int64_t k)
 {
     __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
     int64_t l = 0;
     for (; l + 16 <= k; l += 16) {
-        const size_t at = (size_t)l * (t == GGML_TYPE_F32 ? 4 : 2) + KERN_PREFETCH_BYTES;
-        _mm_prefetch((const char *)row + at, _MM_HINT_T0);
+        _mm_prefetch(dense_ahead(t, row, l), _MM_HINT_T0);
         lo = _mm256_fmadd_ps(load_w8(t, row, l), _mm256_loadu_ps(a + l), lo);
         hi = _mm256_fmadd_ps(load_w8(t, row, l + 8), _mm256_loadu_ps(a + l + 8), hi);
     }
@@ -581,9 +587,8 @@ INLINE void dense_dot2(ggml_type t, const uint8_t *r0, const uint8_t *r1, const 
     __m256 lo1 = _mm256_setzero_ps(), hi1 = _mm256_setzero_ps();
     int64_t l = 0;
     for (; l + 16 <= k; l += 16) {
-        const size_t at = (size_t)l * (t == GGML_TYPE_F32 ? 4 : 2) + KERN_PREFETCH_BYTES;
-        _mm_prefetch((const char *)r0 + at, _MM_HINT_T0);
-        _mm_prefetch((const char *)r1 + at, _MM_HINT_T0);
+        _mm_prefetch(dense_ahead(t, r0, l), _MM_HINT_T0);
+        _mm_prefetch(dense_ahead(t, r1, l), _MM_HINT_T0);
         const __m256 al = _mm256_loadu_ps(a + l), ah = _mm256_loadu_ps(a + l + 8);
         lo0 = _mm256_fmadd_ps(load_w8(t, r0, l), al, lo0);
         hi0 = _mm256_fmadd_ps(load_w8(t, r0, l + 8), ah, hi0);
