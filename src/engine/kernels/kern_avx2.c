@@ -81,6 +81,151 @@ INLINE __m256i bits16q(__m256i hq, int h)
     return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(v, bm), bm), _mm256_set1_epi8(0x10));
 }
 
+/* ---------------------------------------------------------------- activation quantizers */
+
+/* The scalar reference's quantizers (kern_scalar.c) on 8 lanes, the same bits for finite
+ * inputs, as the avx512 table's: maxima are exact in any order, x * (1/scale) is one rounded
+ * product per value, vcvtps2dq rounds half to even as nearest_int does, the saturating packs
+ * clamp as the reference does (|x * id| <= 127 here), the sums are integers; the per-block
+ * float steps are the reference's scalar code. */
+
+INLINE __m256 abs8(__m256 v)
+{
+    return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v);
+}
+
+INLINE float hmax8(__m256 v)
+{
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+INLINE int32_t hsum8i(__m256i v)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* 32 int32 (four vectors, values in int8 range) -> 32 bytes in order at q. */
+INLINE void store_q32(int8_t *q, __m256i q0, __m256i q1, __m256i q2, __m256i q3)
+{
+    const __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(q0, q1), _mm256_packs_epi32(q2, q3));
+    _mm256_storeu_si256((__m256i *)q,
+                        _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+}
+
+INLINE void quant_a32_avx2(const float *x, int64_t k, void *act, int32_t offset)
+{
+    const kern_act_layout L = kern_act_a32(k);
+    uint8_t *a = act;
+    int8_t *qs = (int8_t *)(a + L.qs);
+    for (int64_t b = 0; b < k / 32; b++) {
+        __m256 v[4];
+        for (int i = 0; i < 4; i++)
+            v[i] = _mm256_loadu_ps(x + 32 * b + 8 * i);
+        const float amax = hmax8(_mm256_max_ps(_mm256_max_ps(abs8(v[0]), abs8(v[1])),
+                                               _mm256_max_ps(abs8(v[2]), abs8(v[3]))));
+        const float d = amax / 127.f;
+        const float id = amax != 0.0f ? 127.f / amax : 0.0f;
+        const __m256 idv = _mm256_set1_ps(id);
+        const __m256i lo = _mm256_set1_epi32(-128), hi = _mm256_set1_epi32(127);
+        __m256i q[4];
+        for (int i = 0; i < 4; i++)
+            q[i] = _mm256_min_epi32(hi, _mm256_max_epi32(lo, _mm256_cvtps_epi32(_mm256_mul_ps(v[i], idv))));
+        store_q32(qs + 32 * b, q[0], q[1], q[2], q[3]);
+        const int32_t sum =
+            hsum8i(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
+        const float dr = fp16_to_f32(fp16_from_f32(d));
+        const float sv = fp16_to_f32(fp16_from_f32(d * (float)sum));
+        const int32_t init = offset * sum;
+        memcpy(a + L.d + 4 * (size_t)b, &dr, 4);
+        memcpy(a + L.init + 4 * (size_t)b, &init, 4);
+        memcpy(a + L.s + 4 * (size_t)b, &sv, 4);
+    }
+}
+
+static void quant_q8_0_avx2(const float *x, int64_t k, void *act)
+{
+    quant_a32_avx2(x, k, act, -128);
+}
+
+static void quant_q4_0_avx2(const float *x, int64_t k, void *act)
+{
+    quant_a32_avx2(x, k, act, -8);
+}
+
+static void quant_q5_0_avx2(const float *x, int64_t k, void *act)
+{
+    quant_a32_avx2(x, k, act, -16);
+}
+
+static void quant_a32_plain_avx2(const float *x, int64_t k, void *act)
+{
+    quant_a32_avx2(x, k, act, 0);
+}
+
+/* kern_quant_a256: max is the signed value of largest magnitude, the first one on ties. */
+static void quant_a256_avx2(const float *x, int64_t k, void *act)
+{
+    const kern_act_layout L = kern_act_a256(k);
+    uint8_t *a = act;
+    int8_t *qs = (int8_t *)(a + L.qs);
+    for (int64_t b = 0; b < k / 256; b++) {
+        const float *xb = x + 256 * b;
+        int8_t *q = qs + 256 * b;
+        __m256 m = _mm256_setzero_ps();
+        for (int i = 0; i < 32; i++)
+            m = _mm256_max_ps(m, abs8(_mm256_loadu_ps(xb + 8 * i)));
+        const float amax = hmax8(m);
+        int32_t s16[16];
+        float d = 0.0f;
+        if (amax == 0.0f) {
+            memset(q, 0, 256);
+            memset(s16, 0, sizeof(s16));
+        } else {
+            float max = 0.0f;
+            const __m256 av = _mm256_set1_ps(amax);
+            for (int i = 0; i < 32; i++) {
+                const int eq = _mm256_movemask_ps(
+                    _mm256_cmp_ps(abs8(_mm256_loadu_ps(xb + 8 * i)), av, _CMP_EQ_OQ));
+                if (eq) {
+                    max = xb[8 * i + __builtin_ctz((unsigned)eq)];
+                    break;
+                }
+            }
+            const float iscale = -127.f / max;
+            const __m256 is = _mm256_set1_ps(iscale);
+            const __m256i hi = _mm256_set1_epi32(127);
+            for (int g = 0; g < 8; g++) {
+                __m256i qi[4];
+                for (int i = 0; i < 4; i++)
+                    qi[i] = _mm256_min_epi32(
+                        hi, _mm256_cvtps_epi32(_mm256_mul_ps(is, _mm256_loadu_ps(xb + 32 * g + 8 * i))));
+                store_q32(q + 32 * g, qi[0], qi[1], qi[2], qi[3]);
+                s16[2 * g] = hsum8i(_mm256_add_epi32(qi[0], qi[1]));
+                s16[2 * g + 1] = hsum8i(_mm256_add_epi32(qi[2], qi[3]));
+            }
+            d = 1 / iscale;
+        }
+        memcpy(a + L.d + 4 * (size_t)b, &d, 4);
+        for (int g = 0; g < 16; g++) {
+            const int16_t bs = (int16_t)s16[g];
+            const int32_t off = -32 * s16[g];
+            memcpy(a + L.bsums + 2 * (size_t)(16 * b + g), &bs, 2);
+            memcpy(a + L.q6off + 4 * (size_t)(16 * b + g), &off, 4);
+        }
+        for (int p = 0; p < 4; p++) {
+            const int32_t lo = s16[4 * p] + s16[4 * p + 1], hi = s16[4 * p + 2] + s16[4 * p + 3];
+            const uint32_t v = ((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16);
+            memcpy(a + L.pairs + 4 * (size_t)(4 * b + p), &v, 4);
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- 32-value block types */
 
 /* acc + the signed products of w and a (4 to a 32-bit lane): the sign trick, |w| precomputed
@@ -651,6 +796,12 @@ bool kern_avx2_fill(kern_table *kt)
     kt->gemm[GGML_TYPE_F32] = gemm_f32;
     kt->gemm[GGML_TYPE_F16] = gemm_f16;
     kt->gemm[GGML_TYPE_BF16] = gemm_bf16;
+    kt->quant[GGML_TYPE_Q8_0] = quant_q8_0_avx2;
+    kt->quant[GGML_TYPE_Q4_0] = quant_q4_0_avx2;
+    kt->quant[GGML_TYPE_Q5_0] = quant_q5_0_avx2;
+    kt->quant[GGML_TYPE_Q4_1] = kt->quant[GGML_TYPE_Q5_1] = quant_a32_plain_avx2;
+    kt->quant[GGML_TYPE_Q4_K] = kt->quant[GGML_TYPE_Q5_K] = kt->quant[GGML_TYPE_Q6_K] =
+        quant_a256_avx2;
     return true;
 }
 
