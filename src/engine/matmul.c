@@ -160,6 +160,16 @@ loco_status mm_weights_prepare(mm_weights *mw, const qwen3_model *m, tpool *pool
         }
         mw->bytes += e->w.mem_bytes;
     }
+    if (!rc && file) {
+        /* what is left of the file in memory: the header and the pages the slices shared with
+         * their neighbours (where the page cache holds the file in huge pages, each a whole
+         * 2 MB); nothing at run time reads the mapping (norms are copies, embeddings are read
+         * with pread), except weights without fast kernels, which fault back in */
+        const void *base;
+        size_t size;
+        gguf_mapping(m->file, &base, &size);
+        drop_pages(base, size);
+    }
     if (!rc) {
         qsort(mw->e, mw->n, sizeof(mm_entry), entry_cmp);
         mw->ready = true;

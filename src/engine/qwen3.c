@@ -153,6 +153,41 @@ static loco_status read_hparams(const gguf *g, qwen3_hparams *hp, loco_err *err)
     return LOCO_OK;
 }
 
+/* Copies the norm vectors (a few KB each, read for every token) out of the file into
+ * m->norms and points the weights there, so that nothing read at run time keeps the file's
+ * pages mapped (mm_weights_prepare drops the rest). */
+static loco_status copy_norms(qwen3_model *m, loco_err *err)
+{
+    const uint32_t nl = m->hp.n_layer;
+    qwen3_weight **ws = malloc(((size_t)nl * 4 + 1) * sizeof(*ws));
+    if (!ws)
+        return loco_err_set(err, LOCO_ERR_NOMEM, "out of memory");
+    size_t n = 0, floats = 0;
+    ws[n++] = &m->output_norm;
+    for (uint32_t l = 0; l < nl; l++) {
+        qwen3_layer *L = &m->layers[l];
+        ws[n++] = &L->attn_norm;
+        ws[n++] = &L->q_norm;
+        ws[n++] = &L->k_norm;
+        ws[n++] = &L->ffn_norm;
+    }
+    for (size_t i = 0; i < n; i++)
+        floats += (size_t)ws[i]->ne0;
+    m->norms = malloc(floats * sizeof(float));
+    if (!m->norms) {
+        free(ws);
+        return loco_err_set(err, LOCO_ERR_NOMEM, "out of memory");
+    }
+    float *p = m->norms;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(p, ws[i]->data, (size_t)ws[i]->ne0 * sizeof(float));
+        ws[i]->data = p;
+        p += ws[i]->ne0;
+    }
+    free(ws);
+    return LOCO_OK;
+}
+
 loco_status qwen3_load(const gguf *g, qwen3_model **out, loco_err *err)
 {
     qwen3_model *m = calloc(1, sizeof(*m));
@@ -226,6 +261,9 @@ loco_status qwen3_load(const gguf *g, qwen3_model **out, loco_err *err)
     }
     if (rc)
         goto fail;
+    rc = copy_norms(m, err);
+    if (rc)
+        goto fail;
     /* every matrix's row length must be a whole number of its blocks */
     *out = m;
     return LOCO_OK;
@@ -240,6 +278,7 @@ void qwen3_free(qwen3_model *m)
         return;
     mm_weights_free(m->mm);
     free(m->layers);
+    free(m->norms);
     free(m);
 }
 

@@ -56,6 +56,9 @@ typedef struct {
     qwen3_weight output_norm;/* (n_embd) f32 */
     qwen3_weight output;     /* (n_embd) x n_vocab: token_embd when the file ties them */
     qwen3_layer *layers;     /* n_layer, owned */
+    float *norms;            /* owned: every norm vector above, copied out of the file at load
+                                (read through the mapping, each kept a whole page of the file
+                                resident, 2 MB where the page cache holds it in huge pages) */
     struct mm_weights *mm;   /* the fast path's repacked weights (matmul.h), owned; filled by the
                                 first fast context */
 } qwen3_model;

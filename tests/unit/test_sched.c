@@ -3,7 +3,8 @@
  * needed): a batch of sequences gives each one's logits as if it ran alone, prefix reuse
  * (tokens computed are counted), LRU eviction of the prefix cache, a full queue answers BUSY at
  * once, a cancel frees the slot within one step, prompt chunks interleave with decoding, and
- * the q8_0 KV cache and the fast path stay close to the F16 cache and the parity path. */
+ * the q8_0 KV cache and the fast path stay close to the F16 cache and the parity path, and
+ * nothing of the model file stays mapped in once the fast path is ready. */
 #include "base/common.h"
 
 #include <math.h>
@@ -604,6 +605,83 @@ static void test_chunked_prefill(void **state)
     qwen3_ctx_free(c);
 }
 
+/* ---- memory: nothing of the file stays mapped in once the fast path is ready ---- */
+
+/* Pages of [p, p + n) mapped into this process (/proc/self/pagemap's present bit); -1 where
+ * that cannot be read. */
+static long resident_pages(const void *p, size_t n)
+{
+#ifdef __linux__
+    FILE *f = fopen("/proc/self/pagemap", "rb");
+    if (!f)
+        return -1;
+    const uintptr_t ps = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t b = (uintptr_t)p / ps, e = ((uintptr_t)p + n) / ps; /* whole pages */
+    long count = 0;
+    if (fseek(f, (long)(b * 8), SEEK_SET)) {
+        fclose(f);
+        return -1;
+    }
+    for (uintptr_t i = b; i < e; i++) {
+        uint64_t v;
+        if (fread(&v, 8, 1, f) != 1) {
+            fclose(f);
+            return -1;
+        }
+        count += (long)(v >> 63);
+    }
+    fclose(f);
+    return count;
+#else
+    (void)p;
+    (void)n;
+    return -1;
+#endif
+}
+
+/* The norm vectors are copies (read for every token, through the mapping each kept a page of
+ * the file resident: a whole 2 MB one where the page cache holds the file in huge pages), and
+ * the first fast context drops every page of the file mapping that packing left (the header,
+ * the pages slices shared): after a prompt the mapping holds none but the file's partial last
+ * page. A model of its own, so other tests' parity contexts (which read the mapping) do not
+ * count. */
+static void test_file_not_resident(void **state)
+{
+    (void)state;
+    gguf *g2 = NULL;
+    qwen3_model *m2 = NULL;
+    loco_err err;
+    loco_err_clear(&err);
+    assert_int_equal(gguf_open(model_path, &g2, &err), LOCO_OK);
+    assert_int_equal(qwen3_load(g2, &m2, &err), LOCO_OK);
+    const void *base;
+    size_t size;
+    gguf_mapping(g2, &base, &size);
+    const uint8_t *lo = base, *hi = lo + size;
+    const uint8_t *norms[] = {m2->output_norm.data, m2->layers[0].attn_norm.data,
+                              m2->layers[1].q_norm.data, m2->layers[1].k_norm.data,
+                              m2->layers[1].ffn_norm.data};
+    for (size_t i = 0; i < LOCO_ARRAY_LEN(norms); i++)
+        assert_true(norms[i] < lo || norms[i] >= hi);
+    qwen3_ctx *c = NULL;
+    assert_int_equal(qwen3_ctx_new(m2, 4 * KV_BLOCK, 64, NULL, &c, &err), LOCO_OK);
+    int32_t p[40];
+    make_prompt(p, 40, 5);
+    float *logits = malloc(VOCAB * sizeof(float));
+    assert_int_equal(qwen3_eval(c, p, 40, logits, &err), LOCO_OK);
+    assert_int_equal(qwen3_eval(c, p, 1, logits, &err), LOCO_OK);
+    const long n = resident_pages(base, size);
+    if (verbose())
+        fprintf(stderr, "file mapping: %ld resident pages of %zu bytes\n", n, size);
+    free(logits);
+    qwen3_ctx_free(c);
+    qwen3_free(m2);
+    gguf_close(g2);
+    if (n < 0)
+        skip();
+    assert_int_equal(n, 0);
+}
+
 static void test_bad_requests(void **state)
 {
     (void)state;
@@ -631,6 +709,7 @@ int main(void)
         cmocka_unit_test(test_busy_and_cancel),
         cmocka_unit_test(test_chunked_prefill),
         cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test(test_file_not_resident),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
