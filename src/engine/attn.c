@@ -566,6 +566,15 @@ static uint32_t tgroups_init(const attn_ctx *a, const attn_item *it, attn_scratc
     return ng;
 }
 
+/* Of the n keys from position kb, how many any row of the group sees (the rest lie past its
+ * last row's position, masked for all of its rows): the tile on the causal diagonal is computed
+ * only that far. At least 1 for a group that sees this tile. */
+static inline uint32_t keys_seen(const tgroup *tg, uint32_t kb, uint32_t n)
+{
+    const int64_t last = tg->lim[tg->rows - 1];
+    return (int64_t)kb + n - 1 > last ? (uint32_t)(last - kb + 1) : n;
+}
+
 /* Row r's query of an item (not yet scaled). */
 static const float *item_q(const attn_ctx *a, const attn_item *it, uint32_t r)
 {
@@ -750,9 +759,10 @@ ATTN_AVX2 static void run_item_t32(attn_ctx *a, const attn_item *it, attn_scratc
             tgroup *tg = &gs[g];
             if (nk)
                 prefetch_part(nk, nv, (size_t)tl.n_next * rb, g - g0, ng - g0);
-            t32_qk((const float *)tg->Qt, tg->RP, sc->kf, d, sc->bs, n);
-            t32_softmax(tg, sc->bs, kb, n);
-            t32_pv(sc->bs, tg->RP, sc->vf, d, n, tg->Ot, tg->corr);
+            const uint32_t nv_g = keys_seen(tg, kb, n);
+            t32_qk((const float *)tg->Qt, tg->RP, sc->kf, d, sc->bs, nv_g);
+            t32_softmax(tg, sc->bs, kb, nv_g);
+            t32_pv(sc->bs, tg->RP, sc->vf, d, nv_g, tg->Ot, tg->corr);
         }
         kb = ke;
     }
