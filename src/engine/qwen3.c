@@ -32,7 +32,7 @@ struct qwen3_ctx {
     attn_ctx *fa;       /* fast-path attention scratch */
     /* scratch, allocated once */
     float *x;           /* (n_batch, n_embd) residual stream */
-    float *xn;          /* (n_batch, max(n_embd, q_dim)) normalised input / attention output */
+    float *xn;          /* (n_batch, n_embd) normalised input */
     float *q;           /* (n_batch, q_dim) */
     float *k;           /* (n_batch, kv_dim) */
     float *v;           /* (n_batch, kv_dim) */
@@ -362,7 +362,7 @@ loco_status qwen3_ctx_new_opts(const qwen3_model *m, const qwen3_ctx_opts *o, qw
         }
     }
     c->x = calloc(n_batch * E, sizeof(float));
-    c->xn = calloc(n_batch * widest, sizeof(float));
+    c->xn = calloc(n_batch * E, sizeof(float));
     c->q = calloc(n_batch * qd, sizeof(float));
     c->k = calloc(n_batch * kvd, sizeof(float));
     c->v = calloc(n_batch * kvd, sizeof(float));
