@@ -719,6 +719,32 @@ INLINE float dense_dot(ggml_type t, const uint8_t *row, const float *a, int64_t 
     return reduce16(lo, hi);
 }
 
+/* The fetch address of two rows read side by side (r0 and r1 = r0 + rb; the next pair follows):
+ * KERN_PREFETCH_BYTES ahead in r0's own sequence of rows (r0, r0 + 2 rb, ...), r1's is rb
+ * further. The file's order (dense_ahead) would land past r0's end in r1, behind its reading,
+ * and leave the start of every second row to the hardware prefetcher. */
+typedef struct {
+    const char *p; /* r0's fetch address */
+    size_t rem;    /* its offset in its row */
+    size_t rb;     /* bytes a row */
+} pair_ahead;
+
+INLINE pair_ahead pair_ahead_start(const uint8_t *r0, size_t rb)
+{
+    const size_t q = KERN_PREFETCH_BYTES / rb, rem = KERN_PREFETCH_BYTES % rb;
+    return (pair_ahead){(const char *)r0 + 2 * q * rb + rem, rem, rb};
+}
+
+INLINE void pair_ahead_step(pair_ahead *f, size_t bytes)
+{
+    f->p += bytes;
+    f->rem += bytes;
+    if (f->rem >= f->rb) { /* into r0's next row: skip r1's */
+        f->rem -= f->rb;
+        f->p += f->rb;
+    }
+}
+
 /* dense_dot of two rows side by side (the same steps for each, so the same bits): two memory
  * streams and four FMA chains instead of one stream and two chains, whose 4-cycle latency
  * capped one row at 16 values per 4 cycles (8 bytes a cycle of F16/BF16). AMD Zen 3,
@@ -730,10 +756,13 @@ INLINE void dense_dot2(ggml_type t, const uint8_t *r0, const uint8_t *r1, const 
 {
     __m256 lo0 = _mm256_setzero_ps(), hi0 = _mm256_setzero_ps();
     __m256 lo1 = _mm256_setzero_ps(), hi1 = _mm256_setzero_ps();
+    const size_t es = t == GGML_TYPE_F32 ? 4 : 2, rb = (size_t)r1 - (size_t)r0;
+    pair_ahead f = pair_ahead_start(r0, rb);
     int64_t l = 0;
     for (; l + 16 <= k; l += 16) {
-        _mm_prefetch(dense_ahead(t, r0, l), _MM_HINT_T0);
-        _mm_prefetch(dense_ahead(t, r1, l), _MM_HINT_T0);
+        _mm_prefetch(f.p, _MM_HINT_T0);
+        _mm_prefetch(f.p + rb, _MM_HINT_T0);
+        pair_ahead_step(&f, 16 * es);
         const __m256 al = _mm256_loadu_ps(a + l), ah = _mm256_loadu_ps(a + l + 8);
         lo0 = _mm256_fmadd_ps(load_w8(t, r0, l), al, lo0);
         hi0 = _mm256_fmadd_ps(load_w8(t, r0, l + 8), ah, hi0);
