@@ -129,7 +129,6 @@ INLINE void quant_a32_avx2(const float *x, int64_t k, void *act, int32_t offset)
             v[i] = _mm256_loadu_ps(x + 32 * b + 8 * i);
         const float amax = hmax8(_mm256_max_ps(_mm256_max_ps(abs8(v[0]), abs8(v[1])),
                                                _mm256_max_ps(abs8(v[2]), abs8(v[3]))));
-        const float d = amax / 127.f;
         const float id = amax != 0.0f ? 127.f / amax : 0.0f;
         const __m256 idv = _mm256_set1_ps(id);
         const __m256i lo = _mm256_set1_epi32(-128), hi = _mm256_set1_epi32(127);
@@ -139,12 +138,7 @@ INLINE void quant_a32_avx2(const float *x, int64_t k, void *act, int32_t offset)
         store_q32(qs + 32 * b, q[0], q[1], q[2], q[3]);
         const int32_t sum =
             hsum8i(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
-        const float dr = fp16_to_f32(fp16_from_f32(d));
-        const float sv = fp16_to_f32(fp16_from_f32(d * (float)sum));
-        const int32_t init = offset * sum;
-        memcpy(a + L.d + 4 * (size_t)b, &dr, 4);
-        memcpy(a + L.init + 4 * (size_t)b, &init, 4);
-        memcpy(a + L.s + 4 * (size_t)b, &sv, 4);
+        kern_a32_block_end(a, L, b, amax, sum, offset);
     }
 }
 
@@ -211,18 +205,7 @@ static void quant_a256_avx2(const float *x, int64_t k, void *act)
             }
             d = 1 / iscale;
         }
-        memcpy(a + L.d + 4 * (size_t)b, &d, 4);
-        for (int g = 0; g < 16; g++) {
-            const int16_t bs = (int16_t)s16[g];
-            const int32_t off = -32 * s16[g];
-            memcpy(a + L.bsums + 2 * (size_t)(16 * b + g), &bs, 2);
-            memcpy(a + L.q6off + 4 * (size_t)(16 * b + g), &off, 4);
-        }
-        for (int p = 0; p < 4; p++) {
-            const int32_t lo = s16[4 * p] + s16[4 * p + 1], hi = s16[4 * p + 2] + s16[4 * p + 3];
-            const uint32_t v = ((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16);
-            memcpy(a + L.pairs + 4 * (size_t)(4 * b + p), &v, 4);
-        }
+        kern_a256_block_end(a, L, b, d, s16);
     }
 }
 

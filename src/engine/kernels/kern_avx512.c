@@ -89,7 +89,6 @@ INLINE void quant_a32_avx512(const float *x, int64_t k, void *act, int32_t offse
     for (int64_t b = 0; b < k / 32; b++) {
         const __m512 v0 = _mm512_loadu_ps(x + 32 * b), v1 = _mm512_loadu_ps(x + 32 * b + 16);
         const float amax = _mm512_reduce_max_ps(_mm512_max_ps(abs16(v0), abs16(v1)));
-        const float d = amax / 127.f;
         const float id = amax != 0.0f ? 127.f / amax : 0.0f;
         const __m512 idv = _mm512_set1_ps(id);
         const __m512i lo = _mm512_set1_epi32(-128), hi = _mm512_set1_epi32(127);
@@ -100,12 +99,7 @@ INLINE void quant_a32_avx512(const float *x, int64_t k, void *act, int32_t offse
         _mm_storeu_si128((__m128i *)(qs + 32 * b), _mm512_cvtsepi32_epi8(q0));
         _mm_storeu_si128((__m128i *)(qs + 32 * b + 16), _mm512_cvtsepi32_epi8(q1));
         const int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
-        const float dr = fp16_to_f32(fp16_from_f32(d));
-        const float sv = fp16_to_f32(fp16_from_f32(d * (float)sum));
-        const int32_t init = offset * sum;
-        memcpy(a + L.d + 4 * (size_t)b, &dr, 4);
-        memcpy(a + L.init + 4 * (size_t)b, &init, 4);
-        memcpy(a + L.s + 4 * (size_t)b, &sv, 4);
+        kern_a32_block_end(a, L, b, amax, sum, offset);
     }
 }
 
@@ -169,18 +163,7 @@ static void quant_a256_avx512(const float *x, int64_t k, void *act)
             }
             d = 1 / iscale;
         }
-        memcpy(a + L.d + 4 * (size_t)b, &d, 4);
-        for (int g = 0; g < 16; g++) {
-            const int16_t bs = (int16_t)s16[g];
-            const int32_t off = -32 * s16[g];
-            memcpy(a + L.bsums + 2 * (size_t)(16 * b + g), &bs, 2);
-            memcpy(a + L.q6off + 4 * (size_t)(16 * b + g), &off, 4);
-        }
-        for (int p = 0; p < 4; p++) {
-            const int32_t lo = s16[4 * p] + s16[4 * p + 1], hi = s16[4 * p + 2] + s16[4 * p + 3];
-            const uint32_t v = ((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16);
-            memcpy(a + L.pairs + 4 * (size_t)(4 * b + p), &v, 4);
-        }
+        kern_a256_block_end(a, L, b, d, s16);
     }
 }
 

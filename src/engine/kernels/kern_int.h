@@ -241,6 +241,13 @@ static inline void kern_store_group(float *out, const float *v, int64_t r, int64
  * (kern_a32_offset). */
 void kern_quant_a32(const float *x, int64_t k, void *act, int32_t offset);
 void kern_quant_a256(const float *x, int64_t k, void *act);
+/* The per-block steps every table's quantizers share, after the block's int8 values (whose
+ * sum, or sums of each 16, they take): A32 block b's d (fp16-rounded amax / 127), init and s;
+ * A256 block b's d and the sums the kernels use. */
+void kern_a32_block_end(uint8_t *act, kern_act_layout L, int64_t b, float amax, int32_t sum,
+                        int32_t offset);
+void kern_a256_block_end(uint8_t *act, kern_act_layout L, int64_t b, float d,
+                         const int32_t s16[16]);
 
 /* The offset of a 32-value type's packed values (see A32 init). */
 static inline int32_t kern_a32_offset(ggml_type t)

@@ -81,7 +81,6 @@ void kern_quant_a32(const float *x, int64_t k, void *act, int32_t offset)
             const float v = fabsf(xb[j]);
             amax = v > amax ? v : amax;
         }
-        const float d = amax / 127.f;
         const float id = amax != 0.0f ? 127.f / amax : 0.0f;
         int32_t sum = 0;
         for (int j = 0; j < 32; j++) {
@@ -89,13 +88,20 @@ void kern_quant_a32(const float *x, int64_t k, void *act, int32_t offset)
             qs[32 * b + j] = (int8_t)q;
             sum += q;
         }
-        const float dr = h2f(fp16_from_f32(d));
-        const float s = h2f(fp16_from_f32(d * (float)sum));
-        const int32_t init = offset * sum;
-        memcpy(a + L.d + 4 * (size_t)b, &dr, 4);
-        memcpy(a + L.init + 4 * (size_t)b, &init, 4);
-        memcpy(a + L.s + 4 * (size_t)b, &s, 4);
+        kern_a32_block_end(a, L, b, amax, sum, offset);
     }
+}
+
+void kern_a32_block_end(uint8_t *a, kern_act_layout L, int64_t b, float amax, int32_t sum,
+                        int32_t offset)
+{
+    const float d = amax / 127.f;
+    const float dr = h2f(fp16_from_f32(d));
+    const float s = h2f(fp16_from_f32(d * (float)sum));
+    const int32_t init = offset * sum;
+    memcpy(a + L.d + 4 * (size_t)b, &dr, 4);
+    memcpy(a + L.init + 4 * (size_t)b, &init, 4);
+    memcpy(a + L.s + 4 * (size_t)b, &s, 4);
 }
 
 /* quantize_row_q8_K_ref per 256 values: iscale = -127/max with max the signed value of largest
@@ -125,23 +131,30 @@ void kern_quant_a256(const float *x, int64_t k, void *act)
                 q[j] = (int8_t)imin(127, nearest_int(iscale * xb[j]));
             d = 1 / iscale;
         }
-        memcpy(a + L.d + 4 * (size_t)b, &d, 4);
         int32_t s16[16];
         for (int g = 0; g < 16; g++) {
             int32_t s = 0;
             for (int j = 0; j < 16; j++)
                 s += q[16 * g + j];
             s16[g] = s;
-            const int16_t bs = (int16_t)s;
-            const int32_t off = -32 * s;
-            memcpy(a + L.bsums + 2 * (size_t)(16 * b + g), &bs, 2);
-            memcpy(a + L.q6off + 4 * (size_t)(16 * b + g), &off, 4);
         }
-        for (int p = 0; p < 4; p++) {
-            const int32_t lo = s16[4 * p] + s16[4 * p + 1], hi = s16[4 * p + 2] + s16[4 * p + 3];
-            const uint32_t v = ((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16);
-            memcpy(a + L.pairs + 4 * (size_t)(4 * b + p), &v, 4);
-        }
+        kern_a256_block_end(a, L, b, d, s16);
+    }
+}
+
+void kern_a256_block_end(uint8_t *a, kern_act_layout L, int64_t b, float d, const int32_t s16[16])
+{
+    memcpy(a + L.d + 4 * (size_t)b, &d, 4);
+    for (int g = 0; g < 16; g++) {
+        const int16_t bs = (int16_t)s16[g];
+        const int32_t off = -32 * s16[g];
+        memcpy(a + L.bsums + 2 * (size_t)(16 * b + g), &bs, 2);
+        memcpy(a + L.q6off + 4 * (size_t)(16 * b + g), &off, 4);
+    }
+    for (int p = 0; p < 4; p++) {
+        const int32_t lo = s16[4 * p] + s16[4 * p + 1], hi = s16[4 * p + 2] + s16[4 * p + 3];
+        const uint32_t v = ((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16);
+        memcpy(a + L.pairs + 4 * (size_t)(4 * b + p), &v, 4);
     }
 }
 
