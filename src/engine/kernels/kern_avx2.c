@@ -133,8 +133,10 @@ INLINE void quant_a32_avx2(const float *x, int64_t k, void *act, int32_t offset)
         const __m256 idv = _mm256_set1_ps(id);
         const __m256i lo = _mm256_set1_epi32(-128), hi = _mm256_set1_epi32(127);
         __m256i q[4];
-        for (int i = 0; i < 4; i++)
-            q[i] = _mm256_min_epi32(hi, _mm256_max_epi32(lo, _mm256_cvtps_epi32(_mm256_mul_ps(v[i], idv))));
+        for (int i = 0; i < 4; i++) {
+            const __m256i r = _mm256_cvtps_epi32(_mm256_mul_ps(v[i], idv));
+            q[i] = _mm256_min_epi32(hi, _mm256_max_epi32(lo, r));
+        }
         store_q32(qs + 32 * b, q[0], q[1], q[2], q[3]);
         const int32_t sum =
             hsum8i(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
@@ -196,9 +198,10 @@ static void quant_a256_avx2(const float *x, int64_t k, void *act)
             const __m256i hi = _mm256_set1_epi32(127);
             for (int g = 0; g < 8; g++) {
                 __m256i qi[4];
-                for (int i = 0; i < 4; i++)
-                    qi[i] = _mm256_min_epi32(
-                        hi, _mm256_cvtps_epi32(_mm256_mul_ps(is, _mm256_loadu_ps(xb + 32 * g + 8 * i))));
+                for (int i = 0; i < 4; i++) {
+                    const __m256 xv = _mm256_loadu_ps(xb + 32 * g + 8 * i);
+                    qi[i] = _mm256_min_epi32(hi, _mm256_cvtps_epi32(_mm256_mul_ps(is, xv)));
+                }
                 store_q32(q + 32 * g, qi[0], qi[1], qi[2], qi[3]);
                 s16[2 * g] = hsum8i(_mm256_add_epi32(qi[0], qi[1]));
                 s16[2 * g + 1] = hsum8i(_mm256_add_epi32(qi[2], qi[3]));
