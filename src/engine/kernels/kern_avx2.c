@@ -144,26 +144,6 @@ INLINE void quant_a32_avx2(const float *x, int64_t k, void *act, int32_t offset)
     }
 }
 
-static void quant_q8_0_avx2(const float *x, int64_t k, void *act)
-{
-    quant_a32_avx2(x, k, act, -128);
-}
-
-static void quant_q4_0_avx2(const float *x, int64_t k, void *act)
-{
-    quant_a32_avx2(x, k, act, -8);
-}
-
-static void quant_q5_0_avx2(const float *x, int64_t k, void *act)
-{
-    quant_a32_avx2(x, k, act, -16);
-}
-
-static void quant_a32_plain_avx2(const float *x, int64_t k, void *act)
-{
-    quant_a32_avx2(x, k, act, 0);
-}
-
 /* kern_quant_a256: max is the signed value of largest magnitude, the first one on ties. */
 static void quant_a256_avx2(const float *x, int64_t k, void *act)
 {
@@ -211,6 +191,8 @@ static void quant_a256_avx2(const float *x, int64_t k, void *act)
         kern_a256_block_end(a, L, b, d, s16);
     }
 }
+
+KERN_QUANTIZERS(quant_avx2, quant_a32_avx2, quant_a256_avx2)
 
 /* ---------------------------------------------------------------- 32-value block types */
 
@@ -811,12 +793,7 @@ bool kern_avx2_fill(kern_table *kt)
     kt->gemm[GGML_TYPE_F32] = gemm_f32;
     kt->gemm[GGML_TYPE_F16] = gemm_f16;
     kt->gemm[GGML_TYPE_BF16] = gemm_bf16;
-    kt->quant[GGML_TYPE_Q8_0] = quant_q8_0_avx2;
-    kt->quant[GGML_TYPE_Q4_0] = quant_q4_0_avx2;
-    kt->quant[GGML_TYPE_Q5_0] = quant_q5_0_avx2;
-    kt->quant[GGML_TYPE_Q4_1] = kt->quant[GGML_TYPE_Q5_1] = quant_a32_plain_avx2;
-    kt->quant[GGML_TYPE_Q4_K] = kt->quant[GGML_TYPE_Q5_K] = kt->quant[GGML_TYPE_Q6_K] =
-        quant_a256_avx2;
+    quant_avx2_install(kt);
     return true;
 }
 

@@ -103,26 +103,6 @@ INLINE void quant_a32_avx512(const float *x, int64_t k, void *act, int32_t offse
     }
 }
 
-static void quant_q8_0_avx512(const float *x, int64_t k, void *act)
-{
-    quant_a32_avx512(x, k, act, -128);
-}
-
-static void quant_q4_0_avx512(const float *x, int64_t k, void *act)
-{
-    quant_a32_avx512(x, k, act, -8);
-}
-
-static void quant_q5_0_avx512(const float *x, int64_t k, void *act)
-{
-    quant_a32_avx512(x, k, act, -16);
-}
-
-static void quant_a32_plain_avx512(const float *x, int64_t k, void *act)
-{
-    quant_a32_avx512(x, k, act, 0);
-}
-
 /* kern_quant_a256: max is the signed value of largest magnitude, the first one on ties. */
 static void quant_a256_avx512(const float *x, int64_t k, void *act)
 {
@@ -166,6 +146,8 @@ static void quant_a256_avx512(const float *x, int64_t k, void *act)
         kern_a256_block_end(a, L, b, d, s16);
     }
 }
+
+KERN_QUANTIZERS(quant_avx512, quant_a32_avx512, quant_a256_avx512)
 
 /* ---------------------------------------------------------------- 32-value block types */
 
@@ -597,12 +579,7 @@ static void gemm_bf16(const kern_weight *w, const void *acts, size_t as, int64_t
 bool kern_avx512_fill(kern_table *kt)
 {
     kt->name = "avx512";
-    kt->quant[GGML_TYPE_Q8_0] = quant_q8_0_avx512;
-    kt->quant[GGML_TYPE_Q4_0] = quant_q4_0_avx512;
-    kt->quant[GGML_TYPE_Q5_0] = quant_q5_0_avx512;
-    kt->quant[GGML_TYPE_Q4_1] = kt->quant[GGML_TYPE_Q5_1] = quant_a32_plain_avx512;
-    kt->quant[GGML_TYPE_Q4_K] = kt->quant[GGML_TYPE_Q5_K] = kt->quant[GGML_TYPE_Q6_K] =
-        quant_a256_avx512;
+    quant_avx512_install(kt);
     kt->gemm[GGML_TYPE_Q8_0] = gemm_q8_0;
     kt->gemm[GGML_TYPE_Q4_0] = gemm_q4_0;
     kt->gemm[GGML_TYPE_Q4_1] = gemm_q4_1;

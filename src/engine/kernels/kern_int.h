@@ -255,4 +255,34 @@ static inline int32_t kern_a32_offset(ggml_type t)
     return t == GGML_TYPE_Q8_0 ? -128 : t == GGML_TYPE_Q4_0 ? -8 : t == GGML_TYPE_Q5_0 ? -16 : 0;
 }
 
+/* One table's activation quantizers: A32(x, k, act, offset) bound to each 32-value type's
+ * offset (kern_a32_offset) and A256 for the K types, as static functions PREFIX_q8_0 ...
+ * and PREFIX_install(kt), which puts them into the table. */
+#define KERN_QUANTIZERS(PREFIX, A32, A256)                                                     \
+    static void PREFIX##_q8_0(const float *x, int64_t k, void *act)                            \
+    {                                                                                          \
+        A32(x, k, act, kern_a32_offset(GGML_TYPE_Q8_0));                                       \
+    }                                                                                          \
+    static void PREFIX##_q4_0(const float *x, int64_t k, void *act)                            \
+    {                                                                                          \
+        A32(x, k, act, kern_a32_offset(GGML_TYPE_Q4_0));                                       \
+    }                                                                                          \
+    static void PREFIX##_q5_0(const float *x, int64_t k, void *act)                            \
+    {                                                                                          \
+        A32(x, k, act, kern_a32_offset(GGML_TYPE_Q5_0));                                       \
+    }                                                                                          \
+    static void PREFIX##_plain(const float *x, int64_t k, void *act)                           \
+    {                                                                                          \
+        A32(x, k, act, 0);                                                                     \
+    }                                                                                          \
+    static void PREFIX##_install(kern_table *kt)                                               \
+    {                                                                                          \
+        kt->quant[GGML_TYPE_Q8_0] = PREFIX##_q8_0;                                             \
+        kt->quant[GGML_TYPE_Q4_0] = PREFIX##_q4_0;                                             \
+        kt->quant[GGML_TYPE_Q5_0] = PREFIX##_q5_0;                                             \
+        kt->quant[GGML_TYPE_Q4_1] = kt->quant[GGML_TYPE_Q5_1] = PREFIX##_plain;                \
+        kt->quant[GGML_TYPE_Q4_K] = kt->quant[GGML_TYPE_Q5_K] = kt->quant[GGML_TYPE_Q6_K] =    \
+            A256;                                                                              \
+    }
+
 #endif

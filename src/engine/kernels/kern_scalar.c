@@ -158,25 +158,7 @@ void kern_a256_block_end(uint8_t *a, kern_act_layout L, int64_t b, float d, cons
     }
 }
 
-static void quant_q8_0(const float *x, int64_t k, void *act)
-{
-    kern_quant_a32(x, k, act, -128);
-}
-
-static void quant_q4_0(const float *x, int64_t k, void *act)
-{
-    kern_quant_a32(x, k, act, -8);
-}
-
-static void quant_q5_0(const float *x, int64_t k, void *act)
-{
-    kern_quant_a32(x, k, act, -16);
-}
-
-static void quant_a32_plain(const float *x, int64_t k, void *act)
-{
-    kern_quant_a32(x, k, act, 0);
-}
+KERN_QUANTIZERS(quant_scalar, kern_quant_a32, kern_quant_a256)
 
 static void quant_f32(const float *x, int64_t k, void *act)
 {
@@ -653,12 +635,7 @@ void kern_scalar_fill(kern_table *kt)
                                     GGML_TYPE_Q5_0, GGML_TYPE_Q5_1};
     for (size_t i = 0; i < LOCO_ARRAY_LEN(a32); i++)
         kt->gemm[a32[i]] = gemm_a32;
-    kt->quant[GGML_TYPE_Q8_0] = quant_q8_0;
-    kt->quant[GGML_TYPE_Q4_0] = quant_q4_0;
-    kt->quant[GGML_TYPE_Q5_0] = quant_q5_0;
-    kt->quant[GGML_TYPE_Q4_1] = kt->quant[GGML_TYPE_Q5_1] = quant_a32_plain;
-    kt->quant[GGML_TYPE_Q4_K] = kt->quant[GGML_TYPE_Q5_K] = kt->quant[GGML_TYPE_Q6_K] =
-        kern_quant_a256;
+    quant_scalar_install(kt);
     kt->gemm[GGML_TYPE_Q4_K] = kt->gemm[GGML_TYPE_Q5_K] = gemm_k45;
     kt->gemm[GGML_TYPE_Q6_K] = gemm_q6_K;
     kt->quant[GGML_TYPE_F32] = kt->quant[GGML_TYPE_F16] = kt->quant[GGML_TYPE_BF16] = quant_f32;
